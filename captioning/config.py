@@ -1,0 +1,60 @@
+"""Plain configuration objects: the model's shape and the training run's settings.
+
+Flags only override these; `ModelConfig` is saved as JSON beside every trained model so the model can be
+rebuilt exactly.
+"""
+
+import dataclasses
+import json
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Everything needed to rebuild a Captioner (the vocabulary itself is stored beside it)."""
+
+    vocab_size: int = 0  # filled in from the vocabulary
+    max_length: int = 24  # decoder positions: [start] + up to max_length - 1 words; the same count is scored
+    image_size: int = 64
+    backbone: str = "small_cnn"  # "small_cnn" or a keras.applications name (see captioning.model.encoder)
+    backbone_weights: str = "none"  # "imagenet", "none" or a path to a .weights.h5 file (keras.applications)
+    train_backbone: bool = False  # fine-tune a keras.applications backbone (the small CNN always trains)
+    embed_dim: int = 128
+    num_heads: int = 4
+    num_layers: int = 2
+    ff_dim: int = 256
+    dropout: float = 0.1
+    image_dropout: float = 0.1  # fraction of training examples that see the learned null image
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown model config keys: {', '.join(unknown)}")
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: str) -> "ModelConfig":
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    global_batch_size: int = 64  # split evenly across replicas
+    epochs: int = 8
+    steps_per_epoch: int = 250
+    learning_rate: float = 2e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    checkpoint_every_steps: int = 100
+    validation_steps: int = 20
+    mixed_precision: bool = False
+    seed: int = 0
+
+    @property
+    def total_steps(self) -> int:
+        return self.epochs * self.steps_per_epoch

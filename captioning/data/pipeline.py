@@ -1,0 +1,61 @@
+"""tf.data pipelines: (image path, caption) examples -> batches of pixels, token ids and image-dropout flags."""
+
+import tensorflow as tf
+
+from captioning.images import decode_and_resize
+from captioning.text import Tokenizer
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def _indexed_examples(examples) -> tf.data.Dataset:
+    """(image path, caption) pairs; `_numbered` later adds each one's position in the stream."""
+    return tf.data.Dataset.from_tensor_slices(([e.image_path for e in examples], [e.caption for e in examples]))
+
+
+def _numbered(dataset: tf.data.Dataset) -> tf.data.Dataset:
+    return dataset.enumerate().map(lambda index, pair: (pair[0], pair[1], index))
+
+
+def _read_images(dataset: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
+    return dataset.map(lambda path, caption, index: (decode_and_resize(tf.io.read_file(path), image_size),
+                                                     caption, index), num_parallel_calls=AUTOTUNE)
+
+
+def _to_features(tokenizer, use_null_image):
+    def to_features(images, captions, index):
+        tokens = tokenizer(captions)
+        return {
+            "images": images,
+            "input_ids": tokens["input_ids"],
+            "target_ids": tokens["target_ids"],
+            "mask": tokens["mask"],
+            "use_null_image": use_null_image(index),
+        }
+    return to_features
+
+
+def training_dataset(examples, tokenizer: Tokenizer, image_size: int, global_batch_size: int, seed: int,
+                     image_dropout: float, start_step: int = 0) -> tf.data.Dataset:
+    """An endless, shuffled stream of global batches.
+
+    The order depends only on `seed`, so resuming at `start_step` skips exactly the examples already seen
+    (cheaply: the skip happens before any image is read). Image dropout is drawn per example from the example's
+    position in the stream, so it is the same on one replica or many, and after a resume.
+    """
+    def use_null_image(index):
+        seeds = tf.stack([tf.fill(tf.shape(index), tf.constant(seed, tf.int64)), index], axis=1)
+        draws = tf.map_fn(lambda s: tf.random.stateless_uniform([], seed=s), seeds, fn_output_signature=tf.float32)
+        return draws < image_dropout
+
+    dataset = _indexed_examples(examples).shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    dataset = _numbered(dataset.repeat()).skip(start_step * global_batch_size)
+    dataset = _read_images(dataset, image_size).batch(global_batch_size, drop_remainder=True)
+    return dataset.map(_to_features(tokenizer, use_null_image)).prefetch(AUTOTUNE)
+
+
+def evaluation_dataset(examples, tokenizer: Tokenizer, image_size: int, global_batch_size: int) -> tf.data.Dataset:
+    """Every example once, in order, always with its real image."""
+    dataset = _read_images(_numbered(_indexed_examples(examples)), image_size).batch(global_batch_size)
+    never = lambda index: tf.zeros_like(index, tf.bool)  # noqa: E731
+    return dataset.map(_to_features(tokenizer, never)).prefetch(AUTOTUNE)

@@ -1,0 +1,84 @@
+"""Export a trained Captioner as a versioned SavedModel that stock TF Serving loads as it is.
+
+Image decoding and tokenization run inside the graph; only core TensorFlow ops are used and nothing is
+XLA-compiled (TF Serving disables XLA). Signatures follow DESIGN.md:
+  serving_default(image_bytes [B], text [B]) -> row-aligned scores
+  score_matrix(image_bytes [N], text [M])    -> [N, M] scores, each image encoded once
+  encode_image(image_bytes [N])              -> image_features [N, grid_cells, embed_dim]
+"""
+
+import os
+import shutil
+
+import tensorflow as tf
+
+from captioning import scoring
+from captioning.images import decode_batch
+from captioning.text import Tokenizer
+
+EXTRA_FILES_DIR = "assets.extra"  # beside the model: config, vocabulary, training metadata (TF Serving ignores it)
+STRINGS = tf.TensorSpec([None], tf.string)
+
+
+class ScoringModule(tf.Module):
+    """The scoring graph around an in-memory model; the same object is exported and used in memory."""
+
+    def __init__(self, model, vocabulary):
+        super().__init__()
+        self.model = model
+        self.tokenizer = Tokenizer(vocabulary, model.config.max_length)
+        self.image_size = model.config.image_size
+
+    def _tokenize(self, text):
+        tokens = self.tokenizer(text)
+        no_words = tf.reduce_any(tokens["num_words"] == 0)
+        # An empty text is a client error (INVALID_ARGUMENT under TF Serving), not a score.
+        with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(no_words),
+                                                          ["text must contain at least one word; got:", text])]):
+            return {k: tf.identity(v) for k, v in tokens.items()}
+
+    def _encode(self, image_bytes):
+        return self.model.encode_images(decode_batch(image_bytes, self.image_size))
+
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def serving_default(self, image_bytes, text):
+        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
+                                  message="serving_default takes row-aligned pairs: image_bytes and text need the "
+                                          "same length (use score_matrix for every image against every text)")
+        return scoring.pair_scores(self.model, self._encode(image_bytes), self._tokenize(text))
+
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def score_matrix(self, image_bytes, text):
+        return scoring.matrix_scores(self.model, self._encode(image_bytes), self._tokenize(text))
+
+    @tf.function(input_signature=[STRINGS])
+    def encode_image(self, image_bytes):
+        return {"image_features": tf.cast(self._encode(image_bytes), tf.float32)}
+
+    def signatures(self) -> dict:
+        return {name: getattr(self, name).get_concrete_function()
+                for name in ("serving_default", "score_matrix", "encode_image")}
+
+
+def next_version(export_base: str) -> int:
+    versions = [int(d) for d in os.listdir(export_base) if d.isdigit()] if os.path.isdir(export_base) else []
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(module: ScoringModule, export_base: str, extra_files=(), version: int = None) -> str:
+    """Writes `<export_base>/<version>/` (the next integer by default) and returns its path.
+
+    The SavedModel is written to a hidden temporary directory and renamed into place, so TF Serving, which
+    polls `export_base`, never sees a half-written version.
+    """
+    os.makedirs(export_base, exist_ok=True)
+    version = version or next_version(export_base)
+    final = os.path.join(export_base, str(version))
+    temporary = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    tf.saved_model.save(module, temporary, signatures=module.signatures())
+    os.makedirs(os.path.join(temporary, EXTRA_FILES_DIR))
+    for path in extra_files:
+        shutil.copy(path, os.path.join(temporary, EXTRA_FILES_DIR))
+    os.rename(temporary, final)
+    return final

@@ -1,0 +1,57 @@
+"""The Captioner: image encoder + learned null image + Transformer decoder."""
+
+import dataclasses
+
+import keras
+import numpy as np
+
+from captioning.config import ModelConfig
+from captioning.model.decoder import CaptionDecoder
+from captioning.model.encoder import ImageEncoder
+
+
+@keras.saving.register_keras_serializable(package="captioning")
+class Captioner(keras.Model):
+    """Scores and generates captions. `call` takes pixels [B, S, S, 3] in [0, 255], decoder input ids [B, L]
+    and a per-example `use_null_image` flag (image dropout, decided by the data pipeline so that it does not
+    depend on the number of replicas) and returns next-token logits [B, L, vocab]."""
+
+    def __init__(self, config: dict, **kwargs):
+        super().__init__(**kwargs)
+        self.config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
+        c = self.config
+        self.encoder = ImageEncoder(c.backbone, c.backbone_weights, c.train_backbone, c.image_size, c.embed_dim,
+                                    name="image_encoder")
+        self.decoder = CaptionDecoder(c.vocab_size, c.max_length, c.embed_dim, c.num_heads, c.num_layers, c.ff_dim,
+                                      c.dropout, name="decoder")
+        self.build_all()
+
+    def build_all(self):
+        """Creates every variable now, so checkpoints and weights files can be restored right away."""
+        c = self.config
+        features = self.encoder(np.zeros((1, c.image_size, c.image_size, 3), np.float32))
+        # The learned null image stands in for "no image": the decoder then estimates the text prior.
+        self.null_image = self.add_weight(shape=(self.encoder.num_cells, c.embed_dim), name="null_image",
+                                          initializer=keras.initializers.RandomNormal(stddev=0.02))
+        self.decoder(np.zeros((1, c.max_length), np.int32), features)
+        self.built = True
+
+    def encode_images(self, images, training=False):
+        return self.encoder(images, training=training)
+
+    def null_features(self, batch_size):
+        null = keras.ops.cast(self.null_image, self.compute_dtype)
+        return keras.ops.broadcast_to(null[None], (batch_size, *null.shape))
+
+    def decode(self, image_features, input_ids, training=False):
+        return self.decoder(input_ids, image_features, training=training)
+
+    def call(self, images, input_ids, use_null_image=None, training=False):
+        features = self.encode_images(images, training=training)
+        if use_null_image is not None:
+            null = self.null_features(keras.ops.shape(features)[0])
+            features = keras.ops.where(use_null_image[:, None, None], null, features)
+        return self.decode(features, input_ids, training=training)
+
+    def get_config(self):
+        return {"config": dataclasses.asdict(self.config), "name": self.name}

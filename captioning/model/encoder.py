@@ -1,0 +1,109 @@
+"""Image encoders: a pixel batch -> a grid of image features [B, grid_cells, embed_dim]."""
+
+import keras
+from keras import layers
+
+# keras.applications backbones: constructor and the matching input preprocessing.
+BACKBONES = {
+    "MobileNetV2": (keras.applications.MobileNetV2, keras.applications.mobilenet_v2.preprocess_input),
+    "MobileNetV3Small": (keras.applications.MobileNetV3Small, keras.applications.mobilenet_v3.preprocess_input),
+    "EfficientNetB0": (keras.applications.EfficientNetB0, keras.applications.efficientnet.preprocess_input),
+    "EfficientNetV2B0": (keras.applications.EfficientNetV2B0, keras.applications.efficientnet_v2.preprocess_input),
+    "ResNet50": (keras.applications.ResNet50, keras.applications.resnet50.preprocess_input),
+    "ResNet50V2": (keras.applications.ResNet50V2, keras.applications.resnet_v2.preprocess_input),
+    "DenseNet121": (keras.applications.DenseNet121, keras.applications.densenet.preprocess_input),
+    "ConvNeXtTiny": (keras.applications.ConvNeXtTiny, keras.applications.convnext.preprocess_input),
+}
+SMALL_CNN = "small_cnn"
+
+
+class BackboneWeightsError(RuntimeError):
+    """Pretrained weights could not be loaded (offline, or a bad path)."""
+
+
+def build_backbone(name: str, weights: str, image_size: int) -> keras.Model:
+    """A keras.applications backbone without its classifier head; `weights` is imagenet, none or a path."""
+    if name not in BACKBONES:
+        raise ValueError(f"unknown backbone {name!r}; choose {SMALL_CNN} or one of: {', '.join(BACKBONES)}")
+    constructor, _ = BACKBONES[name]
+    keras_weights = None if weights in ("none", "", None) else weights
+    try:
+        return constructor(include_top=False, weights=keras_weights, input_shape=(image_size, image_size, 3))
+    except Exception as error:  # Keras raises a plain Exception for failed downloads
+        if keras_weights == "imagenet":
+            raise BackboneWeightsError(
+                f"could not download ImageNet weights for {name} ({error}); this machine may be offline: "
+                "use --backbone_weights none, or a local .weights.h5 path") from error
+        raise BackboneWeightsError(f"could not load weights {weights!r} for {name}: {error}") from error
+
+
+@keras.saving.register_keras_serializable(package="captioning")
+class SmallConvNet(layers.Layer):
+    """A small CNN for small synthetic images: each stage halves the resolution then refines it; no batch
+    statistics, so one replica and several give the same result."""
+
+    def __init__(self, widths=(32, 64, 128), **kwargs):
+        super().__init__(**kwargs)
+        self.widths = tuple(widths)
+        self.stages = []
+        for i, width in enumerate(self.widths):
+            self.stages += [
+                layers.Conv2D(width, 3, strides=2, padding="same", activation="gelu", name=f"down{i}"),
+                layers.Conv2D(width, 3, padding="same", activation="gelu", name=f"conv{i}"),
+            ]
+
+    def compute_output_shape(self, input_shape):
+        height, width = input_shape[1], input_shape[2]
+        for _ in self.widths:  # each stride-2 "same" convolution rounds up
+            height, width = -(-height // 2), -(-width // 2)
+        return (input_shape[0], height, width, self.widths[-1])
+
+    def call(self, images):
+        x = images / 127.5 - 1.0
+        for layer in self.stages:
+            x = layer(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "widths": list(self.widths)}
+
+
+@keras.saving.register_keras_serializable(package="captioning")
+class ImageEncoder(layers.Layer):
+    """Backbone feature map -> projected grid with learned 2-D positions (so relations can be read)."""
+
+    def __init__(self, backbone="small_cnn", backbone_weights="none", train_backbone=False, image_size=64,
+                 embed_dim=128, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone_name, self.backbone_weights = backbone, backbone_weights
+        self.train_backbone, self.image_size, self.embed_dim = train_backbone, image_size, embed_dim
+        if backbone == SMALL_CNN:
+            self.backbone, self.preprocess = SmallConvNet(name="small_cnn"), None
+        else:
+            self.backbone = build_backbone(backbone, backbone_weights, image_size)
+            self.backbone.trainable = train_backbone
+            self.preprocess = BACKBONES[backbone][1]
+        self.projection = layers.Dense(embed_dim, name="projection")
+        self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm")
+
+    def build(self, input_shape):
+        grid = self.backbone.compute_output_shape(tuple(input_shape))
+        self.grid_shape = (grid[1], grid[2])
+        self.position = self.add_weight(shape=(grid[1] * grid[2], self.embed_dim), name="position",
+                                        initializer=keras.initializers.RandomNormal(stddev=0.02))
+        self.projection.build((None, grid[3]))
+        self.norm.build((None, None, self.embed_dim))
+
+    @property
+    def num_cells(self) -> int:
+        return self.grid_shape[0] * self.grid_shape[1]
+
+    def call(self, images, training=False):
+        x = self.preprocess(images) if self.preprocess else images
+        x = self.backbone(x, training=training and self.train_backbone)
+        x = keras.ops.reshape(x, (-1, self.num_cells, x.shape[-1]))
+        return self.norm(self.projection(x) + keras.ops.cast(self.position, self.compute_dtype))
+
+    def get_config(self):
+        return {**super().get_config(), "backbone": self.backbone_name, "backbone_weights": self.backbone_weights,
+                "train_backbone": self.train_backbone, "image_size": self.image_size, "embed_dim": self.embed_dim}

@@ -1,0 +1,63 @@
+"""Caption log-likelihood scores (DESIGN.md "Scores"), computed in TensorFlow so the same code runs in memory,
+in the exported SavedModel and under TF Serving.
+
+For image I and text T = y1..yn, y(n+1) = [end]: log_likelihood = sum_k log p(yk | y<k, I); the prior uses the
+learned null image in place of I; pmi is their difference. Natural logs; larger always means more similar.
+"""
+
+import tensorflow as tf
+
+
+def token_log_probs(logits: tf.Tensor, target_ids: tf.Tensor) -> tf.Tensor:
+    """[B, L, V] logits and [B, L] targets -> [B, L] log p(target)."""
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    return tf.gather(log_probs, target_ids, batch_dims=2)
+
+
+def sequence_log_likelihood(model, image_features, tokens) -> tf.Tensor:
+    """Masked sum of the target tokens' log-probabilities: [B]."""
+    logits = model.decode(image_features, tokens["input_ids"])
+    return tf.reduce_sum(token_log_probs(logits, tokens["target_ids"]) * tokens["mask"], axis=1)
+
+
+def prior_log_likelihood(model, tokens) -> tf.Tensor:
+    batch = tf.shape(tokens["input_ids"])[0]
+    return sequence_log_likelihood(model, model.null_features(batch), tokens)
+
+
+def pair_scores(model, image_features, tokens) -> dict:
+    """Every score of DESIGN.md for row-aligned image features [B, G, D] and tokenized texts [B]."""
+    log_likelihood = sequence_log_likelihood(model, image_features, tokens)
+    prior = prior_log_likelihood(model, tokens)
+    num_tokens = tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32)
+    mean_log_prob = log_likelihood / tf.cast(num_tokens, tf.float32)
+    return {
+        "log_likelihood": log_likelihood,
+        "num_tokens": num_tokens,
+        "mean_log_prob": mean_log_prob,
+        "perplexity": tf.exp(-mean_log_prob),
+        "prior_log_likelihood": prior,
+        "pmi": log_likelihood - prior,
+        "unknown_tokens": tokens["unknown_tokens"],
+        "truncated": tokens["truncated"],
+    }
+
+
+def matrix_scores(model, image_features, tokens) -> dict:
+    """Every image [N, G, D] against every text [M]: log_likelihood, mean_log_prob, pmi as [N, M]. Each image is
+    encoded once (the features come in); the decoder runs once per (image, text) pair, one image at a time so
+    memory grows with M, not N * M."""
+    num_texts = tf.shape(tokens["input_ids"])[0]
+
+    def one_image(features):
+        repeated = tf.repeat(features[None], num_texts, axis=0)
+        return sequence_log_likelihood(model, repeated, tokens)
+
+    log_likelihood = tf.map_fn(one_image, image_features, fn_output_signature=tf.float32)
+    prior = prior_log_likelihood(model, tokens)
+    num_tokens = tf.reduce_sum(tokens["mask"], axis=1)
+    return {
+        "log_likelihood": log_likelihood,
+        "mean_log_prob": log_likelihood / num_tokens[None, :],
+        "pmi": log_likelihood - prior[None, :],
+    }

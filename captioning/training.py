@@ -1,0 +1,166 @@
+"""Training under a tf.distribute strategy, with resumable checkpoints, validation and TensorBoard logs."""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from captioning import artifacts
+from captioning.config import ModelConfig, TrainingConfig
+from captioning.data.pipeline import evaluation_dataset, training_dataset
+from captioning.model.captioner import Captioner
+from captioning.text import Tokenizer, Vocabulary
+
+
+def make_strategy() -> tf.distribute.Strategy:
+    """MirroredStrategy over every visible GPU (CUDA_VISIBLE_DEVICES is honoured by TF); the CPU otherwise."""
+    gpus = tf.config.list_logical_devices("GPU")
+    return tf.distribute.MirroredStrategy([d.name for d in gpus] if gpus else ["/cpu:0"])
+
+
+def masked_loss_and_accuracy(logits, batch):
+    """Summed token cross-entropy and correct-token count over real (unmasked) targets."""
+    losses = keras.losses.sparse_categorical_crossentropy(batch["target_ids"], logits, from_logits=True)
+    correct = tf.cast(tf.argmax(logits, axis=-1, output_type=tf.int32) == batch["target_ids"], tf.float32)
+    return tf.reduce_sum(losses * batch["mask"]), tf.reduce_sum(correct * batch["mask"])
+
+
+def build_optimizer(config: TrainingConfig):
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0, warmup_target=config.learning_rate, warmup_steps=config.warmup_steps,
+        decay_steps=max(1, config.total_steps - config.warmup_steps), alpha=0.05)
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=1.0)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
+
+
+class Trainer:
+    """Owns the model, optimizer, checkpoints and the distributed train/eval steps of one run."""
+
+    def __init__(self, model_config: ModelConfig, training_config: TrainingConfig, vocabulary: Vocabulary,
+                 output_dir: str, strategy: tf.distribute.Strategy = None, train_captions=()):
+        self.model_config, self.config, self.vocabulary = model_config, training_config, vocabulary
+        self.output_dir = output_dir
+        self.strategy = strategy or make_strategy()
+        if training_config.mixed_precision:
+            keras.mixed_precision.set_dtype_policy("mixed_float16")
+        with self.strategy.scope():
+            self.model = Captioner(model_config)
+            if len(train_captions):  # start the output bias at log unigram frequencies: faster, stabler
+                self.model.decoder.output_layer.bias.assign(vocabulary.unigram_log_probs(list(train_captions)))
+            self.optimizer = build_optimizer(training_config)
+            self.optimizer.build(self.model.trainable_variables)
+            self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        # CheckpointManager writes each checkpoint completely before it updates the index that names it, so an
+        # interrupted save (even kill -9) leaves the previous checkpoint as the latest.
+        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, "ckpt"), max_to_keep=3)
+        self.tokenizer = Tokenizer(vocabulary, model_config.max_length)
+
+    def restore(self) -> int:
+        if self.manager.latest_checkpoint:
+            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        return int(self.step.numpy())
+
+    def _replica_sums(self, batch, training):
+        logits = self.model(batch["images"], batch["input_ids"], batch["use_null_image"], training=training)
+        return masked_loss_and_accuracy(logits, batch)
+
+    @tf.function
+    def _train_step(self, iterator):
+        def step_fn(batch):
+            # Dividing by the token count of the whole global batch makes the summed replica gradients equal to
+            # one device's gradient on the same batch, whatever the number of replicas.
+            global_tokens = tf.distribute.get_replica_context().all_reduce("sum", tf.reduce_sum(batch["mask"]))
+            with tf.GradientTape() as tape:
+                loss_sum, correct = self._replica_sums(batch, training=True)
+                loss = loss_sum / global_tokens
+                scaled = self.optimizer.scale_loss(loss) if self.config.mixed_precision else loss
+            gradients = tape.gradient(scaled, self.model.trainable_variables)
+            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
+            return loss, correct / global_tokens
+
+        loss, accuracy = self.strategy.run(step_fn, args=(next(iterator),))
+        self.step.assign_add(1)
+        return (self.strategy.reduce("sum", loss, axis=None), self.strategy.reduce("sum", accuracy, axis=None))
+
+    @tf.function
+    def _eval_step(self, batch):
+        def step_fn(batch):
+            loss_sum, correct = self._replica_sums(batch, training=False)
+            return loss_sum, correct, tf.reduce_sum(batch["mask"])
+        sums = self.strategy.run(step_fn, args=(batch,))
+        return [self.strategy.reduce("sum", s, axis=None) for s in sums]
+
+    def evaluate(self, examples) -> dict:
+        """Token-level loss and accuracy over `examples` (each example once)."""
+        dataset = evaluation_dataset(examples, self.tokenizer, self.model_config.image_size,
+                                     self.config.global_batch_size)
+        totals = np.zeros(3)
+        for batch in self.strategy.experimental_distribute_dataset(dataset):
+            totals += [float(t) for t in self._eval_step(batch)]
+        return {"loss": totals[0] / max(totals[2], 1), "accuracy": totals[1] / max(totals[2], 1)}
+
+    def fit(self, train_examples, val_examples, max_steps: int = None, log=print) -> list:
+        """Trains until the configured total steps (or `max_steps` more in this call); resumes from the newest
+        checkpoint. Returns the per-epoch history."""
+        start = self.restore()
+        if start:
+            log(f"resumed from checkpoint at step {start}")
+        config, history = self.config, self._load_history()
+        stop = config.total_steps if max_steps is None else min(config.total_steps, start + max_steps)
+        dataset = training_dataset(train_examples, self.tokenizer, self.model_config.image_size,
+                                   config.global_batch_size, config.seed, self.model_config.image_dropout, start)
+        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        writers = {name: tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", name))
+                   for name in ("train", "validation")}
+        step = start
+        while step < stop:
+            epoch = step // config.steps_per_epoch
+            epoch_end = min((epoch + 1) * config.steps_per_epoch, stop)
+            log(f"epoch {epoch + 1}/{config.epochs}")
+            progress = keras.utils.Progbar(config.steps_per_epoch, stateful_metrics=["loss", "accuracy"])
+            progress.update(step - epoch * config.steps_per_epoch)
+            started = time.time()
+            while step < epoch_end:
+                loss, accuracy = (float(v) for v in self._train_step(iterator))
+                step += 1
+                progress.update(step - epoch * config.steps_per_epoch, [("loss", loss), ("accuracy", accuracy)])
+                with writers["train"].as_default(step=step):
+                    tf.summary.scalar("loss", loss)
+                    tf.summary.scalar("accuracy", accuracy)
+                if step % config.checkpoint_every_steps == 0:
+                    self.manager.save(checkpoint_number=step)
+            self.manager.save(checkpoint_number=step)
+            if step == (epoch + 1) * config.steps_per_epoch:  # a full epoch: validate and record it
+                validation = self.evaluate(val_examples) if val_examples else {}
+                with writers["validation"].as_default(step=step):
+                    for name, value in validation.items():
+                        tf.summary.scalar(name, value)
+                history.append({"epoch": epoch + 1, "step": step, "train_loss": loss, "train_accuracy": accuracy,
+                                "seconds": round(time.time() - started, 1),
+                                **{f"val_{k}": v for k, v in validation.items()}})
+                self._save_history(history)
+                log("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
+        return history
+
+    def _history_path(self):
+        return os.path.join(self.output_dir, "ckpt", "history.json")
+
+    def _load_history(self):
+        if not os.path.exists(self._history_path()):
+            return []
+        with open(self._history_path(), encoding="utf-8") as f:
+            return [h for h in json.load(f) if h["step"] <= int(self.step.numpy())]
+
+    def _save_history(self, history):
+        artifacts.write_text_atomically(self._history_path(), json.dumps(history, indent=1))
+
+    def metadata(self) -> dict:
+        return {"model_config": dataclasses.asdict(self.model_config),
+                "training_config": dataclasses.asdict(self.config),
+                "steps": int(self.step.numpy()), "replicas": self.strategy.num_replicas_in_sync,
+                "history": self._load_history()}

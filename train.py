@@ -1,0 +1,110 @@
+"""Train the captioning model, then export a versioned SavedModel for scoring and TF Serving.
+
+    python train.py                      # built-in synthetic scenes, default small model, CPU or all GPUs
+    python train.py --dataset coco --annotations annotations/captions_train2014.json --image_dir train2014 \
+        --backbone EfficientNetB0 --backbone_weights imagenet
+
+Running the same command again after an interruption (even kill -9) resumes from the last checkpoint.
+"""
+
+import os
+import sys
+
+from absl import app, flags, logging
+
+from captioning.config import ModelConfig, TrainingConfig
+
+FLAGS = flags.FLAGS
+_MODEL, _TRAIN = ModelConfig(), TrainingConfig()
+
+flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "coco", "karpathy", "flickr", "csv"], "Dataset format.")
+flags.DEFINE_string("annotations", None, "COCO captions JSON, Karpathy JSON, Flickr token/results file or CSV.")
+flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to (not needed for CSV).")
+flags.DEFINE_list("flickr_split_files", [], "Flickr image lists as split=path, e.g. train=Flickr_8k.trainImages.txt.")
+flags.DEFINE_float("val_fraction", 0.05, "Share of images held out for validation when the data has no val split.")
+flags.DEFINE_integer("synthetic_num_images", 12000, "Synthetic dataset size.")
+flags.DEFINE_integer("synthetic_seed", 0, "Synthetic dataset seed (evaluate on another seed).")
+flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs kept out of synthetic training, e.g. red:star.")
+flags.DEFINE_string("output_dir", "checkpoints", "Checkpoints, logs, the trained model and export/<version>/.")
+
+flags.DEFINE_string("backbone", _MODEL.backbone, "small_cnn or a keras.applications name (e.g. EfficientNetB0).")
+flags.DEFINE_string("backbone_weights", _MODEL.backbone_weights, "imagenet (downloads), none, or a .weights.h5 path.")
+flags.DEFINE_bool("train_backbone", _MODEL.train_backbone, "Fine-tune a keras.applications backbone.")
+flags.DEFINE_integer("image_size", None, "Input image side (default: 64 for small_cnn, 224 otherwise).")
+flags.DEFINE_integer("embed_dim", _MODEL.embed_dim, "Model width.")
+flags.DEFINE_integer("num_layers", _MODEL.num_layers, "Decoder layers.")
+flags.DEFINE_integer("num_heads", _MODEL.num_heads, "Attention heads.")
+flags.DEFINE_integer("ff_dim", _MODEL.ff_dim, "Decoder feed-forward width.")
+flags.DEFINE_float("dropout", _MODEL.dropout, "Decoder dropout.")
+flags.DEFINE_float("image_dropout", _MODEL.image_dropout, "Share of examples trained with the null image.")
+flags.DEFINE_integer("max_length", _MODEL.max_length, "Decoder positions ([start] + words); longer texts truncate.")
+flags.DEFINE_integer("max_vocab_size", 10000, "Vocabulary size cap, special tokens included.")
+flags.DEFINE_integer("min_word_count", 1, "Words rarer than this in training captions map to [unk].")
+
+flags.DEFINE_integer("batch_size", _TRAIN.global_batch_size, "Global batch size, split across replicas.")
+flags.DEFINE_integer("epochs", _TRAIN.epochs, "Epochs.")
+flags.DEFINE_integer("steps_per_epoch", _TRAIN.steps_per_epoch, "Steps per epoch.")
+flags.DEFINE_float("learning_rate", _TRAIN.learning_rate, "Peak learning rate (warm-up, then cosine decay).")
+flags.DEFINE_integer("warmup_steps", _TRAIN.warmup_steps, "Warm-up steps.")
+flags.DEFINE_integer("checkpoint_every", _TRAIN.checkpoint_every_steps, "Checkpoint every N steps.")
+flags.DEFINE_bool("mixed_precision", _TRAIN.mixed_precision, "Train in mixed_float16 (GPUs).")
+flags.DEFINE_integer("seed", _TRAIN.seed, "Data order and image-dropout seed.")
+flags.DEFINE_integer("max_steps", None, "Stop after this many steps in this run (training resumes next run).")
+flags.DEFINE_bool("export", True, "Export a SavedModel when training is complete.")
+
+
+def model_config_from_flags() -> ModelConfig:
+    image_size = FLAGS.image_size or (64 if FLAGS.backbone == "small_cnn" else 224)
+    return ModelConfig(max_length=FLAGS.max_length, image_size=image_size, backbone=FLAGS.backbone,
+                       backbone_weights=FLAGS.backbone_weights, train_backbone=FLAGS.train_backbone,
+                       embed_dim=FLAGS.embed_dim, num_heads=FLAGS.num_heads, num_layers=FLAGS.num_layers,
+                       ff_dim=FLAGS.ff_dim, dropout=FLAGS.dropout, image_dropout=FLAGS.image_dropout)
+
+
+def training_config_from_flags() -> TrainingConfig:
+    return TrainingConfig(global_batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
+                          steps_per_epoch=FLAGS.steps_per_epoch, learning_rate=FLAGS.learning_rate,
+                          warmup_steps=FLAGS.warmup_steps, checkpoint_every_steps=FLAGS.checkpoint_every,
+                          mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed)
+
+
+def dataset_source(image_size: int):
+    """-> (format, annotations path, image dir, reader kwargs), writing the synthetic dataset if needed."""
+    if FLAGS.dataset == "synthetic":
+        from captioning.data.datasets import ensure_synthetic_dataset
+
+        held_out = [tuple(c.split(":")) for c in FLAGS.held_out_combinations]
+        data_dir = os.path.join(FLAGS.output_dir, "synthetic_data")
+        annotations = ensure_synthetic_dataset(data_dir, FLAGS.synthetic_num_images, FLAGS.synthetic_seed,
+                                               image_size, held_out)
+        return "coco", annotations, os.path.join(data_dir, "images"), {}
+    if not FLAGS.annotations:
+        raise app.UsageError(f"--dataset {FLAGS.dataset} needs --annotations")
+    kwargs = {}
+    if FLAGS.flickr_split_files:
+        kwargs["split_files"] = dict(item.split("=", 1) for item in FLAGS.flickr_split_files)
+    return FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, kwargs
+
+
+def main(argv):
+    del argv
+    from captioning.runner import run_training
+
+    model_config = model_config_from_flags()
+    try:
+        format, annotations, image_dir, kwargs = dataset_source(model_config.image_size)
+        export_path = run_training(model_config, training_config_from_flags(), format, annotations, image_dir,
+                                   FLAGS.output_dir, val_fraction=FLAGS.val_fraction, max_steps=FLAGS.max_steps,
+                                   export=FLAGS.export, max_vocab_size=FLAGS.max_vocab_size,
+                                   min_word_count=FLAGS.min_word_count, reader_kwargs=kwargs)
+    except (ValueError, RuntimeError, OSError) as error:
+        logging.debug("training failed", exc_info=True)
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if export_path:
+        print(f"exported SavedModel: {export_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
