@@ -13,7 +13,7 @@ class ModelConfig:
     """Everything needed to rebuild a Captioner (the vocabulary itself is stored beside it)."""
 
     vocab_size: int = 0  # filled in from the vocabulary
-    max_length: int = 24  # decoder positions: [start] + up to max_length - 1 words; the same count is scored
+    max_length: int = 20  # decoder positions: [start] + up to max_length - 1 words; the same count is scored
     image_size: int = 64
     backbone: str = "small_cnn"  # "small_cnn" or a keras.applications name (see captioning.model.encoder)
     backbone_weights: str = "none"  # "imagenet", "none" or a path to a .weights.h5 file (keras.applications)
@@ -45,7 +45,7 @@ class ModelConfig:
 @dataclasses.dataclass
 class TrainingConfig:
     global_batch_size: int = 64  # split evenly across replicas
-    epochs: int = 8
+    epochs: int = 6
     steps_per_epoch: int = 250
     learning_rate: float = 2e-3
     warmup_steps: int = 200

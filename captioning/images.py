@@ -10,9 +10,13 @@ def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     INVALID_ARGUMENT.
     """
     image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image = tf.cast(image, tf.float32)
     image.set_shape([None, None, 3])
-    image = tf.image.resize(tf.cast(image, tf.float32), [image_size, image_size], antialias=True)
-    return tf.clip_by_value(image, 0.0, 255.0)
+    resized = lambda: tf.clip_by_value(  # noqa: E731
+        tf.image.resize(image, [image_size, image_size], antialias=True), 0.0, 255.0)
+    already_sized = tf.reduce_all(tf.shape(image)[:2] == image_size)
+    image = tf.cond(already_sized, lambda: image, resized)
+    return tf.ensure_shape(image, [image_size, image_size, 3])
 
 
 def decode_batch(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:

@@ -60,7 +60,7 @@ def validate_examples(examples, num_threads=8, progress=True):
     paths = list(dict.fromkeys(example.image_path for example in examples))
     show_progress = progress and len(paths) > _PROGRESS_BAR_MIN_IMAGES
     with concurrent.futures.ThreadPoolExecutor(max_workers=num_threads) as pool:
-        results = pool.map(_image_problem, paths)
+        results = pool.map(image_problem, paths)
         progress_bar = tqdm(
             results, total=len(paths), desc="checking images", unit="image", disable=not show_progress
         )
@@ -68,7 +68,7 @@ def validate_examples(examples, num_threads=8, progress=True):
     kept = []
     skipped = collections.Counter()
     for example in examples:
-        reason = problems[example.image_path] or _caption_problem(example.caption)
+        reason = problems[example.image_path] or caption_problem(example.caption)
         if reason:
             skipped[reason] += 1
         else:
@@ -82,7 +82,7 @@ def require_usable(examples, report, what="training"):
         raise NoUsableExamplesError(f"no usable examples for {what}: {report.summary()}")
 
 
-def _image_problem(path):
+def image_problem(path):
     """The skip reason for an image file, or None when TensorFlow can decode it."""
     if not os.path.isfile(path):
         return "missing_image"
@@ -102,7 +102,7 @@ def _image_problem(path):
     return None
 
 
-def _caption_problem(caption):
+def caption_problem(caption):
     # captioning.text.normalize turns Unicode punctuation (\pP) into spaces; a caption
     # of only punctuation and spaces would have no words. Checked in Python so that
     # validation does not need TensorFlow.

@@ -39,14 +39,14 @@ def build_backbone(name: str, weights: str, image_size: int) -> keras.Model:
 
 @keras.saving.register_keras_serializable(package="captioning")
 class SmallConvNet(layers.Layer):
-    """A small CNN for small synthetic images: each stage halves the resolution then refines it; no batch
-    statistics, so one replica and several give the same result."""
+    """A small CNN for small synthetic images: a stride-2 stem, then stages that halve the resolution and refine
+    it. No batch statistics, so one replica and several give the same result."""
 
     def __init__(self, widths=(32, 64, 128), **kwargs):
         super().__init__(**kwargs)
         self.widths = tuple(widths)
-        self.stages = []
-        for i, width in enumerate(self.widths):
+        self.stages = [layers.Conv2D(self.widths[0], 3, strides=2, padding="same", activation="gelu", name="stem")]
+        for i, width in enumerate(self.widths[1:], start=1):
             self.stages += [
                 layers.Conv2D(width, 3, strides=2, padding="same", activation="gelu", name=f"down{i}"),
                 layers.Conv2D(width, 3, padding="same", activation="gelu", name=f"conv{i}"),

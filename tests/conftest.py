@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny models that the tests train themselves, quickly, on synthetic scenes."""
+
+import os
+
+import pytest
+
+from captioning.data import synthetic
+from tests.helpers import train_model
+
+
+@pytest.fixture(scope="session")
+def tiny_run_dir(tmp_path_factory):
+    """A run directory holding a tiny trained model: config.json, vocabulary.txt, model.weights.h5, export/1/."""
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    train_model(run_dir)
+    return str(run_dir)
+
+
+@pytest.fixture(scope="session")
+def tiny_export_dir(tiny_run_dir):
+    """The export base directory of the tiny model (version 1 inside), as TF Serving would be given it."""
+    return os.path.join(tiny_run_dir, "export")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_run_dir):
+    """(Captioner, Vocabulary) of the tiny model, in memory."""
+    from captioning.artifacts import load_trained_model
+
+    return load_trained_model(tiny_run_dir)
+
+
+@pytest.fixture(scope="session")
+def sample_images(tmp_path_factory):
+    """Three synthetic scene images written as PNG, JPEG and BMP files: (paths, scenes)."""
+    directory = tmp_path_factory.mktemp("images")
+    scenes = synthetic.generate_scenes(3, seed=99)
+    paths = []
+    for scene, extension in zip(scenes, ("png", "jpg", "bmp")):
+        path = str(directory / f"scene.{extension}")
+        synthetic.render_scene(scene, 32).save(path)
+        paths.append(path)
+    return paths, scenes
