@@ -1,0 +1,171 @@
+"""A model server that speaks TensorFlow Serving's gRPC and REST protocols.
+
+    python -m serving.server --model_base_path=export/ [--port=8500] [--rest_api_port=8501]
+
+For one machine, development and tests; production uses TF Serving itself
+with the same SavedModel export.  Ports open only once every model has a
+loaded version; SIGTERM/SIGINT stop accepting requests, finish the ones in
+flight and exit 0.
+"""
+import signal
+import threading
+from concurrent import futures
+from dataclasses import dataclass, field
+
+import grpc
+from absl import app, flags, logging
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+
+from serving.batching import BatchingOptions
+from serving.grpc_services import ModelService, PredictionService
+from serving.model_registry import ModelRegistry, read_model_config_file, single_model_config
+from serving.predictor import Predictor
+from serving.rest_api import RestApi, RestServer
+
+# TF Serving lifts gRPC's 4 MB default to the protobuf maximum; so do we.
+MAX_MESSAGE_BYTES = 2**31 - 1
+_SERVICES = ("tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
+
+
+@dataclass
+class ServerOptions:
+    model_configs: list  # tensorflow_serving ModelConfig protos
+    host: str = "127.0.0.1"
+    port: int = 8500  # 0 picks a free port
+    rest_api_port: int | None = 8501  # None turns REST off; 0 picks a free port
+    batching: BatchingOptions | None = field(default_factory=BatchingOptions)  # None: off
+    file_system_poll_wait_seconds: float = 2.0
+    grpc_max_threads: int = 64
+    shutdown_grace_seconds: float = 30.0
+
+
+class ModelServer:
+    """Loads the models, then serves them over gRPC and (optionally) REST."""
+
+    def __init__(self, options):
+        self.options = options
+        self.predictor = Predictor(options.batching)
+        self.registry = ModelRegistry(options.model_configs, on_load=self.predictor.prepare,
+                                      on_unload=self.predictor.release)
+        self.grpc_port = None
+        self.rest_port = None
+        self._health = health.HealthServicer()
+        self._grpc_server = None
+        self._rest_server = None
+        self._stop_requested = threading.Event()
+        self._stopped = False
+
+    def start(self):
+        """Loads every model, then opens the ports; False if stopped while loading."""
+        options = self.options
+        if not self.registry.wait_until_available(options.file_system_poll_wait_seconds,
+                                                  self._stop_requested):
+            return False
+        self.registry.start_polling(options.file_system_poll_wait_seconds)
+        self._grpc_server = grpc.server(
+            futures.ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc"),
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                # Without this a second server could silently share the port.
+                ("grpc.so_reuseport", 0),
+            ])
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+            PredictionService(self.registry, self.predictor), self._grpc_server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+            ModelService(self.registry), self._grpc_server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc_server)
+        self.grpc_port = self._grpc_server.add_insecure_port(f"{options.host}:{options.port}")
+        if not self.grpc_port:
+            raise OSError(f"cannot bind gRPC to {options.host}:{options.port}")
+        self._grpc_server.start()
+        if options.rest_api_port is not None:
+            self._rest_server = RestServer(options.host, options.rest_api_port,
+                                           RestApi(self.registry, self.predictor))
+            self._rest_server.start()
+            self.rest_port = self._rest_server.port
+        for service in ("",) + _SERVICES:
+            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
+        logging.info("Serving %s: gRPC on %s:%d, REST %s", ", ".join(self.registry.model_names),
+                     options.host, self.grpc_port,
+                     f"on {options.host}:{self.rest_port}" if self.rest_port else "off")
+        return True
+
+    def request_stop(self):
+        """Asks `wait()` to return; safe to call from a signal handler."""
+        self._stop_requested.set()
+
+    def wait(self):
+        self._stop_requested.wait()
+
+    def stop(self):
+        """Stops accepting requests, finishes those in flight, unloads models."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._stop_requested.set()
+        grace = self.options.shutdown_grace_seconds
+        self._health.enter_graceful_shutdown()
+        grpc_done = self._grpc_server.stop(grace) if self._grpc_server else None
+        if self._rest_server:
+            self._rest_server.stop(grace)
+        if grpc_done:
+            grpc_done.wait()
+        self.registry.stop()
+        self.registry.unload_all()
+        logging.info("Server stopped")
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_base_path", None, "Directory holding numbered SavedModel versions.")
+flags.DEFINE_string("model_name", "captioner", "Name clients use for the model.")
+flags.DEFINE_integer("port", 8500, "gRPC port.")
+flags.DEFINE_integer("rest_api_port", 8501, "REST port; 0 turns the REST API off.")
+flags.DEFINE_string("host", "127.0.0.1", "Address to bind.")
+flags.DEFINE_string("model_config_file", None,
+                    "TF Serving ModelServerConfig text proto (model_config_list) to serve several "
+                    "models; replaces --model_base_path/--model_name.")
+flags.DEFINE_boolean("enable_batching", True, "Merge concurrent requests into batched model calls.")
+flags.DEFINE_integer("max_batch_size", 64, "Most rows in one batched model call.")
+flags.DEFINE_integer("batch_timeout_micros", 5000, "Longest a request waits for a batch to fill.")
+flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Interval between checks for new versions.")
+flags.DEFINE_integer("grpc_max_threads", 64, "Threads handling gRPC requests.")
+
+
+def options_from_flags():
+    if bool(FLAGS.model_base_path) == bool(FLAGS.model_config_file):
+        raise app.UsageError("Give exactly one of --model_base_path and --model_config_file.")
+    if FLAGS.model_config_file:
+        configs = read_model_config_file(FLAGS.model_config_file)
+    else:
+        configs = [single_model_config(FLAGS.model_name, FLAGS.model_base_path)]
+    batching = None
+    if FLAGS.enable_batching:
+        batching = BatchingOptions(max_batch_size=FLAGS.max_batch_size,
+                                   batch_timeout_micros=FLAGS.batch_timeout_micros)
+    return ServerOptions(
+        model_configs=configs,
+        host=FLAGS.host,
+        port=FLAGS.port,
+        rest_api_port=FLAGS.rest_api_port or None,
+        batching=batching,
+        file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
+        grpc_max_threads=FLAGS.grpc_max_threads,
+    )
+
+
+def main(argv):
+    del argv
+    server = ModelServer(options_from_flags())
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: server.request_stop())
+    try:
+        if server.start():
+            server.wait()
+    finally:
+        server.stop()
+
+
+if __name__ == "__main__":
+    app.run(main)
