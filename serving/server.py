@@ -76,6 +76,9 @@ class ModelServer:
         model_service_pb2_grpc.add_ModelServiceServicer_to_server(
             ModelService(self.registry), self._grpc_server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc_server)
+        # Every model is loaded by now, so health says SERVING from the first connection.
+        for service in ("",) + _SERVICES:
+            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         self.grpc_port = self._grpc_server.add_insecure_port(f"{options.host}:{options.port}")
         if not self.grpc_port:
             raise OSError(f"cannot bind gRPC to {options.host}:{options.port}")
@@ -85,8 +88,6 @@ class ModelServer:
                                            RestApi(self.registry, self.predictor))
             self._rest_server.start()
             self.rest_port = self._rest_server.port
-        for service in ("",) + _SERVICES:
-            self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
         logging.info("Serving %s: gRPC on %s:%d, REST %s", ", ".join(self.registry.model_names),
                      options.host, self.grpc_port,
                      f"on {options.host}:{self.rest_port}" if self.rest_port else "off")
