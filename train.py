@@ -22,7 +22,7 @@ flags.DEFINE_string("annotations", None, "COCO captions JSON, Karpathy JSON, Fli
 flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to (not needed for CSV).")
 flags.DEFINE_list("flickr_split_files", [], "Flickr image lists as split=path, e.g. train=Flickr_8k.trainImages.txt.")
 flags.DEFINE_float("val_fraction", 0.05, "Share of images held out for validation when the data has no val split.")
-flags.DEFINE_integer("synthetic_num_images", 12000, "Synthetic dataset size.")
+flags.DEFINE_integer("synthetic_num_images", 8000, "Synthetic dataset size.")
 flags.DEFINE_integer("synthetic_seed", 0, "Synthetic dataset seed (evaluate on another seed).")
 flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs kept out of synthetic training, e.g. red:star.")
 flags.DEFINE_string("output_dir", "checkpoints", "Checkpoints, logs, the trained model and export/<version>/.")

@@ -73,6 +73,10 @@ def generate_scene(rng: np.random.Generator, held_out=(), require_held_out: bool
     """A random scene. With `require_held_out`, every object uses a held-out colour-shape combination,
     otherwise none does."""
     held_out = {tuple(c) for c in held_out}
+    for color, shape in held_out:
+        if color not in COLORS or shape not in SHAPES:
+            raise ValueError(f"unknown colour or shape in held-out combination {color}:{shape}; colours: "
+                             f"{', '.join(COLORS)}; shapes: {', '.join(SHAPES)}")
     if require_held_out and not held_out:
         raise ValueError("require_held_out needs a non-empty held_out list")
     new = lambda **kw: _random_object(rng, held_out, require_held_out, **kw)  # noqa: E731

@@ -114,7 +114,7 @@ def test_image_problem_wins_over_empty_caption(images):
 
 def test_each_distinct_image_is_checked_once(images, monkeypatch):
     checked = []
-    monkeypatch.setattr(validation, "_image_problem", lambda path: checked.append(path))
+    monkeypatch.setattr(validation, "image_problem", lambda path: checked.append(path))
     validate_examples([example(images["jpg"], f"Caption {n}.") for n in range(5)], progress=False)
     assert checked == [images["jpg"]]
 

@@ -1,0 +1,33 @@
+"""Write the built-in synthetic scenes as a COCO captions dataset (D/images/, D/annotations/captions.json).
+
+    python scripts/make_synthetic_dataset.py --output_dir /tmp/scenes --num_images 1000 --seed 7
+"""
+
+import os
+import sys
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from captioning.data.synthetic import write_coco_dataset  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("output_dir", None, "Where to write images/ and annotations/captions.json.", required=True)
+flags.DEFINE_integer("num_images", 1000, "Number of scenes.")
+flags.DEFINE_integer("seed", 0, "Scene seed: the same seed gives the same dataset.")
+flags.DEFINE_integer("image_size", 64, "Image side in pixels.")
+flags.DEFINE_integer("captions_per_image", 5, "Captions per image.")
+flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs never drawn, e.g. red:star,blue:cross.")
+
+
+def main(argv):
+    del argv
+    held_out = [tuple(item.split(":")) for item in FLAGS.held_out_combinations]
+    path = write_coco_dataset(FLAGS.output_dir, FLAGS.num_images, FLAGS.seed, FLAGS.image_size, held_out,
+                              FLAGS.captions_per_image)
+    print(f"wrote {FLAGS.num_images} images and {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
