@@ -147,17 +147,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _answer(self, method):
         with self.server.in_flight:
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                self.send_error(HTTPStatus.BAD_REQUEST, "Bad Content-Length")
-                return
-            body = self.rfile.read(length)
-            try:
-                status, text = self.server.api.handle(method, urlsplit(self.path).path, body)
-            except Exception as error:  # a bug must fail one request, not the server
-                logging.exception("REST %s %s failed", method, self.path)
-                status, text = HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps({"error": str(error)})
+            status, text = self._response(method)
             payload = text.encode("utf-8")
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
@@ -165,16 +155,45 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(payload)
 
+    def _response(self, method):
+        length = self._content_length()
+        if length is None or length > self.server.max_body_bytes:
+            # The body stays unread, so the connection cannot carry another request.
+            self.close_connection = True
+            if length is None:
+                return HTTPStatus.BAD_REQUEST, json.dumps({"error": "Bad Content-Length"})
+            return HTTPStatus.REQUEST_ENTITY_TOO_LARGE, json.dumps(
+                {"error": f"Request body of {length} bytes exceeds the limit of "
+                          f"{self.server.max_body_bytes} bytes"})
+        body = self.rfile.read(length)
+        try:
+            return self.server.api.handle(method, urlsplit(self.path).path, body)
+        except Exception as error:  # a bug must fail one request, not the server
+            logging.exception("REST %s %s failed", method, self.path)
+            return HTTPStatus.INTERNAL_SERVER_ERROR, json.dumps({"error": str(error)})
+
+    def _content_length(self):
+        """The declared body size, or None when it is not a non-negative integer."""
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            return None
+        return length if length >= 0 else None
+
     def log_message(self, format, *args):
         logging.debug("REST %s: " + format, self.address_string(), *args)
 
 
 class RestServer(ThreadingHTTPServer):
-    """Serves a RestApi on (host, port); port 0 picks a free port."""
+    """Serves a RestApi on (host, port); port 0 picks a free port.
 
-    def __init__(self, host, port, api):
+    Bodies over `max_body_bytes` get 413 without being read.
+    """
+
+    def __init__(self, host, port, api, max_body_bytes):
         super().__init__((host, port), _Handler)
         self.api = api
+        self.max_body_bytes = max_body_bytes
         self.in_flight = _InFlight()
         self._thread = threading.Thread(target=self.serve_forever, name="rest-server", daemon=True)
 

@@ -37,6 +37,8 @@ class ServerOptions:
     batching: BatchingOptions | None = field(default_factory=BatchingOptions)  # None: off
     file_system_poll_wait_seconds: float = 2.0
     grpc_max_threads: int = 64
+    # Larger gRPC requests get RESOURCE_EXHAUSTED, larger REST bodies 413.
+    max_request_bytes: int = MAX_MESSAGE_BYTES
     shutdown_grace_seconds: float = 30.0
 
 
@@ -66,7 +68,7 @@ class ModelServer:
         self._grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc"),
             options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", options.max_request_bytes),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 # Without this a second server could silently share the port.
                 ("grpc.so_reuseport", 0),
@@ -85,7 +87,8 @@ class ModelServer:
         self._grpc_server.start()
         if options.rest_api_port is not None:
             self._rest_server = RestServer(options.host, options.rest_api_port,
-                                           RestApi(self.registry, self.predictor))
+                                           RestApi(self.registry, self.predictor),
+                                           options.max_request_bytes)
             self._rest_server.start()
             self.rest_port = self._rest_server.port
         logging.info("Serving %s: gRPC on %s:%d, REST %s", ", ".join(self.registry.model_names),
@@ -132,6 +135,7 @@ flags.DEFINE_integer("max_batch_size", 64, "Most rows in one batched model call.
 flags.DEFINE_integer("batch_timeout_micros", 5000, "Longest a request waits for a batch to fill.")
 flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Interval between checks for new versions.")
 flags.DEFINE_integer("grpc_max_threads", 64, "Threads handling gRPC requests.")
+flags.DEFINE_integer("max_request_bytes", MAX_MESSAGE_BYTES, "Largest gRPC request or REST body accepted.")
 
 
 def options_from_flags():
@@ -153,6 +157,7 @@ def options_from_flags():
         batching=batching,
         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
         grpc_max_threads=FLAGS.grpc_max_threads,
+        max_request_bytes=FLAGS.max_request_bytes,
     )
 
 

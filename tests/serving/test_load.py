@@ -14,11 +14,14 @@ from serving.tensors import string_array
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 200
+# A small request limit, so the burst can hold oversized requests without sending gigabytes.
+MAX_REQUEST_BYTES = 2**20
+PREDICT_METHOD = "/tensorflow.serving.PredictionService/Predict"
 
 
 @pytest.fixture(scope="module")
 def server(start_server, fake_export):
-    with start_server(fake_export) as server:
+    with start_server(fake_export, max_request_bytes=MAX_REQUEST_BYTES) as server:
         yield server
 
 
@@ -67,18 +70,28 @@ def test_server_stays_healthy_after_a_burst_of_bad_requests(server, grpc_stubs, 
         predict_request({"image_bytes": image, "text": string_array(["a"])}, signature="nope"),
     ]
 
+    oversized = predict_request({"image_bytes": string_array([b"x" * MAX_REQUEST_BYTES]),
+                                 "text": string_array(["a"])})
+    # Bytes that do not parse as a PredictRequest, sent past the stub's serializer.
+    raw_predict = stubs.channel.unary_unary(PREDICT_METHOD)
+
     def send(request):
+        call = raw_predict if isinstance(request, bytes) else stubs.prediction.Predict
         with pytest.raises(grpc.RpcError) as raised:
-            stubs.prediction.Predict(request, timeout=30)
+            call(request, timeout=30)
         return raised.value.code()
 
     with futures.ThreadPoolExecutor(8) as pool:
-        codes = list(pool.map(send, bad_requests * 20))
-    assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION}
+        codes = list(pool.map(send, (bad_requests + [oversized, b"\xff\xff\xff"]) * 20))
+    # Unparsable messages get INTERNAL, as from any gRPC server (C++ TF Serving too).
+    assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
+                          grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL}
 
     junk_json = {"instances": [{"image_bytes": {"b64": base64.b64encode(b"x").decode()}, "text": 1}]}
     for body in (b"{not json", junk_json, os.urandom(256)):
         assert rest(server.rest_port, "POST", "/v1/models/captioner:predict", body)[0] == 400
+    too_big = b" " * (MAX_REQUEST_BYTES + 1)
+    assert rest(server.rest_port, "POST", "/v1/models/captioner:predict", too_big)[0] == 413
     for _ in range(10):
         with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as sock:
             sock.sendall(os.urandom(512))

@@ -139,6 +139,10 @@ def test_garbage_bytes_do_not_hurt_the_server(server, call):
     with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as sock:
         sock.sendall(b"\x16\x03\x01\x02\x00garbage\r\n\r\n")
         assert b"400" in sock.recv(4096)  # http.server's "Bad request" page
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as sock:
+        # A negative length must not make the server read until the client hangs up.
+        sock.sendall(f"POST {PREDICT} HTTP/1.1\r\nContent-Length: -1\r\n\r\n".encode())
+        assert sock.recv(4096).startswith(b"HTTP/1.1 400 ")
     assert call("GET", f"/v1/models/{MODEL}")[0] == 200
 
 
