@@ -8,7 +8,9 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_pb2,
+    regression_pb2,
 )
 
 from serving.tensors import string_array
@@ -240,6 +242,14 @@ def test_health_is_serving(stubs):
         assert response.status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_classify_is_unimplemented(stubs):
-    request = classification_pb2.ClassificationRequest(model_spec=model_pb2.ModelSpec(name=MODEL))
-    expect_error(stubs.prediction.Classify, request, grpc.StatusCode.UNIMPLEMENTED)
+@pytest.mark.parametrize("method, request_type", [
+    ("Classify", classification_pb2.ClassificationRequest),
+    ("Regress", regression_pb2.RegressionRequest),
+    ("MultiInference", inference_pb2.MultiInferenceRequest),
+])
+def test_example_based_apis_are_unimplemented(stubs, method, request_type):
+    # They take tf.Example inputs, which the captioner's signatures do not.
+    request = request_type()
+    if method != "MultiInference":
+        request.model_spec.name = MODEL
+    expect_error(getattr(stubs.prediction, method), request, grpc.StatusCode.UNIMPLEMENTED)
