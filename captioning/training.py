@@ -47,6 +47,7 @@ class Trainer:
         self.strategy = strategy or make_strategy()
         if training_config.mixed_precision:
             keras.mixed_precision.set_dtype_policy("mixed_float16")
+        keras.utils.set_random_seed(training_config.seed)  # the same seed gives the same initial weights
         with self.strategy.scope():
             self.model = Captioner(model_config)
             if len(train_captions):  # start the output bias at log unigram frequencies: faster, stabler

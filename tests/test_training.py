@@ -1,0 +1,145 @@
+"""Training: the loss falls, one replica equals two, interrupted runs resume, bad data fails clearly."""
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from captioning.data.validation import NoUsableExamplesError
+from tests.helpers import TINY_MODEL, TINY_TRAINING, synthetic_dataset, train_model
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim", "32", "--num_heads", "2",
+              "--num_layers", "1", "--ff_dim", "64", "--max_length", "16", "--batch_size", "8"]
+
+
+def test_loss_falls_over_a_few_steps(tmp_path):
+    from captioning.data.readers import read_coco
+    from captioning.text import Vocabulary
+    from captioning.training import Trainer
+
+    annotations = synthetic_dataset(tmp_path / "data", num_images=30)
+    examples = read_coco(annotations, str(tmp_path / "data" / "images"))
+    vocabulary = Vocabulary.build([e.caption for e in examples])
+    config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
+    trainer = Trainer(config, TINY_TRAINING, vocabulary, str(tmp_path / "run"))
+    before = trainer.evaluate(examples)["loss"]
+    trainer.fit(examples, [], log=lambda *_: None)
+    after = trainer.evaluate(examples)["loss"]
+    assert after < before - 0.5, (before, after)
+
+
+def test_a_run_writes_the_model_its_metadata_and_training_curves(tiny_run_dir):
+    with open(os.path.join(tiny_run_dir, "training_metadata.json")) as f:
+        metadata = json.load(f)
+    assert metadata["steps"] == TINY_TRAINING.total_steps and metadata["replicas"] == 1
+    assert {"val_loss", "train_loss"} <= set(metadata["history"][-1])
+    for name in ("config.json", "vocabulary.txt", "model.weights.h5", "training_curves.png", "export/1/saved_model.pb"):
+        assert os.path.getsize(os.path.join(tiny_run_dir, name)) > 0, name
+    assert not [n for n in os.listdir(tiny_run_dir) if ".tmp" in n]
+
+
+def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
+    config = dataclasses.replace(TINY_TRAINING, steps_per_epoch=6, epochs=2, checkpoint_every_steps=4)
+    from captioning.artifacts import load_trained_model
+
+    train_model(tmp_path / "straight", training_config=config, num_images=30)
+    assert train_model(tmp_path / "resumed", training_config=config, num_images=30, max_steps=5) is None
+    assert os.path.exists(tmp_path / "resumed" / "ckpt" / "ckpt-5.index")
+    logs = []
+    from captioning.runner import run_training
+
+    run_training(TINY_MODEL, config, "coco", str(tmp_path / "resumed" / "data" / "annotations" / "captions.json"),
+                 str(tmp_path / "resumed" / "data" / "images"), str(tmp_path / "resumed"), log=logs.append)
+    assert "resumed from checkpoint at step 5" in logs
+    straight, _ = load_trained_model(str(tmp_path / "straight"))
+    resumed, _ = load_trained_model(str(tmp_path / "resumed"))
+    for a, b in zip(straight.weights, resumed.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5, err_msg=a.path)
+
+
+def test_kill_9_then_the_same_command_resumes(tmp_path):
+    command = [sys.executable, "train.py", "--output_dir", str(tmp_path), *TINY_FLAGS, "--epochs", "1",
+               "--steps_per_epoch", "400", "--checkpoint_every", "2"]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    checkpoint_state = tmp_path / "ckpt" / "checkpoint"
+    deadline = time.time() + 240
+    while not checkpoint_state.exists() and time.time() < deadline and process.poll() is None:
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert checkpoint_state.exists(), "no checkpoint was written before the kill"
+    result = subprocess.run(command[:-4] + ["--steps_per_epoch", "400", "--max_steps", "1", "--checkpoint_every", "2"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "resumed from checkpoint at step" in result.stdout
+
+
+def test_training_with_no_usable_rows_fails_clearly(tmp_path):
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("image_path,caption\nmissing.png,a red circle\n")
+    result = subprocess.run([sys.executable, "train.py", "--dataset", "csv", "--annotations", str(csv_path),
+                             "--output_dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    assert "error: no usable examples for training: kept 0 of 1 rows; skipped 1: 1 missing image" in result.stderr
+
+
+REPLICA_CHECK = """
+import sys, json, tensorflow as tf
+tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU")[0],
+                                           [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+from captioning.data.pipeline import training_dataset
+from captioning.training import Trainer
+from captioning.data.readers import read_coco
+from captioning.text import Vocabulary
+from tests.helpers import TINY_MODEL, TINY_TRAINING
+import dataclasses
+examples = read_coco(sys.argv[1], sys.argv[2])
+vocabulary = Vocabulary.build([e.caption for e in examples])
+config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
+results = {}
+for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
+    keras.utils.set_random_seed(1)
+    strategy = tf.distribute.MirroredStrategy(devices)
+    trainer = Trainer(config, TINY_TRAINING, vocabulary, sys.argv[3] + str(len(devices)), strategy)
+    dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25)
+    iterator = iter(strategy.experimental_distribute_dataset(dataset))
+    losses = [float(trainer._train_step(iterator)[0]) for _ in range(3)]
+    results[len(devices)] = {"losses": losses, "weight_sum": float(sum(tf.reduce_sum(tf.abs(w)) for w in trainer.model.weights))}
+print(json.dumps(results))
+"""
+
+
+def test_one_replica_and_two_give_the_same_losses(tmp_path):
+    annotations = synthetic_dataset(tmp_path / "data", num_images=20)
+    result = subprocess.run([sys.executable, "-c", REPLICA_CHECK, annotations, str(tmp_path / "data" / "images"),
+                             str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads(result.stdout.strip().splitlines()[-1])
+    np.testing.assert_allclose(results["1"]["losses"], results["2"]["losses"], rtol=1e-5)
+    np.testing.assert_allclose(results["1"]["weight_sum"], results["2"]["weight_sum"], rtol=1e-5)
+
+
+def test_bad_rows_are_skipped_and_counted(tmp_path):
+    from captioning.data.datasets import load_examples
+    from tests.helpers import write_image
+
+    rows = ["image_path,caption", f"{write_image(tmp_path / 'a.png')},a red square",
+            "missing.png,a blue circle", f"{tmp_path / 'a.png'},  ...  "]
+    (tmp_path / "bad.jpg").write_bytes(b"not an image")
+    rows.append(f"{tmp_path / 'bad.jpg'},a gray star")
+    (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")
+    lines = []
+    splits = load_examples("csv", str(tmp_path / "pairs.csv"), log=lines.append)
+    assert lines == ["kept 1 of 4 rows; skipped 3: 1 missing image, 1 unreadable image, 1 empty caption"]
+    assert [e.caption for e in splits["train"]] == ["a red square"]
+    with pytest.raises(NoUsableExamplesError):
+        load_examples("csv", str(tmp_path / "pairs.csv"), val_fraction=0.5, log=lines.append) and None
