@@ -5,6 +5,10 @@ XLA-compiled (TF Serving disables XLA). Signatures follow DESIGN.md:
   serving_default(image_bytes [B], text [B]) -> row-aligned scores
   score_matrix(image_bytes [N], text [M])    -> [N, M] scores, each image encoded once
   encode_image(image_bytes [N])              -> image_features [N, grid_cells, embed_dim]
+  score_features(image_features [B, G, D], text [B]) -> serving_default's scores for encode_image's features
+  generate_caption(image_bytes [B], beam_size, max_length, length_penalty scalars)
+                                             -> caption [B, K] (best first), log_likelihood, num_tokens [B, K],
+                                                tokens [B, K, T]; max_length <= 0 means the model's maximum
 """
 
 import os
@@ -12,12 +16,14 @@ import shutil
 
 import tensorflow as tf
 
-from captioning import scoring
+from captioning import generation, scoring
 from captioning.images import decode_batch
 from captioning.text import Tokenizer
 
 EXTRA_FILES_DIR = "assets.extra"  # beside the model: config, vocabulary, training metadata (TF Serving ignores it)
 STRINGS = tf.TensorSpec([None], tf.string)
+FEATURES = tf.TensorSpec([None, None, None], tf.float32)
+SCALAR_INT, SCALAR_FLOAT = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
 
 
 class ScoringModule(tf.Module):
@@ -55,9 +61,27 @@ class ScoringModule(tf.Module):
     def encode_image(self, image_bytes):
         return {"image_features": tf.cast(self._encode(image_bytes), tf.float32)}
 
+    @tf.function(input_signature=[FEATURES, STRINGS])
+    def score_features(self, image_features, text):
+        tokens = self._tokenize(text)
+        # Decode only as many positions as the longest text needs: the causal decoder gives earlier positions
+        # the same values either way, and a batch of similar lengths then costs what its texts need.
+        length = tf.reduce_max(tf.reduce_sum(tf.cast(tokens["mask"], tf.int32), axis=1))
+        tokens = {k: v[:, :length] if k in ("input_ids", "target_ids", "mask") else v for k, v in tokens.items()}
+        return scoring.pair_scores(self.model, tf.cast(image_features, self.model.compute_dtype), tokens)
+
+    @tf.function(input_signature=[STRINGS, SCALAR_INT, SCALAR_INT, SCALAR_FLOAT])
+    def generate_caption(self, image_bytes, beam_size, max_length, length_penalty):
+        tf.debugging.assert_positive(beam_size, message="beam_size must be at least 1")
+        result = generation.generate(self.model, self._encode(image_bytes), beam_size, max_length, length_penalty)
+        shape = tf.shape(result["tokens"])
+        captions = self.tokenizer.detokenize(tf.reshape(result["tokens"], [-1, shape[2]]))
+        return {**result, "caption": tf.reshape(captions, shape[:2])}
+
     def signatures(self) -> dict:
         return {name: getattr(self, name).get_concrete_function()
-                for name in ("serving_default", "score_matrix", "encode_image")}
+                for name in ("serving_default", "score_matrix", "encode_image", "score_features",
+                             "generate_caption")}
 
 
 def next_version(export_base: str) -> int:

@@ -1,0 +1,83 @@
+"""Run an exported model's named signatures in this process or on a server, with the same call:
+
+    model = open_model(model_dir="checkpoints/export")          # or open_model(server="localhost:8500")
+    model.run("encode_image", {"image_bytes": [png]})["image_features"]
+
+Inputs are lists of bytes/str (DT_STRING) or numpy arrays/scalars of the signature's dtype; outputs are numpy.
+"""
+
+import numpy as np
+
+
+class MissingSignatureError(LookupError):
+    """The model was exported without a signature this feature needs."""
+
+
+class InvalidInputError(ValueError):
+    """The model rejected the inputs (INVALID_ARGUMENT: an undecodable image, a text without words)."""
+
+
+def _missing(name, where):
+    return MissingSignatureError(f"{where} has no {name!r} signature; re-export the model with this version of "
+                                 "captioning.export")
+
+
+class LocalModel:
+    """The newest SavedModel under `model_dir` (or that version directory), loaded in this process."""
+
+    def __init__(self, model_dir: str):
+        from captioning.saved_model_scorer import SavedModelScorer  # imports TensorFlow: only when needed
+
+        self.scorer = SavedModelScorer(model_dir)  # also serves the scorer-style APIs (score, score_matrix)
+        self.path = self.scorer.path
+
+    def run(self, name: str, inputs: dict) -> dict:
+        import tensorflow as tf
+
+        if name not in self.scorer.model.signatures:
+            raise _missing(name, self.path)
+        tensors = {key: tf.constant(value, tf.string) if isinstance(value, list) else tf.constant(value)
+                   for key, value in inputs.items()}
+        try:
+            outputs = self.scorer.model.signatures[name](**tensors)
+        except tf.errors.InvalidArgumentError as error:
+            raise InvalidInputError(error.message.strip().splitlines()[0]) from None
+        return {key: value.numpy() for key, value in outputs.items()}
+
+    def extra_file(self, name: str) -> str:
+        return self.scorer.extra_file(name)
+
+
+class RemoteModel:
+    """A model on a TF Serving-compatible gRPC server (serving.client.PredictionClient, one per signature)."""
+
+    def __init__(self, server: str, model_name: str = "captioner"):
+        self.server, self.model_name, self.path = server, model_name, f"{model_name}@{server}"
+        self._clients = {}
+
+    def run(self, name: str, inputs: dict) -> dict:
+        from serving.client import PredictionClient, PredictionError
+
+        if name not in self._clients:
+            self._clients[name] = PredictionClient(self.server, model_name=self.model_name, signature_name=name)
+        try:
+            return self._clients[name].predict({key: np.asarray(value) if np.isscalar(value) else value
+                                                for key, value in inputs.items()})
+        except PredictionError as error:
+            if "not found" in error.details and name in error.details:
+                raise _missing(name, self.path) from None
+            if error.code.name == "INVALID_ARGUMENT":
+                raise InvalidInputError(error.details.strip().splitlines()[0]) from None
+            raise
+
+    def extra_file(self, name: str) -> None:
+        """Files beside a served model are not reachable from the client."""
+        return None
+
+    def close(self):
+        for client in self._clients.values():
+            client.close()
+
+
+def open_model(model_dir: str = None, server: str = None, model_name: str = "captioner"):
+    return RemoteModel(server, model_name) if server else LocalModel(model_dir)
