@@ -1,0 +1,154 @@
+"""Scoring many (image, caption) rows fast: each distinct image is read, decoded and encoded once (the model's
+`encode_image` signature), then its rows are scored from those features (`score_features`, which returns
+exactly serving_default's numbers) in batches of texts of similar length. Rows that cannot be scored get an
+error message instead of stopping the job.
+
+    scored = score_pairs(open_model("checkpoints/export"), image_paths, captions)
+"""
+
+import csv
+import dataclasses
+import resource
+import sys
+
+import numpy as np
+from tqdm import tqdm
+
+from captioning.data.validation import caption_problem, image_problem
+from captioning.signatures import InvalidInputError
+
+# A TF Serving with batching on rejects calls with more rows than its max_batch_size (64 in
+# serving/batching_parameters.config); in this process, larger calls would not be faster on a CPU either.
+MAX_ROWS_PER_CALL = 64
+
+ERROR_MESSAGES = {"missing_image": "missing image", "unreadable_image": "unreadable image",
+                  "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)",
+                  "empty_caption": "empty caption (no words to score)"}
+
+
+@dataclasses.dataclass
+class ScoredPairs:
+    scores: dict  # output name -> array [rows]; rows with an error hold zeros
+    errors: list  # per row: None, or why the row was not scored
+    images_encoded: int
+
+
+def image_errors(paths) -> dict:
+    """{path: error message} for the distinct paths whose file is missing or cannot be decoded."""
+    problems = {path: image_problem(path) for path in dict.fromkeys(paths)}
+    return {path: ERROR_MESSAGES[problem] for path, problem in problems.items() if problem}
+
+
+def read_bytes(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def encode_images(model, image_bytes: list, batch_size: int = MAX_ROWS_PER_CALL) -> list:
+    """Features [G, D] per image, or None for an image the model cannot decode (found by retrying one by one)."""
+    if len(image_bytes) > batch_size:
+        return [features for start in range(0, len(image_bytes), batch_size)
+                for features in encode_images(model, image_bytes[start:start + batch_size], batch_size)]
+    try:
+        return list(model.run("encode_image", {"image_bytes": image_bytes})["image_features"])
+    except InvalidInputError:
+        if len(image_bytes) == 1:
+            return [None]
+        return [features for one in image_bytes for features in encode_images(model, [one])]
+
+
+def _batches_by_length(rows, captions, batch_size):
+    # Whitespace words approximate the tokenizer's count well enough to group texts of similar length.
+    ordered = sorted(rows, key=lambda row: len(captions[row].split()))
+    return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
+
+
+def score_pairs(model, image_paths, captions, batch_size: int = MAX_ROWS_PER_CALL, images_per_chunk: int = 256,
+                progress: bool = True) -> ScoredPairs:
+    """Scores row i = (image_paths[i], captions[i]) for every row; results come back in row order.
+
+    Images are read and encoded in chunks of `images_per_chunk` distinct images, so memory holds one chunk's
+    files and features whatever the size of the CSV.
+    """
+    bad_images = image_errors(image_paths)
+    errors = [bad_images.get(path) or (caption_problem(caption) and ERROR_MESSAGES["empty_caption"])
+              for path, caption in zip(image_paths, captions)]
+    rows_of_image = {}
+    for row, path in enumerate(image_paths):
+        if errors[row] is None:
+            rows_of_image.setdefault(path, []).append(row)
+    scores, encoded = {}, 0
+    paths = list(rows_of_image)
+    with tqdm(total=sum(map(len, rows_of_image.values())), unit="pair", desc="scoring", disable=not progress) as bar:
+        for start in range(0, len(paths), images_per_chunk):
+            chunk = paths[start:start + images_per_chunk]
+            features = dict(zip(chunk, encode_images(model, [read_bytes(path) for path in chunk])))
+            encoded += len(chunk)
+            rows = []
+            for path in chunk:
+                if features[path] is None:
+                    for row in rows_of_image[path]:
+                        errors[row] = ERROR_MESSAGES["unreadable_image"]
+                else:
+                    rows += rows_of_image[path]
+            for batch in _batches_by_length(rows, captions, batch_size):
+                outputs = model.run("score_features", {
+                    "image_features": np.stack([features[image_paths[row]] for row in batch]),
+                    "text": [captions[row] for row in batch]})
+                for name, values in outputs.items():
+                    scores.setdefault(name, np.zeros(len(captions), values.dtype))[batch] = values
+                bar.update(len(batch))
+    return ScoredPairs(scores, errors, encoded)
+
+
+def score_matrix(model, image_bytes: list, texts: list, images_per_call: int = 8, texts_per_call: int = 256) -> dict:
+    """Every image against every text with the `score_matrix` signature -> {score: [N, M]}, in blocks small enough
+    to keep the decoder's [texts, length, vocabulary] logits in memory."""
+    blocks = [[model.run("score_matrix", {"image_bytes": image_bytes[i:i + images_per_call],
+                                          "text": texts[j:j + texts_per_call]})
+               for j in range(0, len(texts), texts_per_call)]
+              for i in range(0, len(image_bytes), images_per_call)]
+    return {name: np.block([[block[name] for block in row] for row in blocks]) for name in blocks[0][0]}
+
+
+def peak_memory_mb() -> float:
+    """This process's peak resident set size so far (getrusage ru_maxrss: KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class CsvError(ValueError):
+    """A CSV that cannot be read as pairs: missing, malformed or without the image_path,caption header."""
+
+
+def read_pairs_csv(path: str) -> tuple[list, list]:
+    """-> (field names, rows as dicts) of a CSV with at least `image_path,caption` columns."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f, strict=True)
+            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+            # Short rows give None for their missing columns; an empty value scores as an error row instead.
+            rows = [{name: value or "" for name, value in row.items()} for row in reader]
+            fields = reader.fieldnames
+    except FileNotFoundError:
+        raise CsvError(f"{path}: no such file") from None
+    except (csv.Error, UnicodeDecodeError) as error:
+        raise CsvError(f"{path}: not a readable CSV file ({error})") from None
+    if not {"image_path", "caption"} <= set(fields):
+        raise CsvError(f"{path}: needs an 'image_path,caption' header, found {','.join(fields) or 'nothing'!r}")
+    return fields, rows
+
+
+def write_scored_csv(path: str, fields: list, rows: list, scored: ScoredPairs, score_names) -> None:
+    """The input rows in their order, with the score columns and an `error` column (empty when scored)."""
+    columns = list(dict.fromkeys([*fields, *score_names, "error"]))
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer.writeheader()
+        for i, row in enumerate(rows):
+            if scored.errors[i]:
+                values = {name: "" for name in score_names}
+            else:
+                # str() of a numpy float32 is its shortest exact form, not float64 noise digits.
+                values = {name: str(scored.scores[name][i]) for name in score_names if name in scored.scores}
+            writer.writerow({**row, **values, "error": scored.errors[i] or ""})

@@ -1,0 +1,86 @@
+"""Pictures of scores for people: each image with its caption and score, and an image-by-caption heat map.
+
+Both are drawn with matplotlib's Agg backend (no screen needed) and written as JPEG.
+"""
+
+import os
+import textwrap
+
+import numpy as np
+from PIL import Image
+
+THUMBNAIL_PIXELS = 96
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _thumbnail(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL_PIXELS, THUMBNAIL_PIXELS))
+        return np.asarray(image)
+
+
+def _save(figure, path: str) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    figure.savefig(path, dpi=100, pil_kwargs={"quality": 90})
+    _pyplot().close(figure)
+
+
+def draw_image_captions(path: str, image_paths, captions, values, errors, score_name: str,
+                        max_pairs: int = 40, columns: int = 4) -> None:
+    """A grid of the first `max_pairs` rows: the image, its caption and its score (or why it has none)."""
+    shown = min(len(captions), max_pairs)
+    rows = max(1, -(-shown // columns))
+    plt = _pyplot()
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False)
+    for index, axis in enumerate(axes.flat):
+        axis.axis("off")
+        if index >= shown:
+            continue
+        caption = textwrap.fill(captions[index], 34)
+        if errors[index]:
+            axis.set_title(f"{caption}\nerror: {errors[index]}", fontsize=8, color="firebrick")
+            continue
+        axis.imshow(_thumbnail(image_paths[index]))
+        axis.set_title(f"{caption}\n{score_name} = {values[index]:.2f}", fontsize=8)
+    if shown < len(captions):
+        figure.suptitle(f"first {shown} of {len(captions)} rows")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def draw_similarity_matrix(path: str, image_paths, texts, matrix: np.ndarray, score_name: str) -> None:
+    """Heat map of matrix[i, j] = score of image i with text j; rows labelled with a thumbnail and file name,
+    columns with the text, and each cell with its value when the map is small enough to read them."""
+    from matplotlib.offsetbox import AnnotationBbox, OffsetImage
+
+    plt = _pyplot()
+    num_images, num_texts = matrix.shape
+    figure, axis = plt.subplots(figsize=(4 + 0.9 * num_texts, 2 + 0.9 * num_images))
+    heat = axis.imshow(matrix, cmap="viridis", aspect="auto")
+    figure.colorbar(heat, ax=axis, label=score_name)
+    axis.set_xticks(range(num_texts), [textwrap.shorten(t, 40, placeholder="…") for t in texts],
+                    rotation=60, ha="right", fontsize=8)
+    axis.set_yticks(range(num_images), [os.path.basename(p) for p in image_paths], fontsize=8)
+    axis.tick_params(axis="y", pad=48)  # room for the thumbnails between the names and the map
+    for row, image_path in enumerate(image_paths):
+        pixels = _thumbnail(image_path)
+        thumbnail = OffsetImage(pixels, zoom=40 / max(pixels.shape[:2]))  # about 40 points whatever the image size
+        axis.add_artist(AnnotationBbox(thumbnail, (-0.5, row), xybox=(-26, 0), xycoords="data",
+                                       boxcoords="offset points", frameon=False, annotation_clip=False))
+    if num_images * num_texts <= 400:
+        threshold = matrix.mean()
+        for (row, column), value in np.ndenumerate(matrix):
+            axis.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
+                      color="black" if value > threshold else "white")
+    axis.set_title(f"{score_name}: every image against every caption (larger = more similar)")
+    figure.tight_layout()
+    _save(figure, path)
