@@ -3,31 +3,55 @@
     python get_similarity_score.py --image_path cat.jpg --text "a cat on a sofa"
     python get_similarity_score.py --image_path cat.jpg --text "a cat" --text "a dog" --json
     python get_similarity_score.py --image_path cat.jpg --text "a cat" --server localhost:8500
+    python get_similarity_score.py --csv pairs.csv --output scored.csv --figures_dir figures/
+    python get_similarity_score.py --image_path cat.jpg --generate --beam_size 5
+    python get_similarity_score.py --image_path cat.jpg --labels cat,dog,car
 
 Locally it loads the newest SavedModel under --model_dir; with --server it asks a TF Serving (or the project's
 own) PredictionService over gRPC. Both print the same numbers. Bad input exits with code 2 and one line.
 """
 
+import dataclasses
 import json
 import os
 import sys
 
 from absl import app, flags
 
+from captioning import ranking
+from captioning.batch_job import SCORE_COLUMNS as SCORE_NAMES
 from captioning.data.validation import caption_problem, image_problem
+from captioning.zero_shot import DEFAULT_TEMPLATE
 
-SCORE_NAMES = ("log_likelihood", "num_tokens", "mean_log_prob", "perplexity", "prior_log_likelihood", "pmi",
-               "unknown_tokens", "truncated")
 FLAGS = flags.FLAGS
 flags.DEFINE_string("image_path", None, "Image file (JPEG, PNG, BMP or GIF).")
 flags.DEFINE_multi_string("text", [], "Text to score; repeat to rank several texts for the image.")
 flags.DEFINE_string("model_dir", os.path.join("checkpoints", "export"), "Export base directory or version directory.")
 flags.DEFINE_string("server", None, "HOST:PORT of a TF Serving-compatible gRPC server; scores remotely.")
 flags.DEFINE_string("model_name", "captioner", "Model name on the server.")
-flags.DEFINE_string("signature", "serving_default", "Signature name on the server.")
-flags.DEFINE_enum("rank_by", "log_likelihood", ["log_likelihood", "mean_log_prob", "pmi"],
-                  "Score that orders several texts.")
+flags.DEFINE_string("signature", "serving_default", "Signature that scores --text pairs.")
+flags.DEFINE_enum("rank_by", ranking.AUTO, [ranking.AUTO, *ranking.SCORES],
+                  "Score that orders texts and labels and that figures show; auto = debiased when the model's "
+                  "evaluation stored an alpha that helps, else log_likelihood.")
+flags.DEFINE_float("alpha", None, "Debiasing weight of the text prior (debiased = log_likelihood - alpha * prior); "
+                                  "default: the alpha stored with the model, else 1 (= pmi).")
 flags.DEFINE_bool("json", False, "Print machine-readable JSON.")
+
+flags.DEFINE_string("csv", None, "Score every row of a CSV with image_path,caption columns (paths may be relative "
+                                 "to the CSV's folder).")
+flags.DEFINE_string("output", None, "With --csv: where to write the rows with their scores and an error column.")
+flags.DEFINE_string("figures_dir", None, "With --csv: write image_captions.jpg and similarity_matrix.jpg here.")
+flags.DEFINE_string("image_captions_figure", None, "With --csv: each image with its caption and score (JPEG).")
+flags.DEFINE_string("similarity_matrix_figure", None, "With --csv: every image against every caption (JPEG).")
+
+flags.DEFINE_bool("generate", False, "Caption --image_path instead of scoring texts.")
+flags.DEFINE_integer("beam_size", 3, "Beam width for --generate (1 = greedy); that many captions are printed.")
+flags.DEFINE_integer("max_length", 0, "Most words in a generated caption (0: as many as the model allows).")
+flags.DEFINE_float("length_penalty", 0.0, "Beams rank by log_likelihood / num_tokens ** length_penalty.")
+
+flags.DEFINE_list("labels", [], "Rank these labels for --image_path (zero-shot), e.g. cat,dog,car.")
+flags.DEFINE_string("labels_file", None, "Labels one per line, for zero-shot ranking.")
+flags.DEFINE_string("prompt_template", DEFAULT_TEMPLATE, "Prompt each label is put into; {} marks the label.")
 
 
 class InputError(ValueError):
@@ -38,68 +62,162 @@ _PROBLEMS = {"missing_image": "no such file", "unreadable_image": "not a readabl
              "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)"}
 
 
-def read_inputs(image_path, texts):
+def read_image(image_path):
     if not image_path:
         raise InputError("--image_path is required")
     problem = image_problem(image_path)
     if problem:
         raise InputError(f"{image_path}: {_PROBLEMS[problem]}")
-    if not texts:
-        raise InputError("give at least one --text")
-    for text in texts:
-        if caption_problem(text):
-            raise InputError(f"text {text!r} has no words to score")
     with open(image_path, "rb") as f:
         return f.read()
 
 
-def make_scorer():
-    if FLAGS.server:
-        from serving.client import PredictionClient
+def read_inputs(image_path, texts):
+    image_bytes = read_image(image_path)
+    if not texts:
+        raise InputError("give at least one --text (or --csv, --generate, --labels)")
+    for text in texts:
+        if caption_problem(text):
+            raise InputError(f"text {text!r} has no words to score")
+    return image_bytes
 
-        return PredictionClient(FLAGS.server, model_name=FLAGS.model_name, signature_name=FLAGS.signature)
-    from captioning.saved_model_scorer import SavedModelScorer
 
-    return SavedModelScorer(FLAGS.model_dir)
+def open_model():
+    from captioning.signatures import open_model as open_local_or_remote
+
+    return open_local_or_remote(model_dir=FLAGS.model_dir, server=FLAGS.server, model_name=FLAGS.model_name)
 
 
-def rows_of(scores, texts):
-    rows = [{"text": text, **{name: scores[name][i].item() for name in SCORE_NAMES if name in scores}}
+def ranking_choice(model):
+    """(score name, alpha) from --rank_by, --alpha and the ranking.json stored with a local model."""
+    return ranking.resolve(FLAGS.rank_by, FLAGS.alpha, ranking.read_ranking(model.extra_file(ranking.RANKING_FILE)))
+
+
+def print_table(columns, rows):
+    """Rows of dicts as aligned columns, floats to 4 decimals; the last column (the text) left-aligned."""
+    cells = [[f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns] for row in rows]
+    widths = [max(len(name), *(len(line[i]) for line in cells)) for i, name in enumerate(columns[:-1])]
+    for line in [columns, *cells]:
+        print("  ".join(cell.rjust(width) for cell, width in zip(line, widths)) + f"  {line[-1]}")
+
+
+def score_texts():
+    image_bytes = read_inputs(FLAGS.image_path, FLAGS.text)
+    model = open_model()
+    rank_by, alpha = ranking_choice(model)
+    texts = list(FLAGS.text)
+    scores = model.run(FLAGS.signature, {"image_bytes": [image_bytes] * len(texts), "text": texts})
+    if rank_by == "debiased":
+        scores["debiased"] = ranking.ranking_scores(scores, rank_by, alpha)
+    rows = [{"text": text, **{name: scores[name][i].item() for name in (*SCORE_NAMES, "debiased") if name in scores}}
             for i, text in enumerate(texts)]
-    return sorted(rows, key=lambda row: -row[FLAGS.rank_by]) if len(rows) > 1 else rows
-
-
-def print_rows(rows):
-    if len(rows) == 1:
+    if len(rows) > 1:
+        rows.sort(key=lambda row: -row[rank_by])
+    if FLAGS.json:
+        print(json.dumps({"image_path": FLAGS.image_path, "results": rows}, indent=2))
+    elif len(rows) == 1:
         for name, value in rows[0].items():
             print(f"{name:>22}: {value:.4f}" if isinstance(value, float) else f"{name:>22}: {value}")
+    else:
+        for rank, row in enumerate(rows, start=1):
+            row["rank"] = rank
+            row["text"] += " (truncated)" if row.get("truncated") else ""
+        print_table(["rank", "log_likelihood", "mean_log_prob", "pmi", *(["debiased"] * ("debiased" in scores)),
+                     "text"], rows)
+
+
+def figure_paths():
+    directory = FLAGS.figures_dir
+    return (FLAGS.image_captions_figure or (directory and os.path.join(directory, "image_captions.jpg")),
+            FLAGS.similarity_matrix_figure or (directory and os.path.join(directory, "similarity_matrix.jpg")))
+
+
+def score_csv():
+    from captioning.batch_job import run_csv_job
+    from captioning.batch_scoring import read_pairs_csv
+
+    if not FLAGS.output:
+        raise InputError("--csv needs --output (where to write the scored rows)")
+    if os.path.abspath(FLAGS.output) == os.path.abspath(FLAGS.csv):
+        raise InputError("--output must not overwrite the input --csv")
+    pairs = read_pairs_csv(FLAGS.csv)  # a bad CSV fails before the model loads
+    model = open_model()
+    rank_by, alpha = ranking_choice(model)
+    captions_figure, matrix_figure = figure_paths()
+    summary = run_csv_job(model, pairs, FLAGS.output, rank_by, alpha, captions_figure, matrix_figure)
+    if FLAGS.json:
+        print(json.dumps({"output": FLAGS.output, **dataclasses.asdict(summary)}, indent=2))
+    else:
+        print(f"wrote {FLAGS.output}" + "".join(f", {path}" for path in summary.figures))
+        print(summary.line())
+
+
+def generate():
+    image_bytes = read_image(FLAGS.image_path)
+    if FLAGS.beam_size < 1:
+        raise InputError("--beam_size must be at least 1")
+    import numpy as np
+
+    from captioning.generation import generate_with_signature  # imports TensorFlow: after the input checks
+    result = generate_with_signature(open_model().run, [image_bytes], FLAGS.beam_size, FLAGS.max_length,
+                                     FLAGS.length_penalty)
+    rows = [{"rank": k + 1, "caption": caption, "log_likelihood": result["log_likelihood"][0, k].item(),
+             "num_tokens": result["num_tokens"][0, k].item(),
+             "mean_log_prob": (result["log_likelihood"][0, k] / result["num_tokens"][0, k]).item()}
+            for k, caption in enumerate(result["caption"][0])
+            if np.isfinite(result["log_likelihood"][0, k])]  # a tiny vocabulary may allow fewer captions
+    if FLAGS.json:
+        print(json.dumps({"image_path": FLAGS.image_path, "beam_size": FLAGS.beam_size, "captions": rows}, indent=2))
+    else:
+        print_table(["rank", "log_likelihood", "mean_log_prob", "caption"], rows)
+
+
+def rank_labels():
+    from captioning import zero_shot
+
+    image_bytes = read_image(FLAGS.image_path)
+    labels = zero_shot.read_labels(FLAGS.labels, FLAGS.labels_file)
+    model = open_model()
+    rank_by, alpha = ranking_choice(model)
+    rows = zero_shot.rank_labels(model, [image_bytes], labels, FLAGS.prompt_template, rank_by, alpha)[0]
+    if FLAGS.json:
+        print(json.dumps({"image_path": FLAGS.image_path, "rank_by": rank_by, "alpha": alpha, "results": rows},
+                         indent=2))
         return
-    print(f"{'rank':>4}  {'log_likelihood':>14}  {'mean_log_prob':>13}  {'pmi':>8}  text")
-    for rank, row in enumerate(rows, start=1):
-        note = " (truncated)" if row.get("truncated") else ""
-        print(f"{rank:>4}  {row['log_likelihood']:>14.4f}  {row['mean_log_prob']:>13.4f}  {row['pmi']:>8.4f}  "
-              f"{row['text']}{note}")
+    for rank_number, row in enumerate(rows, start=1):
+        row["rank"] = rank_number
+    print(f"ranked by {rank_by}" + (f" (alpha {alpha:g})" if rank_by == "debiased" else ""))
+    print_table(["rank", "score", "log_likelihood", "pmi", "label"], rows)
+
+
+def choose_mode():
+    modes = {"csv": bool(FLAGS.csv), "generate": FLAGS.generate, "labels": bool(FLAGS.labels or FLAGS.labels_file)}
+    chosen = [name for name, on in modes.items() if on]
+    if len(chosen) > 1 or (chosen and FLAGS.text):
+        raise InputError("choose one of --text, --csv, --generate and --labels")
+    if chosen != ["csv"] and (FLAGS.figures_dir or FLAGS.image_captions_figure or FLAGS.similarity_matrix_figure):
+        raise InputError("figures are drawn for a --csv job only")
+    if chosen == ["csv"] and FLAGS.image_path:
+        raise InputError("--csv takes its images from the CSV; drop --image_path")
+    return {"csv": score_csv, "generate": generate, "labels": rank_labels}[chosen[0]] if chosen else score_texts
 
 
 def main(argv):
+    from captioning.batch_scoring import CsvError
+    from captioning.signatures import InvalidInputError
+    from captioning.zero_shot import LabelsError
+
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         return 2
     try:
-        image_bytes = read_inputs(FLAGS.image_path, FLAGS.text)
-        scorer = make_scorer()
-        scores = scorer.score([image_bytes] * len(FLAGS.text), list(FLAGS.text))
-    except (InputError, FileNotFoundError) as error:
+        choose_mode()()
+    except (InputError, CsvError, LabelsError, InvalidInputError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a server or model error: one line, not a traceback
         print(f"error: scoring failed: {str(error).strip().splitlines()[0]}", file=sys.stderr)
         return 1
-    rows = rows_of(scores, FLAGS.text)
-    if FLAGS.json:
-        print(json.dumps({"image_path": FLAGS.image_path, "results": rows}, indent=2))
-    else:
-        print_rows(rows)
     return 0
 
 

@@ -2,7 +2,6 @@
 scores in the same order, draw the figures asked for, and report how fast it went."""
 
 import dataclasses
-import os
 import time
 
 from captioning import batch_scoring, figures, ranking
@@ -16,7 +15,7 @@ class JobSummary:
     rows: int
     errors: int
     images_encoded: int
-    seconds: float  # reading, scoring and writing the CSV; drawing figures is not counted
+    seconds: float  # reading the images, scoring and writing the CSV; drawing figures is not counted
     peak_memory_mb: float
     figures: list = dataclasses.field(default_factory=list)  # paths written
 
@@ -27,12 +26,6 @@ class JobSummary:
                 f"peak memory {self.peak_memory_mb:.0f} MB")
 
 
-def resolve_image_paths(rows, csv_path: str) -> list:
-    """Relative image paths are relative to the CSV's folder, as in captioning.data.readers.read_csv."""
-    folder = os.path.dirname(os.path.abspath(csv_path))
-    return [os.path.join(folder, row["image_path"].strip()) for row in rows]
-
-
 def matrix_inputs(image_paths, captions, errors, max_images: int, max_texts: int) -> tuple[list, list]:
     """The first distinct scorable images and captions, in file order, capped so the figure stays legible."""
     usable = [i for i, error in enumerate(errors) if not error]
@@ -41,23 +34,22 @@ def matrix_inputs(image_paths, captions, errors, max_images: int, max_texts: int
     return images, texts
 
 
-def run_csv_job(model, csv_path: str, output_path: str, rank_by: str = "log_likelihood", alpha: float = 1.0,
-                image_captions_figure: str = None, similarity_matrix_figure: str = None,
+def run_csv_job(model, pairs: batch_scoring.PairsCsv, output_path: str, rank_by: str = "log_likelihood",
+                alpha: float = 1.0, image_captions_figure: str = None, similarity_matrix_figure: str = None,
                 matrix_size: int = 30, progress: bool = True) -> JobSummary:
-    """Raises batch_scoring.CsvError for a CSV that cannot be read; bad rows get an error column instead."""
+    """Scores `pairs` (batch_scoring.read_pairs_csv) into `output_path`; bad rows get an error column."""
     started = time.perf_counter()
-    fields, rows = batch_scoring.read_pairs_csv(csv_path)
-    image_paths, captions = resolve_image_paths(rows, csv_path), [row["caption"] for row in rows]
+    image_paths, captions = pairs.image_paths(), pairs.captions()
     scored = batch_scoring.score_pairs(model, image_paths, captions, progress=progress)
     columns = list(SCORE_COLUMNS)
     if rank_by == "debiased" and scored.scores:
         scored.scores["debiased"] = ranking.ranking_scores(scored.scores, rank_by, alpha)
         columns.append("debiased")
-    batch_scoring.write_scored_csv(output_path, fields, rows, scored, columns)
-    summary = JobSummary(len(rows), sum(1 for e in scored.errors if e), scored.images_encoded,
+    batch_scoring.write_scored_csv(output_path, pairs, scored, columns)
+    summary = JobSummary(len(pairs.rows), sum(1 for e in scored.errors if e), scored.images_encoded,
                          time.perf_counter() - started, batch_scoring.peak_memory_mb())
     if image_captions_figure:
-        values = ranking.ranking_scores(scored.scores, rank_by, alpha) if scored.scores else [None] * len(rows)
+        values = ranking.ranking_scores(scored.scores, rank_by, alpha) if scored.scores else [None] * len(captions)
         figures.draw_image_captions(image_captions_figure, image_paths, captions, values, scored.errors, rank_by)
         summary.figures.append(image_captions_figure)
     images, texts = matrix_inputs(image_paths, captions, scored.errors, matrix_size, matrix_size)

@@ -8,6 +8,7 @@ error message instead of stopping the job.
 
 import csv
 import dataclasses
+import os
 import resource
 import sys
 
@@ -121,8 +122,23 @@ class CsvError(ValueError):
     """A CSV that cannot be read as pairs: missing, malformed or without the image_path,caption header."""
 
 
-def read_pairs_csv(path: str) -> tuple[list, list]:
-    """-> (field names, rows as dicts) of a CSV with at least `image_path,caption` columns."""
+@dataclasses.dataclass
+class PairsCsv:
+    path: str
+    fields: list  # column names in file order
+    rows: list  # one dict per row, missing values as ""
+
+    def image_paths(self) -> list:
+        """Relative image paths are relative to the CSV's folder, as in captioning.data.readers.read_csv."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        return [os.path.join(folder, row["image_path"].strip()) for row in self.rows]
+
+    def captions(self) -> list:
+        return [row["caption"] for row in self.rows]
+
+
+def read_pairs_csv(path: str) -> PairsCsv:
+    """A CSV with at least `image_path,caption` columns; CsvError when it cannot be read as one."""
     try:
         with open(path, newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f, strict=True)
@@ -136,16 +152,16 @@ def read_pairs_csv(path: str) -> tuple[list, list]:
         raise CsvError(f"{path}: not a readable CSV file ({error})") from None
     if not {"image_path", "caption"} <= set(fields):
         raise CsvError(f"{path}: needs an 'image_path,caption' header, found {','.join(fields) or 'nothing'!r}")
-    return fields, rows
+    return PairsCsv(path, fields, rows)
 
 
-def write_scored_csv(path: str, fields: list, rows: list, scored: ScoredPairs, score_names) -> None:
+def write_scored_csv(path: str, pairs: PairsCsv, scored: ScoredPairs, score_names) -> None:
     """The input rows in their order, with the score columns and an `error` column (empty when scored)."""
-    columns = list(dict.fromkeys([*fields, *score_names, "error"]))
+    columns = list(dict.fromkeys([*pairs.fields, *score_names, "error"]))
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, columns, extrasaction="ignore")
         writer.writeheader()
-        for i, row in enumerate(rows):
+        for i, row in enumerate(pairs.rows):
             if scored.errors[i]:
                 values = {name: "" for name in score_names}
             else:

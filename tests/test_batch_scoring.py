@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from captioning import batch_scoring
-from captioning.batch_job import resolve_image_paths, run_csv_job
+from captioning.batch_job import run_csv_job
 from captioning.signatures import InvalidInputError, open_model
 from tests.helpers import write_image
 
@@ -56,7 +56,8 @@ EXPECTED_ERRORS = {2: "missing image", 4: "empty caption", 6: "unreadable image"
 
 def test_csv_rows_keep_their_order_and_bad_rows_get_an_error(model, pairs_csv, tmp_path):
     output, figures = tmp_path / "scored.csv", [str(tmp_path / "captions.jpg"), str(tmp_path / "matrix.jpg")]
-    summary = run_csv_job(model, pairs_csv, str(output), "debiased", 0.5, *figures, progress=False)
+    pairs = batch_scoring.read_pairs_csv(pairs_csv)
+    summary = run_csv_job(model, pairs, str(output), "debiased", 0.5, *figures, progress=False)
     with open(output, newline="") as f:
         rows = list(csv.DictReader(f))
     assert [row["id"] for row in rows] == [str(i) for i in range(10)]
@@ -76,8 +77,8 @@ def test_csv_rows_keep_their_order_and_bad_rows_get_an_error(model, pairs_csv, t
 
 
 def test_scores_equal_serving_default_and_each_image_is_encoded_once(model, pairs_csv):
-    _, rows = batch_scoring.read_pairs_csv(pairs_csv)
-    paths, captions = resolve_image_paths(rows, pairs_csv), [row["caption"] for row in rows]
+    pairs = batch_scoring.read_pairs_csv(pairs_csv)
+    paths, captions = pairs.image_paths(), pairs.captions()
     counting = CountingModel(model)
     scored = batch_scoring.score_pairs(counting, paths, captions, batch_size=2, progress=False)
     assert sum(counting.encoded) == scored.images_encoded == 4  # red.png, three samples; not one per row
