@@ -1,28 +1,52 @@
-"""Measure an exported model on fresh synthetic scenes: hard-negative accuracy by kind and retrieval recall.
+"""Measure an exported model: retrieval recall@k both ways, hard negatives, caption quality; choose alpha.
 
-    python -m captioning.evaluate --model_dir checkpoints/export --seed 12345 --num_images 500
+    python -m captioning.evaluate --model_dir checkpoints/export --seed 12345 --num_images 500      # synthetic
+    python -m captioning.evaluate --model_dir M --dataset karpathy --annotations dataset_coco.json \
+        --image_dir coco/ --split test --output_json report.json
 
-Hard negatives: each scene's full caption against the same caption with one attribute changed (colour, shape,
-size, or the two objects of a relation exchanged); accuracy is how often the true caption scores higher.
-Recall@k: over `--retrieval_images` scenes, each scene's full caption is the one relevant text for its image.
+Retrieval: over `--retrieval_images` images of the split and all their captions, text->image recall@k (the
+caption's own image in the top k) and image->text recall@k (any of the image's captions in the top k), for
+log_likelihood, mean_log_prob, pmi and the alpha-debiased score. Alpha is chosen on the validation split
+(synthetic: scenes from `--val_seed`) by image->text recall@1 and stored with the model (captioning.ranking).
+Synthetic data adds hard-negative accuracy by kind (colour, shape, size, relation swap) on fresh scenes and on
+held-out colour-shape combinations. Generated captions are compared with the references by pycocoevalcap's
+BLEU-4, METEOR (needs Java), ROUGE-L and CIDEr.
 """
 
+import dataclasses
 import io
 import json
+import shutil
 import sys
 
 import numpy as np
 from absl import app, flags
 
+from captioning import batch_scoring, ranking
 from captioning.data import synthetic
 
 SCORES = ("log_likelihood", "mean_log_prob", "pmi")
+KS = (1, 5, 10)
+ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
+# Debiasing is used by default only if it ranks at least this many more validation images' captions first:
+# one image either way is noise on a few hundred images.
+MIN_GAIN_IMAGES = 2
 
 
 def png_bytes(image) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+@dataclasses.dataclass
+class RetrievalSet:
+    """Images, every caption of them, and which image each caption belongs to."""
+
+    image_bytes: list
+    texts: list
+    text_image: np.ndarray  # [texts] -> index into image_bytes
+    references: list  # per image, its captions (references for caption metrics)
 
 
 def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0) -> dict:
@@ -47,61 +71,269 @@ def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0) -> di
     return results
 
 
-def recall_at_k(matrix: np.ndarray, k: int) -> dict:
-    """matrix[i, j] = score of image i with text j, where text i is the (only) relevant text of image i."""
-    diagonal = np.diag(matrix)
-    # Rank = how many candidates score strictly higher than the right one (ties count in its favour).
-    text_to_image = (matrix > diagonal[None, :]).sum(axis=0)
-    image_to_text = (matrix > diagonal[:, None]).sum(axis=1)
+def recall_at_k(matrix: np.ndarray, k: int, text_image=None) -> dict:
+    """matrix[i, j] = score of image i with text j; text j belongs to image text_image[j] (by default text i to
+    image i). Ranks count the candidates scoring strictly higher than the right one (ties in its favour)."""
+    text_image = np.arange(matrix.shape[1]) if text_image is None else np.asarray(text_image)
+    own = matrix[text_image, np.arange(matrix.shape[1])]  # each text's score with its own image
+    text_to_image = (matrix > own[None, :]).sum(axis=0)
+    # For an image, the best-ranked of its own captions decides.
+    text_rank_in_own_row = (matrix[text_image] > own[:, None]).sum(axis=1)
+    image_to_text = np.full(matrix.shape[0], np.iinfo(np.int64).max)
+    np.minimum.at(image_to_text, text_image, text_rank_in_own_row)
     return {"text_to_image": float(np.mean(text_to_image < k)), "image_to_text": float(np.mean(image_to_text < k))}
 
 
-def retrieval_recall(scorer, scenes, image_size: int, ks=(1, 5, 10)) -> dict:
-    images = [png_bytes(synthetic.render_scene(s, image_size)) for s in scenes]
-    matrix = scorer.score_matrix(images, [synthetic.full_caption(s) for s in scenes])
-    return {name: {f"R@{k}": recall_at_k(matrix[name], k) for k in ks} for name in SCORES}
+def recall_table(matrix: np.ndarray, text_image, ks=KS) -> dict:
+    return {f"R@{k}": recall_at_k(matrix, k, text_image) for k in ks}
+
+
+def score_matrices(model, retrieval_set: RetrievalSet) -> dict:
+    return batch_scoring.score_matrix(model, retrieval_set.image_bytes, retrieval_set.texts)
+
+
+def choose_alpha(matrices: dict, text_image) -> dict:
+    """The alpha in ALPHAS with the best image->text recall@1 (the smallest on ties), and whether it beats
+    alpha 0 (plain log_likelihood) by MIN_GAIN_IMAGES images."""
+    recall = {alpha: recall_at_k(ranking.debiased(matrices["log_likelihood"], matrices["pmi"], alpha), 1,
+                                 text_image)["image_to_text"] for alpha in ALPHAS}
+    best = max(ALPHAS, key=lambda alpha: (recall[alpha], -alpha))
+    num_images = matrices["log_likelihood"].shape[0]
+    gain_images = round((recall[best] - recall[0.0]) * num_images)
+    return {"alpha": float(best), "helps": gain_images >= MIN_GAIN_IMAGES, "val_images": num_images,
+            "val_image_to_text_R@1": {str(alpha): value for alpha, value in recall.items()}}
+
+
+def retrieval_report(matrices: dict, text_image, alpha: float) -> dict:
+    report = {name: recall_table(matrices[name], text_image) for name in SCORES}
+    report["debiased"] = recall_table(ranking.debiased(matrices["log_likelihood"], matrices["pmi"], alpha),
+                                      text_image)
+    return report
+
+
+def normalized(texts) -> list:
+    """The model's own normalisation (lower case, punctuation stripped), so metrics compare words."""
+    from captioning.text import split_words
+
+    words = split_words(np.array(texts, dtype=object)).to_list()
+    return [" ".join(w.decode("utf-8") for w in row) for row in words]
+
+
+def caption_metrics(candidates: list, references: list) -> dict:
+    """pycocoevalcap's BLEU-4, METEOR, ROUGE-L and CIDEr of one candidate per image against its references.
+    METEOR runs a Java program; without Java it is reported as None with a note instead of failing."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.rouge.rouge import Rouge
+
+    flat = normalized(candidates + [r for refs in references for r in refs])
+    candidate_of = {i: [flat[i]] for i in range(len(candidates))}
+    references_of, offset = {}, len(candidates)
+    for i, refs in enumerate(references):
+        references_of[i], offset = flat[offset:offset + len(refs)], offset + len(refs)
+    bleu, _ = Bleu(4).compute_score(references_of, candidate_of, verbose=0)
+    metrics = {"BLEU-4": float(bleu[3]),
+               "ROUGE-L": float(Rouge().compute_score(references_of, candidate_of)[0]),
+               "CIDEr": float(Cider().compute_score(references_of, candidate_of)[0])}
+    metrics["METEOR"], note = meteor(references_of, candidate_of)
+    return {**metrics, "note": note} if note else metrics
+
+
+def meteor(references_of: dict, candidate_of: dict) -> tuple:
+    """-> (METEOR or None, why it is missing). It runs a Java program; its failure must not lose the others."""
+    if not shutil.which("java"):
+        return None, "METEOR unavailable: it runs Java and no `java` is on PATH (install a Java runtime)"
+    from pycocoevalcap.meteor.meteor import Meteor
+
+    try:
+        return float(Meteor().compute_score(references_of, candidate_of)[0]), None
+    except Exception as error:  # a broken pipe, a JVM that cannot start, unparsable output
+        return None, f"METEOR unavailable: the Java scorer failed ({type(error).__name__}: {error})"
+
+
+def generated_caption_report(model, retrieval_set: RetrievalSet, beam_size: int) -> dict:
+    from captioning.generation import generate_with_signature
+
+    generated = generate_with_signature(model.run, retrieval_set.image_bytes, beam_size)
+    best = [captions[0] for captions in generated["caption"]]
+    return {"beam_size": beam_size, "images": len(best), **caption_metrics(best, retrieval_set.references),
+            "examples": [{"generated": g, "reference": refs[0]} for g, refs in zip(best[:5], retrieval_set.references)]}
+
+
+def synthetic_set(scenes, image_size: int, seed: int, captions_per_image: int = 5) -> RetrievalSet:
+    """Each scene's full caption is its one retrieval text; describe_scene's phrasings are the references."""
+    rng = np.random.default_rng([seed, 2])
+    return RetrievalSet([png_bytes(synthetic.render_scene(s, image_size)) for s in scenes],
+                        [synthetic.full_caption(s) for s in scenes], np.arange(len(scenes)),
+                        [synthetic.describe_scene(s, rng, captions_per_image) for s in scenes])
+
+
+def dataset_set(examples, max_images: int) -> RetrievalSet:
+    """The first `max_images` images of a split (file order) with all their captions."""
+    captions_of = {}
+    for example in examples:
+        if example.image_path in captions_of or len(captions_of) < max_images:
+            captions_of.setdefault(example.image_path, []).append(example.caption)
+    texts = [caption for captions in captions_of.values() for caption in captions]
+    text_image = np.repeat(np.arange(len(captions_of)), [len(c) for c in captions_of.values()])
+    image_bytes = [batch_scoring.read_bytes(path) for path in captions_of]  # validated examples: all readable
+    return RetrievalSet(image_bytes, texts, text_image, list(captions_of.values()))
+
+
+def evaluate_retrieval(model, test: RetrievalSet, val: RetrievalSet, beam_size: int) -> dict:
+    """Retrieval with alpha chosen on `val` (None: no validation data, alpha 1 = pmi) and caption metrics."""
+    choice = choose_alpha(score_matrices(model, val), val.text_image) if val else None
+    alpha = choice["alpha"] if choice else 1.0
+    report = {"images": len(test.image_bytes), "texts": len(test.texts),
+              "alpha": choice or {"alpha": alpha, "helps": False, "note": "no validation split: alpha not chosen"},
+              "retrieval": retrieval_report(score_matrices(model, test), test.text_image, alpha)}
+    if beam_size:
+        report["captions"] = generated_caption_report(model, test, beam_size)
+    return report
+
+
+def evaluate_synthetic(model, image_size: int, seed: int, num_images: int, retrieval_images: int,
+                       val_seed: int = None, held_out=(), beam_size: int = 0) -> dict:
+    """Hard negatives on `num_images` fresh scenes, recall over the first `retrieval_images` with alpha chosen
+    on as many scenes from `val_seed` (default seed + 1), and generated captions with `beam_size` (0: none).
+    With `held_out` combinations, hard negatives are also measured on scenes made only of them. `model` is a
+    captioning.signatures.LocalModel."""
+    scenes = synthetic.generate_scenes(num_images, seed)
+    val_seed = seed + 1 if val_seed is None else val_seed
+    val = synthetic_set(synthetic.generate_scenes(retrieval_images, val_seed), image_size, val_seed)
+    report = {"seed": seed, "val_seed": val_seed, "num_images": num_images, "retrieval_images": retrieval_images,
+              "hard_negatives": hard_negative_accuracy(model.scorer, scenes, image_size, seed),
+              **evaluate_retrieval(model, synthetic_set(scenes[:retrieval_images], image_size, seed), val, beam_size)}
+    if held_out:
+        held_out_scenes = synthetic.generate_scenes(num_images, seed, held_out, require_held_out=True)
+        report["held_out"] = {"combinations": [":".join(c) for c in held_out],
+                              "hard_negatives": hard_negative_accuracy(model.scorer, held_out_scenes, image_size,
+                                                                       seed)}
+    return report
+
+
+def evaluate_dataset(model, format: str, annotations: str, image_dir: str, split: str, retrieval_images: int,
+                     beam_size: int) -> dict:
+    from captioning.data import readers
+    from captioning.data.validation import validate_examples
+
+    examples, skipped = validate_examples(readers.read_dataset(format, annotations, image_dir))
+    splits = readers.group_by_split(examples)
+    if not splits.get(split):
+        found = ", ".join(name or "(none)" for name in splits) or "nothing usable"
+        raise ValueError(f"{annotations} has no usable {split!r} examples (splits: {found}; {skipped.summary()})")
+    val = dataset_set(splits["val"], retrieval_images) if splits.get("val") else None
+    return {"dataset": format, "annotations": annotations, "split": split, "skipped": skipped.summary(),
+            **evaluate_retrieval(model, dataset_set(splits[split], retrieval_images), val, beam_size)}
+
+
+def _hard_negative_table(results: dict) -> list:
+    lines = ["| swap kind | pairs | " + " | ".join(SCORES) + " |", "|---|---|" + "---|" * len(SCORES)]
+    for kind, values in results.items():
+        lines.append(f"| {kind} | {values['pairs']} | " + " | ".join(f"{values[s]:.3f}" for s in SCORES) + " |")
+    return lines
 
 
 def markdown_report(report: dict) -> str:
-    lines = ["| swap kind | pairs | " + " | ".join(SCORES) + " |", "|---|---|" + "---|" * len(SCORES)]
-    for kind, values in report["hard_negatives"].items():
-        lines.append(f"| {kind} | {values['pairs']} | " + " | ".join(f"{values[s]:.3f}" for s in SCORES) + " |")
-    lines += ["", f"Retrieval over {report['retrieval_images']} images:", "",
-              "| score | text→image R@1 | image→text R@1 | text→image R@5 | image→text R@5 |", "|---|---|---|---|---|"]
-    for name, values in report["retrieval"].items():
-        lines.append(f"| {name} | {values['R@1']['text_to_image']:.3f} | {values['R@1']['image_to_text']:.3f} | "
-                     f"{values['R@5']['text_to_image']:.3f} | {values['R@5']['image_to_text']:.3f} |")
+    lines = []
+    if "hard_negatives" in report:
+        lines += ["Hard negatives (accuracy of the true caption over the swapped one):", "",
+                  *_hard_negative_table(report["hard_negatives"]), ""]
+    if "held_out" in report:
+        lines += [f"Held-out colour-shape combinations ({', '.join(report['held_out']['combinations'])}):", "",
+                  *_hard_negative_table(report["held_out"]["hard_negatives"]), ""]
+    retrieval = report["retrieval"]
+    ks = [key for key in next(iter(retrieval.values()))]
+    lines += [f"Retrieval over {report['images']} images ({report['texts']} captions):", "",
+              "| score | " + " | ".join(f"text→image {k} | image→text {k}" for k in ks) + " |",
+              "|---|" + "---|---|" * len(ks)]
+    for name, values in retrieval.items():
+        label = f"debiased (alpha {report['alpha']['alpha']:g})" if name == "debiased" else name
+        lines.append(f"| {label} | " + " | ".join(f"{values[k]['text_to_image']:.3f} | {values[k]['image_to_text']:.3f}"
+                                                   for k in ks) + " |")
+    alpha = report["alpha"]
+    lines += ["", f"alpha = {alpha['alpha']:g}, chosen on validation image→text R@1; "
+                  f"{'used' if alpha['helps'] else 'not used'} by default ranking"
+                  + (f" ({alpha['note']})" if "note" in alpha else "")]
+    if "captions" in report:
+        captions = report["captions"]
+        meteor = "n/a" if captions["METEOR"] is None else f"{captions['METEOR']:.3f}"
+        lines += ["", f"Generated captions (beam {captions['beam_size']}, {captions['images']} images):", "",
+                  "| BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---|---|---|",
+                  f"| {captions['BLEU-4']:.3f} | {meteor} | {captions['ROUGE-L']:.3f} | {captions['CIDEr']:.3f} |"]
+        if "note" in captions:
+            lines.append(f"\n{captions['note']}")
     return "\n".join(lines)
 
 
-def evaluate_synthetic(scorer, image_size: int, seed: int, num_images: int, retrieval_images: int) -> dict:
-    scenes = synthetic.generate_scenes(num_images, seed)
-    return {"seed": seed, "num_images": num_images, "retrieval_images": retrieval_images,
-            "hard_negatives": hard_negative_accuracy(scorer, scenes, image_size, seed),
-            "retrieval": retrieval_recall(scorer, scenes[:retrieval_images], image_size)}
+def held_out_of_training(model) -> list:
+    """The colour-shape combinations the model's synthetic training data held out, if that data is still there."""
+    try:
+        with open(model.extra_file("training_metadata.json"), encoding="utf-8") as f:
+            annotations = json.load(f)["dataset"]["annotations"]
+        with open(annotations, encoding="utf-8") as f:
+            return [tuple(c) for c in json.load(f).get("info", {}).get("held_out", [])]
+    except (OSError, KeyError, ValueError):
+        return []
 
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
+flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "coco", "karpathy", "flickr", "csv"], "Dataset format.")
+flags.DEFINE_string("annotations", None, "With --dataset other than synthetic: its annotations file.")
+flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to.")
+flags.DEFINE_string("split", "test", "Split to evaluate; alpha is chosen on the val split.")
 flags.DEFINE_integer("seed", 12345, "Scene seed; use one never used in training.")
+flags.DEFINE_integer("val_seed", None, "Scene seed of the synthetic validation scenes (default: seed + 1).")
 flags.DEFINE_integer("num_images", 500, "Scenes for hard-negative accuracy.")
-flags.DEFINE_integer("retrieval_images", 100, "Scenes for recall@k.")
+flags.DEFINE_integer("retrieval_images", 100, "Images for recall@k, alpha and caption metrics.")
+flags.DEFINE_list("held_out_combinations", None, "Colour:shape pairs for held-out accuracy, e.g. red:star "
+                                                 "(default: those the model's synthetic training held out).")
+flags.DEFINE_integer("beam_size", 3, "Beam width of the generated captions; 0 skips caption metrics.")
+flags.DEFINE_bool("store_alpha", True, "Write the chosen alpha to the model's assets.extra/ranking.json.")
 flags.DEFINE_string("output_json", None, "Also write the report here.")
+flags.DEFINE_string("output_markdown", None, "Also write the Markdown table here.")
+
+
+def run(model) -> dict:
+    from captioning.config import ModelConfig
+
+    if FLAGS.dataset != "synthetic":
+        if not FLAGS.annotations:
+            raise ValueError(f"--dataset {FLAGS.dataset} needs --annotations")
+        return evaluate_dataset(model, FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, FLAGS.split,
+                                FLAGS.retrieval_images, FLAGS.beam_size)
+    held_out = (held_out_of_training(model) if FLAGS.held_out_combinations is None
+                else [tuple(c.split(":")) for c in FLAGS.held_out_combinations])
+    image_size = ModelConfig.load(model.extra_file("config.json")).image_size
+    return evaluate_synthetic(model, image_size, FLAGS.seed, FLAGS.num_images, FLAGS.retrieval_images,
+                              FLAGS.val_seed, held_out, FLAGS.beam_size)
 
 
 def main(argv):
     del argv
-    from captioning.config import ModelConfig
-    from captioning.saved_model_scorer import SavedModelScorer
+    from captioning.signatures import LocalModel
 
-    scorer = SavedModelScorer(FLAGS.model_dir)
-    image_size = ModelConfig.load(scorer.extra_file("config.json")).image_size
-    report = evaluate_synthetic(scorer, image_size, FLAGS.seed, FLAGS.num_images, FLAGS.retrieval_images)
-    report["model"] = scorer.path
-    print(markdown_report(report))
-    if FLAGS.output_json:
-        with open(FLAGS.output_json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=2)
+    try:
+        model = LocalModel(FLAGS.model_dir)
+        report = {"model": model.path, **run(model)}
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = markdown_report(report)
+    print(table)
+    if FLAGS.store_alpha and "val_images" in report.get("alpha", {}):
+        path = model.extra_file(ranking.RANKING_FILE)
+        choice = report["alpha"]
+        chosen_on = {key: report[key] for key in ("dataset", "annotations", "val_seed") if key in report}
+        ranking.write_ranking(path, choice["alpha"], choice["helps"],
+                              {"chosen_on": chosen_on, "val_images": choice["val_images"],
+                               "val_image_to_text_R@1": choice["val_image_to_text_R@1"]})
+        print(f"\nstored alpha {report['alpha']['alpha']:g} in {path}")
+    for path, text in ((FLAGS.output_json, json.dumps(report, indent=2)), (FLAGS.output_markdown, table + "\n")):
+        if path:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
     return 0
 
 
