@@ -4,9 +4,9 @@
     python scripts/benchmark_serving.py --model_base_path checkpoints/export
 
 For each batching setting it starts the server as a subprocess on free
-127.0.0.1 ports, sends --requests Predict calls (one image/text pair each) at
-every --concurrency level and prints latency percentiles and throughput.
-Each run stops after --max_seconds_per_run even if requests remain.
+127.0.0.1 ports; at every --concurrency level, that many clients send Predict
+calls (one image/text pair each) back to back for --seconds_per_run, after a
+warm-up, and it prints latency percentiles and throughput.
 """
 import io
 import os
@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent import futures
 
@@ -24,18 +23,16 @@ import numpy as np
 from absl import app, flags
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from PIL import Image
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from serving.client import PredictionClient, PredictionError  # noqa: E402
+from serving import tensors  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_base_path", None, "Export base directory; default: a fake model.")
-flags.DEFINE_list("concurrency", ["1", "8", "32"], "Concurrent clients per run.")
-flags.DEFINE_integer("requests", 300, "Requests per run.")
-flags.DEFINE_float("max_seconds_per_run", 30.0, "Stop sending after this long.")
-flags.DEFINE_integer("image_size", 64, "Side of the random PNG sent with each request.")
 
 HOST = "127.0.0.1"
+MODEL_NAME = "captioner"
+TEXT = "a photo of a small dog on the grass"
 STARTUP_TIMEOUT_S = 180
 
 
@@ -55,14 +52,14 @@ def random_png(size):
 class ServerProcess:
     """`python -m serving.server` on a free loopback port, stopped with SIGTERM."""
 
-    def __init__(self, model_base_path, batching):
+    def __init__(self, model_base_path, batching, extra_flags):
         self.port = free_port()
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
             [sys.executable, "-m", "serving.server", f"--model_base_path={model_base_path}",
              f"--host={HOST}", f"--port={self.port}", "--rest_api_port=0",
-             "--enable_batching" if batching else "--noenable_batching"],
+             "--enable_batching" if batching else "--noenable_batching", *extra_flags],
             cwd=repo, stdout=self._log, stderr=subprocess.STDOUT)
         self._wait_until_serving()
 
@@ -93,41 +90,46 @@ class ServerProcess:
         self._log.close()
 
 
-def run_load(port, concurrency, total, max_seconds, image):
-    """(latencies in s, errors, wall time) for `total` requests from `concurrency` clients."""
-    clients = [PredictionClient(f"{HOST}:{port}", timeout=60) for _ in range(concurrency)]
-    for client in clients:  # connect and warm up outside the measurement
-        client.score([image], ["warm up"])
-    remaining = iter(range(total))
-    lock = threading.Lock()
-    latencies, errors = [], []
-    deadline = time.monotonic() + max_seconds
+def predict_request(image):
+    """One image/text pair for serving_default, built once: the clients measure the server, not protobuf."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = MODEL_NAME
+    request.inputs["image_bytes"].CopyFrom(tensors.to_proto(tensors.string_array([image])))
+    request.inputs["text"].CopyFrom(tensors.to_proto(tensors.string_array([TEXT])))
+    return request
 
-    def client_loop(client):
-        while time.monotonic() < deadline:
-            with lock:
-                if next(remaining, None) is None:
-                    return
-            start = time.perf_counter()
+
+def run_load(port, concurrency, seconds, request):
+    """(latencies in s, error count, wall time): `concurrency` clients, each on its own channel."""
+    channels = [grpc.insecure_channel(f"{HOST}:{port}") for _ in range(concurrency)]
+    stubs = [prediction_service_pb2_grpc.PredictionServiceStub(channel) for channel in channels]
+    for stub in stubs:  # connect and warm up outside the measurement
+        stub.Predict(request, timeout=60)
+    latencies, errors = [], []
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    def client_loop(stub):
+        while time.perf_counter() < deadline:
+            sent = time.perf_counter()
             try:
-                client.score([image], ["a photo of a small dog on the grass"])
-            except PredictionError as error:
+                stub.Predict(request, timeout=60)
+            except grpc.RpcError as error:
                 errors.append(error)
                 continue
-            latencies.append(time.perf_counter() - start)
+            latencies.append(time.perf_counter() - sent)
 
-    start = time.perf_counter()
     with futures.ThreadPoolExecutor(concurrency) as pool:
-        list(pool.map(client_loop, clients))
+        list(pool.map(client_loop, stubs))
     wall = time.perf_counter() - start
-    for client in clients:
-        client.close()
-    return latencies, errors, wall
+    for channel in channels:
+        channel.close()
+    return latencies, len(errors), wall
 
 
 def main(argv):
     del argv
-    image = random_png(FLAGS.image_size)
+    request = predict_request(random_png(FLAGS.image_size))
     with tempfile.TemporaryDirectory() as scratch:
         base_path = FLAGS.model_base_path
         if base_path is None:
@@ -136,12 +138,11 @@ def main(argv):
             base_path = scratch
         rows = []
         for batching in (True, False):
-            server = ServerProcess(base_path, batching)
+            server = ServerProcess(base_path, batching, [f"--{flag}" for flag in FLAGS.server_flags])
             try:
                 for concurrency in map(int, FLAGS.concurrency):
-                    latencies, errors, wall = run_load(server.port, concurrency, FLAGS.requests,
-                                                       FLAGS.max_seconds_per_run, image)
-                    rows.append((concurrency, batching, latencies, errors, wall))
+                    rows.append((concurrency, batching,
+                                 *run_load(server.port, concurrency, FLAGS.seconds_per_run, request)))
             finally:
                 server.stop()
     print(f"{'concurrency':>11}  {'batching':>8}  {'requests':>8}  {'errors':>6}  {'p50 ms':>8}  "
@@ -149,8 +150,19 @@ def main(argv):
     for concurrency, batching, latencies, errors, wall in rows:
         p50, p99 = np.percentile(latencies, [50, 99]) * 1000 if latencies else (float("nan"),) * 2
         print(f"{concurrency:>11}  {'on' if batching else 'off':>8}  {len(latencies):>8}  "
-              f"{len(errors):>6}  {p50:>8.1f}  {p99:>8.1f}  {len(latencies) / wall:>8.1f}")
+              f"{errors:>6}  {p50:>8.1f}  {p99:>8.1f}  {len(latencies) / wall:>8.1f}")
+
+
+def define_flags():
+    # Defined only when run as a script, so tests can import the load generator
+    # next to serving.server, whose --model_base_path would clash.
+    flags.DEFINE_string("model_base_path", None, "Export base directory; default: a fake model.")
+    flags.DEFINE_list("concurrency", ["1", "8", "32"], "Concurrent clients per run.")
+    flags.DEFINE_float("seconds_per_run", 10.0, "How long each run sends requests, after the warm-up.")
+    flags.DEFINE_integer("image_size", 64, "Side of the random PNG sent with each request.")
+    flags.DEFINE_list("server_flags", [], "Extra flags for serving.server, e.g. max_batch_size=32.")
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
