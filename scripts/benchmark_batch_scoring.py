@@ -1,0 +1,132 @@
+"""Batch scoring against scoring one pair at a time, on the same CSV of 1,000 rows with 100 distinct images.
+
+    python scripts/benchmark_batch_scoring.py --model_dir checkpoints/export
+
+batch:     what `get_similarity_score.py --csv` does: each distinct image decoded and encoded once
+           (encode_image), its rows scored from the features (score_features) in batches of similar length.
+per_pair:  one serving_default call per row, which reads, decodes and encodes that row's image every time.
+
+Each method runs in its own process, so the peak memory printed is that method's (ru_maxrss, model included);
+the time excludes loading the model and one warm-up call. Both must produce the same log-likelihoods.
+"""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from captioning import batch_scoring  # noqa: E402
+from captioning.data import synthetic  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
+flags.DEFINE_integer("rows", 1000, "Rows in the CSV.")
+flags.DEFINE_integer("images", 100, "Distinct images among the rows.")
+flags.DEFINE_integer("image_pixels", 256, "Side of the JPEG files (decoded and resized to the model's size).")
+flags.DEFINE_string("work_dir", None, "Where the CSV, images and outputs go (default: a temporary folder).")
+flags.DEFINE_enum("method", None, ["batch", "per_pair"], "Run one method in this process (used by the parent).")
+
+METHODS = ("batch", "per_pair")
+
+
+def write_pairs_csv(directory: str, rows: int, images: int, pixels: int, seed: int = 2024) -> str:
+    """`images` synthetic scenes as JPEG files and `rows` rows cycling through them, each with a different
+    phrasing of its scene; image paths are relative to the CSV."""
+    os.makedirs(os.path.join(directory, "images"), exist_ok=True)
+    scenes = synthetic.generate_scenes(images, seed)
+    rng = np.random.default_rng(seed)
+    captions = [synthetic.describe_scene(scene, rng, 8) for scene in scenes]
+    for i, scene in enumerate(scenes):
+        synthetic.render_scene(scene, pixels).save(os.path.join(directory, "images", f"{i:04d}.jpg"), quality=90)
+    path = os.path.join(directory, "pairs.csv")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_path", "caption"])
+        for row in range(rows):
+            image = row % images
+            writer.writerow([f"images/{image:04d}.jpg", captions[image][(row // images) % len(captions[image])]])
+    return path
+
+
+def score_in_batches(model_dir: str, pairs) -> tuple:
+    from captioning.batch_job import run_csv_job
+    from captioning.signatures import open_model
+
+    model = open_model(model_dir)
+    batch_scoring.score_pairs(model, pairs.image_paths()[:1], pairs.captions()[:1], progress=False)  # warm-up
+    output = os.path.join(os.path.dirname(pairs.path), "scored_batch.csv")
+    started = time.perf_counter()
+    run_csv_job(model, pairs, output, progress=False)
+    seconds = time.perf_counter() - started
+    with open(output, newline="", encoding="utf-8") as f:
+        return seconds, np.array([float(row["log_likelihood"]) for row in csv.DictReader(f)])
+
+
+def score_one_pair_at_a_time(model_dir: str, pairs) -> tuple:
+    from captioning.saved_model_scorer import SavedModelScorer
+
+    scorer = SavedModelScorer(model_dir)
+    paths, captions = pairs.image_paths(), pairs.captions()
+    scorer.score([batch_scoring.read_bytes(paths[0])], captions[:1])  # warm-up
+    started = time.perf_counter()
+    scores = [scorer.score([batch_scoring.read_bytes(path)], [caption])["log_likelihood"][0]
+              for path, caption in zip(paths, captions)]
+    return time.perf_counter() - started, np.array(scores)
+
+
+def measure(method: str, model_dir: str, csv_path: str) -> dict:
+    """Runs in the child process: time, peak memory, and the scores (saved beside the CSV for comparison)."""
+    pairs = batch_scoring.read_pairs_csv(csv_path)
+    run = score_in_batches if method == "batch" else score_one_pair_at_a_time
+    seconds, scores = run(model_dir, pairs)
+    scores_path = os.path.join(os.path.dirname(csv_path), f"scores_{method}.npy")
+    np.save(scores_path, scores)
+    return {"method": method, "pairs": len(scores), "seconds": seconds, "pairs_per_second": len(scores) / seconds,
+            "peak_memory_mb": batch_scoring.peak_memory_mb(), "scores": scores_path}
+
+
+def run_child(method: str, csv_path: str) -> dict:
+    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--method", method, "--model_dir",
+                             FLAGS.model_dir, "--work_dir", os.path.dirname(csv_path)],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"{method} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def print_table(results: list, images: int) -> None:
+    print("| method | pairs | distinct images | seconds | pairs/s | peak memory (MB) |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['method']} | {r['pairs']} | {images} | {r['seconds']:.2f} | {r['pairs_per_second']:.1f} | "
+              f"{r['peak_memory_mb']:.0f} |")
+    print(f"\nbatch is {results[0]['pairs_per_second'] / results[1]['pairs_per_second']:.1f}x the pairs/s of "
+          "one pair at a time")
+
+
+def main(argv):
+    del argv
+    if FLAGS.method:
+        csv_path = os.path.join(FLAGS.work_dir, "pairs.csv")
+        print(json.dumps(measure(FLAGS.method, FLAGS.model_dir, csv_path)))
+        return 0
+    work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="benchmark_batch_scoring_")
+    csv_path = write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
+    print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}",
+          file=sys.stderr)
+    results = [run_child(method, csv_path) for method in METHODS]
+    difference = np.max(np.abs(np.load(results[0]["scores"]) - np.load(results[1]["scores"])))
+    print_table(results, FLAGS.images)
+    print(f"largest log_likelihood difference between the methods: {difference:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
