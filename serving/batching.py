@@ -4,7 +4,9 @@ Concurrent requests to one signature of one servable are queued; a worker
 takes the oldest request, waits until `max_batch_size` rows are queued or
 `batch_timeout_micros` have passed since it arrived, concatenates the inputs
 of compatible requests along the 0th dimension, makes one model call and
-splits every output back by row.
+splits every output back by row.  Like TF Serving, a request with more rows
+than `max_batch_size` is rejected rather than run alone, so a client that
+works here works against TF Serving with the same batching parameters.
 """
 import collections
 import threading
@@ -59,13 +61,15 @@ class Batcher:
     def submit(self, inputs):
         """Runs `inputs` as part of a batch and returns this request's outputs."""
         rows = _batch_rows(inputs)
+        if rows > self._max_rows:
+            raise invalid_argument(f"Task size {rows} is larger than maximum input batch size {self._max_rows}")
         with self._changed:
-            queued = not self._closed and rows <= self._max_rows
+            queued = not self._closed
             if queued:
                 task = _Task(inputs, rows)
                 self._queue.append(task)
                 self._changed.notify_all()
-        if not queued:  # too big to share a batch, or the servable is going away
+        if not queued:  # the servable is going away
             return self._run(inputs)
         task.done.wait()
         if task.error is not None:

@@ -64,12 +64,12 @@ def test_batches_never_exceed_max_batch_size():
     assert [r["y"][0] for r in results] == [2 * i for i in range(10)]
 
 
-def test_a_request_bigger_than_max_batch_size_runs_alone():
+def test_a_request_bigger_than_max_batch_size_is_rejected_like_tf_serving():
     model, batcher = make_batcher(max_batch_size=4)
-    result = batcher.submit({"x": np.arange(6)})
+    with pytest.raises(ServingError, match="^Task size 6 is larger than maximum input batch size 4$"):
+        batcher.submit({"x": np.arange(6)})
     batcher.close()
-    assert model.calls == [6]
-    np.testing.assert_array_equal(result["y"], np.arange(6) * 2)
+    assert model.calls == []
 
 
 def test_requests_with_different_trailing_shapes_are_not_merged():

@@ -196,6 +196,14 @@ def test_rows_of_different_lengths_are_rejected_like_a_batching_server(stubs, pa
                  "Batching Run() input tensors must have equal 0th-dimension size")
 
 
+def test_more_rows_than_max_batch_size_are_rejected_like_a_batching_server(stubs, png, predict_request):
+    rows = 65  # the default max_batch_size is 64, as in serving/batching_parameters.config
+    expect_error(stubs.prediction.Predict,
+                 predict_request({"image_bytes": string_array([png()] * rows),
+                                  "text": string_array(["a"] * rows)}),
+                 grpc.StatusCode.INVALID_ARGUMENT, "Task size 65 is larger than maximum input batch size 64")
+
+
 def test_metadata_is_the_saved_models_signature_def_map(stubs, fake_export):
     request = get_model_metadata_pb2.GetModelMetadataRequest(
         model_spec=model_pb2.ModelSpec(name=MODEL), metadata_field=["signature_def"])
