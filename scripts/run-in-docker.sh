@@ -4,8 +4,10 @@
 #   scripts/run-in-docker.sh                       # interactive shell
 #   scripts/run-in-docker.sh python -m pytest -q   # any command
 #   PUBLISH_PORTS=1 scripts/run-in-docker.sh python -m serving.server \
-#       --model_base_path checkpoints/export       # serve on 8500/8501
-# Env: IMAGE (default image-text-similarity:latest), PUBLISH_PORTS=1.
+#       --host 0.0.0.0 --model_base_path checkpoints/export   # serve on 8500/8501
+# Env: IMAGE (default image-text-similarity:latest); PUBLISH_PORTS=1 publishes
+# 8500/8501 on PUBLISH_HOST (default 127.0.0.1; 0.0.0.0 for every interface).
+# Inside the container the server must listen on 0.0.0.0 to be reachable.
 # On a host where `nvidia-smi -L` works, the GPU base image and --gpus all
 # are used.
 set -euo pipefail
@@ -40,7 +42,8 @@ fi
 
 port_args=()
 if [[ "${PUBLISH_PORTS:-0}" == "1" ]]; then
-  port_args=(-p 8500:8500 -p 8501:8501)
+  publish_host="${PUBLISH_HOST:-127.0.0.1}"
+  port_args=(-p "${publish_host}:8500:8500" -p "${publish_host}:8501:8501")
 fi
 
 if [[ $# -eq 0 ]]; then

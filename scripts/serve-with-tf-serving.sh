@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Serve an exported model with stock TensorFlow Serving in Docker.
-#   scripts/serve-with-tf-serving.sh [--gpu] [--no-batching]
+#   scripts/serve-with-tf-serving.sh [--gpu] [--no-batching] [--host ADDR]
 #       [--config serving/models.config] [EXPORT_DIR] [MODEL_NAME]
 # EXPORT_DIR (default checkpoints/export) holds integer version directories
 # (1/, 2/, ...) with saved_model.pb; it is mounted at /models/MODEL_NAME
-# (default captioner). gRPC on 8500, REST on 8501. With --config, the model
+# (default captioner). gRPC on 8500, REST on 8501, published on ADDR
+# (default 127.0.0.1; 0.0.0.0 for every interface). With --config, the model
 # config file decides which models are served (re-read every 60 s).
 # --no-batching: server-side batching merges concurrent requests along the
 # first dimension, which the score_matrix signature ([N] x [M]) cannot take.
@@ -12,7 +13,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,11s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+  sed -n '2,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
   exit "${1:-2}"
 }
 
@@ -21,12 +22,18 @@ batching_file="${repo_root}/serving/batching_parameters.config"
 use_gpu=0
 batching=1
 config_file=""
+host="127.0.0.1"
 positional=()
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --gpu) use_gpu=1 ;;
     --no-batching) batching=0 ;;
+    --host)
+      [[ $# -ge 2 ]] || usage
+      host="$2"
+      shift
+      ;;
     --config)
       [[ $# -ge 2 ]] || usage
       config_file="$2"
@@ -82,7 +89,7 @@ if [[ "${use_gpu}" -eq 0 ]] && command -v nvidia-smi >/dev/null 2>&1 \
   use_gpu=1
 fi
 image="tensorflow/serving:2.21.0"
-docker_args=(--rm -p 8500:8500 -p 8501:8501)
+docker_args=(--rm -p "${host}:8500:8500" -p "${host}:8501:8501")
 if [[ "${use_gpu}" -eq 1 ]]; then
   image="tensorflow/serving:2.21.0-gpu"
   docker_args+=(--gpus all)
@@ -113,5 +120,5 @@ if [[ -n "${config_file}" ]]; then
 fi
 
 echo "Serving '${model_name}' from ${export_dir} with ${image}:" \
-  "gRPC localhost:8500, REST http://localhost:8501/v1/models/${model_name}" >&2
+  "gRPC ${host}:8500, REST http://${host}:8501/v1/models/${model_name}" >&2
 exec docker run "${docker_args[@]}" "${image}" ${server_args[@]+"${server_args[@]}"}

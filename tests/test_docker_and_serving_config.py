@@ -194,7 +194,7 @@ def test_serve_runs_stock_tf_serving(tmp_path):
     ]
     flags = run[: run.index(image)]
     assert "--rm" in flags
-    assert "8500:8500" in flags and "8501:8501" in flags
+    assert "127.0.0.1:8500:8500" in flags and "127.0.0.1:8501:8501" in flags
     assert f"{export}:/models/mymodel:ro" in flags
     assert "MODEL_NAME=mymodel" in flags
     assert f"{REPO}/serving/batching_parameters.config:/config/batching_parameters.config:ro" in flags
@@ -208,13 +208,15 @@ def test_serve_with_model_config_and_gpu(tmp_path):
     env, log = _fake_bin(tmp_path)
 
     # Defaults: checkpoints/export relative to the working directory, model captioner.
-    result = _run([str(SERVE), "--gpu", "--config", str(REPO / "serving" / "models.config")], env, tmp_path)
+    result = _run([str(SERVE), "--gpu", "--host", "0.0.0.0", "--config", str(REPO / "serving" / "models.config")],
+                  env, tmp_path)
 
     assert result.returncode == 0, result.stderr
     run = next(call for call in _docker_calls(log) if call[0] == "run")
     image = "tensorflow/serving:2.21.0-gpu"
     assert image in run
     assert run[run.index("--gpus") + 1] == "all"
+    assert "0.0.0.0:8500:8500" in run and "0.0.0.0:8501:8501" in run
     assert f"{export}:/models/captioner:ro" in run
     assert f"{REPO}/serving/models.config:/config/models.config:ro" in run
     server_args = run[run.index(image) + 1 :]
@@ -279,7 +281,7 @@ def test_run_in_docker_builds_and_runs(tmp_path):
     assert build[-1] == str(REPO)
     assert run[:2] == ["run", "--rm"]
     assert f"{REPO}:/workspace" in run
-    assert "8500:8500" in run and "8501:8501" in run
+    assert "127.0.0.1:8500:8500" in run and "127.0.0.1:8501:8501" in run
     assert "--gpus" not in run
     assert run[run.index("its:test") + 1 :] == ["python", "-m", "pytest", "-q"]
 
@@ -291,4 +293,4 @@ def test_run_in_docker_defaults_to_bash(tmp_path):
     assert _run([str(RUN_IN_DOCKER)], env, tmp_path).returncode == 0
     run = _docker_calls(log)[-1]
     assert run[-2:] == ["image-text-similarity:latest", "bash"]
-    assert "8500:8500" not in run
+    assert not any(arg.endswith("8500:8500") for arg in run)
