@@ -72,6 +72,9 @@ def test_dockerfile_pins_base_and_caches_requirements():
     assert instructions.index(copies[0]) < pip_install < instructions.index(copies[1])
     assert "--no-cache-dir" in instructions[pip_install]
     assert "WORKDIR /workspace" in instructions
+    # The image works without the repo mounted: the entry points and packages are in it.
+    for source in ("train.py", "get_similarity_score.py", "captioning/", "serving/"):
+        assert any(source in ln.split()[1:-1] for ln in copies), source
     assert re.fullmatch(r"USER [1-9]\d*:[1-9]\d*", [ln for ln in instructions if ln.startswith("USER")][-1])
     # The GPU variant run-in-docker.sh passes must be the same pinned release.
     assert "tensorflow/tensorflow:2.21.0-gpu" in RUN_IN_DOCKER.read_text()
