@@ -81,6 +81,14 @@ def grpc_stubs():
     return connect
 
 
+@pytest.fixture(scope="module")
+def stubs(server):
+    """Stubs connected to the test module's own `server` fixture."""
+    stubs = connect(server.grpc_port)
+    yield stubs
+    stubs.channel.close()
+
+
 def make_predict_request(inputs, model=MODEL, signature="", version=None, label=None,
                          output_filter=(), tensor_content=False):
     request = predict_pb2.PredictRequest()

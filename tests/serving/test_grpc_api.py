@@ -26,13 +26,6 @@ def server(start_server, fake_export):
 
 
 @pytest.fixture(scope="module")
-def stubs(server, grpc_stubs):
-    stubs = grpc_stubs(server.grpc_port)
-    yield stubs
-    stubs.channel.close()
-
-
-@pytest.fixture(scope="module")
 def pairs(png):
     return {"image_bytes": string_array([png((10, 20, 30)), png((200, 100, 0))]),
             "text": string_array(TEXTS)}

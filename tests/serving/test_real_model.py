@@ -37,13 +37,6 @@ def server(start_server, tiny_export_dir):
         yield server
 
 
-@pytest.fixture(scope="module")
-def stubs(server, grpc_stubs):
-    stubs = grpc_stubs(server.grpc_port)
-    yield stubs
-    stubs.channel.close()
-
-
 def test_grpc_scores_equal_the_saved_model(stubs, predict_request, decode_outputs, pairs, expected):
     images, texts = pairs
     response = stubs.prediction.Predict(

@@ -69,7 +69,8 @@ def test_broken_version_keeps_the_old_one_serving(tmp_path, start_server, grpc_s
 
 
 @pytest.fixture(scope="module")
-def multi_version_server(tmp_path_factory, start_server):
+def server(tmp_path_factory, start_server):
+    """Versions 1-3 on disk; a config file serves 1 and 2 (labelled) as "captioner", 3 as "other"."""
     base_path = tmp_path_factory.mktemp("versions")
     for version in (1, 2, 3):
         export_fake_model(str(base_path), version)
@@ -94,13 +95,6 @@ model_config_list {{
         yield server
 
 
-@pytest.fixture(scope="module")
-def stubs(multi_version_server, grpc_stubs):
-    stubs = grpc_stubs(multi_version_server.grpc_port)
-    yield stubs
-    stubs.channel.close()
-
-
 def test_version_pinning(stubs, predict_request, decode_outputs, inputs):
     scores = {}
     for version in (1, 2):
@@ -120,11 +114,11 @@ def test_missing_version_is_not_found(stubs, predict_request, inputs):
         assert raised.value.details() == f"Servable not found for request: Specific(captioner, {version})"
 
 
-def test_version_labels(stubs, multi_version_server, predict_request, rest, inputs):
+def test_version_labels(stubs, server, predict_request, rest, inputs):
     for label, version in (("stable", 1), ("canary", 2)):
         response = stubs.prediction.Predict(predict_request(inputs, label=label), timeout=30)
         assert response.model_spec.version.value == version
-        status, body = rest(multi_version_server.rest_port, "GET", f"/v1/models/captioner/labels/{label}")
+        status, body = rest(server.rest_port, "GET", f"/v1/models/captioner/labels/{label}")
         assert status == 200 and body["model_version_status"][0]["version"] == str(version)
 
 
