@@ -16,6 +16,7 @@ BLEU-4, METEOR (needs Java), ROUGE-L and CIDEr.
 import dataclasses
 import io
 import json
+import math
 import shutil
 import sys
 
@@ -28,9 +29,8 @@ from captioning.data import synthetic
 SCORES = ("log_likelihood", "mean_log_prob", "pmi")
 KS = (1, 5, 10)
 ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
-# Debiasing is used by default only if it ranks at least this many more validation images' captions first:
-# one image either way is noise on a few hundred images.
-MIN_GAIN_IMAGES = 2
+# Debiasing is used by default only when its gain over log_likelihood on validation is unlikely to be luck.
+SIGNIFICANCE = 0.05
 
 
 def png_bytes(image) -> bytes:
@@ -71,16 +71,21 @@ def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0) -> di
     return results
 
 
-def recall_at_k(matrix: np.ndarray, k: int, text_image=None) -> dict:
+def retrieval_ranks(matrix: np.ndarray, text_image=None) -> tuple[np.ndarray, np.ndarray]:
     """matrix[i, j] = score of image i with text j; text j belongs to image text_image[j] (by default text i to
-    image i). Ranks count the candidates scoring strictly higher than the right one (ties in its favour)."""
+    image i). -> (rank of each text's image among the images, rank of each image's best own text among the
+    texts), a rank counting the candidates that score strictly higher (ties in the right answer's favour)."""
     text_image = np.arange(matrix.shape[1]) if text_image is None else np.asarray(text_image)
     own = matrix[text_image, np.arange(matrix.shape[1])]  # each text's score with its own image
     text_to_image = (matrix > own[None, :]).sum(axis=0)
-    # For an image, the best-ranked of its own captions decides.
     text_rank_in_own_row = (matrix[text_image] > own[:, None]).sum(axis=1)
     image_to_text = np.full(matrix.shape[0], np.iinfo(np.int64).max)
     np.minimum.at(image_to_text, text_image, text_rank_in_own_row)
+    return text_to_image, image_to_text
+
+
+def recall_at_k(matrix: np.ndarray, k: int, text_image=None) -> dict:
+    text_to_image, image_to_text = retrieval_ranks(matrix, text_image)
     return {"text_to_image": float(np.mean(text_to_image < k)), "image_to_text": float(np.mean(image_to_text < k))}
 
 
@@ -92,16 +97,25 @@ def score_matrices(model, retrieval_set: RetrievalSet) -> dict:
     return batch_scoring.score_matrix(model, retrieval_set.image_bytes, retrieval_set.texts)
 
 
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign (McNemar) test: how likely a split at least this uneven is if either way is a coin
+    flip."""
+    n = wins + losses
+    tail = sum(math.comb(n, i) for i in range(min(wins, losses) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
 def choose_alpha(matrices: dict, text_image) -> dict:
-    """The alpha in ALPHAS with the best image->text recall@1 (the smallest on ties), and whether it beats
-    alpha 0 (plain log_likelihood) by MIN_GAIN_IMAGES images."""
-    recall = {alpha: recall_at_k(ranking.debiased(matrices["log_likelihood"], matrices["pmi"], alpha), 1,
-                                 text_image)["image_to_text"] for alpha in ALPHAS}
-    best = max(ALPHAS, key=lambda alpha: (recall[alpha], -alpha))
-    num_images = matrices["log_likelihood"].shape[0]
-    gain_images = round((recall[best] - recall[0.0]) * num_images)
-    return {"alpha": float(best), "helps": gain_images >= MIN_GAIN_IMAGES, "val_images": num_images,
-            "val_image_to_text_R@1": {str(alpha): value for alpha, value in recall.items()}}
+    """The alpha in ALPHAS with the best image->text recall@1 (the smallest on ties). It helps when the images
+    it ranks right and log_likelihood (alpha 0) does not outnumber the reverse beyond SIGNIFICANCE."""
+    first = {alpha: retrieval_ranks(ranking.debiased(matrices["log_likelihood"], matrices["pmi"], alpha),
+                                    text_image)[1] == 0 for alpha in ALPHAS}
+    best = max(ALPHAS, key=lambda alpha: (first[alpha].mean(), -alpha))
+    wins, losses = int(np.sum(first[best] & ~first[0.0])), int(np.sum(first[0.0] & ~first[best]))
+    p_value = sign_test(wins, losses)
+    return {"alpha": float(best), "helps": bool(wins > losses and p_value < SIGNIFICANCE),
+            "val_images": len(first[best]), "wins": wins, "losses": losses, "p_value": p_value,
+            "val_image_to_text_R@1": {str(alpha): float(hits.mean()) for alpha, hits in first.items()}}
 
 
 def retrieval_report(matrices: dict, text_image, alpha: float) -> dict:
@@ -252,9 +266,11 @@ def markdown_report(report: dict) -> str:
         lines.append(f"| {label} | " + " | ".join(f"{values[k]['text_to_image']:.3f} | {values[k]['image_to_text']:.3f}"
                                                    for k in ks) + " |")
     alpha = report["alpha"]
+    evidence = (f" ({alpha['note']})" if "note" in alpha else
+                f" (on {alpha['val_images']} validation images it ranked {alpha['wins']} right that log_likelihood "
+                f"did not and {alpha['losses']} the other way; sign test p = {alpha['p_value']:.3f})")
     lines += ["", f"alpha = {alpha['alpha']:g}, chosen on validation image→text R@1; "
-                  f"{'used' if alpha['helps'] else 'not used'} by default ranking"
-                  + (f" ({alpha['note']})" if "note" in alpha else "")]
+                  f"{'used' if alpha['helps'] else 'not used'} by default ranking{evidence}"]
     if "captions" in report:
         captions = report["captions"]
         meteor = "n/a" if captions["METEOR"] is None else f"{captions['METEOR']:.3f}"
@@ -326,9 +342,8 @@ def main(argv):
         path = model.extra_file(ranking.RANKING_FILE)
         choice = report["alpha"]
         chosen_on = {key: report[key] for key in ("dataset", "annotations", "val_seed") if key in report}
-        ranking.write_ranking(path, choice["alpha"], choice["helps"],
-                              {"chosen_on": chosen_on, "val_images": choice["val_images"],
-                               "val_image_to_text_R@1": choice["val_image_to_text_R@1"]})
+        evidence = {key: value for key, value in choice.items() if key not in ("alpha", "helps")}
+        ranking.write_ranking(path, choice["alpha"], choice["helps"], {"chosen_on": chosen_on, **evidence})
         print(f"\nstored alpha {report['alpha']['alpha']:g} in {path}")
     for path, text in ((FLAGS.output_json, json.dumps(report, indent=2)), (FLAGS.output_markdown, table + "\n")):
         if path:

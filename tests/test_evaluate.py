@@ -40,23 +40,38 @@ def test_recall_with_several_captions_per_image_and_ties():
     assert evaluate.recall_at_k(tied, 1, text_image) == {"text_to_image": 1.0, "image_to_text": 1.0}
 
 
+def prior_dominated(num_images):
+    """Text 0 is short and common (prior -2, the others -20): log_likelihood ranks it first for every image."""
+    prior = np.full(num_images, -20.0)
+    prior[0] = -2.0
+    pmi = np.where(np.eye(num_images, dtype=bool), 3.0, 0.0)
+    return {"log_likelihood": prior[None, :] + pmi, "pmi": pmi}
+
+
 def test_alpha_is_the_smallest_that_removes_a_dominating_prior():
-    prior = np.array([-2.0, -20.0, -20.0, -20.0])  # text 0 is short and common: likely whatever the image
-    pmi = np.where(np.eye(4, dtype=bool), 3.0, 0.0)
-    matrices = {"log_likelihood": prior[None, :] + pmi, "pmi": pmi}
-    assert evaluate.recall_at_k(matrices["log_likelihood"], 1)["image_to_text"] == 0.25
-    choice = evaluate.choose_alpha(matrices, np.arange(4))
-    # Own text wins for images 1-3 once 3 - 20 (1 - alpha) > -2 (1 - alpha), i.e. alpha > 5/6.
-    assert choice["alpha"] == 0.9 and choice["helps"]
-    assert choice["val_image_to_text_R@1"]["0.9"] == 1.0
+    matrices = prior_dominated(10)
+    assert evaluate.recall_at_k(matrices["log_likelihood"], 1)["image_to_text"] == 0.1
+    choice = evaluate.choose_alpha(matrices, np.arange(10))
+    # Own text wins for images 1-9 once 3 - 20 (1 - alpha) > -2 (1 - alpha), i.e. alpha > 5/6.
+    assert choice["alpha"] == 0.9 and choice["val_image_to_text_R@1"]["0.9"] == 1.0
+    assert (choice["wins"], choice["losses"]) == (9, 0) and choice["p_value"] == pytest.approx(2 / 2**9)
+    assert choice["helps"]
     report = evaluate.retrieval_report({**matrices, "mean_log_prob": matrices["log_likelihood"]}, None, 0.9)
     assert report["debiased"]["R@1"]["image_to_text"] == 1.0
 
 
-def test_alpha_does_not_help_when_it_gains_less_than_two_images():
+def test_alpha_does_not_help_when_the_gain_could_be_luck():
+    choice = evaluate.choose_alpha(prior_dominated(4), np.arange(4))  # 3 wins, 0 losses: p = 0.25
+    assert choice["alpha"] == 0.9 and not choice["helps"]
     pmi = np.where(np.eye(4, dtype=bool), 3.0, 0.0)
     choice = evaluate.choose_alpha({"log_likelihood": pmi - 5.0, "pmi": pmi}, np.arange(4))
-    assert choice == {**choice, "alpha": 0.0, "helps": False}
+    assert (choice["alpha"], choice["helps"], choice["wins"]) == (0.0, False, 0)
+
+
+def test_sign_test():
+    assert evaluate.sign_test(0, 0) == 1.0
+    assert evaluate.sign_test(3, 1) == pytest.approx(0.625)
+    assert evaluate.sign_test(0, 6) == evaluate.sign_test(6, 0) == pytest.approx(2 / 64)
 
 
 REFERENCES = [["a red circle", "there is a red circle"], ["a blue square on the left", "a small blue square"],
@@ -73,7 +88,7 @@ def test_caption_metrics_come_from_pycocoevalcap(monkeypatch):
     for name in ("BLEU-4", "ROUGE-L", "CIDEr"):
         assert perfect[name] > poor[name], name
     assert poor["METEOR"] is None and "Java" in poor["note"]
-    table = evaluate.markdown_report({"images": 3, "texts": 3, "alpha": {"alpha": 1.0, "helps": False},
+    table = evaluate.markdown_report({"images": 3, "texts": 3, "alpha": {"alpha": 1.0, "helps": False, "note": "-"},
                                       "retrieval": {"pmi": evaluate.recall_table(np.eye(3), None)},
                                       "captions": {**poor, "beam_size": 1, "images": 3}})
     assert "| n/a |" in table and "METEOR unavailable" in table
@@ -124,3 +139,4 @@ def test_synthetic_cli_reports_everything_and_stores_alpha(model_copy, tmp_path)
     assert "Held-out colour-shape combinations (red:star)" in (tmp_path / "report.md").read_text()
     stored = ranking.read_ranking(os.path.join(model_copy, "1", "assets.extra", ranking.RANKING_FILE))
     assert stored["alpha"] == report["alpha"]["alpha"] and stored["use_by_default"] == report["alpha"]["helps"]
+    assert stored["p_value"] == report["alpha"]["p_value"]
