@@ -29,6 +29,8 @@ flags.DEFINE_multi_string("text", [], "Text to score; repeat to rank several tex
 flags.DEFINE_string("model_dir", os.path.join("checkpoints", "export"), "Export base directory or version directory.")
 flags.DEFINE_string("server", None, "HOST:PORT of a TF Serving-compatible gRPC server; scores remotely.")
 flags.DEFINE_string("model_name", "captioner", "Model name on the server.")
+flags.DEFINE_integer("model_version", None, "With --server: pin this model version (default: the newest), e.g. "
+                                            "so a long --csv job does not straddle a version swap.")
 flags.DEFINE_string("signature", "serving_default", "Signature that scores --text pairs.")
 flags.DEFINE_enum("rank_by", ranking.AUTO, [ranking.AUTO, *ranking.SCORES],
                   "Score that orders texts and labels and that figures show; auto = debiased when the model's "
@@ -85,7 +87,7 @@ def read_inputs(image_path, texts):
 def open_model():
     from captioning.signatures import open_model as open_local_or_remote
 
-    return open_local_or_remote(model_dir=FLAGS.model_dir, server=FLAGS.server, model_name=FLAGS.model_name)
+    return open_local_or_remote(FLAGS.model_dir, FLAGS.server, FLAGS.model_name, FLAGS.model_version)
 
 
 def ranking_choice(model):

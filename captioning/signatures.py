@@ -49,20 +49,23 @@ class LocalModel:
 
 
 class RemoteModel:
-    """A model on a TF Serving-compatible gRPC server (serving.client.PredictionClient, one per signature)."""
+    """A model on a TF Serving-compatible gRPC server, through serving.client.PredictionClient. `version` pins
+    one model version: features from encode_image mean nothing to another version, so a long job that must not
+    straddle a version swap pins it."""
 
-    def __init__(self, server: str, model_name: str = "captioner"):
-        self.server, self.model_name, self.path = server, model_name, f"{model_name}@{server}"
-        self._clients = {}
+    def __init__(self, server: str, model_name: str = "captioner", version: int = None):
+        self.path = f"{model_name}@{server}" + (f" version {version}" if version else "")
+        self._server, self._model_name, self._version = server, model_name, version
+        self._client = None
 
     def run(self, name: str, inputs: dict) -> dict:
         from serving.client import PredictionClient, PredictionError
 
-        if name not in self._clients:
-            self._clients[name] = PredictionClient(self.server, model_name=self.model_name, signature_name=name)
+        if self._client is None:
+            self._client = PredictionClient(self._server, model_name=self._model_name, version=self._version)
         try:
-            return self._clients[name].predict({key: np.asarray(value) if np.isscalar(value) else value
-                                                for key, value in inputs.items()})
+            return self._client.predict({key: np.asarray(value) if np.isscalar(value) else value
+                                         for key, value in inputs.items()}, signature_name=name)
         except PredictionError as error:
             if "not found" in error.details and name in error.details:
                 raise _missing(name, self.path) from None
@@ -74,10 +77,7 @@ class RemoteModel:
         """Files beside a served model are not reachable from the client."""
         return None
 
-    def close(self):
-        for client in self._clients.values():
-            client.close()
 
-
-def open_model(model_dir: str = None, server: str = None, model_name: str = "captioner"):
-    return RemoteModel(server, model_name) if server else LocalModel(model_dir)
+def open_model(model_dir: str = None, server: str = None, model_name: str = "captioner", version: int = None):
+    """A LocalModel, or with `server` (HOST:PORT) a RemoteModel."""
+    return RemoteModel(server, model_name, version) if server else LocalModel(model_dir)

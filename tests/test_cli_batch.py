@@ -79,7 +79,8 @@ def test_csv_job_draws_both_figures(local_run):
 
 def test_csv_job_against_a_server_gives_the_local_scores(local_run, pairs_csv, server, tmp_path):
     _, output_dir = local_run
-    result = run_cli("--server", server, "--csv", pairs_csv, "--output", tmp_path / "remote.csv")
+    result = run_cli("--server", server, "--model_version", 1, "--csv", pairs_csv, "--output",
+                     tmp_path / "remote.csv")
     assert result.returncode == 0, result.stderr
     local, remote = read_rows(output_dir / "scored.csv"), read_rows(tmp_path / "remote.csv")
     assert [r["error"] for r in remote] == [r["error"] for r in local]
