@@ -19,7 +19,7 @@ import sys
 from absl import app, flags
 
 from captioning import ranking
-from captioning.batch_job import SCORE_COLUMNS as SCORE_NAMES
+from captioning.batch_job import SCORE_COLUMNS
 from captioning.data.validation import caption_problem, image_problem
 from captioning.zero_shot import DEFAULT_TEMPLATE
 
@@ -111,7 +111,7 @@ def score_texts():
     scores = model.run(FLAGS.signature, {"image_bytes": [image_bytes] * len(texts), "text": texts})
     if rank_by == "debiased":
         scores["debiased"] = ranking.ranking_scores(scores, rank_by, alpha)
-    rows = [{"text": text, **{name: scores[name][i].item() for name in (*SCORE_NAMES, "debiased") if name in scores}}
+    rows = [{"text": text, **{name: scores[name][i].item() for name in (*SCORE_COLUMNS, "debiased") if name in scores}}
             for i, text in enumerate(texts)]
     if len(rows) > 1:
         rows.sort(key=lambda row: -row[rank_by])
