@@ -18,7 +18,7 @@ import sys
 
 from absl import app, flags
 
-from captioning import ranking
+from captioning import ranking, signatures
 from captioning.batch_job import SCORE_COLUMNS
 from captioning.data.validation import caption_problem, image_problem
 from captioning.zero_shot import DEFAULT_TEMPLATE
@@ -85,9 +85,7 @@ def read_inputs(image_path, texts):
 
 
 def open_model():
-    from captioning.signatures import open_model as open_local_or_remote
-
-    return open_local_or_remote(FLAGS.model_dir, FLAGS.server, FLAGS.model_name, FLAGS.model_version)
+    return signatures.open_model(FLAGS.model_dir, FLAGS.server, FLAGS.model_name, FLAGS.model_version)
 
 
 def ranking_choice(model):
@@ -108,7 +106,8 @@ def score_texts():
     model = open_model()
     rank_by, alpha = ranking_choice(model)
     texts = list(FLAGS.text)
-    scores = model.run(FLAGS.signature, {"image_bytes": [image_bytes] * len(texts), "text": texts})
+    pairs = {"image_bytes": [image_bytes] * len(texts), "text": texts}
+    scores = signatures.run_in_batches(model, FLAGS.signature, pairs)
     if rank_by == "debiased":
         scores["debiased"] = ranking.ranking_scores(scores, rank_by, alpha)
     rows = [{"text": text, **{name: scores[name][i].item() for name in (*SCORE_COLUMNS, "debiased") if name in scores}}
@@ -161,7 +160,7 @@ def generate():
     import numpy as np
 
     from captioning.generation import generate_with_signature  # imports TensorFlow: after the input checks
-    result = generate_with_signature(open_model().run, [image_bytes], FLAGS.beam_size, FLAGS.max_length,
+    result = generate_with_signature(open_model(), [image_bytes], FLAGS.beam_size, FLAGS.max_length,
                                      FLAGS.length_penalty)
     rows = [{"rank": k + 1, "caption": caption, "log_likelihood": result["log_likelihood"][0, k].item(),
              "num_tokens": result["num_tokens"][0, k].item(),
@@ -206,7 +205,6 @@ def choose_mode():
 
 def main(argv):
     from captioning.batch_scoring import CsvError
-    from captioning.signatures import InvalidInputError
     from captioning.zero_shot import LabelsError
 
     if len(argv) > 1:
@@ -214,7 +212,7 @@ def main(argv):
         return 2
     try:
         choose_mode()()
-    except (InputError, CsvError, LabelsError, InvalidInputError, OSError) as error:
+    except (InputError, CsvError, LabelsError, signatures.InvalidInputError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a server or model error: one line, not a traceback

@@ -16,11 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from captioning.data.validation import caption_problem, image_problem
-from captioning.signatures import InvalidInputError
-
-# A TF Serving with batching on rejects calls with more rows than its max_batch_size (64 in
-# serving/batching_parameters.config); in this process, larger calls would not be faster on a CPU either.
-MAX_ROWS_PER_CALL = 64
+from captioning.signatures import MAX_ROWS_PER_CALL, InvalidInputError
 
 ERROR_MESSAGES = {"missing_image": "missing image", "unreadable_image": "unreadable image",
                   "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)",

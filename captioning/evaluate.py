@@ -168,7 +168,7 @@ def meteor(references_of: dict, candidate_of: dict) -> tuple:
 def generated_caption_report(model, retrieval_set: RetrievalSet, beam_size: int) -> dict:
     from captioning.generation import generate_with_signature
 
-    generated = generate_with_signature(model.run, retrieval_set.image_bytes, beam_size)
+    generated = generate_with_signature(model, retrieval_set.image_bytes, beam_size)
     best = [captions[0] for captions in generated["caption"]]
     return {"beam_size": beam_size, "images": len(best), **caption_metrics(best, retrieval_set.references),
             "examples": [{"generated": g, "reference": refs[0]} for g, refs in zip(best[:5], retrieval_set.references)]}

@@ -14,6 +14,7 @@ first (an empty caption has nothing to score), and after `max_words` words only 
 import numpy as np
 import tensorflow as tf
 
+from captioning.signatures import run_in_batches
 from captioning.text import END_ID, PAD_ID, START_ID, UNK_ID
 
 _NEVER_GENERATED = (PAD_ID, START_ID, UNK_ID)
@@ -124,14 +125,11 @@ def generate(model, image_features, beam_size, max_length=0, length_penalty=0.0)
                    lambda: beam_search(model, image_features, beam_size, max_length, length_penalty))
 
 
-def generate_with_signature(run, image_bytes, beam_size=3, max_length=0, length_penalty=0.0,
-                            batch_size=32) -> dict:
-    """Calls a SavedModel's generate_caption signature through `run(signature, inputs)` (local or remote), in
-    batches of images -> caption: N lists of K str, log_likelihood [N, K], num_tokens [N, K]."""
-    parts = [run("generate_caption", {"image_bytes": list(image_bytes[start:start + batch_size]),
-                                      "beam_size": np.int32(beam_size), "max_length": np.int32(max_length),
-                                      "length_penalty": np.float32(length_penalty)})
-             for start in range(0, len(image_bytes), batch_size)]
-    return {"caption": [[c.decode("utf-8") for c in row] for p in parts for row in p["caption"]],
-            "log_likelihood": np.concatenate([p["log_likelihood"] for p in parts]),
-            "num_tokens": np.concatenate([p["num_tokens"] for p in parts])}
+def generate_with_signature(model, image_bytes, beam_size=3, max_length=0, length_penalty=0.0) -> dict:
+    """Captions images with an exported model's generate_caption signature (a captioning.signatures model, local
+    or remote) -> caption: N lists of K str, best first; log_likelihood [N, K]; num_tokens [N, K]."""
+    result = run_in_batches(model, "generate_caption", {"image_bytes": list(image_bytes)},
+                            beam_size=np.int32(beam_size), max_length=np.int32(max_length),
+                            length_penalty=np.float32(length_penalty))
+    return {"caption": [[c.decode("utf-8") for c in row] for row in result["caption"]],
+            "log_likelihood": result["log_likelihood"], "num_tokens": result["num_tokens"]}

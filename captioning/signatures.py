@@ -8,6 +8,10 @@ Inputs are lists of bytes/str (DT_STRING) or numpy arrays/scalars of the signatu
 
 import numpy as np
 
+# A TF Serving with batching on rejects calls with more rows than its max_batch_size (64 in
+# serving/batching_parameters.config), and so does the project's server for serving_default.
+MAX_ROWS_PER_CALL = 64
+
 
 class MissingSignatureError(LookupError):
     """The model was exported without a signature this feature needs."""
@@ -76,6 +80,15 @@ class RemoteModel:
     def extra_file(self, name: str) -> None:
         """Files beside a served model are not reachable from the client."""
         return None
+
+
+def run_in_batches(model, name: str, rows: dict, batch_size: int = MAX_ROWS_PER_CALL, **constants) -> dict:
+    """Runs signature `name` over row-aligned inputs `rows` (lists of one length) `batch_size` rows per call,
+    passing `constants` (scalar inputs) to every call; returns the outputs concatenated along the rows."""
+    count = len(next(iter(rows.values())))
+    parts = [model.run(name, {**{key: values[start:start + batch_size] for key, values in rows.items()}, **constants})
+             for start in range(0, count, batch_size)]
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def open_model(model_dir: str = None, server: str = None, model_name: str = "captioner", version: int = None):

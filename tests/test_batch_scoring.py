@@ -120,3 +120,23 @@ def test_a_csv_without_the_columns_is_refused(tmp_path):
         batch_scoring.read_pairs_csv(str(path))
     with pytest.raises(batch_scoring.CsvError, match="no such file"):
         batch_scoring.read_pairs_csv(str(tmp_path / "absent.csv"))
+
+
+class EchoModel:
+    """Returns its text input as the output, recording each call's row count."""
+
+    def __init__(self):
+        self.calls = []
+
+    def run(self, name, inputs):
+        self.calls.append((len(inputs["text"]), inputs["scale"]))
+        return {"echo": np.array(inputs["text"]) * inputs["scale"]}
+
+
+def test_signatures_run_in_batches_a_server_accepts_and_keep_row_order():
+    from captioning.signatures import MAX_ROWS_PER_CALL, run_in_batches
+
+    model = EchoModel()
+    outputs = run_in_batches(model, "echo", {"text": list(range(2 * MAX_ROWS_PER_CALL + 2))}, scale=3)
+    assert model.calls == [(MAX_ROWS_PER_CALL, 3), (MAX_ROWS_PER_CALL, 3), (2, 3)]
+    np.testing.assert_array_equal(outputs["echo"], np.arange(2 * MAX_ROWS_PER_CALL + 2) * 3)

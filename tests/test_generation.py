@@ -67,7 +67,7 @@ def test_captions_end_once_and_respect_max_length(tiny_model, features):
 
 
 def test_generated_log_likelihood_equals_scoring_the_generated_text(exported, images):
-    generated = generation.generate_with_signature(exported.run, images, beam_size=3, length_penalty=0.5)
+    generated = generation.generate_with_signature(exported, images, beam_size=3, length_penalty=0.5)
     captions = [caption for per_image in generated["caption"] for caption in per_image]
     scored = exported.scorer.score([image for image in images for _ in range(3)], captions)
     np.testing.assert_allclose(scored["log_likelihood"], generated["log_likelihood"].ravel(), atol=1e-4)
@@ -82,6 +82,6 @@ def test_generate_caption_signature_decodes_in_one_graph_call(exported):
 
 def test_greedy_through_the_signature_matches_the_library(exported, tiny_model, features, images):
     model, _ = tiny_model
-    served = generation.generate_with_signature(exported.run, images, beam_size=1)
+    served = generation.generate_with_signature(exported, images, beam_size=1)
     np.testing.assert_allclose(served["log_likelihood"][:, 0],
                                generation.greedy_search(model, features)["log_likelihood"].numpy(), atol=1e-4)
