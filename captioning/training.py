@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from captioning import artifacts
+from captioning.memory import keep_freed_memory
 from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.pipeline import evaluation_dataset, training_dataset
 from captioning.model.captioner import Captioner
@@ -123,6 +124,7 @@ class Trainer:
             epoch = step // config.steps_per_epoch
             epoch_end = min((epoch + 1) * config.steps_per_epoch, stop)
             log(f"epoch {epoch + 1}/{config.epochs}")
+            keep_freed_memory()  # after the datasets are built, which lower glibc's trim threshold
             progress = keras.utils.Progbar(config.steps_per_epoch, stateful_metrics=["loss", "accuracy"])
             progress.update(step - epoch * config.steps_per_epoch)
             started = time.time()

@@ -17,6 +17,7 @@ from absl import app, flags, logging
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from captioning.memory import keep_freed_memory
 from serving.batching import BatchingOptions
 from serving.grpc_services import ModelService, PredictionService
 from serving.model_registry import ModelRegistry, read_model_config_file, single_model_config
@@ -163,6 +164,7 @@ def options_from_flags():
 
 def main(argv):
     del argv
+    keep_freed_memory()  # tensor buffers are reused across requests instead of page-faulted in each time
     server = ModelServer(options_from_flags())
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())
