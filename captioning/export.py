@@ -38,6 +38,10 @@ class ScoringModule(tf.Module):
     def _tokenize(self, text):
         tokens = self.tokenizer(text)
         no_words = tf.reduce_any(tokens["num_words"] == 0)
+        # Decode only as many positions as the longest text needs: the causal decoder gives earlier positions
+        # the same values either way, and a batch of short texts then costs what its texts need.
+        length = tf.reduce_max(tf.reduce_sum(tf.cast(tokens["mask"], tf.int32), axis=1))
+        tokens = {k: v[:, :length] if k in ("input_ids", "target_ids", "mask") else v for k, v in tokens.items()}
         # An empty text is a client error (INVALID_ARGUMENT under TF Serving), not a score.
         with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(no_words),
                                                           ["text must contain at least one word; got:", text])]):
@@ -63,12 +67,8 @@ class ScoringModule(tf.Module):
 
     @tf.function(input_signature=[FEATURES, STRINGS])
     def score_features(self, image_features, text):
-        tokens = self._tokenize(text)
-        # Decode only as many positions as the longest text needs: the causal decoder gives earlier positions
-        # the same values either way, and a batch of similar lengths then costs what its texts need.
-        length = tf.reduce_max(tf.reduce_sum(tf.cast(tokens["mask"], tf.int32), axis=1))
-        tokens = {k: v[:, :length] if k in ("input_ids", "target_ids", "mask") else v for k, v in tokens.items()}
-        return scoring.pair_scores(self.model, tf.cast(image_features, self.model.compute_dtype), tokens)
+        return scoring.pair_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
+                                   self._tokenize(text))
 
     @tf.function(input_signature=[STRINGS, SCALAR_INT, SCALAR_INT, SCALAR_FLOAT])
     def generate_caption(self, image_bytes, beam_size, max_length, length_penalty):
