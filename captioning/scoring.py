@@ -25,11 +25,8 @@ def prior_log_likelihood(model, tokens) -> tf.Tensor:
     return sequence_log_likelihood(model, model.null_features(batch), tokens)
 
 
-def pair_scores(model, image_features, tokens) -> dict:
-    """Every score of DESIGN.md for row-aligned image features [B, G, D] and tokenized texts [B]."""
-    log_likelihood = sequence_log_likelihood(model, image_features, tokens)
-    prior = prior_log_likelihood(model, tokens)
-    num_tokens = tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32)
+def derived_scores(log_likelihood, prior, num_tokens, unknown_tokens, truncated) -> dict:
+    """DESIGN.md's serving_default outputs from the two log-likelihoods and the token counts [B]."""
     mean_log_prob = log_likelihood / tf.cast(num_tokens, tf.float32)
     return {
         "log_likelihood": log_likelihood,
@@ -38,9 +35,16 @@ def pair_scores(model, image_features, tokens) -> dict:
         "perplexity": tf.exp(-mean_log_prob),
         "prior_log_likelihood": prior,
         "pmi": log_likelihood - prior,
-        "unknown_tokens": tokens["unknown_tokens"],
-        "truncated": tokens["truncated"],
+        "unknown_tokens": unknown_tokens,
+        "truncated": truncated,
     }
+
+
+def pair_scores(model, image_features, tokens) -> dict:
+    """Every score of DESIGN.md for row-aligned image features [B, G, D] and tokenized texts [B]."""
+    return derived_scores(sequence_log_likelihood(model, image_features, tokens), prior_log_likelihood(model, tokens),
+                          tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32), tokens["unknown_tokens"],
+                          tokens["truncated"])
 
 
 def matrix_scores(model, image_features, tokens) -> dict:

@@ -10,6 +10,8 @@ import os
 
 import tensorflow as tf
 
+from captioning.scoring import derived_scores
+
 _STRINGS = tf.TensorSpec([None], tf.string)
 
 
@@ -43,20 +45,9 @@ class FakeCaptioner(tf.Module):
     def serve(self, image_bytes, text):
         brightness = _image_brightness(image_bytes)
         num_tokens = _word_counts(text)
-        tokens = tf.cast(num_tokens, tf.float32)
-        log_likelihood = self._log_likelihood(brightness, num_tokens)
-        prior = -1.5 * tokens
-        mean_log_prob = log_likelihood / tokens
-        return {
-            "log_likelihood": log_likelihood,
-            "num_tokens": num_tokens,
-            "mean_log_prob": mean_log_prob,
-            "perplexity": tf.exp(-mean_log_prob),
-            "prior_log_likelihood": prior,
-            "pmi": log_likelihood - prior,
-            "unknown_tokens": tf.zeros_like(num_tokens),
-            "truncated": num_tokens > 16,
-        }
+        prior = -1.5 * tf.cast(num_tokens, tf.float32)
+        return derived_scores(self._log_likelihood(brightness, num_tokens), prior, num_tokens,
+                              tf.zeros_like(num_tokens), num_tokens > 16)
 
     @tf.function(input_signature=[_STRINGS, _STRINGS])
     def score_matrix(self, image_bytes, text):
