@@ -14,7 +14,6 @@ BLEU-4, METEOR (needs Java), ROUGE-L and CIDEr.
 """
 
 import dataclasses
-import io
 import json
 import math
 import shutil
@@ -33,12 +32,6 @@ ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 SIGNIFICANCE = 0.05
 
 
-def png_bytes(image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 @dataclasses.dataclass
 class RetrievalSet:
     """Images, every caption of them, and which image each caption belongs to."""
@@ -54,7 +47,7 @@ def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0) -> di
     rng = np.random.default_rng(seed)
     images, texts, kinds = [], [], []
     for scene in scenes:
-        encoded = png_bytes(synthetic.render_scene(scene, image_size))
+        encoded = synthetic.render_scene_png(scene, image_size)
         for kind, (true, false) in synthetic.hard_negatives(scene, rng).items():
             images += [encoded, encoded]
             texts += [true, false]
@@ -177,7 +170,7 @@ def generated_caption_report(model, retrieval_set: RetrievalSet, beam_size: int)
 def synthetic_set(scenes, image_size: int, seed: int, captions_per_image: int = 5) -> RetrievalSet:
     """Each scene's full caption is its one retrieval text; describe_scene's phrasings are the references."""
     rng = np.random.default_rng([seed, 2])
-    return RetrievalSet([png_bytes(synthetic.render_scene(s, image_size)) for s in scenes],
+    return RetrievalSet([synthetic.render_scene_png(s, image_size) for s in scenes],
                         [synthetic.full_caption(s) for s in scenes], np.arange(len(scenes)),
                         [synthetic.describe_scene(s, rng, captions_per_image) for s in scenes])
 

@@ -4,7 +4,6 @@ log-likelihood of "A <relation> B" for all four relations, to see whether a mode
     python scripts/probe_relations.py --model_dir checkpoints/export --num_scenes 12
 """
 
-import io
 import os
 import sys
 
@@ -29,10 +28,9 @@ def main(argv):
     print(f"{'true relation':>14}  " + "  ".join(f"{r:>9}" for r in synthetic.RELATIONS) + "  first object")
     for scene in scenes[:FLAGS.num_scenes]:
         first, second = scene.objects
-        buffer = io.BytesIO()
-        synthetic.render_scene(scene, FLAGS.image_size).save(buffer, format="PNG")
+        image = synthetic.render_scene_png(scene, FLAGS.image_size)
         texts = [f"{first.phrase()} {relation} {second.phrase()}" for relation in synthetic.RELATIONS]
-        scores = scorer.score([buffer.getvalue()] * len(texts), texts)["log_likelihood"]
+        scores = scorer.score([image] * len(texts), texts)["log_likelihood"]
         print(f"{scene.relation:>14}  " + "  ".join(f"{s:9.2f}" for s in scores) + f"  {first.phrase()}")
 
 

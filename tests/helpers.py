@@ -1,12 +1,10 @@
 """Test helpers: tiny model settings, training on synthetic scenes, image files."""
 
-import io
 import os
 
 from PIL import Image
 
 from captioning.config import ModelConfig, TrainingConfig
-from captioning.data import synthetic
 from captioning.data.datasets import ensure_synthetic_dataset
 
 TINY_MODEL = ModelConfig(max_length=16, image_size=32, embed_dim=32, num_heads=2, num_layers=1, ff_dim=64,
@@ -27,12 +25,6 @@ def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINI
     annotations = synthetic_dataset(data_dir, num_images, image_size=model_config.image_size)
     return run_training(model_config, training_config, "coco", annotations, os.path.join(data_dir, "images"),
                         str(output_dir), log=lambda *_: None, **kwargs)
-
-
-def png_bytes_of(scene, image_size=32) -> bytes:
-    buffer = io.BytesIO()
-    synthetic.render_scene(scene, image_size).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def write_image(path, size=(32, 32), color=(200, 30, 30)):

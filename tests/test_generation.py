@@ -6,16 +6,17 @@ import pytest
 import tensorflow as tf
 
 from captioning import generation
+from captioning.data import synthetic
 from captioning.signatures import open_model
 from captioning.text import END_ID, PAD_ID
-from tests.helpers import png_bytes_of
 
 
 @pytest.fixture(scope="module")
 def features(tiny_model, sample_images):
     model, _ = tiny_model
     _, scenes = sample_images
-    images = tf.stack([tf.io.decode_png(png_bytes_of(scene, model.config.image_size)) for scene in scenes])
+    size = model.config.image_size
+    images = tf.stack([tf.io.decode_png(synthetic.render_scene_png(scene, size)) for scene in scenes])
     return model.encode_images(tf.cast(images, tf.float32))
 
 
@@ -27,7 +28,7 @@ def exported(tiny_export_dir):
 @pytest.fixture(scope="module")
 def images(sample_images):
     _, scenes = sample_images
-    return [png_bytes_of(scene) for scene in scenes]
+    return [synthetic.render_scene_png(scene, 32) for scene in scenes]
 
 
 def test_beam_search_of_width_one_is_greedy_search(tiny_model, features):

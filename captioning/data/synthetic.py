@@ -7,6 +7,7 @@ measure whether the model really reads colour, shape, size and relations.
 """
 
 import dataclasses
+import io
 import json
 import math
 import os
@@ -156,6 +157,13 @@ def render_scene(scene: Scene, image_size: int = 64) -> Image.Image:
         else:
             draw.polygon(_shape_polygon(obj.shape, cx, cy, r), fill=color, **outline)
     return canvas.resize((image_size, image_size), Image.LANCZOS)
+
+
+def render_scene_png(scene: Scene, image_size: int = 64) -> bytes:
+    """The scene as PNG file bytes, as the exported model and the training data read it."""
+    buffer = io.BytesIO()
+    render_scene(scene, image_size).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _list_phrase(phrases):
