@@ -86,7 +86,7 @@ def test_csv_job_against_a_server_gives_the_local_scores(local_run, pairs_csv, s
     assert [r["error"] for r in remote] == [r["error"] for r in local]
     for name in ("log_likelihood", "pmi", "num_tokens"):
         np.testing.assert_allclose([float(r[name]) for r in remote[:9]], [float(r[name]) for r in local[:9]],
-                                   rtol=1e-5, err_msg=name)
+                                   rtol=1e-5, atol=1e-5, err_msg=name)
 
 
 def test_generate_prints_beams_best_first_through_the_server(server, sample_images):

@@ -44,7 +44,7 @@ def test_grpc_scores_equal_the_saved_model(stubs, predict_request, decode_output
     outputs = decode_outputs(response)
     assert set(outputs) == set(expected)
     for name, values in expected.items():
-        np.testing.assert_allclose(outputs[name], values, rtol=1e-5)
+        np.testing.assert_allclose(outputs[name], values, rtol=1e-5, atol=1e-5)
 
 
 def test_rest_scores_equal_the_saved_model(server, rest, pairs, expected):
@@ -55,7 +55,7 @@ def test_rest_scores_equal_the_saved_model(server, rest, pairs, expected):
     assert status == 200, body
     for name, values in expected.items():
         got = np.array([row[name] for row in body["predictions"]], dtype=values.dtype)
-        np.testing.assert_allclose(got, values, rtol=1e-5)
+        np.testing.assert_allclose(got, values, rtol=1e-5, atol=1e-5)
 
 
 def test_batched_concurrent_requests_score_like_the_saved_model(stubs, predict_request, decode_outputs,
@@ -72,7 +72,7 @@ def test_batched_concurrent_requests_score_like_the_saved_model(stubs, predict_r
         results = list(pool.map(one_pair, range(len(texts))))
     for i, outputs in enumerate(results):
         for name, values in expected.items():
-            np.testing.assert_allclose(outputs[name], values[i:i + 1], rtol=1e-5)
+            np.testing.assert_allclose(outputs[name], values[i:i + 1], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("image, text, message", [
