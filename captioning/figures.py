@@ -1,6 +1,7 @@
-"""Pictures of scores for people: each image with its caption and score, and an image-by-caption heat map.
+"""Pictures for people: each image with its caption and score, an image-by-caption heat map (JPEG), and a
+training run's loss and accuracy curves (PNG).
 
-Both are drawn with matplotlib's Agg backend (no screen needed) and written as JPEG.
+All are drawn with matplotlib's Agg backend (no screen needed) and written whole or not at all.
 """
 
 import os
@@ -8,6 +9,8 @@ import textwrap
 
 import numpy as np
 from PIL import Image
+
+from captioning import atomic
 
 THUMBNAIL_PIXELS = 96
 
@@ -29,8 +32,8 @@ def _thumbnail(path: str) -> np.ndarray:
 
 
 def _save(figure, path: str) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    figure.savefig(path, dpi=100, pil_kwargs={"quality": 90})
+    with atomic.replaced_on_success(path) as temporary:
+        figure.savefig(temporary, dpi=100, pil_kwargs={"quality": 90})  # quality: JPEG only
     _pyplot().close(figure)
 
 
@@ -82,5 +85,22 @@ def draw_similarity_matrix(path: str, image_paths, texts, matrix: np.ndarray, sc
             axis.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
                       color="black" if value > threshold else "white")
     axis.set_title(f"{score_name}: every image against every caption (larger = more similar)")
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def draw_training_curves(path: str, history: list) -> None:
+    """Token loss and accuracy per epoch: the last training batch's and, when measured, validation's."""
+    plt = _pyplot()
+    steps = [h["step"] for h in history]
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for axis, metric in zip(axes, ("loss", "accuracy")):
+        axis.plot(steps, [h[f"train_{metric}"] for h in history], marker="o", label="train (last batch)")
+        if all(f"val_{metric}" in h for h in history):
+            axis.plot(steps, [h[f"val_{metric}"] for h in history], marker="o", label="validation")
+        axis.set_xlabel("step")
+        axis.set_title(f"token {metric}")
+        axis.legend()
+        axis.grid(alpha=0.3)
     figure.tight_layout()
     _save(figure, path)

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from captioning import atomic
+
 RANKING_FILE = "ranking.json"
 SCORES = ("log_likelihood", "mean_log_prob", "pmi", "debiased")
 AUTO = "auto"  # debiased when the stored alpha helps, otherwise log_likelihood
@@ -31,9 +33,7 @@ def read_ranking(path: str):
 
 
 def write_ranking(path: str, alpha: float, helps: bool, evidence: dict) -> None:
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump({"alpha": alpha, "use_by_default": helps, **evidence}, f, indent=2)
+    atomic.write_text(path, json.dumps({"alpha": alpha, "use_by_default": helps, **evidence}, indent=2))
 
 
 def resolve(rank_by: str, alpha, stored) -> tuple[str, float]:

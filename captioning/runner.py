@@ -3,7 +3,7 @@
 import dataclasses
 import os
 
-from captioning import artifacts
+from captioning import artifacts, atomic
 from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.datasets import load_examples
 from captioning.text import Vocabulary
@@ -20,9 +20,8 @@ def _vocabulary_and_config(run_dir, model_config, train_examples, max_vocab_size
         return Vocabulary.load(vocabulary_path), saved
     vocabulary = Vocabulary.build([e.caption for e in train_examples], max_vocab_size, min_word_count)
     model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
-    vocabulary.save(vocabulary_path + ".tmp")
-    os.replace(vocabulary_path + ".tmp", vocabulary_path)
-    artifacts.write_text_atomically(config_path, model_config.to_json())
+    vocabulary.save(vocabulary_path)
+    atomic.write_text(config_path, model_config.to_json())
     return vocabulary, model_config
 
 

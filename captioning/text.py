@@ -10,6 +10,8 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
+from captioning import atomic
+
 PAD, UNK, START, END = "[pad]", "[unk]", "[start]", "[end]"
 SPECIAL_TOKENS = (PAD, UNK, START, END)
 PAD_ID, UNK_ID, START_ID, END_ID = range(4)
@@ -46,8 +48,7 @@ class Vocabulary:
         return cls(list(SPECIAL_TOKENS) + ranked[: max(0, max_size - len(SPECIAL_TOKENS))])
 
     def save(self, path: str) -> None:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write("\n".join(self.tokens) + "\n")
+        atomic.write_text(path, "\n".join(self.tokens) + "\n")
 
     @classmethod
     def load(cls, path: str) -> "Vocabulary":

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from captioning import artifacts
+from captioning import atomic
 from captioning.memory import keep_freed_memory
 from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.pipeline import evaluation_dataset, training_dataset
@@ -160,7 +160,7 @@ class Trainer:
             return [h for h in json.load(f) if h["step"] <= int(self.step.numpy())]
 
     def _save_history(self, history):
-        artifacts.write_text_atomically(self._history_path(), json.dumps(history, indent=1))
+        atomic.write_text(self._history_path(), json.dumps(history, indent=1))
 
     def metadata(self) -> dict:
         return {"model_config": dataclasses.asdict(self.model_config),

@@ -15,6 +15,8 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
+from captioning import atomic
+
 COLORS = {
     "red": (220, 30, 30),
     "green": (30, 170, 40),
@@ -252,10 +254,8 @@ def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: 
     info = {"description": "synthetic scenes", "seed": seed, "num_images": num_images, "image_size": image_size,
             "held_out": [list(c) for c in held_out]}
     path = os.path.join(output_dir, "annotations", "captions.json")
-    temporary = path + ".tmp"
-    with open(temporary, "w", encoding="utf-8") as f:
-        json.dump({"info": info, "images": images, "annotations": annotations}, f)
-    os.replace(temporary, path)  # the annotations file appears only once every image is written
+    # The annotations file appears only once every image is written.
+    atomic.write_text(path, json.dumps({"info": info, "images": images, "annotations": annotations}))
     return path
 
 
