@@ -41,15 +41,17 @@ def run_csv_job(model, pairs: batch_scoring.PairsCsv, output_path: str, rank_by:
     started = time.perf_counter()
     image_paths, captions = pairs.image_paths(), pairs.captions()
     scored = batch_scoring.score_pairs(model, image_paths, captions, progress=progress)
+    # The --rank_by score of every row (the figure's values and the debiased column); None when no row scored.
+    ranked = ranking.ranking_scores(scored.scores, rank_by, alpha) if scored.scores else None
     columns = list(SCORE_COLUMNS)
-    if rank_by == "debiased" and scored.scores:
-        scored.scores["debiased"] = ranking.ranking_scores(scored.scores, rank_by, alpha)
+    if rank_by == "debiased" and ranked is not None:
+        scored.scores["debiased"] = ranked
         columns.append("debiased")
     batch_scoring.write_scored_csv(output_path, pairs, scored, columns)
     summary = JobSummary(len(pairs.rows), sum(1 for e in scored.errors if e), scored.images_encoded,
                          time.perf_counter() - started, batch_scoring.peak_memory_mb())
     if image_captions_figure:
-        values = ranking.ranking_scores(scored.scores, rank_by, alpha) if scored.scores else [None] * len(captions)
+        values = [None] * len(captions) if ranked is None else ranked
         figures.draw_image_captions(image_captions_figure, image_paths, captions, values, scored.errors, rank_by)
         summary.figures.append(image_captions_figure)
     images, texts = matrix_inputs(image_paths, captions, scored.errors, matrix_size, matrix_size)
