@@ -2,10 +2,10 @@
 
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from captioning.export import EXTRA_FILES_DIR
+from captioning.signatures import run_in_batches
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -26,10 +26,6 @@ def resolve_version_dir(model_dir: str) -> str:
                              " run python train.py first)")
 
 
-def _numpy(outputs: dict) -> dict:
-    return {name: value.numpy() for name, value in outputs.items()}
-
-
 class SavedModelScorer:
     """Calls the SavedModel's signatures; `score` and `score_matrix` match the served model's outputs."""
 
@@ -37,17 +33,20 @@ class SavedModelScorer:
         self.path = resolve_version_dir(model_dir)
         self.model = tf.saved_model.load(self.path)
 
+    def run(self, name: str, inputs: dict) -> dict:
+        """Signature `name` on inputs given as lists of bytes/str (DT_STRING) or numpy arrays/scalars of the
+        signature's dtype; its outputs as numpy arrays."""
+        tensors = {key: tf.constant(value, tf.string) if isinstance(value, list) else tf.constant(value)
+                   for key, value in inputs.items()}
+        return {key: value.numpy() for key, value in self.model.signatures[name](**tensors).items()}
+
     def score(self, image_bytes, texts, batch_size: int = 256) -> dict:
         """Row-aligned pairs -> serving_default outputs as numpy arrays, in batches of `batch_size`."""
-        signature = self.model.signatures["serving_default"]
-        parts = [_numpy(signature(image_bytes=tf.constant(image_bytes[i:i + batch_size], tf.string),
-                                  text=tf.constant(texts[i:i + batch_size], tf.string)))
-                 for i in range(0, len(texts), batch_size)]
-        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        return run_in_batches(self, "serving_default", {"image_bytes": list(image_bytes), "text": list(texts)},
+                              batch_size)
 
     def score_matrix(self, image_bytes, texts) -> dict:
-        return _numpy(self.model.signatures["score_matrix"](image_bytes=tf.constant(image_bytes, tf.string),
-                                                            text=tf.constant(texts, tf.string)))
+        return self.run("score_matrix", {"image_bytes": list(image_bytes), "text": list(texts)})
 
     def extra_file(self, name: str) -> str:
         """A file exported beside the model (config.json, vocabulary.txt, training_metadata.json)."""

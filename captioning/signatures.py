@@ -40,13 +40,10 @@ class LocalModel:
 
         if name not in self.scorer.model.signatures:
             raise _missing(name, self.path)
-        tensors = {key: tf.constant(value, tf.string) if isinstance(value, list) else tf.constant(value)
-                   for key, value in inputs.items()}
         try:
-            outputs = self.scorer.model.signatures[name](**tensors)
+            return self.scorer.run(name, inputs)
         except tf.errors.InvalidArgumentError as error:
             raise InvalidInputError(error.message.strip().splitlines()[0]) from None
-        return {key: value.numpy() for key, value in outputs.items()}
 
     def extra_file(self, name: str) -> str:
         return self.scorer.extra_file(name)
