@@ -10,9 +10,9 @@ import numpy as np
 import tensorflow as tf
 
 from captioning import atomic
-from captioning.memory import keep_freed_memory
 from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.pipeline import evaluation_dataset, training_dataset
+from captioning.memory import keep_freed_memory
 from captioning.model.captioner import Captioner
 from captioning.text import Tokenizer, Vocabulary
 
