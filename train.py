@@ -13,11 +13,12 @@ import sys
 from absl import app, flags, logging
 
 from captioning.config import ModelConfig, TrainingConfig
+from captioning.data import datasets
 
 FLAGS = flags.FLAGS
 _MODEL, _TRAIN = ModelConfig(), TrainingConfig()
 
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "coco", "karpathy", "flickr", "csv"], "Dataset format.")
+flags.DEFINE_enum("dataset", "synthetic", datasets.FORMATS, "Dataset format.")
 flags.DEFINE_string("annotations", None, "COCO captions JSON, Karpathy JSON, Flickr token/results file or CSV.")
 flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to (not needed for CSV).")
 flags.DEFINE_list("flickr_split_files", [], "Flickr image lists as split=path, e.g. train=Flickr_8k.trainImages.txt.")
@@ -71,11 +72,9 @@ def training_config_from_flags() -> TrainingConfig:
 def dataset_source(image_size: int):
     """-> (format, annotations path, image dir, reader kwargs), writing the synthetic dataset if needed."""
     if FLAGS.dataset == "synthetic":
-        from captioning.data.datasets import ensure_synthetic_dataset
-
         held_out = [tuple(c.split(":")) for c in FLAGS.held_out_combinations]
         data_dir = os.path.join(FLAGS.output_dir, "synthetic_data")
-        annotations = ensure_synthetic_dataset(data_dir, FLAGS.synthetic_num_images, FLAGS.synthetic_seed,
+        annotations = datasets.ensure_synthetic_dataset(data_dir, FLAGS.synthetic_num_images, FLAGS.synthetic_seed,
                                                image_size, held_out)
         return "coco", annotations, os.path.join(data_dir, "images"), {}
     if not FLAGS.annotations:

@@ -23,7 +23,7 @@ import numpy as np
 from absl import app, flags
 
 from captioning import batch_scoring, ranking
-from captioning.data import synthetic
+from captioning.data import datasets, synthetic
 
 SCORES = ("log_likelihood", "mean_log_prob", "pmi")
 KS = (1, 5, 10)
@@ -288,7 +288,7 @@ def held_out_of_training(model) -> list:
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "coco", "karpathy", "flickr", "csv"], "Dataset format.")
+flags.DEFINE_enum("dataset", "synthetic", datasets.FORMATS, "Dataset format.")
 flags.DEFINE_string("annotations", None, "With --dataset other than synthetic: its annotations file.")
 flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to.")
 flags.DEFINE_string("split", "test", "Split to evaluate; alpha is chosen on the val split.")
