@@ -33,16 +33,20 @@ def words_of(text: str) -> list[str]:
     return [w.decode("utf-8") for w in split_words(tf.constant([text]))[0].numpy()]
 
 
+def words_of_all(captions, chunk_size: int = 4096):
+    """Every word of every caption in order, split by the graph `chunk_size` captions at a time."""
+    for start in range(0, len(captions), chunk_size):
+        for word in split_words(tf.constant(captions[start:start + chunk_size])).flat_values.numpy():
+            yield word.decode("utf-8")
+
+
 @dataclasses.dataclass
 class Vocabulary:
     tokens: list[str]  # index = token id; the four special tokens come first
 
     @classmethod
     def build(cls, captions, max_size: int = 10000, min_count: int = 1) -> "Vocabulary":
-        counts = collections.Counter()
-        for start in range(0, len(captions), 4096):
-            words = split_words(tf.constant(captions[start:start + 4096])).flat_values.numpy()
-            counts.update(w.decode("utf-8") for w in words)
+        counts = collections.Counter(words_of_all(captions))
         # Most frequent first; ties broken alphabetically so the vocabulary is deterministic.
         ranked = sorted((w for w, c in counts.items() if c >= min_count), key=lambda w: (-counts[w], w))
         return cls(list(SPECIAL_TOKENS) + ranked[: max(0, max_size - len(SPECIAL_TOKENS))])
@@ -65,10 +69,8 @@ class Vocabulary:
         """Log frequency of each token as a caption target (words and [end]); initialises the output bias."""
         counts = np.ones(len(self), np.float64)  # add-one smoothing keeps every log finite
         index = {w: i for i, w in enumerate(self.tokens)}
-        for start in range(0, len(captions), 4096):
-            words = split_words(tf.constant(captions[start:start + 4096])).flat_values.numpy()
-            for w in words:
-                counts[index.get(w.decode("utf-8"), UNK_ID)] += 1
+        for word in words_of_all(captions):
+            counts[index.get(word, UNK_ID)] += 1
         counts[END_ID] += len(captions)
         counts[PAD_ID] = counts[START_ID] = 1e-3  # never targets
         return np.log(counts / counts.sum()).astype(np.float32)
