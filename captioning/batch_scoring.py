@@ -15,6 +15,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
+from captioning.data import readers
 from captioning.data.validation import caption_problem, image_problem
 from captioning.signatures import MAX_ROWS_PER_CALL, InvalidInputError
 
@@ -134,20 +135,14 @@ class PairsCsv:
 
 
 def read_pairs_csv(path: str) -> PairsCsv:
-    """A CSV with at least `image_path,caption` columns; CsvError when it cannot be read as one."""
+    """A CSV with at least `image_path,caption` columns, read as training reads one (readers.read_csv_rows); an
+    empty value scores as an error row. CsvError when it cannot be read as one."""
+    if not os.path.isfile(path):
+        raise CsvError(f"{path}: no such file")
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f, strict=True)
-            reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
-            # Short rows give None for their missing columns; an empty value scores as an error row instead.
-            rows = [{name: value or "" for name, value in row.items()} for row in reader]
-            fields = reader.fieldnames
-    except FileNotFoundError:
-        raise CsvError(f"{path}: no such file") from None
-    except (csv.Error, UnicodeDecodeError) as error:
-        raise CsvError(f"{path}: not a readable CSV file ({error})") from None
-    if not {"image_path", "caption"} <= set(fields):
-        raise CsvError(f"{path}: needs an 'image_path,caption' header, found {','.join(fields) or 'nothing'!r}")
+        fields, rows = readers.read_csv_rows(path)
+    except ValueError as error:
+        raise CsvError(str(error)) from None
     return PairsCsv(path, fields, rows)
 
 

@@ -122,6 +122,15 @@ def test_a_csv_without_the_columns_is_refused(tmp_path):
         batch_scoring.read_pairs_csv(str(tmp_path / "absent.csv"))
 
 
+def test_a_spreadsheet_csv_with_a_byte_order_mark_reads_like_training_data(tmp_path):
+    path = tmp_path / "from_excel.csv"
+    path.write_bytes("\ufeffimage_path,caption,source\nx.png,a cat\ny.png\n".encode("utf-8"))
+    pairs = batch_scoring.read_pairs_csv(str(path))
+    assert pairs.fields == ["image_path", "caption", "source"]
+    assert pairs.captions() == ["a cat", ""]  # the short row's empty caption becomes an error row, not a crash
+    assert pairs.image_paths() == [str(tmp_path / "x.png"), str(tmp_path / "y.png")]
+
+
 class EchoModel:
     """Returns its text input as the output, recording each call's row count."""
 

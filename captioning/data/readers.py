@@ -82,6 +82,25 @@ def read_flickr(captions_path, image_dir, split_files=None):
     ]
 
 
+def read_csv_rows(csv_path):
+    """(column names, rows) of a CSV with at least an "image_path,caption" header, each row a dict with "" for
+    a missing value; ValueError naming the problem. Training data and batch scoring both read CSVs with it."""
+    # strict: an unclosed quote would otherwise swallow the rest of the file into one caption.
+    reader = csv.DictReader(io.StringIO(_read_text(csv_path, "CSV file")), strict=True)
+    reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
+    if not {"image_path", "caption"} <= set(reader.fieldnames):
+        found = ",".join(reader.fieldnames) or "nothing"
+        raise ValueError(f"CSV file {csv_path} needs an 'image_path,caption' header, found {found!r}")
+    try:
+        # Short rows give None for their missing columns.
+        rows = [{name: value or "" for name, value in row.items()} for row in reader]
+    except csv.Error as error:
+        # The inner reader's line_num counts the line that failed; DictReader's lags behind.
+        line = reader.reader.line_num
+        raise ValueError(f"CSV file {csv_path} is malformed at line {line}: {error}") from None
+    return reader.fieldnames, rows
+
+
 def read_csv(csv_path, image_dir=None):
     """CSV with an "image_path,caption[,split]" header.
 
@@ -89,30 +108,18 @@ def read_csv(csv_path, image_dir=None):
     """
     if image_dir is None:
         image_dir = os.path.dirname(os.path.abspath(csv_path))
-    # strict: an unclosed quote would otherwise swallow the rest of the file into one caption.
-    reader = csv.DictReader(io.StringIO(_read_text(csv_path, "CSV file")), strict=True)
-    reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
-    if not {"image_path", "caption"} <= set(reader.fieldnames):
-        found = ",".join(reader.fieldnames) or "nothing"
-        raise ValueError(f"CSV file {csv_path} needs an 'image_path,caption' header, found {found!r}")
     examples = []
-    try:
-        for row in reader:
-            # Short rows give None for the missing columns.
-            image_path = os.path.join(image_dir, (row["image_path"] or "").strip())
-            split = (row.get("split") or "").strip()
-            examples.append(
-                CaptionExample(
-                    image_path=image_path,
-                    caption=row["caption"] or "",
-                    image_id=image_path,
-                    split=_canonical_split(split, csv_path) if split else "",
-                )
+    for row in read_csv_rows(csv_path)[1]:
+        image_path = os.path.join(image_dir, row["image_path"].strip())
+        split = row.get("split", "").strip()
+        examples.append(
+            CaptionExample(
+                image_path=image_path,
+                caption=row["caption"],
+                image_id=image_path,
+                split=_canonical_split(split, csv_path) if split else "",
             )
-    except csv.Error as error:
-        # The inner reader's line_num counts the line that failed; DictReader's lags behind.
-        line = reader.reader.line_num
-        raise ValueError(f"CSV file {csv_path} is malformed at line {line}: {error}") from None
+        )
     return examples
 
 
