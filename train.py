@@ -13,7 +13,7 @@ import sys
 from absl import app, flags, logging
 
 from captioning.config import ModelConfig, TrainingConfig
-from captioning.data import datasets
+from captioning.data import datasets, synthetic
 
 FLAGS = flags.FLAGS
 _MODEL, _TRAIN = ModelConfig(), TrainingConfig()
@@ -72,7 +72,7 @@ def training_config_from_flags() -> TrainingConfig:
 def dataset_source(image_size: int):
     """-> (format, annotations path, image dir, reader kwargs), writing the synthetic dataset if needed."""
     if FLAGS.dataset == "synthetic":
-        held_out = [tuple(c.split(":")) for c in FLAGS.held_out_combinations]
+        held_out = synthetic.parse_combinations(FLAGS.held_out_combinations)
         data_dir = os.path.join(FLAGS.output_dir, "synthetic_data")
         annotations = datasets.ensure_synthetic_dataset(data_dir, FLAGS.synthetic_num_images, FLAGS.synthetic_seed,
                                                image_size, held_out)

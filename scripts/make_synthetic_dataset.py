@@ -10,7 +10,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captioning.data.synthetic import write_coco_dataset  # noqa: E402
+from captioning.data.synthetic import parse_combinations, write_coco_dataset  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Where to write images/ and annotations/captions.json.", required=True)
@@ -23,7 +23,7 @@ flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs never drawn, 
 
 def main(argv):
     del argv
-    held_out = [tuple(item.split(":")) for item in FLAGS.held_out_combinations]
+    held_out = parse_combinations(FLAGS.held_out_combinations)
     path = write_coco_dataset(FLAGS.output_dir, FLAGS.num_images, FLAGS.seed, FLAGS.image_size, held_out,
                               FLAGS.captions_per_image)
     print(f"wrote {FLAGS.num_images} images and {path}")

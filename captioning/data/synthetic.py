@@ -72,6 +72,17 @@ def _random_object(rng, held_out, require_held_out, x=0.5, y=0.5, size=None):
             return SceneObject(color, shape, size or str(rng.choice(SIZES)), x, y)
 
 
+def parse_combinations(items) -> list:
+    """Colour-shape combinations written as flags take them, ["red:star", ...] -> [("red", "star"), ...]."""
+    combinations = []
+    for item in items:
+        color, _, shape = item.strip().partition(":")
+        if not color or not shape or ":" in shape:
+            raise ValueError(f"held-out combination {item!r} is not colour:shape, e.g. red:star")
+        combinations.append((color, shape))
+    return combinations
+
+
 def generate_scene(rng: np.random.Generator, held_out=(), require_held_out: bool = False) -> Scene:
     """A random scene. With `require_held_out`, every object uses a held-out colour-shape combination,
     otherwise none does."""

@@ -73,3 +73,10 @@ def test_make_synthetic_dataset_script_writes_coco_captions(tmp_path):
 def test_unknown_held_out_colour_is_rejected():
     with pytest.raises(ValueError, match="unknown colour"):
         synthetic.generate_scenes(1, 0, [("mauve", "star")])
+
+
+def test_held_out_combinations_parse_from_flags_and_a_malformed_one_is_named():
+    assert synthetic.parse_combinations(["red:star", " blue:cross "]) == [("red", "star"), ("blue", "cross")]
+    for malformed in ("red-star", "red:", ":star", "red:star:big"):
+        with pytest.raises(ValueError, match=f"{malformed!r} is not colour:shape"):
+            synthetic.parse_combinations([malformed])
