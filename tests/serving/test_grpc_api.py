@@ -48,7 +48,7 @@ def test_predict_returns_every_output_and_echoes_model_spec(stubs, pairs, predic
     assert response.model_spec.signature_name == "serving_default"
     outputs = decode_outputs(response)
     assert set(outputs) == {"log_likelihood", "num_tokens", "mean_log_prob", "perplexity",
-                            "prior_log_likelihood", "pmi", "unknown_tokens", "truncated"}
+                            "prior_log_likelihood", "pmi", "unknown_tokens", "truncated", "contrastive"}
     assert outputs["num_tokens"].dtype == np.int32
     assert outputs["truncated"].dtype == np.bool_
     np.testing.assert_array_equal(outputs["num_tokens"], [2, 6])
@@ -77,7 +77,7 @@ def test_score_matrix_signature(stubs, png, predict_request, decode_outputs):
     assert response.model_spec.signature_name == "score_matrix"
     outputs = decode_outputs(response)
     assert {name: array.shape for name, array in outputs.items()} == {
-        "log_likelihood": (3, 2), "mean_log_prob": (3, 2), "pmi": (3, 2)}
+        "log_likelihood": (3, 2), "mean_log_prob": (3, 2), "pmi": (3, 2), "contrastive": (3, 2)}
 
 
 def test_a_64_mib_request_is_accepted(stubs, predict_request):
@@ -161,7 +161,7 @@ def test_bad_output_filter(stubs, pairs, predict_request):
         stubs.prediction.Predict, predict_request(pairs, output_filter=["nope"]),
         grpc.StatusCode.INVALID_ARGUMENT,
         "output tensor alias not found in signature: nope Outputs expected to be in the set "
-        "{log_likelihood,mean_log_prob,num_tokens,perplexity,pmi,prior_log_likelihood,"
+        "{contrastive,log_likelihood,mean_log_prob,num_tokens,perplexity,pmi,prior_log_likelihood,"
         "truncated,unknown_tokens}.")
     expect_error(stubs.prediction.Predict, predict_request(pairs, output_filter=["pmi", "pmi"]),
                  grpc.StatusCode.INVALID_ARGUMENT, "duplicate output tensor alias: pmi")

@@ -73,7 +73,7 @@ def test_columnar_format_and_score_matrix(call, images):
     status, body = call("POST", PREDICT, {"signature_name": "score_matrix", "inputs": {
         "image_bytes": [b64(image) for image in images], "text": ["a dog", "a cat", "a bird"]}})
     assert status == 200, body
-    assert set(body["outputs"]) == {"log_likelihood", "mean_log_prob", "pmi"}
+    assert set(body["outputs"]) == {"log_likelihood", "mean_log_prob", "pmi", "contrastive"}
     assert np.array(body["outputs"]["pmi"]).shape == (2, 3)
 
 
