@@ -48,6 +48,9 @@ class LocalModel:
     def extra_file(self, name: str) -> str:
         return self.scorer.extra_file(name)
 
+    def signature_names(self) -> set:
+        return set(self.scorer.model.signatures)
+
 
 class RemoteModel:
     """A model on a TF Serving-compatible gRPC server, through serving.client.PredictionClient. `version` pins

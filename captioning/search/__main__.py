@@ -1,0 +1,119 @@
+"""Index an image collection and search it by text.
+
+    python -m captioning.search add --index_dir D --model_dir M PATH...        # files, folders, CSVs, URLs
+    python -m captioning.search search --index_dir D --model_dir M --k 5 --json "a red star left of a blue cross"
+    python -m captioning.search list|count|delete ID...|reindex --index_dir D --model_dir M
+
+Bad input: one line on stderr and exit code 2. `add` lists the images it skipped and exits 1 if there were any.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from captioning.batch_scoring import peak_memory_mb
+from captioning.search import retrieval
+from captioning.search.fetch import FetchOptions
+from captioning.search.index import ImageIndex, IndexBusyError, ModelVersionError
+from captioning.search.indexing import BATCH_SIZE, Indexer
+from captioning.search.sources import SourceError, expand
+
+
+def _parser():
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index_dir", required=True, help="Folder of the index (embedded Qdrant, images, features).")
+    common.add_argument("--model_dir", default=os.path.join("checkpoints", "export"),
+                        help="Export base directory (newest version) or a version directory.")
+    common.add_argument("--qdrant_url", default=None, help="Use this Qdrant server or cluster instead of the folder.")
+    common.add_argument("--json", action="store_true", help="Print JSON.")
+    parser = argparse.ArgumentParser(prog="python -m captioning.search", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    add = commands.add_parser("add", parents=[common], help="Add images: files, folders, CSVs of paths/URLs, URLs.")
+    add.add_argument("paths", nargs="+", metavar="PATH")
+    add.add_argument("--batch_size", type=int, default=BATCH_SIZE)
+    add.add_argument("--allow_private_urls", action="store_true",
+                     help="Allow URLs on loopback, private and link-local addresses.")
+    search = commands.add_parser("search", parents=[common], help="Search the index by text.")
+    search.add_argument("query")
+    search.add_argument("--k", type=int, default=10, help="Results to return.")
+    search.add_argument("--candidates", type=int, default=retrieval.DEFAULT_CANDIDATES,
+                        help="Stage-1 nearest neighbours reranked by caption log-likelihood (K).")
+    search.add_argument("--rank_by", choices=retrieval.RANK_BY, default="log_likelihood")
+    search.add_argument("--stage2", choices=retrieval.STAGE2_WAYS, default="auto",
+                        help="Rerank from cached features, re-encoded images, or the faster of the two.")
+    commands.add_parser("list", parents=[common], help="List the indexed images.")
+    commands.add_parser("count", parents=[common], help="Count the indexed images.")
+    delete = commands.add_parser("delete", parents=[common], help="Delete images by id.")
+    delete.add_argument("ids", nargs="+", metavar="ID")
+    commands.add_parser("reindex", parents=[common],
+                        help="Embed the images of the index's previous model version with this model.")
+    return parser
+
+
+def _fail(message):
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _run(args, index):
+    from captioning.search.models import open_local
+
+    model = open_local(args.model_dir)
+    version = model.version
+    if args.command == "add":
+        items = expand(args.paths, FetchOptions(allow_private=args.allow_private_urls))
+        result = Indexer(index, model, batch_size=args.batch_size).add(items)
+        for source, message in result.errors:
+            print(f"skipped {source}: {message}", file=sys.stderr)
+        summary = f"{result.summary()}, peak memory {peak_memory_mb():.0f} MB"
+        print(json.dumps({"added": result.added, "duplicates": result.duplicates, "errors": result.errors,
+                          "images_per_second": result.images_per_second}) if args.json else summary)
+        return 1 if result.errors else 0
+    if args.command == "search":
+        results = retrieval.Searcher(index, model, stage2=args.stage2).search(
+            args.query, k=args.k, candidates=args.candidates, rank_by=args.rank_by)
+        if args.json:
+            print(json.dumps(results, indent=1))
+        for n, row in enumerate(results if not args.json else []):
+            print(f"{n + 1:3d}. {row['log_likelihood']:9.3f} {row['contrastive']:7.3f}  {row['source']}  {row['id']}")
+        return 0
+    if args.command == "reindex":
+        old = {v: n for v, n in index.versions().items() if v != version and n}
+        if not old:
+            return _fail(f"nothing to re-index: the index holds no images of another model version than {version}")
+        result = Indexer(index, model).reindex(max(old))
+        print(result.summary())
+        return 1 if result.errors else 0
+    if args.command == "delete":
+        removed = index.delete(version, args.ids)
+        print(json.dumps(removed) if args.json else f"deleted {len(removed)} of {len(args.ids)} images")
+        return 0 if len(removed) == len(args.ids) else 1
+    index.check_version(version)
+    if args.command == "count":
+        print(json.dumps({"count": index.count(version)}) if args.json else index.count(version))
+        return 0
+    entries = list(index.all_entries(version))  # list
+    if args.json:
+        print(json.dumps([{"id": image_id, **payload} for image_id, payload in entries], indent=1))
+    for image_id, payload in entries if not args.json else []:
+        print(f"{image_id}  {payload['source']}")
+    return 0
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        index = ImageIndex(args.index_dir, args.qdrant_url)
+    except IndexBusyError as error:
+        return _fail(error)
+    try:
+        return _run(args, index)
+    except (SourceError, ModelVersionError, retrieval.QueryError, FileNotFoundError, ValueError) as error:
+        return _fail(error)
+    finally:
+        index.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The model-facing calls of search, in one place.
+
+`runner` is anything with `run(signature, inputs) -> {output: numpy}`: a captioning.signatures LocalModel or
+RemoteModel, or the server's in-process model. Embeddings and features of one model version mean nothing to
+another, so a SearchModel is one version and the index keeps its vectors per version.
+"""
+
+import os
+
+import numpy as np
+
+from captioning import batch_scoring
+from captioning.signatures import MAX_ROWS_PER_CALL, InvalidInputError, run_in_batches
+
+
+class SearchModel:
+    def __init__(self, runner, version: int):
+        self.runner = runner
+        self.version = int(version)
+        self._signatures = None
+
+    def has(self, signature: str) -> bool:
+        """Whether the model was exported with `signature`."""
+        if self._signatures is None:
+            self._signatures = set(self.runner.signature_names())
+        return signature in self._signatures
+
+    def embed_images(self, image_bytes: list) -> np.ndarray:
+        """[N] encoded images -> float32 [N, D], unit length (the `embed_image` signature)."""
+        return run_in_batches(self.runner, "embed_image", {"image_bytes": list(image_bytes)})["embedding"]
+
+    def embed_text(self, text: str) -> np.ndarray:
+        """One text -> float32 [D] (the `embed_text` signature)."""
+        return self.runner.run("embed_text", {"text": [text]})["embedding"][0]
+
+    def encode_images(self, image_bytes: list) -> np.ndarray:
+        """[N] encoded images -> the caption decoder's image features [N, G, D] (`encode_image`)."""
+        return run_in_batches(self.runner, "encode_image", {"image_bytes": list(image_bytes)})["image_features"]
+
+    def score_images(self, image_bytes: list, text: str) -> dict:
+        """Every image against one text with `score_matrix` (each image decoded and encoded) -> {score: [N]}."""
+        matrix = batch_scoring.score_matrix(self.runner, list(image_bytes), [text])
+        return {name: values[:, 0] for name, values in matrix.items()}
+
+    def score_features(self, features: np.ndarray, text: str) -> dict:
+        """Cached features [N, G, D] against one text with `score_features` -> {score: [N]}."""
+        return run_in_batches(self.runner, "score_features", {"image_features": features, "text": [text] * len(features)},
+                              batch_size=MAX_ROWS_PER_CALL)
+
+
+def open_local(model_dir: str) -> SearchModel:
+    """The newest SavedModel under `model_dir` (or that version directory), in this process."""
+    from captioning.signatures import LocalModel
+
+    model = LocalModel(model_dir)
+    name = os.path.basename(os.path.normpath(model.path))
+    if not name.isdigit():
+        raise ValueError(f"{model.path}: a model version directory must be named by its integer version")
+    return SearchModel(model, int(name))
+
+
+__all__ = ["SearchModel", "open_local", "InvalidInputError"]

@@ -1,0 +1,76 @@
+"""A content-addressed folder of the indexed images and their cached encoder features.
+
+Stage 2 of a search rescores the candidates from these files, and re-indexing for a new model version re-embeds
+them, so an image added from a URL or an upload needs nothing outside the index folder. Every file is written to
+a temporary name and renamed into place: a crash leaves either the whole file or none.
+"""
+
+import hashlib
+import os
+import tempfile
+
+import numpy as np
+
+
+def content_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle, staging = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".staging-")
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(data)
+        os.replace(staging, path)
+    except BaseException:
+        os.unlink(staging)
+        raise
+
+
+class ImageStore:
+    def __init__(self, root: str):
+        self.root = root
+
+    def _image_path(self, digest: str) -> str:
+        return os.path.join(self.root, "images", digest[:2], digest)
+
+    def _features_path(self, version: int, digest: str) -> str:
+        return os.path.join(self.root, "features", f"v{version}", digest[:2], digest + ".npy")
+
+    def put_image(self, digest: str, data: bytes) -> None:
+        if not os.path.exists(self._image_path(digest)):
+            _write_atomically(self._image_path(digest), data)
+
+    def image(self, digest: str) -> bytes:
+        with open(self._image_path(digest), "rb") as f:
+            return f.read()
+
+    def put_features(self, version: int, digest: str, features: np.ndarray) -> None:
+        path = self._features_path(version, digest)
+        if not os.path.exists(path):
+            import io
+
+            buffer = io.BytesIO()
+            np.save(buffer, np.asarray(features, np.float32))
+            _write_atomically(path, buffer.getvalue())
+
+    def features(self, version: int, digests: list):
+        """Stacked features [N, G, D] of these images, or None when any of them has none cached."""
+        try:
+            return np.stack([np.load(self._features_path(version, digest)) for digest in digests])
+        except FileNotFoundError:
+            return None
+
+    def remove(self, digest: str) -> None:
+        """Drops the image and its features of every version (after its index entries are gone)."""
+        paths = [self._image_path(digest)]
+        features_root = os.path.join(self.root, "features")
+        if os.path.isdir(features_root):
+            paths += [os.path.join(features_root, version, digest[:2], digest + ".npy")
+                      for version in os.listdir(features_root)]
+        for path in paths:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
