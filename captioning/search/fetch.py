@@ -81,7 +81,7 @@ def _connection(url: str, options: FetchOptions, deadline: float):
 def _read_body(url: str, response, options: FetchOptions, deadline: float) -> bytes:
     declared = response.getheader("Content-Length")
     if declared and declared.isdigit() and int(declared) > options.max_bytes:
-        raise FetchError(f"{url}: image of {declared} bytes is larger than the limit of {options.max_bytes}")
+        raise FetchError(f"{url}: image of {declared} bytes is larger than the limit of {options.max_bytes} bytes")
     chunks, size = [], 0
     while True:
         if time.monotonic() > deadline:
