@@ -1,11 +1,13 @@
 """A model server that speaks TensorFlow Serving's gRPC and REST protocols.
 
     python -m serving.server --model_base_path=export/ [--port=8500] [--rest_api_port=8501]
+    python -m serving.server --model_base_path=export/ --index_dir=index/   # + search, /docs and the page at /
 
 For one machine, development and tests; production uses TF Serving itself
 with the same SavedModel export.  Ports open only once every model has a
 loaded version; SIGTERM/SIGINT stop accepting requests, finish the ones in
-flight and exit 0.
+flight and exit 0.  The REST port is one FastAPI app (serving/web): TF
+Serving's REST API, and with --index_dir the search API and page.
 """
 import signal
 import threading
@@ -22,7 +24,9 @@ from serving.batching import BatchingOptions
 from serving.grpc_services import ModelService, PredictionService
 from serving.model_registry import ModelRegistry, read_model_config_file, single_model_config
 from serving.predictor import Predictor
-from serving.rest_api import RestApi, RestServer
+from serving.rest_api import RestApi
+from serving.web.app import create_app
+from serving.web.http_server import HttpServer
 
 # TF Serving lifts gRPC's 4 MB default to the protobuf maximum; so do we.
 MAX_MESSAGE_BYTES = 2**31 - 1
@@ -41,6 +45,15 @@ class ServerOptions:
     # Larger gRPC requests get RESOURCE_EXHAUSTED, larger REST bodies 413.
     max_request_bytes: int = MAX_MESSAGE_BYTES
     shutdown_grace_seconds: float = 30.0
+    search: "SearchOptions | None" = None  # None: no search API or page
+
+
+@dataclass
+class SearchOptions:
+    index_dir: str
+    model_name: str = "captioner"  # the served model whose embeddings the index holds
+    qdrant_url: str | None = None  # a Qdrant server instead of embedded Qdrant in index_dir
+    allow_private_urls: bool = False  # let URL adds reach loopback/private/link-local hosts
 
 
 class ModelServer:
@@ -56,6 +69,7 @@ class ModelServer:
         self._health = health.HealthServicer()
         self._grpc_server = None
         self._rest_server = None
+        self.search = None
         self._stop_requested = threading.Event()
         self._stopped = False
 
@@ -87,10 +101,11 @@ class ModelServer:
             raise OSError(f"cannot bind gRPC to {options.host}:{options.port}")
         self._grpc_server.start()
         if options.rest_api_port is not None:
-            self._rest_server = RestServer(options.host, options.rest_api_port,
-                                           RestApi(self.registry, self.predictor),
-                                           options.max_request_bytes)
-            self._rest_server.start()
+            if options.search:
+                self.search = _search_service(options.search, self.registry, self.predictor)
+            app = create_app(RestApi(self.registry, self.predictor), self.search, options.max_request_bytes)
+            self._rest_server = HttpServer(options.host, options.rest_api_port, app)
+            self._rest_server.start(options.shutdown_grace_seconds)
             self.rest_port = self._rest_server.port
         logging.info("Serving %s: gRPC on %s:%d, REST %s", ", ".join(self.registry.model_names),
                      options.host, self.grpc_port,
@@ -117,9 +132,19 @@ class ModelServer:
             self._rest_server.stop(grace)
         if grpc_done:
             grpc_done.wait()
+        if self.search:
+            self.search.close()
         self.registry.stop()
         self.registry.unload_all()
         logging.info("Server stopped")
+
+
+def _search_service(options, registry, predictor):
+    from captioning.search.fetch import FetchOptions
+    from serving.web.search_service import SearchService
+
+    return SearchService(registry, predictor, options.model_name, options.index_dir, options.qdrant_url,
+                         FetchOptions(allow_private=options.allow_private_urls))
 
 
 FLAGS = flags.FLAGS
@@ -137,6 +162,10 @@ flags.DEFINE_integer("batch_timeout_micros", 5000, "Longest a request waits for 
 flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Interval between checks for new versions.")
 flags.DEFINE_integer("grpc_max_threads", 64, "Threads handling gRPC requests.")
 flags.DEFINE_integer("max_request_bytes", MAX_MESSAGE_BYTES, "Largest gRPC request or REST body accepted.")
+flags.DEFINE_string("index_dir", None, "Image index folder: serves search, /docs and the search page on the REST "
+                                       "port (python -m captioning.search builds one).")
+flags.DEFINE_string("qdrant_url", None, "With --index_dir: keep the vectors in this Qdrant server or cluster.")
+flags.DEFINE_boolean("allow_private_urls", False, "Let images be added from loopback, private and link-local URLs.")
 
 
 def options_from_flags():
@@ -159,6 +188,8 @@ def options_from_flags():
         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
         grpc_max_threads=FLAGS.grpc_max_threads,
         max_request_bytes=FLAGS.max_request_bytes,
+        search=SearchOptions(FLAGS.index_dir, configs[0].name, FLAGS.qdrant_url, FLAGS.allow_private_urls)
+        if FLAGS.index_dir else None,
     )
 
 

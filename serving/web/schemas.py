@@ -1,0 +1,69 @@
+"""Response models of the web API: they make the OpenAPI document and Swagger UI show what comes back."""
+
+from pydantic import BaseModel, Field
+
+
+class ErrorResponse(BaseModel):
+    error: str = Field(description="What was wrong, in one line.")
+
+
+class SearchResult(BaseModel):
+    id: str
+    source: str = Field(description="Where the image came from: a path, a URL, or upload:<file name>.")
+    contrastive: float = Field(description="Cosine similarity of the image and text embeddings (stage 1).")
+    log_likelihood: float = Field(description="log P(text | image), the caption log-likelihood (stage 2).")
+    pmi: float
+    score: float = Field(description="The score the results are ranked by (rank_by).")
+    payload: dict
+
+
+class AddedImage(BaseModel):
+    id: str
+    added: bool = Field(description="False when the index already held this image (same content).")
+    source: str
+
+
+class ImageEntry(BaseModel):
+    id: str
+    payload: dict
+
+
+class ImageList(BaseModel):
+    images: list[ImageEntry]
+    next_offset: str | None = Field(description="Pass as `offset` for the next page; null on the last page.")
+
+
+class Count(BaseModel):
+    count: int
+    model_version: int
+
+
+class Label(BaseModel):
+    label: str
+    prompt: str
+    score: float
+    log_likelihood: float
+    mean_log_prob: float
+    pmi: float
+
+
+class Caption(BaseModel):
+    caption: str
+    log_likelihood: float
+
+
+class Description(BaseModel):
+    labels: list[Label] = Field(description="Zero-shot labels, best first.")
+    captions: list[Caption] = Field(description="Generated captions, best first.")
+
+
+class TextScores(BaseModel):
+    text: str
+    scores: dict = Field(description="The serving_default outputs for this (image, text) pair.")
+
+
+class Reindexed(BaseModel):
+    from_version: int
+    model_version: int
+    added: int
+    errors: list

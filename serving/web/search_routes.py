@@ -1,0 +1,107 @@
+"""The search, index, label, caption and score API of the web app (documented at /docs)."""
+
+import io
+
+from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi.responses import JSONResponse, Response
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from captioning.search import retrieval
+from captioning.search.images import image_size
+from captioning.zero_shot import DEFAULT_TEMPLATE
+from serving.web import schemas
+
+_ERRORS = {status: {"model": schemas.ErrorResponse, "description": description} for status, description in (
+    (400, "Bad input: the message names the problem"), (404, "No such image in the index"),
+    (409, "The index holds another model version's embeddings: re-index")) }
+
+
+async def _image_input(service, file, url, image_id):
+    """The bytes of the one image a request names by upload, URL or indexed id, and its source name."""
+    given = [name for name, value in (("file", file), ("url", url), ("id", image_id)) if value]
+    if len(given) != 1:
+        raise HTTPException(400, "give exactly one of file (an upload), url or id")
+    if file:
+        data = await file.read()
+        await run_in_threadpool(image_size, data)
+        return data, f"upload:{file.filename or 'image'}"
+    if url:
+        return await run_in_threadpool(service.fetch, url), url
+    try:
+        data, payload = await run_in_threadpool(service.stored_image, image_id)
+    except KeyError:
+        raise HTTPException(404, f"no image with id {image_id} in the index") from None
+    return data, payload["source"]
+
+
+def search_router(service):
+    router = APIRouter(tags=["Search"], responses=_ERRORS)
+
+    @router.get("/search", response_model=list[schemas.SearchResult], summary="Search the images by text")
+    async def search(q: str = Query(description="What to look for, e.g. 'a red star left of a blue cross'."),
+                     k: int = Query(10, ge=1, le=1000, description="Results to return."),
+                     candidates: int = Query(retrieval.DEFAULT_CANDIDATES, ge=1, le=10000,
+                                             description="Stage-1 neighbours reranked by log-likelihood (K)."),
+                     rank_by: str = Query("log_likelihood", enum=list(retrieval.RANK_BY))):
+        """Stage 1: the `candidates` nearest image embeddings; stage 2: those reranked by caption log-likelihood.
+        Best first, with both scores."""
+        return await run_in_threadpool(service.search, q, k, candidates, rank_by)
+
+    @router.post("/api/images", response_model=schemas.AddedImage, status_code=201,
+                 summary="Add an image (upload or URL)")
+    async def add_image(file: UploadFile | None = File(None), url: str | None = Form(None)):
+        """Adds the image unless the index already holds the same content (then `added` is false, status 200)."""
+        data, source = await _image_input(service, file, url, None)
+        added = await run_in_threadpool(service.add, source, data)
+        return JSONResponse(added, status_code=201 if added["added"] else 200)
+
+    @router.get("/api/images", response_model=schemas.ImageList, summary="List the indexed images")
+    async def list_images(offset: str | None = None, limit: int = Query(100, ge=1, le=1000)):
+        page, next_offset = await run_in_threadpool(service.list, offset, limit)
+        return {"images": [{"id": image_id, "payload": payload} for image_id, payload in page],
+                "next_offset": next_offset}
+
+    @router.get("/api/images/count", response_model=schemas.Count, summary="Count the indexed images")
+    async def count():
+        return await run_in_threadpool(service.count)
+
+    @router.get("/api/images/{image_id}/file", summary="The image itself",
+                responses={200: {"content": {"image/*": {}}}})
+    async def image_file(image_id: str):
+        data, _ = await _image_input(service, None, None, image_id)
+        with Image.open(io.BytesIO(data)) as image:
+            kind = image.format.lower()
+        return Response(data, media_type=f"image/{kind}", headers={"Cache-Control": "max-age=86400"})
+
+    @router.delete("/api/images/{image_id}", status_code=204, summary="Delete an image")
+    async def delete_image(image_id: str):
+        if not await run_in_threadpool(service.delete, image_id):
+            raise HTTPException(404, f"no image with id {image_id} in the index")
+        return Response(status_code=204)
+
+    @router.post("/api/reindex", response_model=schemas.Reindexed,
+                 summary="Embed the images of the previous model version with the served one")
+    async def reindex():
+        done = await run_in_threadpool(service.reindex)
+        if done is None:
+            raise HTTPException(409, "nothing to re-index: no images of another model version")
+        return done
+
+    @router.post("/api/describe", response_model=schemas.Description,
+                 summary="Zero-shot labels and generated captions for an image")
+    async def describe(file: UploadFile | None = File(None), url: str | None = Form(None),
+                       id: str | None = Form(None, description="An indexed image's id."),
+                       labels: str = Form("", description="Comma-separated labels, e.g. cat,dog,car."),
+                       prompt_template: str = Form(DEFAULT_TEMPLATE), beam_size: int = Form(3, ge=1, le=8)):
+        data, _ = await _image_input(service, file, url, id)
+        wanted = [label for label in labels.split(",") if label.strip()]
+        return await run_in_threadpool(service.describe, data, wanted, prompt_template, beam_size)
+
+    @router.post("/api/score", response_model=list[schemas.TextScores], summary="Score texts against an image")
+    async def score(text: list[str] = Form(description="One or more texts."), file: UploadFile | None = File(None),
+                    url: str | None = Form(None), id: str | None = Form(None)):
+        data, _ = await _image_input(service, file, url, id)
+        return await run_in_threadpool(service.score, data, text)
+
+    return router
