@@ -1,6 +1,7 @@
 """The search, index, label, caption and score API of the web app (documented at /docs)."""
 
 import io
+from typing import Literal
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
 from fastapi.responses import JSONResponse, Response
@@ -43,7 +44,7 @@ def search_router(service):
                      k: int = Query(10, ge=1, le=1000, description="Results to return."),
                      candidates: int = Query(retrieval.DEFAULT_CANDIDATES, ge=1, le=10000,
                                              description="Stage-1 neighbours reranked by log-likelihood (K)."),
-                     rank_by: str = Query("log_likelihood", enum=list(retrieval.RANK_BY))):
+                     rank_by: Literal["log_likelihood", "debiased"] = "log_likelihood"):
         """Stage 1: the `candidates` nearest image embeddings; stage 2: those reranked by caption log-likelihood.
         Best first, with both scores."""
         return await run_in_threadpool(service.search, q, k, candidates, rank_by)

@@ -1,0 +1,143 @@
+"""The search, index, label, caption and score API on the server's REST port, and its docs."""
+
+import time
+
+import httpx
+import pytest
+
+from captioning.data.synthetic import COLORS
+from serving.fake_model import export_fake_model
+from serving.server import SearchOptions
+from tests.search.conftest import colour_png, serving_files
+
+
+@pytest.fixture(scope="module")
+def server(start_server, fake_export, tmp_path_factory):
+    index_dir = tmp_path_factory.mktemp("web_index")
+    with start_server(fake_export, search=SearchOptions(str(index_dir), allow_private_urls=True)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}", timeout=60) as client:
+        yield client
+
+
+def upload(http, data, name="image.png"):
+    return http.post("/api/images", files={"file": (name, data, "image/png")})
+
+
+@pytest.fixture(scope="module")
+def colour_ids(http):
+    ids = {}
+    for name in COLORS:
+        response = upload(http, colour_png(name), f"{name}.png")
+        assert response.status_code == 201, response.text
+        ids[name] = response.json()["id"]
+    return ids
+
+
+def test_uploads_are_added_once(http, colour_ids):
+    again = upload(http, colour_png("red"), "red-again.png")
+    assert again.status_code == 200 and again.json() == {"id": colour_ids["red"], "added": False,
+                                                         "source": "upload:red-again.png"}
+    assert http.get("/api/images/count").json() == {"count": len(COLORS), "model_version": 1}
+    listed = http.get("/api/images", params={"limit": 3}).json()
+    assert len(listed["images"]) == 3 and listed["next_offset"]
+    image = http.get(f"/api/images/{colour_ids['blue']}/file")
+    assert image.headers["content-type"] == "image/png" and image.content == colour_png("blue")
+
+
+def test_search_returns_both_scores_best_first(http, colour_ids):
+    response = http.get("/search", params={"q": "a red star", "k": 1, "candidates": 1})
+    assert response.status_code == 200
+    (red,) = response.json()
+    assert red["id"] == colour_ids["red"] and red["source"] == "upload:red.png"
+    assert red["contrastive"] > 0.9 and red["log_likelihood"] < 0
+    rows = http.get("/search", params={"q": "a blue cross", "k": 5}).json()
+    assert len(rows) == 5
+    assert [r["log_likelihood"] for r in rows] == sorted((r["log_likelihood"] for r in rows), reverse=True)
+
+
+def test_add_from_url_and_describe_and_score(http):
+    dark = colour_png((20, 20, 90))
+    with serving_files({"/dark.png": (200, {}, dark)}) as base:
+        added = http.post("/api/images", data={"url": f"{base}/dark.png"})
+        assert added.status_code == 201 and added.json()["source"] == f"{base}/dark.png"
+        described = http.post("/api/describe", data={"url": f"{base}/dark.png", "labels": "red,blue, green"})
+    assert described.status_code == 200, described.text
+    body = described.json()
+    # The fake model's log-likelihood ignores colour words, so the labels tie; the real model's would not.
+    assert sorted(label["label"] for label in body["labels"]) == ["blue", "green", "red"]
+    assert {label["prompt"] for label in body["labels"]} >= {"a photo of a blue"}
+    assert body["captions"][0]["caption"] == "a blue picture"
+    by_id = http.post("/api/describe", data={"id": added.json()["id"]}).json()
+    assert by_id["labels"] == [] and by_id["captions"][0]["caption"] == "a blue picture"
+    scores = http.post("/api/score", data={"id": added.json()["id"], "text": ["a dog", "a blue dog"]}).json()
+    assert [row["text"] for row in scores] == ["a dog", "a blue dog"]
+    assert scores[0]["scores"]["num_tokens"] == 2 and "contrastive" in scores[1]["scores"]
+
+
+@pytest.mark.parametrize("method, path, kwargs, status, message", [
+    ("GET", "/search", {}, 400, "query q: Field required"),
+    ("GET", "/search", {"params": {"q": "red", "k": 0}}, 400, "query k: Input should be greater than or equal to 1"),
+    ("GET", "/search", {"params": {"q": "  "}}, 400, "the query has no words to search for"),
+    ("POST", "/api/images", {"files": {"file": ("x.png", b"not an image", "image/png")}}, 400,
+     "not a readable image (JPEG, PNG, BMP or GIF)"),
+    ("POST", "/api/images", {}, 400, "give exactly one of file (an upload), url or id"),
+    ("POST", "/api/images", {"data": {"url": "ftp://example.com/a.png"}}, 400,
+     "ftp://example.com/a.png: only http and https URLs can be fetched"),
+    ("POST", "/api/describe", {"data": {"id": "nope"}}, 404, "no image with id nope in the index"),
+    ("DELETE", "/api/images/nope", {}, 404, "no image with id nope in the index"),
+    ("POST", "/api/reindex", {}, 409, "nothing to re-index: no images of another model version"),
+    ("GET", "/nowhere", {}, 404, "Not found: /nowhere"),
+])
+def test_bad_input_is_a_4xx_with_a_json_error(http, colour_ids, method, path, kwargs, status, message):
+    response = http.request(method, path, **kwargs)
+    assert (response.status_code, response.json()) == (status, {"error": message})
+    assert http.get("/api/images/count").status_code == 200  # and the service stays up
+
+
+def test_delete(http):
+    added = upload(http, colour_png((1, 2, 3)), "gone.png").json()
+    assert http.delete(f"/api/images/{added['id']}").status_code == 204
+    assert http.get(f"/api/images/{added['id']}/file").status_code == 404
+
+
+def test_openapi_swagger_ui_and_page(http):
+    spec = http.get("/v1/openapi.json").json()
+    assert {"/search", "/api/images", "/api/describe", "/v1/models/{model_name}:predict"} <= set(spec["paths"])
+    assert spec["paths"]["/search"]["get"]["responses"]["200"]
+    docs = http.get("/docs")
+    assert docs.status_code == 200 and "/docs-assets/swagger-ui-bundle.js" in docs.text
+    assert http.get("/docs-assets/swagger-ui-bundle.js").status_code == 200
+    page = http.get("/")
+    assert page.status_code == 200 and 'id="search-form"' in page.text
+
+
+def test_urls_to_private_hosts_are_refused_without_the_flag(start_server, fake_export, tmp_path):
+    with start_server(fake_export, search=SearchOptions(str(tmp_path / "index"))) as server, \
+            serving_files({"/red.png": (200, {}, colour_png("red"))}) as base:
+        response = httpx.post(f"http://127.0.0.1:{server.rest_port}/api/images", data={"url": f"{base}/red.png"})
+    assert response.status_code == 400
+    assert "is a private, loopback or link-local address (127.0.0.1); refused" in response.json()["error"]
+
+
+def test_a_new_model_version_asks_for_reindexing(start_server, tmp_path):
+    base_path = tmp_path / "export"
+    export_fake_model(str(base_path), 1)
+    with start_server(base_path, search=SearchOptions(str(tmp_path / "index"))) as server:
+        url = f"http://127.0.0.1:{server.rest_port}"
+        assert httpx.post(f"{url}/api/images", files={"file": ("r.png", colour_png("red"))}).status_code == 201
+        export_fake_model(str(base_path), 2)
+        deadline = time.monotonic() + 30
+        while server.registry.get("captioner").version != 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        changed = httpx.get(f"{url}/search", params={"q": "red"})
+        assert changed.status_code == 409
+        assert "images embedded by model version 1, but the model is version 2" in changed.json()["error"]
+        reindexed = httpx.post(f"{url}/api/reindex", timeout=60)
+        assert reindexed.json() == {"from_version": 1, "model_version": 2, "added": 1, "errors": []}
+        (found,) = httpx.get(f"{url}/search", params={"q": "red"}).json()
+        assert found["payload"]["model_version"] == 2
