@@ -25,6 +25,22 @@ class SearchModel:
             self._signatures = set(self.runner.signature_names())
         return signature in self._signatures
 
+    def warm_up(self) -> None:
+        """Calls every signature search uses once: a signature's first calls are slow (graph optimisation), and
+        many at once on a cold model can take seconds each."""
+        import io
+
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (128, 64, 32)).save(buffer, "PNG")
+        image = [buffer.getvalue()]
+        self.embed_images(image)
+        self.embed_text("warm up")
+        self.score_images(image, "warm up")
+        if self.has("encode_image") and self.has("score_features"):
+            self.score_features(self.encode_images(image), "warm up")
+
     def embed_images(self, image_bytes: list) -> np.ndarray:
         """[N] encoded images -> float32 [N, D], unit length (the `embed_image` signature)."""
         return run_in_batches(self.runner, "embed_image", {"image_bytes": list(image_bytes)})["embedding"]

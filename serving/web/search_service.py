@@ -53,6 +53,7 @@ class SearchService:
         self._stage2 = stage2
         self._searchers = {}  # version -> Searcher, which keeps its stage-2 measurements
         self._lock = threading.Lock()
+        self.model().warm_up()  # before the port opens, so the first users do not wait for it
 
     def close(self):
         self.index.close()
