@@ -297,3 +297,45 @@ def test_run_in_docker_defaults_to_bash(tmp_path):
     run = _docker_calls(log)[-1]
     assert run[-2:] == ["image-text-similarity:latest", "bash"]
     assert not any(arg.endswith("8500:8500") for arg in run)
+
+
+COMPOSE = SCRIPTS / "compose.yaml"
+_YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 120}, document-start: disable}}"
+
+
+def _check_compose_schema(path):
+    # The Compose Specification's JSON schema ships inside check-jsonschema: no network needed.
+    return subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
+                          capture_output=True, text=True)
+
+
+def test_compose_file_lints_and_matches_the_compose_schema():
+    result = subprocess.run([_tool("yamllint"), "--strict", "-d", _YAMLLINT_CONFIG, str(COMPOSE)],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    result = _check_compose_schema(COMPOSE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_schema_check_catches_mistakes(tmp_path):
+    broken = tmp_path / "compose.yaml"
+    broken.write_text(COMPOSE.read_text().replace("    depends_on:", "    depends_onn:"))
+    assert _check_compose_schema(broken).returncode != 0
+
+
+def test_compose_runs_the_app_against_a_pinned_qdrant():
+    import yaml
+
+    compose = yaml.safe_load(COMPOSE.read_text())
+    qdrant, app = compose["services"]["qdrant"], compose["services"]["app"]
+    client = re.search(r"^qdrant-client==(\d+\.\d+)\.", (REPO / "requirements.txt").read_text(), re.M).group(1)
+    assert re.fullmatch(rf"qdrant/qdrant:v{re.escape(client)}\.\d+", qdrant["image"])
+    assert app["build"] == {"context": "..", "dockerfile": "scripts/Dockerfile"}
+    command = app["command"]
+    assert command[:3] == ["python3", "-m", "serving.server"]
+    assert "--qdrant_url=http://qdrant:6333" in command and "--index_dir=/data/index" in command
+    assert "--host=0.0.0.0" in command  # inside the container; published on the host's loopback only:
+    assert app["ports"] == ["127.0.0.1:8500:8500", "127.0.0.1:8501:8501"]
+    assert "qdrant" in app["depends_on"] and app["healthcheck"]["test"][0] == "CMD"
+    assert any(volume.endswith(":/data/index") for volume in app["volumes"])
+    assert "mkdir -p /workspace /data/index" in DOCKERFILE.read_text()  # the volume starts writable by uid 10001
