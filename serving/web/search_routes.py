@@ -41,7 +41,7 @@ def search_router(service):
 
     @router.get("/search", response_model=list[schemas.SearchResult], summary="Search the images by text")
     async def search(q: str = Query(description="What to look for, e.g. 'a red star left of a blue cross'."),
-                     k: int = Query(10, ge=1, le=1000, description="Results to return."),
+                     k: int = Query(10, ge=1, le=10000, description="Results to return."),
                      candidates: int = Query(retrieval.DEFAULT_CANDIDATES, ge=1, le=10000,
                                              description="Stage-1 neighbours reranked by log-likelihood (K)."),
                      rank_by: Literal["log_likelihood", "debiased"] = "log_likelihood"):
