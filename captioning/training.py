@@ -56,7 +56,8 @@ class Trainer:
             self.optimizer = build_optimizer(training_config)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        self.checkpoint = tf.train.Checkpoint(model=self.model.variables_by_path(), optimizer=self.optimizer,
+                                              step=self.step)
         # CheckpointManager writes each checkpoint completely before it updates the index that names it, so an
         # interrupted save (even kill -9) leaves the previous checkpoint as the latest.
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, "ckpt"), max_to_keep=3)

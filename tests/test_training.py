@@ -45,6 +45,21 @@ def test_a_run_writes_the_model_its_metadata_and_training_curves(tiny_run_dir):
     assert not [n for n in os.listdir(tiny_run_dir) if ".tmp" in n]
 
 
+def test_a_checkpoint_restored_into_a_bare_model_equals_the_trained_one(tiny_run_dir, tiny_model):
+    import tensorflow as tf
+
+    from captioning.config import ModelConfig
+    from captioning.model.captioner import Captioner
+
+    bare = Captioner(ModelConfig.load(os.path.join(tiny_run_dir, "config.json")))
+    latest = tf.train.latest_checkpoint(os.path.join(tiny_run_dir, "ckpt"))
+    tf.train.Checkpoint(model=bare.variables_by_path()).read(latest).expect_partial().assert_existing_objects_matched()
+    trained, _ = tiny_model
+    assert len(bare.weights) == len(trained.weights)
+    for restored, saved in zip(bare.weights, trained.weights):  # every layer, the small CNN's among them
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=restored.path)
+
+
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     config = dataclasses.replace(TINY_TRAINING, steps_per_epoch=6, epochs=2, checkpoint_every_steps=4)
     from captioning.artifacts import load_trained_model

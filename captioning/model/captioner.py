@@ -17,7 +17,8 @@ class Captioner(keras.Model):
     depend on the number of replicas) and returns next-token logits [B, L, vocab]."""
 
     def __init__(self, config: dict, **kwargs):
-        super().__init__(**kwargs)
+        # A fixed name, not Keras' numbered default: checkpoints key variables by their path (variables_by_path).
+        super().__init__(**{"name": "captioner", **kwargs})
         self.config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
         c = self.config
         self.encoder = ImageEncoder(c.backbone, c.backbone_weights, c.train_backbone, c.image_size, c.embed_dim,
@@ -31,7 +32,7 @@ class Captioner(keras.Model):
         c = self.config
         features = self.encoder(np.zeros((1, c.image_size, c.image_size, 3), np.float32))
         # The learned null image stands in for "no image": the decoder then estimates the text prior.
-        self.null_image = self.add_weight(shape=(self.encoder.num_cells, c.embed_dim), name="null_image",
+        self.null_image = self.add_weight(shape=(self.encoder.num_cells, self.encoder.feature_dim), name="null_image",
                                           initializer=keras.initializers.RandomNormal(stddev=0.02))
         self.decoder(np.zeros((1, c.max_length), np.int32), features)
         self.built = True
@@ -43,8 +44,8 @@ class Captioner(keras.Model):
         null = keras.ops.cast(self.null_image, self.compute_dtype)
         return keras.ops.broadcast_to(null[None], (batch_size, *null.shape))
 
-    def decode(self, image_features, input_ids, training=False):
-        return self.decoder(input_ids, image_features, training=training)
+    def decode(self, image_features, input_ids, training=False, return_attention=False):
+        return self.decoder(input_ids, image_features, training=training, return_attention=return_attention)
 
     def call(self, images, input_ids, use_null_image=None, training=False):
         features = self.encode_images(images, training=training)
@@ -52,6 +53,16 @@ class Captioner(keras.Model):
             null = self.null_features(keras.ops.shape(features)[0])
             features = keras.ops.where(use_null_image[:, None, None], null, features)
         return self.decode(features, input_ids, training=training)
+
+    def variables_by_path(self) -> dict:
+        """Every variable under its Keras path, unique and the same in every process (each layer is named): what
+        tf.train.Checkpoint must be given. Keras 3 leaves layers held in lists (the decoder's blocks, the small
+        CNN's stages) out of TensorFlow's object graph, so `tf.train.Checkpoint(model=captioner)` would save and
+        restore only part of the model, silently."""
+        by_path = {variable.path: variable for variable in self.variables}
+        if len(by_path) != len(self.variables):
+            raise ValueError("two of the model's variables share a path; name the layers apart")
+        return by_path
 
     def get_config(self):
         return {"config": dataclasses.asdict(self.config), "name": self.name}
