@@ -47,6 +47,16 @@ def pair_scores(model, image_features, tokens) -> dict:
                           tokens["truncated"])
 
 
+def token_attention(model, image_features, tokens) -> dict:
+    """Per predicted token: its log-probability `log_prob` [B, L] (0 on padding) and where the decoder looked over
+    the image grid to predict it, `attention` [B, blocks, L, cells]: each block's cross-attention weights averaged
+    over heads. Position k predicts target token k."""
+    logits, attention = model.decode(image_features, tokens["input_ids"], return_attention=True)
+    per_block = [tf.reduce_mean(tf.cast(weights, tf.float32), axis=1) for weights in attention]  # [B, L, cells]
+    return {"attention": tf.stack(per_block, axis=1),
+            "log_prob": token_log_probs(logits, tokens["target_ids"]) * tokens["mask"]}
+
+
 def matrix_scores(model, image_features, tokens) -> dict:
     """Every image [N, G, D] against every text [M]: log_likelihood, mean_log_prob, pmi as [N, M]. Each image is
     encoded once (the features come in); the decoder runs once per (image, text) pair, one image at a time so

@@ -60,3 +60,24 @@ def test_only_core_tensorflow_ops_and_no_xla(saved_model):
     compiled += [node.name for node in all_nodes(saved_model.graph_def)
                  if node.attr["_XlaMustCompile"].b or node.attr["_XlaCompile"].b]
     assert not compiled, f"XLA-compiled (jit_compile) functions or calls: {compiled}"
+
+
+def test_cross_attention_is_a_distribution_over_the_grid_for_each_scored_word(tiny_export_dir, sample_images):
+    import numpy as np
+
+    from captioning.config import ModelConfig
+    from captioning.saved_model_scorer import SavedModelScorer
+
+    scorer = SavedModelScorer(tiny_export_dir)
+    with open(sample_images[0][0], "rb") as f:
+        image = f.read()
+    texts = ["a red circle", "a large blue square on the left"]
+    result = scorer.run("cross_attention", {"image_bytes": [image] * 2, "text": texts})
+    config = ModelConfig.load(scorer.extra_file("config.json"))
+    cells = (config.image_size // 8) ** 2  # the small CNN halves the side three times
+    assert result["attention"].shape == (2, config.num_layers, 8, cells)  # the longest text: 7 words + [end]
+    np.testing.assert_allclose(result["attention"].sum(axis=-1), 1.0, rtol=1e-5)
+    assert [t.decode() for t in result["token"][0]] == ["a", "red", "circle", "[end]", "", "", "", ""]
+    # The per-token log-probabilities add up to serving_default's log_likelihood.
+    expected = scorer.score([image] * 2, texts)["log_likelihood"]
+    np.testing.assert_allclose(result["log_prob"].sum(axis=1), expected, rtol=1e-5, atol=1e-4)
