@@ -1,4 +1,5 @@
-"""The Captioner: image encoder + learned null image + Transformer decoder."""
+"""The Captioner: image encoder + learned null image + Transformer decoder, and optionally a contrastive head
+that embeds images and texts on their own (CoCa-style)."""
 
 import dataclasses
 
@@ -6,8 +7,10 @@ import keras
 import numpy as np
 
 from captioning.config import ModelConfig
+from captioning.model.contrastive import ContrastiveHead
 from captioning.model.decoder import CaptionDecoder
 from captioning.model.encoder import ImageEncoder
+from captioning.text import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="captioning")
@@ -25,6 +28,8 @@ class Captioner(keras.Model):
                                     name="image_encoder")
         self.decoder = CaptionDecoder(c.vocab_size, c.max_length, c.embed_dim, c.num_heads, c.num_layers, c.ff_dim,
                                       c.dropout, name="decoder")
+        self.contrastive = (ContrastiveHead(c.embed_dim, c.num_heads, c.ff_dim, c.contrastive_dim, c.dropout,
+                                            name="contrastive") if c.contrastive_dim else None)
         self.build_all()
 
     def build_all(self):
@@ -35,6 +40,10 @@ class Captioner(keras.Model):
         self.null_image = self.add_weight(shape=(self.encoder.num_cells, self.encoder.feature_dim), name="null_image",
                                           initializer=keras.initializers.RandomNormal(stddev=0.02))
         self.decoder(np.zeros((1, c.max_length), np.int32), features)
+        if self.contrastive:
+            self.contrastive.build(features.shape)
+            self.embed_images(features)
+            self.embed_texts(np.zeros((1, c.max_length), np.int32))
         self.built = True
 
     def encode_images(self, images, training=False):
@@ -47,11 +56,25 @@ class Captioner(keras.Model):
     def decode(self, image_features, input_ids, training=False, return_attention=False):
         return self.decoder(input_ids, image_features, training=training, return_attention=return_attention)
 
+    def with_null_image(self, image_features, use_null_image):
+        """The features with the null image in place of those rows whose `use_null_image` [B] is true."""
+        null = self.null_features(keras.ops.shape(image_features)[0])
+        return keras.ops.where(use_null_image[:, None, None], null, image_features)
+
+    def embed_images(self, image_features):
+        """Encoded images [B, cells, features] -> the contrastive head's unit embeddings [B, contrastive_dim]."""
+        return self.contrastive.embed_images(image_features)
+
+    def embed_texts(self, target_ids, training=False):
+        """Caption targets w1..wn [end] (padded) [B, L] -> unit embeddings [B, contrastive_dim]. The text path
+        shares the decoder's token and position embeddings but never sees the image."""
+        mask = keras.ops.not_equal(target_ids, PAD_ID)
+        return self.contrastive.embed_texts(self.decoder.embedding(target_ids), mask, training=training)
+
     def call(self, images, input_ids, use_null_image=None, training=False):
         features = self.encode_images(images, training=training)
         if use_null_image is not None:
-            null = self.null_features(keras.ops.shape(features)[0])
-            features = keras.ops.where(use_null_image[:, None, None], null, features)
+            features = self.with_null_image(features, use_null_image)
         return self.decode(features, input_ids, training=training)
 
     def variables_by_path(self) -> dict:
