@@ -116,7 +116,8 @@ def score_texts():
     scores = signatures.run_in_batches(model, FLAGS.signature, pairs)
     if rank_by == "debiased":
         scores["debiased"] = ranking.ranking_scores(scores, rank_by, alpha)
-    rows = [{"text": text, **{name: scores[name][i].item() for name in (*SCORE_COLUMNS, "debiased") if name in scores}}
+    names = [name for name in (*SCORE_COLUMNS, "contrastive", "debiased") if name in scores]
+    rows = [{"text": text, **{name: scores[name][i].item() for name in names}}
             for i, text in enumerate(texts)]
     if len(rows) > 1:
         rows.sort(key=lambda row: -row[rank_by])
@@ -129,8 +130,8 @@ def score_texts():
         for rank, row in enumerate(rows, start=1):
             row["rank"] = rank
             row["text"] += " (truncated)" if row.get("truncated") else ""
-        print_table(["rank", "log_likelihood", "mean_log_prob", "pmi", *(["debiased"] * ("debiased" in scores)),
-                     "text"], rows)
+        optional = [name for name in ("contrastive", "debiased") if name in scores]
+        print_table(["rank", "log_likelihood", "mean_log_prob", "pmi", *optional, "text"], rows)
 
 
 def draw_attention(model, image_bytes, text, path):
@@ -205,7 +206,8 @@ def rank_labels():
     for rank_number, row in enumerate(rows, start=1):
         row["rank"] = rank_number
     print(f"ranked by {rank_by}" + (f" (alpha {alpha:g})" if rank_by == "debiased" else ""))
-    print_table(["rank", "score", "log_likelihood", "pmi", "label"], rows)
+    print_table(["rank", "score", "log_likelihood", "pmi", *(["contrastive"] * ("contrastive" in rows[0])), "label"],
+                rows)
 
 
 def choose_mode():

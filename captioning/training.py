@@ -106,22 +106,26 @@ class Trainer:
                                            batch["image_keys"], model.contrastive.logit_scale())
         return loss_sum, correct, contrastive
 
+    def _replica_gradients(self, batch):
+        """One replica's share of a training step: gradients and (loss, accuracy, contrastive loss) terms that,
+        summed over the replicas, equal one device's on the same global batch, whatever the number of replicas
+        (each is divided by the whole global batch's token or pair count)."""
+        context = tf.distribute.get_replica_context()
+        global_tokens = context.all_reduce("sum", tf.reduce_sum(batch["mask"]))
+        global_pairs = tf.cast(tf.shape(batch["mask"])[0] * context.num_replicas_in_sync, tf.float32)
+        with tf.GradientTape() as tape:
+            loss_sum, correct, contrastive_sum = self._replica_sums(batch, training=True)
+            loss, contrastive = loss_sum / global_tokens, contrastive_sum / global_pairs
+            total = loss + self.config.contrastive_weight * contrastive
+            scaled = self.optimizer.scale_loss(total) if self.config.mixed_precision else total
+        return tape.gradient(scaled, self.model.trainable_variables), (loss, correct / global_tokens, contrastive)
+
     @tf.function
     def _train_step(self, iterator):
         def step_fn(batch):
-            # Dividing by the token count of the whole global batch makes the summed replica gradients equal to
-            # one device's gradient on the same batch, whatever the number of replicas.
-            context = tf.distribute.get_replica_context()
-            global_tokens = context.all_reduce("sum", tf.reduce_sum(batch["mask"]))
-            global_pairs = tf.cast(tf.shape(batch["mask"])[0] * context.num_replicas_in_sync, tf.float32)
-            with tf.GradientTape() as tape:
-                loss_sum, correct, contrastive_sum = self._replica_sums(batch, training=True)
-                loss, contrastive = loss_sum / global_tokens, contrastive_sum / global_pairs
-                total = loss + self.config.contrastive_weight * contrastive
-                scaled = self.optimizer.scale_loss(total) if self.config.mixed_precision else total
-            gradients = tape.gradient(scaled, self.model.trainable_variables)
-            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-            return loss, correct / global_tokens, contrastive
+            gradients, metrics = self._replica_gradients(batch)
+            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))  # sums the replicas'
+            return metrics
 
         per_replica = self.strategy.run(step_fn, args=(next(iterator),))
         self.step.assign_add(1)
