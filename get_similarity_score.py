@@ -38,6 +38,8 @@ flags.DEFINE_enum("rank_by", ranking.AUTO, [ranking.AUTO, *ranking.SCORES],
 flags.DEFINE_float("alpha", None, "Debiasing weight of the text prior (debiased = log_likelihood - alpha * prior); "
                                   "default: the alpha stored with the model, else 1 (= pmi).")
 flags.DEFINE_bool("json", False, "Print machine-readable JSON.")
+flags.DEFINE_string("attention_figure", None, "With one --text: draw where the model looks on the image for each "
+                                              "word of it (PNG), from the cross_attention signature.")
 
 flags.DEFINE_string("csv", None, "Score every row of a CSV with image_path,caption columns (paths may be relative "
                                  "to the CSV's folder).")
@@ -103,14 +105,19 @@ def print_table(columns, rows):
 
 def score_texts():
     image_bytes = read_inputs(FLAGS.image_path, FLAGS.text)
+    if FLAGS.attention_figure and len(FLAGS.text) != 1:
+        raise InputError("--attention_figure draws one text: give exactly one --text")
     model = open_model()
+    if FLAGS.attention_figure:
+        draw_attention(model, image_bytes, FLAGS.text[0], FLAGS.attention_figure)
     rank_by, alpha = ranking_choice(model)
     texts = list(FLAGS.text)
     pairs = {"image_bytes": [image_bytes] * len(texts), "text": texts}
     scores = signatures.run_in_batches(model, FLAGS.signature, pairs)
     if rank_by == "debiased":
         scores["debiased"] = ranking.ranking_scores(scores, rank_by, alpha)
-    rows = [{"text": text, **{name: scores[name][i].item() for name in (*SCORE_COLUMNS, "debiased") if name in scores}}
+    names = [name for name in (*SCORE_COLUMNS, "contrastive", "debiased") if name in scores]
+    rows = [{"text": text, **{name: scores[name][i].item() for name in names}}
             for i, text in enumerate(texts)]
     if len(rows) > 1:
         rows.sort(key=lambda row: -row[rank_by])
@@ -123,8 +130,19 @@ def score_texts():
         for rank, row in enumerate(rows, start=1):
             row["rank"] = rank
             row["text"] += " (truncated)" if row.get("truncated") else ""
-        print_table(["rank", "log_likelihood", "mean_log_prob", "pmi", *(["debiased"] * ("debiased" in scores)),
-                     "text"], rows)
+        optional = [name for name in ("contrastive", "debiased") if name in scores]
+        print_table(["rank", "log_likelihood", "mean_log_prob", "pmi", *optional, "text"], rows)
+
+
+def draw_attention(model, image_bytes, text, path):
+    from captioning.figures import draw_cross_attention  # matplotlib: only when a figure is asked for
+
+    result = model.run("cross_attention", {"image_bytes": [image_bytes], "text": [text]})
+    num_tokens = int(sum(1 for token in result["token"][0] if token))
+    tokens = [token.decode("utf-8") for token in result["token"][0, :num_tokens]]
+    draw_cross_attention(path, image_bytes, text, tokens, result["log_prob"][0, :num_tokens],
+                         result["attention"][0, :, :num_tokens])
+    print(f"wrote {path}", file=sys.stderr)
 
 
 def figure_paths():
@@ -188,7 +206,8 @@ def rank_labels():
     for rank_number, row in enumerate(rows, start=1):
         row["rank"] = rank_number
     print(f"ranked by {rank_by}" + (f" (alpha {alpha:g})" if rank_by == "debiased" else ""))
-    print_table(["rank", "score", "log_likelihood", "pmi", "label"], rows)
+    print_table(["rank", "score", "log_likelihood", "pmi", *(["contrastive"] * ("contrastive" in rows[0])), "label"],
+                rows)
 
 
 def choose_mode():
@@ -196,6 +215,8 @@ def choose_mode():
     chosen = [name for name, on in modes.items() if on]
     if len(chosen) > 1 or (chosen and FLAGS.text):
         raise InputError("choose one of --text, --csv, --generate and --labels")
+    if chosen and FLAGS.attention_figure:
+        raise InputError("--attention_figure goes with --text")
     if chosen != ["csv"] and (FLAGS.figures_dir or FLAGS.image_captions_figure or FLAGS.similarity_matrix_figure):
         raise InputError("figures are drawn for a --csv job only")
     if chosen == ["csv"] and FLAGS.image_path:

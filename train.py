@@ -38,6 +38,10 @@ flags.DEFINE_integer("num_heads", _MODEL.num_heads, "Attention heads.")
 flags.DEFINE_integer("ff_dim", _MODEL.ff_dim, "Decoder feed-forward width.")
 flags.DEFINE_float("dropout", _MODEL.dropout, "Decoder dropout.")
 flags.DEFINE_float("image_dropout", _MODEL.image_dropout, "Share of examples trained with the null image.")
+flags.DEFINE_integer("contrastive_dim", _MODEL.contrastive_dim, "Width of the contrastive head's image and text "
+                                                                 "embeddings (CoCa-style).")
+flags.DEFINE_float("contrastive_weight", _TRAIN.contrastive_weight, "Weight of the contrastive loss beside the "
+                                                                    "caption loss; 0 trains no contrastive head.")
 flags.DEFINE_integer("max_length", _MODEL.max_length, "Decoder positions ([start] + words); longer texts truncate.")
 flags.DEFINE_integer("max_vocab_size", 10000, "Vocabulary size cap, special tokens included.")
 flags.DEFINE_integer("min_word_count", 1, "Words rarer than this in training captions map to [unk].")
@@ -59,14 +63,16 @@ def model_config_from_flags() -> ModelConfig:
     return ModelConfig(max_length=FLAGS.max_length, image_size=image_size, backbone=FLAGS.backbone,
                        backbone_weights=FLAGS.backbone_weights, train_backbone=FLAGS.train_backbone,
                        embed_dim=FLAGS.embed_dim, num_heads=FLAGS.num_heads, num_layers=FLAGS.num_layers,
-                       ff_dim=FLAGS.ff_dim, dropout=FLAGS.dropout, image_dropout=FLAGS.image_dropout)
+                       ff_dim=FLAGS.ff_dim, dropout=FLAGS.dropout, image_dropout=FLAGS.image_dropout,
+                       contrastive_dim=FLAGS.contrastive_dim if FLAGS.contrastive_weight else 0)
 
 
 def training_config_from_flags() -> TrainingConfig:
     return TrainingConfig(global_batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
                           steps_per_epoch=FLAGS.steps_per_epoch, learning_rate=FLAGS.learning_rate,
                           warmup_steps=FLAGS.warmup_steps, checkpoint_every_steps=FLAGS.checkpoint_every,
-                          mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed)
+                          mixed_precision=FLAGS.mixed_precision, contrastive_weight=FLAGS.contrastive_weight,
+                          seed=FLAGS.seed)
 
 
 def dataset_source(image_size: int):

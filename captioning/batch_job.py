@@ -43,7 +43,7 @@ def run_csv_job(model, pairs: batch_scoring.PairsCsv, output_path: str, rank_by:
     scored = batch_scoring.score_pairs(model, image_paths, captions, progress=progress)
     # The --rank_by score of every row (the figure's values and the debiased column); None when no row scored.
     ranked = ranking.ranking_scores(scored.scores, rank_by, alpha) if scored.scores else None
-    columns = list(SCORE_COLUMNS)
+    columns = list(SCORE_COLUMNS) + ["contrastive"] * ("contrastive" in scored.scores)
     if rank_by == "debiased" and ranked is not None:
         scored.scores["debiased"] = ranked
         columns.append("debiased")

@@ -24,12 +24,14 @@ class ModelConfig:
     ff_dim: int = 256
     dropout: float = 0.1
     image_dropout: float = 0.1  # fraction of training examples that see the learned null image
+    contrastive_dim: int = 128  # width of the contrastive head's image and text embeddings; 0: no head
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
+        values = {"contrastive_dim": 0, **values}  # saved before the contrastive head existed: a model without one
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -53,6 +55,7 @@ class TrainingConfig:
     checkpoint_every_steps: int = 100
     validation_steps: int = 20
     mixed_precision: bool = False
+    contrastive_weight: float = 0.1  # weight of the contrastive head's InfoNCE loss beside the caption loss
     seed: int = 0
 
     @property

@@ -6,10 +6,11 @@
 
 Retrieval: over `--retrieval_images` images of the split and all their captions, text->image recall@k (the
 caption's own image in the top k) and image->text recall@k (any of the image's captions in the top k), for
-log_likelihood, mean_log_prob, pmi and the alpha-debiased score. Alpha is chosen on the validation split
-(synthetic: scenes from `--val_seed`) by image->text recall@1 and stored with the model (captioning.ranking).
-Synthetic data adds hard-negative accuracy by kind (colour, shape, size, relation swap) on fresh scenes and on
-held-out colour-shape combinations. Generated captions are compared with the references by pycocoevalcap's
+log_likelihood, mean_log_prob, pmi, the alpha-debiased score and, for a model with a contrastive head,
+contrastive: every score side by side. Alpha is chosen on the validation split (synthetic: scenes from
+`--val_seed`) by image->text recall@1 and stored with the model (captioning.ranking). Synthetic data adds
+hard-negative accuracy by kind (colour, shape, size, relation swap, binding) for every score on fresh scenes and
+on held-out colour-shape combinations. Generated captions are compared with the references by pycocoevalcap's
 BLEU-4, METEOR (needs Java), ROUGE-L and CIDEr.
 """
 
@@ -25,7 +26,7 @@ from absl import app, flags
 from captioning import batch_scoring, ranking
 from captioning.data import datasets, synthetic
 
-SCORES = ("log_likelihood", "mean_log_prob", "pmi")
+SCORES = ("log_likelihood", "mean_log_prob", "pmi")  # what every model gives; "contrastive" joins where it has a head
 KS = (1, 5, 10)
 ALPHAS = tuple(np.round(np.linspace(0.0, 1.0, 11), 2))
 # Debiasing is used by default only when its gain over log_likelihood on validation is unlikely to be luck.
@@ -42,8 +43,19 @@ class RetrievalSet:
     references: list  # per image, its captions (references for caption metrics)
 
 
-def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0) -> dict:
-    """kind -> {"pairs": n, score: accuracy} for each score in SCORES."""
+def scores_of(scores: dict, alpha: float = None) -> dict:
+    """The scores to report from a scorer's outputs: SCORES, the alpha-debiased score when `alpha` is given, and
+    contrastive when the model has it."""
+    chosen = {name: scores[name] for name in SCORES}
+    if alpha is not None:
+        chosen["debiased"] = ranking.debiased(scores["log_likelihood"], scores["pmi"], alpha)
+    if "contrastive" in scores:
+        chosen["contrastive"] = scores["contrastive"]
+    return chosen
+
+
+def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0, alpha: float = None) -> dict:
+    """kind -> {"pairs": n, score: accuracy} for each score of `scores_of` (a tie counts as a miss)."""
     rng = np.random.default_rng(seed)
     images, texts, kinds = [], [], []
     for scene in scenes:
@@ -52,14 +64,14 @@ def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0) -> di
             images += [encoded, encoded]
             texts += [true, false]
             kinds.append(kind)
-    scores = scorer.score(images, texts)
+    scores = scores_of(scorer.score(images, texts), alpha)
     kinds = np.array(kinds)
     results = {}
     for kind in sorted(set(kinds)):
         chosen = kinds == kind
         results[kind] = {"pairs": int(chosen.sum())}
-        for name in SCORES:
-            true, false = scores[name][0::2][chosen], scores[name][1::2][chosen]
+        for name, values in scores.items():
+            true, false = values[0::2][chosen], values[1::2][chosen]
             results[kind][name] = float(np.mean(true > false))
     return results
 
@@ -112,10 +124,7 @@ def choose_alpha(matrices: dict, text_image) -> dict:
 
 
 def retrieval_report(matrices: dict, text_image, alpha: float) -> dict:
-    report = {name: recall_table(matrices[name], text_image) for name in SCORES}
-    report["debiased"] = recall_table(ranking.debiased(matrices["log_likelihood"], matrices["pmi"], alpha),
-                                      text_image)
-    return report
+    return {name: recall_table(matrix, text_image) for name, matrix in scores_of(matrices, alpha).items()}
 
 
 def normalized(texts) -> list:
@@ -209,13 +218,14 @@ def evaluate_synthetic(model, image_size: int, seed: int, num_images: int, retri
     val_seed = seed + 1 if val_seed is None else val_seed
     val = synthetic_set(synthetic.generate_scenes(retrieval_images, val_seed), image_size, val_seed)
     report = {"seed": seed, "val_seed": val_seed, "num_images": num_images, "retrieval_images": retrieval_images,
-              "hard_negatives": hard_negative_accuracy(model.scorer, scenes, image_size, seed),
               **evaluate_retrieval(model, synthetic_set(scenes[:retrieval_images], image_size, seed), val, beam_size)}
+    alpha = report["alpha"]["alpha"]
+    report["hard_negatives"] = hard_negative_accuracy(model.scorer, scenes, image_size, seed, alpha)
     if held_out:
         held_out_scenes = synthetic.generate_scenes(num_images, seed, held_out, require_held_out=True)
         report["held_out"] = {"combinations": [":".join(c) for c in held_out],
                               "hard_negatives": hard_negative_accuracy(model.scorer, held_out_scenes, image_size,
-                                                                       seed)}
+                                                                       seed, alpha)}
     return report
 
 
@@ -234,21 +244,23 @@ def evaluate_dataset(model, format: str, annotations: str, image_dir: str, split
             **evaluate_retrieval(model, dataset_set(splits[split], retrieval_images), val, beam_size)}
 
 
-def _hard_negative_table(results: dict) -> list:
-    lines = ["| swap kind | pairs | " + " | ".join(SCORES) + " |", "|---|---|" + "---|" * len(SCORES)]
+def _hard_negative_table(results: dict, alpha: float) -> list:
+    names = [name for name in next(iter(results.values())) if name != "pairs"]
+    labels = [f"debiased (alpha {alpha:g})" if name == "debiased" else name for name in names]
+    lines = ["| swap kind | pairs | " + " | ".join(labels) + " |", "|---|---|" + "---|" * len(names)]
     for kind, values in results.items():
-        lines.append(f"| {kind} | {values['pairs']} | " + " | ".join(f"{values[s]:.3f}" for s in SCORES) + " |")
+        lines.append(f"| {kind} | {values['pairs']} | " + " | ".join(f"{values[s]:.3f}" for s in names) + " |")
     return lines
 
 
 def markdown_report(report: dict) -> str:
-    lines = []
+    lines, alpha = [], report["alpha"]["alpha"]
     if "hard_negatives" in report:
         lines += ["Hard negatives (accuracy of the true caption over the swapped one):", "",
-                  *_hard_negative_table(report["hard_negatives"]), ""]
+                  *_hard_negative_table(report["hard_negatives"], alpha), ""]
     if "held_out" in report:
         lines += [f"Held-out colour-shape combinations ({', '.join(report['held_out']['combinations'])}):", "",
-                  *_hard_negative_table(report["held_out"]["hard_negatives"]), ""]
+                  *_hard_negative_table(report["held_out"]["hard_negatives"], alpha), ""]
     retrieval = report["retrieval"]
     ks = [key for key in next(iter(retrieval.values()))]
     lines += [f"Retrieval over {report['images']} images ({report['texts']} captions):", "",

@@ -6,6 +6,12 @@ XLA-compiled (TF Serving disables XLA). Signatures follow DESIGN.md:
   score_matrix(image_bytes [N], text [M])    -> [N, M] scores, each image encoded once
   encode_image(image_bytes [N])              -> image_features [N, grid_cells, embed_dim]
   score_features(image_features [B, G, D], text [B]) -> serving_default's scores for encode_image's features
+  embed_image(image_bytes [N]) -> embedding [N, D], embed_text(text [M]) -> embedding [M, D]: the contrastive
+                                             head's unit vectors (models that have one; their dot product is the
+                                             `contrastive` output of serving_default and score_matrix)
+  cross_attention(image_bytes [B], text [B]) -> attention [B, blocks, T, cells] (each predicted token's weights
+                                                over the image grid, averaged over heads), token [B, T] (the
+                                                predicted words, then [end]; padding ""), log_prob [B, T]
   generate_caption(image_bytes [B], beam_size, max_length, length_penalty scalars)
                                              -> caption [B, K] (best first), log_likelihood, num_tokens [B, K],
                                                 tokens [B, K, T]; max_length <= 0 means the model's maximum
@@ -70,6 +76,23 @@ class ScoringModule(tf.Module):
         return scoring.pair_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
                                    self._tokenize(text))
 
+    @tf.function(input_signature=[STRINGS])
+    def embed_image(self, image_bytes):
+        return {"embedding": scoring.image_embeddings(self.model, self._encode(image_bytes))}
+
+    @tf.function(input_signature=[STRINGS])
+    def embed_text(self, text):
+        return {"embedding": scoring.text_embeddings(self.model, self._tokenize(text))}
+
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def cross_attention(self, image_bytes, text):
+        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
+                                  message="cross_attention takes row-aligned pairs: image_bytes and text need the "
+                                          "same length")
+        tokens = self._tokenize(text)
+        words = tf.where(tokens["mask"] > 0, tf.gather(self.tokenizer.vocab, tokens["target_ids"]), "")
+        return {"token": words, **scoring.token_attention(self.model, self._encode(image_bytes), tokens)}
+
     @tf.function(input_signature=[STRINGS, SCALAR_INT, SCALAR_INT, SCALAR_FLOAT])
     def generate_caption(self, image_bytes, beam_size, max_length, length_penalty):
         tf.debugging.assert_positive(beam_size, message="beam_size must be at least 1")
@@ -79,9 +102,9 @@ class ScoringModule(tf.Module):
         return {**result, "caption": tf.reshape(captions, shape[:2])}
 
     def signatures(self) -> dict:
-        return {name: getattr(self, name).get_concrete_function()
-                for name in ("serving_default", "score_matrix", "encode_image", "score_features",
-                             "generate_caption")}
+        names = ["serving_default", "score_matrix", "encode_image", "score_features", "cross_attention",
+                 "generate_caption"] + ["embed_image", "embed_text"] * bool(self.model.contrastive)
+        return {name: getattr(self, name).get_concrete_function() for name in names}
 
 
 def next_version(export_base: str) -> int:

@@ -1,9 +1,10 @@
-"""Pictures for people: each image with its caption and score, an image-by-caption heat map (JPEG), and a
-training run's loss and accuracy curves (PNG).
+"""Pictures for people: each image with its caption and score, an image-by-caption heat map (JPEG), where the
+model looked for each word of a caption (PNG), and a training run's loss and accuracy curves (PNG).
 
 All are drawn with matplotlib's Agg backend (no screen needed) and written whole or not at all.
 """
 
+import io
 import os
 import textwrap
 
@@ -102,5 +103,38 @@ def draw_training_curves(path: str, history: list) -> None:
         axis.set_title(f"token {metric}")
         axis.legend()
         axis.grid(alpha=0.3)
+    figure.tight_layout()
+    _save(figure, path)
+
+
+def draw_cross_attention(path: str, image_bytes: bytes, text: str, tokens, log_probs, attention: np.ndarray) -> None:
+    """"Show, attend and tell": for each predicted token of `text` (its words, then [end]), the image with the
+    decoder's cross-attention over the grid laid on it, one row per decoder block. `attention` is [blocks,
+    tokens, cells] for a square grid; `log_probs` are the tokens' log-probabilities given the image."""
+    plt = _pyplot()
+    with Image.open(io.BytesIO(image_bytes)) as image:
+        pixels = np.asarray(image.convert("RGB"))
+    blocks, num_tokens, cells = attention.shape
+    side = int(round(cells ** 0.5))
+    figure, axes = plt.subplots(blocks, num_tokens + 1, figsize=(1.9 * (num_tokens + 1), 2.1 * blocks + 0.6),
+                                squeeze=False)
+    extent = (0, pixels.shape[1], pixels.shape[0], 0)  # the grid stretched over the whole picture
+    for block in range(blocks):
+        axes[block, 0].imshow(pixels)
+        axes[block, 0].set_title("image" if block == 0 else "", fontsize=9)
+        axes[block, 0].set_ylabel(f"block {block + 1}", fontsize=9)
+        for k in range(num_tokens):
+            axis = axes[block, k + 1]
+            weights = attention[block, k].reshape(side, side)
+            axis.imshow(pixels, extent=extent)
+            axis.imshow(weights, cmap="magma", alpha=0.6, extent=extent, interpolation="bilinear",
+                        vmin=0, vmax=weights.max())
+            if block == 0:
+                axis.set_title(f"{tokens[k]}\n{log_probs[k]:.2f}", fontsize=9)
+        for axis in axes[block]:
+            axis.set_xticks([])
+            axis.set_yticks([])
+    figure.suptitle(f"where the model looks for each word of \"{textwrap.shorten(text, 70, placeholder='…')}\" "
+                    "(brighter = more attention; under each word its log-probability)", fontsize=10)
     figure.tight_layout()
     _save(figure, path)

@@ -14,7 +14,7 @@ import numpy as np
 from captioning import atomic
 
 RANKING_FILE = "ranking.json"
-SCORES = ("log_likelihood", "mean_log_prob", "pmi", "debiased")
+SCORES = ("log_likelihood", "mean_log_prob", "pmi", "debiased", "contrastive")
 AUTO = "auto"  # debiased when the stored alpha helps, otherwise log_likelihood
 
 
@@ -50,7 +50,10 @@ def resolve(rank_by: str, alpha, stored) -> tuple[str, float]:
 
 
 def ranking_scores(scores: dict, rank_by: str, alpha: float):
-    """The values of the chosen score from a dict holding log_likelihood, mean_log_prob and pmi."""
+    """The values of the chosen score from a dict holding log_likelihood, mean_log_prob, pmi (and contrastive)."""
     if rank_by == "debiased":
         return debiased(scores["log_likelihood"], scores["pmi"], alpha)
+    if rank_by not in scores:
+        raise ValueError(f"the model gives no {rank_by!r} score (contrastive needs a model trained with a contrastive "
+                         "head: python train.py --contrastive_weight > 0)")
     return np.asarray(scores[rank_by])

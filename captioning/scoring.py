@@ -40,17 +40,40 @@ def derived_scores(log_likelihood, prior, num_tokens, unknown_tokens, truncated)
     }
 
 
+def text_embeddings(model, tokens) -> tf.Tensor:
+    return tf.cast(model.embed_texts(tokens["target_ids"]), tf.float32)
+
+
+def image_embeddings(model, image_features) -> tf.Tensor:
+    return tf.cast(model.embed_images(image_features), tf.float32)
+
+
 def pair_scores(model, image_features, tokens) -> dict:
-    """Every score of DESIGN.md for row-aligned image features [B, G, D] and tokenized texts [B]."""
-    return derived_scores(sequence_log_likelihood(model, image_features, tokens), prior_log_likelihood(model, tokens),
-                          tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32), tokens["unknown_tokens"],
-                          tokens["truncated"])
+    """Every score of DESIGN.md for row-aligned image features [B, G, D] and tokenized texts [B]; `contrastive`
+    (the cosine similarity of the two unit embeddings) when the model has a contrastive head."""
+    scores = derived_scores(sequence_log_likelihood(model, image_features, tokens), prior_log_likelihood(model, tokens),
+                            tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32), tokens["unknown_tokens"],
+                            tokens["truncated"])
+    if model.contrastive:
+        scores["contrastive"] = tf.reduce_sum(image_embeddings(model, image_features) * text_embeddings(model, tokens),
+                                              axis=1)
+    return scores
+
+
+def token_attention(model, image_features, tokens) -> dict:
+    """Per predicted token: its log-probability `log_prob` [B, L] (0 on padding) and where the decoder looked over
+    the image grid to predict it, `attention` [B, blocks, L, cells]: each block's cross-attention weights averaged
+    over heads. Position k predicts target token k."""
+    logits, attention = model.decode(image_features, tokens["input_ids"], return_attention=True)
+    per_block = [tf.reduce_mean(tf.cast(weights, tf.float32), axis=1) for weights in attention]  # [B, L, cells]
+    return {"attention": tf.stack(per_block, axis=1),
+            "log_prob": token_log_probs(logits, tokens["target_ids"]) * tokens["mask"]}
 
 
 def matrix_scores(model, image_features, tokens) -> dict:
-    """Every image [N, G, D] against every text [M]: log_likelihood, mean_log_prob, pmi as [N, M]. Each image is
-    encoded once (the features come in); the decoder runs once per (image, text) pair, one image at a time so
-    memory grows with M, not N * M."""
+    """Every image [N, G, D] against every text [M]: log_likelihood, mean_log_prob, pmi (and contrastive) as
+    [N, M]. Each image is encoded once (the features come in); the decoder runs once per (image, text) pair, one
+    image at a time so memory grows with M, not N * M."""
     num_texts = tf.shape(tokens["input_ids"])[0]
 
     def one_image(features):
@@ -60,8 +83,12 @@ def matrix_scores(model, image_features, tokens) -> dict:
     log_likelihood = tf.map_fn(one_image, image_features, fn_output_signature=tf.float32)
     prior = prior_log_likelihood(model, tokens)
     num_tokens = tf.reduce_sum(tokens["mask"], axis=1)
-    return {
+    scores = {
         "log_likelihood": log_likelihood,
         "mean_log_prob": log_likelihood / num_tokens[None, :],
         "pmi": log_likelihood - prior[None, :],
     }
+    if model.contrastive:
+        scores["contrastive"] = tf.matmul(image_embeddings(model, image_features), text_embeddings(model, tokens),
+                                          transpose_b=True)
+    return scores

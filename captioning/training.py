@@ -30,6 +30,30 @@ def masked_loss_and_accuracy(logits, batch):
     return tf.reduce_sum(losses * batch["mask"]), tf.reduce_sum(correct * batch["mask"])
 
 
+def contrastive_loss_sum(image_embeddings, text_embeddings, image_keys, logit_scale):
+    """Symmetric InfoNCE, summed over this replica's pairs, against the negatives of the whole global batch.
+
+    Every replica's embeddings are gathered (all_gather passes gradients back to the replica that made them), so
+    the per-replica sums add up to one device's loss on the same global batch. Two captions of one image (equal
+    `image_keys`) are not each other's negatives: they are left out of each other's softmax.
+    """
+    context = tf.distribute.get_replica_context()
+    all_images = context.all_gather(image_embeddings, axis=0)
+    all_texts = context.all_gather(text_embeddings, axis=0)
+    all_keys = context.all_gather(image_keys, axis=0)
+    local = tf.shape(image_embeddings)[0]
+    own = tf.cast(context.replica_id_in_sync_group, tf.int32) * local + tf.range(local)  # each pair's column
+    columns = tf.range(tf.shape(all_keys)[0])
+    same_image_other_pair = (image_keys[:, None] == all_keys[None, :]) & (own[:, None] != columns[None, :])
+    excluded = tf.where(same_image_other_pair, -1e9, 0.0)
+
+    def cross_entropy(rows, candidates):
+        logits = logit_scale * tf.matmul(rows, candidates, transpose_b=True) + excluded
+        return tf.nn.sparse_softmax_cross_entropy_with_logits(own, logits)
+
+    return tf.reduce_sum(cross_entropy(image_embeddings, all_texts) + cross_entropy(text_embeddings, all_images)) / 2
+
+
 def build_optimizer(config: TrainingConfig):
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0, warmup_target=config.learning_rate, warmup_steps=config.warmup_steps,
@@ -56,7 +80,8 @@ class Trainer:
             self.optimizer = build_optimizer(training_config)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
+        self.checkpoint = tf.train.Checkpoint(model=self.model.variables_by_path(), optimizer=self.optimizer,
+                                              step=self.step)
         # CheckpointManager writes each checkpoint completely before it updates the index that names it, so an
         # interrupted save (even kill -9) leaves the previous checkpoint as the latest.
         self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, "ckpt"), max_to_keep=3)
@@ -68,31 +93,48 @@ class Trainer:
         return int(self.step.numpy())
 
     def _replica_sums(self, batch, training):
-        logits = self.model(batch["images"], batch["input_ids"], batch["use_null_image"], training=training)
-        return masked_loss_and_accuracy(logits, batch)
+        """-> (summed token loss, correct tokens, summed contrastive loss or 0 without the head) of this replica."""
+        model = self.model
+        features = model.encode_images(batch["images"], training=training)
+        logits = model.decode(model.with_null_image(features, batch["use_null_image"]), batch["input_ids"],
+                              training=training)
+        loss_sum, correct = masked_loss_and_accuracy(logits, batch)
+        if not model.contrastive:
+            return loss_sum, correct, tf.constant(0.0)
+        contrastive = contrastive_loss_sum(model.embed_images(features),
+                                           model.embed_texts(batch["target_ids"], training=training),
+                                           batch["image_keys"], model.contrastive.logit_scale())
+        return loss_sum, correct, contrastive
+
+    def _replica_gradients(self, batch):
+        """One replica's share of a training step: gradients and (loss, accuracy, contrastive loss) terms that,
+        summed over the replicas, equal one device's on the same global batch, whatever the number of replicas
+        (each is divided by the whole global batch's token or pair count)."""
+        context = tf.distribute.get_replica_context()
+        global_tokens = context.all_reduce("sum", tf.reduce_sum(batch["mask"]))
+        global_pairs = tf.cast(tf.shape(batch["mask"])[0] * context.num_replicas_in_sync, tf.float32)
+        with tf.GradientTape() as tape:
+            loss_sum, correct, contrastive_sum = self._replica_sums(batch, training=True)
+            loss, contrastive = loss_sum / global_tokens, contrastive_sum / global_pairs
+            total = loss + self.config.contrastive_weight * contrastive
+            scaled = self.optimizer.scale_loss(total) if self.config.mixed_precision else total
+        return tape.gradient(scaled, self.model.trainable_variables), (loss, correct / global_tokens, contrastive)
 
     @tf.function
     def _train_step(self, iterator):
         def step_fn(batch):
-            # Dividing by the token count of the whole global batch makes the summed replica gradients equal to
-            # one device's gradient on the same batch, whatever the number of replicas.
-            global_tokens = tf.distribute.get_replica_context().all_reduce("sum", tf.reduce_sum(batch["mask"]))
-            with tf.GradientTape() as tape:
-                loss_sum, correct = self._replica_sums(batch, training=True)
-                loss = loss_sum / global_tokens
-                scaled = self.optimizer.scale_loss(loss) if self.config.mixed_precision else loss
-            gradients = tape.gradient(scaled, self.model.trainable_variables)
-            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-            return loss, correct / global_tokens
+            gradients, metrics = self._replica_gradients(batch)
+            self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))  # sums the replicas'
+            return metrics
 
-        loss, accuracy = self.strategy.run(step_fn, args=(next(iterator),))
+        per_replica = self.strategy.run(step_fn, args=(next(iterator),))
         self.step.assign_add(1)
-        return (self.strategy.reduce("sum", loss, axis=None), self.strategy.reduce("sum", accuracy, axis=None))
+        return [self.strategy.reduce("sum", value, axis=None) for value in per_replica]
 
     @tf.function
     def _eval_step(self, batch):
         def step_fn(batch):
-            loss_sum, correct = self._replica_sums(batch, training=False)
+            loss_sum, correct, _ = self._replica_sums(batch, training=False)
             return loss_sum, correct, tf.reduce_sum(batch["mask"])
         sums = self.strategy.run(step_fn, args=(batch,))
         return [self.strategy.reduce("sum", s, axis=None) for s in sums]
@@ -125,16 +167,18 @@ class Trainer:
             epoch_end = min((epoch + 1) * config.steps_per_epoch, stop)
             log(f"epoch {epoch + 1}/{config.epochs}")
             keep_freed_memory()  # after the datasets are built, which lower glibc's trim threshold
-            progress = keras.utils.Progbar(config.steps_per_epoch, stateful_metrics=["loss", "accuracy"])
+            metric_names = ["loss", "accuracy"] + ["contrastive_loss"] * bool(self.model.contrastive)
+            progress = keras.utils.Progbar(config.steps_per_epoch, stateful_metrics=metric_names)
             progress.update(step - epoch * config.steps_per_epoch)
             started = time.time()
             while step < epoch_end:
-                loss, accuracy = (float(v) for v in self._train_step(iterator))
+                metrics = dict(zip(metric_names, (float(v) for v in self._train_step(iterator))))
+                loss, accuracy = metrics["loss"], metrics["accuracy"]
                 step += 1
-                progress.update(step - epoch * config.steps_per_epoch, [("loss", loss), ("accuracy", accuracy)])
+                progress.update(step - epoch * config.steps_per_epoch, list(metrics.items()))
                 with writers["train"].as_default(step=step):
-                    tf.summary.scalar("loss", loss)
-                    tf.summary.scalar("accuracy", accuracy)
+                    for name, value in metrics.items():
+                        tf.summary.scalar(name, value)
                 if step % config.checkpoint_every_steps == 0:
                     self.manager.save(checkpoint_number=step)
             self.manager.save(checkpoint_number=step)

@@ -39,14 +39,14 @@ def prompts(labels, template: str = DEFAULT_TEMPLATE) -> list:
 def rank_labels(model, image_bytes: list, labels, template: str = DEFAULT_TEMPLATE,
                 rank_by: str = "log_likelihood", alpha: float = 1.0) -> list:
     """For each image, its labels best first: dicts of label, prompt, score (the `rank_by` value) and the
-    log_likelihood, mean_log_prob and pmi of the prompt."""
+    log_likelihood, mean_log_prob, pmi (and contrastive, for a model with a contrastive head) of the prompt."""
     texts = prompts(labels, template)
     matrix = batch_scoring.score_matrix(model, image_bytes, texts)
     chosen = ranking.ranking_scores(matrix, rank_by, alpha)
     results = []
     for image in range(len(image_bytes)):
         rows = [{"label": label, "prompt": text, "score": float(chosen[image, j]),
-                 **{name: float(matrix[name][image, j]) for name in ("log_likelihood", "mean_log_prob", "pmi")}}
+                 **{name: float(values[image, j]) for name, values in matrix.items()}}
                 for j, (label, text) in enumerate(zip(labels, texts))]
         results.append(sorted(rows, key=lambda row: -row["score"]))
     return results

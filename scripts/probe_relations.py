@@ -1,12 +1,18 @@
-"""Which relation does the model prefer between the two objects of a scene? Prints, for two-object scenes, the
-log-likelihood of "A <relation> B" for all four relations, to see whether a model reads the axis and direction.
+"""Does a model read where each object is? For two-object scenes it prints the log-likelihood of
+"A <relation> B" for all four relations, then a summary over every probed scene:
 
-    python scripts/probe_relations.py --model_dir checkpoints/export --num_scenes 12
+- axis: the best relation on the true axis (left/right or above/below) beats the best on the other axis;
+- direction: the true relation beats its inverse with the objects in the same order ("A left of B" vs
+  "A right of B"): a model that knows the layout but not which object is where gets 0.5;
+- binding: the true caption beats the one with the two objects' colours or sizes exchanged.
+
+    python scripts/probe_relations.py --model_dir checkpoints/export --num_scenes 200 --show 12
 """
 
 import os
 import sys
 
+import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -16,22 +22,44 @@ from captioning.saved_model_scorer import SavedModelScorer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
-flags.DEFINE_integer("num_scenes", 12, "Two-object scenes to probe.")
+flags.DEFINE_integer("num_scenes", 200, "Two-object scenes to probe.")
+flags.DEFINE_integer("show", 12, "Scenes whose four relation scores are printed.")
 flags.DEFINE_integer("seed", 777, "Scene seed (training uses 0 by default).")
 flags.DEFINE_integer("image_size", 64, "Image side in pixels (the model's).")
+
+HORIZONTAL = ("left of", "right of")
 
 
 def main(argv):
     del argv
     scorer = SavedModelScorer(FLAGS.model_dir)
-    scenes = [s for s in synthetic.generate_scenes(20 * FLAGS.num_scenes, FLAGS.seed) if s.relation]
+    rng = np.random.default_rng(FLAGS.seed)
+    scenes = [s for s in synthetic.generate_scenes(4 * FLAGS.num_scenes, FLAGS.seed) if s.relation]
+    scenes = scenes[:FLAGS.num_scenes]
     print(f"{'true relation':>14}  " + "  ".join(f"{r:>9}" for r in synthetic.RELATIONS) + "  first object")
-    for scene in scenes[:FLAGS.num_scenes]:
+    axis, direction, binding = [], [], []
+    for number, scene in enumerate(scenes):
         first, second = scene.objects
         image = synthetic.render_scene_png(scene, FLAGS.image_size)
         texts = [f"{first.phrase()} {relation} {second.phrase()}" for relation in synthetic.RELATIONS]
-        scores = scorer.score([image] * len(texts), texts)["log_likelihood"]
-        print(f"{scene.relation:>14}  " + "  ".join(f"{s:9.2f}" for s in scores) + f"  {first.phrase()}")
+        negatives = synthetic.hard_negatives(scene, rng)
+        if "binding" in negatives:
+            texts += list(negatives["binding"])
+        scores = dict(zip(texts, scorer.score([image] * len(texts), texts)["log_likelihood"]))
+        by_relation = dict(zip(synthetic.RELATIONS, scores.values()))
+        true_axis = HORIZONTAL if scene.relation in HORIZONTAL else tuple(set(synthetic.RELATIONS) - set(HORIZONTAL))
+        other_axis = [score for relation, score in by_relation.items() if relation not in true_axis]
+        axis.append(max(by_relation[r] for r in true_axis) > max(other_axis))
+        direction.append(by_relation[scene.relation] > by_relation[synthetic.INVERSE_RELATION[scene.relation]])
+        if "binding" in negatives:
+            true, exchanged = negatives["binding"]
+            binding.append(scores[true] > scores[exchanged])
+        if number < FLAGS.show:
+            print(f"{scene.relation:>14}  " + "  ".join(f"{by_relation[r]:9.2f}" for r in synthetic.RELATIONS)
+                  + f"  {first.phrase()}")
+    print(f"\nover {len(scenes)} two-object scenes (seed {FLAGS.seed}): axis {np.mean(axis):.3f}, "
+          f"direction {np.mean(direction):.3f}, binding {np.mean(binding):.3f} ({len(binding)} scenes whose objects "
+          "differ in colour or size)")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.datasets import ensure_synthetic_dataset
 
 TINY_MODEL = ModelConfig(max_length=16, image_size=32, embed_dim=32, num_heads=2, num_layers=1, ff_dim=64,
-                         dropout=0.0, image_dropout=0.2)
+                         dropout=0.0, image_dropout=0.2, contrastive_dim=16)
 TINY_TRAINING = TrainingConfig(global_batch_size=16, epochs=1, steps_per_epoch=12, learning_rate=3e-3,
                                warmup_steps=2, checkpoint_every_steps=6, validation_steps=2)
 

@@ -43,6 +43,21 @@ def test_plain_output_names_every_score(tiny_export_dir, sample_images):
         assert name in result.stdout
 
 
+def test_attention_figure_is_drawn_for_one_text(tmp_path, tiny_export_dir, sample_images):
+    from PIL import Image
+
+    figure = tmp_path / "attention.png"
+    result = run_cli("--image_path", sample_images[0][0], "--model_dir", tiny_export_dir, "--text", "a red circle",
+                     "--attention_figure", str(figure))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "log_likelihood" in result.stdout
+    with Image.open(figure) as image:
+        assert image.width > 4 * image.height / 2  # one panel per token ("a", "red", "circle", [end]) and the image
+    two_texts = run_cli("--image_path", sample_images[0][0], "--model_dir", tiny_export_dir, "--text", "a red circle",
+                        "--text", "a blue star", "--attention_figure", str(tmp_path / "two.png"))
+    assert two_texts.returncode == 2 and "exactly one --text" in two_texts.stderr
+
+
 @pytest.mark.parametrize("case, expected", [
     ("missing", "no such file"),
     ("not_an_image", "not a readable image"),

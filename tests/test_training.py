@@ -45,6 +45,21 @@ def test_a_run_writes_the_model_its_metadata_and_training_curves(tiny_run_dir):
     assert not [n for n in os.listdir(tiny_run_dir) if ".tmp" in n]
 
 
+def test_a_checkpoint_restored_into_a_bare_model_equals_the_trained_one(tiny_run_dir, tiny_model):
+    import tensorflow as tf
+
+    from captioning.config import ModelConfig
+    from captioning.model.captioner import Captioner
+
+    bare = Captioner(ModelConfig.load(os.path.join(tiny_run_dir, "config.json")))
+    latest = tf.train.latest_checkpoint(os.path.join(tiny_run_dir, "ckpt"))
+    tf.train.Checkpoint(model=bare.variables_by_path()).read(latest).expect_partial().assert_existing_objects_matched()
+    trained, _ = tiny_model
+    assert len(bare.weights) == len(trained.weights)
+    for restored, saved in zip(bare.weights, trained.weights):  # every layer, the small CNN's among them
+        np.testing.assert_array_equal(restored.numpy(), saved.numpy(), err_msg=restored.path)
+
+
 def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     config = dataclasses.replace(TINY_TRAINING, steps_per_epoch=6, epochs=2, checkpoint_every_steps=4)
     from captioning.artifacts import load_trained_model
@@ -112,8 +127,18 @@ for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
     trainer = Trainer(config, TINY_TRAINING, vocabulary, sys.argv[3] + str(len(devices)), strategy)
     dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25)
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
-    losses = [float(trainer._train_step(iterator)[0]) for _ in range(3)]
-    results[len(devices)] = {"losses": losses, "weight_sum": float(sum(tf.reduce_sum(tf.abs(w)) for w in trainer.model.weights))}
+
+    @tf.function
+    def first_gradients(batch):  # what apply_gradients receives: the replicas' gradients summed
+        gradients, _ = strategy.run(trainer._replica_gradients, args=(batch,))
+        return [tf.convert_to_tensor(strategy.reduce("sum", g, axis=None)) for g in gradients]  # dense embeddings
+
+    gradients = first_gradients(next(iter(strategy.experimental_distribute_dataset(dataset))))
+    steps = [[float(v) for v in trainer._train_step(iterator)] for _ in range(3)]
+    results[len(devices)] = {"losses": [s[0] for s in steps], "contrastive": [s[2] for s in steps],
+                             "gradients": {w.path: g.numpy().ravel()[:64].tolist()
+                                           for w, g in zip(trainer.model.trainable_variables, gradients)},
+                             "weight_sum": float(sum(tf.reduce_sum(tf.abs(w)) for w in trainer.model.weights))}
 print(json.dumps(results))
 """
 
@@ -125,8 +150,14 @@ def test_one_replica_and_two_give_the_same_losses(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     results = json.loads(result.stdout.strip().splitlines()[-1])
     one, two = results["1"], results["2"]
-    # The first two steps run on identical weights (warm-up starts the learning rate at 0).
+    # The first two steps run on identical weights (warm-up starts the learning rate at 0). The contrastive loss
+    # of two replicas sees the negatives of both (gathered), so it equals one device's on the global batch.
     np.testing.assert_allclose(one["losses"][:2], two["losses"][:2], rtol=1e-5)
+    np.testing.assert_allclose(one["contrastive"][:2], two["contrastive"][:2], rtol=1e-5)
+    # So do the gradients, the contrastive head's among them: each replica's loss reaches the other's embeddings.
+    assert any("contrastive" in path for path in one["gradients"])
+    for path, gradient in one["gradients"].items():
+        np.testing.assert_allclose(gradient, two["gradients"][path], rtol=1e-4, atol=1e-7, err_msg=path)
     # After a real update they agree closely but not bit for bit: replicas sum gradients in another order, and
     # Adam's first steps divide each gradient by its own size, which magnifies rounding in near-zero gradients.
     np.testing.assert_allclose(one["losses"][2], two["losses"][2], rtol=5e-3)

@@ -18,15 +18,18 @@ def _numbered(dataset: tf.data.Dataset) -> tf.data.Dataset:
 
 
 def _read_images(dataset: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
+    # The path's hash names the image, so the contrastive loss can tell two captions of one image in a batch.
     return dataset.map(lambda path, caption, index: (decode_and_resize(tf.io.read_file(path), image_size),
-                                                     caption, index), num_parallel_calls=AUTOTUNE)
+                                                     tf.strings.to_hash_bucket_fast(path, 2**62), caption, index),
+                       num_parallel_calls=AUTOTUNE)
 
 
 def _to_features(tokenizer, use_null_image):
-    def to_features(images, captions, index):
+    def to_features(images, image_keys, captions, index):
         tokens = tokenizer(captions)
         return {
             "images": images,
+            "image_keys": image_keys,
             "input_ids": tokens["input_ids"],
             "target_ids": tokens["target_ids"],
             "mask": tokens["mask"],

@@ -221,8 +221,10 @@ def describe_scene(scene: Scene, rng: np.random.Generator, num_captions: int = 5
 
 
 def hard_negatives(scene: Scene, rng: np.random.Generator) -> dict:
-    """kind -> (true caption, the same caption with one attribute changed) for colour, shape, size and,
-    in two-object scenes, relation (the two objects exchanged)."""
+    """kind -> (true caption, the same caption with one attribute changed) for colour, shape, size and, in
+    two-object scenes, relation (the two objects exchanged) and binding (the two objects' colours, or sizes,
+    exchanged, where they differ: the same words in another order, so only reading which attribute belongs to
+    which object tells them apart)."""
     true = full_caption(scene)
     index = int(rng.integers(len(scene.objects)))
     target = scene.objects[index]
@@ -239,6 +241,13 @@ def hard_negatives(scene: Scene, rng: np.random.Generator) -> dict:
     }
     if scene.relation:
         pairs["relation"] = full_caption(dataclasses.replace(scene, objects=scene.objects[::-1]))
+        first, second = scene.objects
+        differing = [name for name in ("color", "size") if getattr(first, name) != getattr(second, name)]
+        if differing:
+            name = str(rng.choice(differing))
+            exchanged = (dataclasses.replace(first, **{name: getattr(second, name)}),
+                         dataclasses.replace(second, **{name: getattr(first, name)}))
+            pairs["binding"] = full_caption(dataclasses.replace(scene, objects=exchanged))
     return {kind: (true, false) for kind, false in pairs.items()}
 
 

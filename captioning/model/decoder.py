@@ -2,6 +2,9 @@
 
 Small named layers, each readable on one screen: token+position embedding, causal self-attention,
 cross-attention to the image grid, feed-forward; pre-layer-norm residual blocks.
+
+Image features are [B, cells, 2 * embed_dim]: each cell's content, then its position (encoder.ImageEncoder).
+Cross-attention matches words against the content alone and reads content and position together.
 """
 
 import keras
@@ -34,16 +37,23 @@ class DecoderBlock(layers.Layer):
         self.self_attention = layers.MultiHeadAttention(num_heads, key_dim, dropout=dropout, name="self_attention")
         self.cross_attention = layers.MultiHeadAttention(num_heads, key_dim, dropout=dropout, name="cross_attention")
         self.feed_forward = keras.Sequential(
-            [layers.Dense(ff_dim, activation="gelu"), layers.Dense(embed_dim)], name="feed_forward")
+            [layers.Dense(ff_dim, activation="gelu", name="expand"), layers.Dense(embed_dim, name="contract")],
+            name="feed_forward")
         self.norms = [layers.LayerNormalization(epsilon=1e-5, name=f"norm{i}") for i in range(3)]
         self.dropout = layers.Dropout(dropout)
 
-    def call(self, x, image_features, training=False):
+    def call(self, x, image_features, training=False, return_attention=False):
+        """-> the block's output, and with `return_attention` also the cross-attention weights [B, heads, L,
+        cells]."""
         h = self.norms[0](x)
         x = x + self.dropout(self.self_attention(h, h, use_causal_mask=True, training=training), training=training)
         h = self.norms[1](x)
-        x = x + self.dropout(self.cross_attention(h, image_features, training=training), training=training)
-        return x + self.dropout(self.feed_forward(self.norms[2](x)), training=training)
+        content = image_features[..., :self.embed_dim]
+        attended, attention = self.cross_attention(h, value=image_features, key=content, training=training,
+                                                   return_attention_scores=True)
+        x = x + self.dropout(attended, training=training)
+        x = x + self.dropout(self.feed_forward(self.norms[2](x)), training=training)
+        return (x, attention) if return_attention else x
 
     def get_config(self):
         return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
@@ -63,11 +73,15 @@ class CaptionDecoder(layers.Layer):
         # Logits stay float32 under mixed precision so log-probabilities are exact enough to compare.
         self.output_layer = layers.Dense(vocab_size, dtype="float32", name="logits")
 
-    def call(self, token_ids, image_features, training=False):
-        x = self.embedding(token_ids)
+    def call(self, token_ids, image_features, training=False, return_attention=False):
+        """-> next-token logits [B, L, vocab], and with `return_attention` also each block's cross-attention
+        weights [B, heads, L, cells]: where the model looked when it predicted each next token."""
+        x, attention = self.embedding(token_ids), []
         for block in self.blocks:
-            x = block(x, image_features, training=training)
-        return self.output_layer(self.final_norm(x))
+            x, weights = block(x, image_features, training=training, return_attention=True)
+            attention.append(weights)
+        logits = self.output_layer(self.final_norm(x))
+        return (logits, attention) if return_attention else logits
 
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "max_length": self.max_length,

@@ -56,6 +56,21 @@ def test_captions_vary_and_hard_negatives_change_one_attribute():
     for kind in ("color", "shape", "size"):
         true, false = negatives[kind]
         assert true != false and len(set(true.split()) ^ set(false.split())) <= 4  # one attribute (and article)
+    # Binding exchanges the colours or the sizes of the two objects, articles following the new first word.
+    assert negatives["binding"][1] in ("a small blue star left of a large orange square",
+                                       "a large orange star left of a small blue square")
+
+
+def test_binding_needs_an_attribute_that_differs():
+    same_colour_and_size = synthetic.Scene((synthetic.SceneObject("green", "star", "small", 0.2, 0.5),
+                                            synthetic.SceneObject("green", "cross", "small", 0.8, 0.5)),
+                                           relation="left of")
+    assert "binding" not in synthetic.hard_negatives(same_colour_and_size, np.random.default_rng(0))
+    colours_only = synthetic.Scene((synthetic.SceneObject("green", "star", "small", 0.2, 0.5),
+                                    synthetic.SceneObject("orange", "cross", "small", 0.8, 0.5)), relation="above")
+    true, false = synthetic.hard_negatives(colours_only, np.random.default_rng(0))["binding"]
+    assert (true, false) == ("a small green star above a small orange cross",
+                             "a small orange star above a small green cross")
 
 
 def test_make_synthetic_dataset_script_writes_coco_captions(tmp_path):
