@@ -45,6 +45,7 @@ class Label(BaseModel):
     log_likelihood: float
     mean_log_prob: float
     pmi: float
+    contrastive: float | None = Field(None, description="For a model with a contrastive head.")
 
 
 class Caption(BaseModel):
