@@ -141,3 +141,31 @@ def test_a_new_model_version_asks_for_reindexing(start_server, tmp_path):
         assert reindexed.json() == {"from_version": 1, "model_version": 2, "added": 1, "errors": []}
         (found,) = httpx.get(f"{url}/search", params={"q": "red"}).json()
         assert found["payload"]["model_version"] == 2
+
+
+def test_the_server_command_serves_search_docs_and_page(tmp_path, fake_export, free_port):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.serving.test_lifecycle import wait_for_port
+
+    rest_port = free_port()
+    log = open(tmp_path / "server.log", "w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "serving.server", f"--model_base_path={fake_export}", f"--index_dir={tmp_path / 'i'}",
+         f"--port={free_port()}", f"--rest_api_port={rest_port}"],
+        cwd=Path(__file__).resolve().parents[2], stdout=log, stderr=subprocess.STDOUT,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    try:
+        wait_for_port(rest_port, process)
+        url = f"http://127.0.0.1:{rest_port}"
+        assert httpx.post(f"{url}/api/images", files={"file": ("r.png", colour_png("red"))}).status_code == 201
+        (found,) = httpx.get(f"{url}/search", params={"q": "a red star", "k": 5}).json()
+        assert set(found) >= {"id", "source", "contrastive", "log_likelihood"}
+        assert httpx.get(f"{url}/docs").status_code == 200 and httpx.get(f"{url}/").status_code == 200
+    finally:
+        process.terminate()
+        assert process.wait(timeout=60) == 0
+        log.close()
