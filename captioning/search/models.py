@@ -10,7 +10,7 @@ import os
 import numpy as np
 
 from captioning import batch_scoring
-from captioning.signatures import MAX_ROWS_PER_CALL, InvalidInputError, run_in_batches
+from captioning.signatures import MAX_ROWS_PER_CALL, run_in_batches
 
 
 class SearchModel:
@@ -74,5 +74,3 @@ def open_local(model_dir: str) -> SearchModel:
         raise ValueError(f"{model.path}: a model version directory must be named by its integer version")
     return SearchModel(model, int(name))
 
-
-__all__ = ["SearchModel", "open_local", "InvalidInputError"]

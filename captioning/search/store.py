@@ -6,6 +6,7 @@ a temporary name and renamed into place: a crash leaves either the whole file or
 """
 
 import hashlib
+import io
 import os
 import tempfile
 
@@ -49,8 +50,6 @@ class ImageStore:
     def put_features(self, version: int, digest: str, features: np.ndarray) -> None:
         path = self._features_path(version, digest)
         if not os.path.exists(path):
-            import io
-
             buffer = io.BytesIO()
             np.save(buffer, np.asarray(features, np.float32))
             _write_atomically(path, buffer.getvalue())

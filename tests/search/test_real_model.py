@@ -1,6 +1,8 @@
 """Search on a real (tiny, trained) export: its embed_image/embed_text signatures, the index's cosine matching
 the model's own contrastive score, and both stage-2 ways giving serving_default's numbers."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,7 +30,7 @@ def test_two_stage_search_with_the_real_signatures(model, sample_images, tmp_pat
     finally:
         index.close()
     assert [row["id"] for row in by_features] == [row["id"] for row in by_images]
-    images = [open(row["source"], "rb").read() for row in by_images]
+    images = [Path(row["source"]).read_bytes() for row in by_images]
     expected = model.runner.run("serving_default", {"image_bytes": images, "text": [text] * 3})
     for rows in (by_features, by_images):
         np.testing.assert_allclose([row["log_likelihood"] for row in rows], expected["log_likelihood"],
