@@ -42,13 +42,26 @@ def test_add_files_folders_csvs_and_urls_then_search_as_json(tmp_path, search_ex
     assert len(results) == 5
     assert all({"id", "source", "contrastive", "log_likelihood"} <= set(row) for row in results)
     assert [row["log_likelihood"] for row in results] == sorted((r["log_likelihood"] for r in results), reverse=True)
-    listed = cli("list", *common, "--json")
-    assert any(row["source"].endswith("/web.png") for row in json.loads(listed.stdout))
 
-    bad = cli("search", *common, "   ")
-    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1] == "error: the query has no words to search for"
-    missing = cli("add", *common, str(tmp_path / "missing.png"))
-    assert missing.returncode == 2 and "missing.png: no such file, folder or URL" in missing.stderr
+
+def test_list_count_delete_and_bad_input_in_process(tmp_path, search_export, colour_folder, capsys):
+    from captioning.search.__main__ import main
+
+    common = ["--index_dir", str(tmp_path / "index"), "--model_dir", search_export]
+    assert main(["add", *common, colour_folder["red"], colour_folder["blue"]]) == 0
+    capsys.readouterr()
+    assert main(["list", *common, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert sorted(row["source"] for row in listed) == sorted([colour_folder["red"], colour_folder["blue"]])
+    assert main(["delete", *common, listed[0]["id"]]) == 0
+    assert main(["count", *common]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "1"
+    assert main(["search", *common, "   "]) == 2
+    assert capsys.readouterr().err.strip() == "error: the query has no words to search for"
+    assert main(["add", *common, str(tmp_path / "missing.png")]) == 2
+    assert "missing.png: no such file, folder or URL" in capsys.readouterr().err
+    assert main(["reindex", *common]) == 2
+    assert "nothing to re-index" in capsys.readouterr().err
 
 
 def test_kill_9_while_indexing_leaves_no_half_entry_and_a_rerun_continues(tmp_path, search_export):
