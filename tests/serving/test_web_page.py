@@ -86,3 +86,8 @@ def test_search_add_and_describe_in_the_page(start_server, fake_export, tmp_path
         screenshot = tmp_path / "search_page.png"
         assert browser.save_screenshot(str(screenshot)) and screenshot.stat().st_size > 5000
         print(f"screenshot: {screenshot}")
+
+        # Swagger UI renders the generated API from files served by the app (no CDN: the network is closed).
+        browser.get(f"http://127.0.0.1:{server.rest_port}/docs")
+        wait.until(ready.text_to_be_present_in_element((By.ID, "swagger-ui"), "TF Serving REST API"))
+        assert "/api/describe" in browser.find_element(By.ID, "swagger-ui").text
