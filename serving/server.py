@@ -80,6 +80,9 @@ class ModelServer:
                                                   self._stop_requested):
             return False
         self.registry.start_polling(options.file_system_poll_wait_seconds)
+        if options.search and options.rest_api_port is not None:
+            # Opens the index and warms the search signatures up: ready before any port opens.
+            self.search = _search_service(options.search, self.registry, self.predictor)
         self._grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc"),
             options=[
@@ -101,8 +104,6 @@ class ModelServer:
             raise OSError(f"cannot bind gRPC to {options.host}:{options.port}")
         self._grpc_server.start()
         if options.rest_api_port is not None:
-            if options.search:
-                self.search = _search_service(options.search, self.registry, self.predictor)
             app = create_app(RestApi(self.registry, self.predictor), self.search, options.max_request_bytes)
             self._rest_server = HttpServer(options.host, options.rest_api_port, app)
             self._rest_server.start(options.shutdown_grace_seconds)
@@ -171,6 +172,8 @@ flags.DEFINE_boolean("allow_private_urls", False, "Let images be added from loop
 def options_from_flags():
     if bool(FLAGS.model_base_path) == bool(FLAGS.model_config_file):
         raise app.UsageError("Give exactly one of --model_base_path and --model_config_file.")
+    if FLAGS.index_dir and not FLAGS.rest_api_port:
+        raise app.UsageError("--index_dir serves search on the REST port: give a --rest_api_port other than 0.")
     if FLAGS.model_config_file:
         configs = read_model_config_file(FLAGS.model_config_file)
     else:
