@@ -93,13 +93,14 @@ class Trainer:
         return int(self.step.numpy())
 
     def _replica_sums(self, batch, training):
-        """-> (summed token loss, correct tokens, summed contrastive loss or 0 without the head) of this replica."""
+        """-> (summed token loss, correct tokens, summed contrastive loss) of this replica; the contrastive loss is 0
+        without the head and when not training (validation reports the caption loss)."""
         model = self.model
         features = model.encode_images(batch["images"], training=training)
         logits = model.decode(model.with_null_image(features, batch["use_null_image"]), batch["input_ids"],
                               training=training)
         loss_sum, correct = masked_loss_and_accuracy(logits, batch)
-        if not model.contrastive:
+        if not (training and model.contrastive):
             return loss_sum, correct, tf.constant(0.0)
         contrastive = contrastive_loss_sum(model.embed_images(features),
                                            model.embed_texts(batch["target_ids"], training=training),

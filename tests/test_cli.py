@@ -35,11 +35,20 @@ def test_printed_scores_are_the_saved_models(tiny_export_dir, sample_images):
         assert row["num_tokens"] == expected["num_tokens"][i]
 
 
+def test_rank_by_contrastive_orders_texts_by_the_contrastive_score(tiny_export_dir, sample_images):
+    texts = ["a red circle", "a large blue square on the left", "a gray star", "two objects"]
+    result = run_cli("--image_path", sample_images[0][0], "--model_dir", tiny_export_dir, "--json",
+                     "--rank_by", "contrastive", *[arg for text in texts for arg in ("--text", text)])
+    assert result.returncode == 0, result.stderr[-2000:]
+    values = [row["contrastive"] for row in json.loads(result.stdout)["results"]]
+    assert len(values) == 4 and values == sorted(values, reverse=True) and all(-1 <= v <= 1 for v in values)
+
+
 def test_plain_output_names_every_score(tiny_export_dir, sample_images):
     result = run_cli("--image_path", sample_images[0][0], "--model_dir", tiny_export_dir, "--text", "a red circle")
     assert result.returncode == 0, result.stderr[-2000:]
     for name in ("log_likelihood", "num_tokens", "mean_log_prob", "perplexity", "prior_log_likelihood", "pmi",
-                 "unknown_tokens"):
+                 "unknown_tokens", "contrastive"):
         assert name in result.stdout
 
 

@@ -115,7 +115,7 @@ def test_dataset_report_with_alpha_from_the_val_split(model_copy, tmp_path, monk
                                        retrieval_images=5, beam_size=1)
     assert (report["images"], report["texts"]) == (5, 10)
     assert report["alpha"]["val_images"] == 5 and report["alpha"]["alpha"] in evaluate.ALPHAS
-    assert set(report["retrieval"]) == {"log_likelihood", "mean_log_prob", "pmi", "debiased"}
+    assert set(report["retrieval"]) == {"log_likelihood", "mean_log_prob", "pmi", "debiased", "contrastive"}
     for table in report["retrieval"].values():
         assert set(table) == {"R@1", "R@5", "R@10"}
         assert table["R@10"]["text_to_image"] == table["R@10"]["image_to_text"] == 1.0  # 5 images: all in top 10

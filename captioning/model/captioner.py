@@ -37,8 +37,8 @@ class Captioner(keras.Model):
         c = self.config
         features = self.encoder(np.zeros((1, c.image_size, c.image_size, 3), np.float32))
         # The learned null image stands in for "no image": the decoder then estimates the text prior.
-        self.null_image = self.add_weight(shape=(self.encoder.num_cells, self.encoder.feature_dim), name="null_image",
-                                          initializer=keras.initializers.RandomNormal(stddev=0.02))
+        self.null_image = self.add_weight(shape=(self.encoder.num_cells, self.encoder.feature_dim),
+                                          name="null_image", initializer=keras.initializers.RandomNormal(stddev=0.02))
         self.decoder(np.zeros((1, c.max_length), np.int32), features)
         if self.contrastive:
             self.contrastive.build(features.shape)
