@@ -1,7 +1,7 @@
 """The model-facing calls of search, in one place.
 
-`runner` is anything with `run(signature, inputs) -> {output: numpy}`: a captioning.signatures LocalModel or
-RemoteModel, or the server's in-process model. Embeddings and features of one model version mean nothing to
+`runner` is anything with `run(signature, inputs) -> {output: numpy}` and `signature_names()`: a
+captioning.signatures LocalModel, or the server's in-process model (serving/web/search_service.py). Embeddings and features of one model version mean nothing to
 another, so a SearchModel is one version and the index keeps its vectors per version.
 """
 
