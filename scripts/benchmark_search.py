@@ -11,7 +11,8 @@ pairs scored), what dominates a query's cost. Ties count against the right image
 
 Latency: for each size in --latency_sizes, a fresh embedded-Qdrant index of that many synthetic images is built
 with the indexer (images/s, peak memory of that process), then --latency_queries captions are searched
-(k=10, K=64) after a warm-up, and stage 1 alone and the whole two-stage query are timed (p50/p99).
+(k=10, K=--latency_candidates, default 64) after a warm-up, and stage 1 alone and the whole two-stage query
+are timed (p50/p99).
 Each size runs in its own process, so its peak memory is its own.
 
 Stage 1 scaling: embedded Qdrant's query time at each of --stage1_sizes random vectors of the model's embedding
@@ -115,15 +116,15 @@ def run_latency_one(model, index_dir, size, args):
     queries = [synthetic.full_caption(s) for s in synthetic.generate_scenes(args.latency_queries + 10, seed=11)]
     searcher = Searcher(index, model)
     for text in queries[:10]:  # warm-up, and the stage-2 measurement of "auto"
-        searcher.search(text, k=10, candidates=64)
+        searcher.search(text, k=10, candidates=args.latency_candidates)
     stage1, total = [], []
     for text in queries[10:]:
         started = time.perf_counter()
         vector = model.embed_text(text)
-        index.search(model.version, vector, 64)
+        index.search(model.version, vector, args.latency_candidates)
         stage1.append(time.perf_counter() - started)
         started = time.perf_counter()
-        searcher.search(text, k=10, candidates=64)
+        searcher.search(text, k=10, candidates=args.latency_candidates)
         total.append(time.perf_counter() - started)
     index.close()
     started = time.perf_counter()
@@ -172,11 +173,12 @@ def run_latency(args):
         with tempfile.TemporaryDirectory() as scratch:
             out = subprocess.run([sys.executable, os.path.abspath(__file__), "--model_dir", args.model_dir,
                                   "--one_latency_size", str(size), "--index_dir", os.path.join(scratch, "index"),
-                                  "--latency_queries", str(args.latency_queries)],
+                                  "--latency_queries", str(args.latency_queries),
+                                  "--latency_candidates", str(args.latency_candidates)],
                                  capture_output=True, text=True, check=True)
             figures.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\nQuery latency (k=10, K=64, {args.latency_queries} queries) and indexing, embedded Qdrant, "
-          f"model {args.model_dir}\n")
+    print(f"\nQuery latency (k=10, K={args.latency_candidates}, {args.latency_queries} queries) and indexing, "
+          f"embedded Qdrant, model {args.model_dir}\n")
     print("| images | indexing images/s | peak memory MB | stage 1 p50 / p99 ms | query p50 / p99 ms | stage 2 | "
           "open index s |")
     print("|---:|---:|---:|---:|---:|---|---:|")
@@ -197,6 +199,7 @@ def main():
     parser.add_argument("--latency_sizes", default="10000,100000")
     parser.add_argument("--latency_queries", type=int, default=200)
     parser.add_argument("--stage1_sizes", default="10000,100000")
+    parser.add_argument("--latency_candidates", type=int, default=64, help="K of the timed queries.")
     parser.add_argument("--one_latency_size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--index_dir", help=argparse.SUPPRESS)
     args = parser.parse_args()

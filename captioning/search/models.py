@@ -1,8 +1,9 @@
 """The model-facing calls of search, in one place.
 
 `runner` is anything with `run(signature, inputs) -> {output: numpy}` and `signature_names()`: a
-captioning.signatures LocalModel, or the server's in-process model (serving/web/search_service.py). Embeddings and features of one model version mean nothing to
-another, so a SearchModel is one version and the index keeps its vectors per version.
+captioning.signatures LocalModel, or the server's in-process model (serving/web/search_service.py). Embeddings
+and features of one model version mean nothing to another, so a SearchModel is one version and the index keeps
+its vectors per version.
 """
 
 import os
@@ -60,8 +61,8 @@ class SearchModel:
 
     def score_features(self, features: np.ndarray, text: str) -> dict:
         """Cached features [N, G, D] against one text with `score_features` -> {score: [N]}."""
-        return run_in_batches(self.runner, "score_features", {"image_features": features, "text": [text] * len(features)},
-                              batch_size=MAX_ROWS_PER_CALL)
+        rows = {"image_features": features, "text": [text] * len(features)}
+        return run_in_batches(self.runner, "score_features", rows, batch_size=MAX_ROWS_PER_CALL)
 
 
 def open_local(model_dir: str) -> SearchModel:
