@@ -38,6 +38,9 @@ flags.DEFINE_enum("rank_by", ranking.AUTO, [ranking.AUTO, *ranking.SCORES],
 flags.DEFINE_float("alpha", None, "Debiasing weight of the text prior (debiased = log_likelihood - alpha * prior); "
                                   "default: the alpha stored with the model, else 1 (= pmi).")
 flags.DEFINE_bool("json", False, "Print machine-readable JSON.")
+flags.DEFINE_bool("likelihood_only", False, "Skip the prior pass (the score_text signatures; about half the decoder "
+                                            "work): no prior_log_likelihood or pmi. Ranks by log_likelihood or "
+                                            "mean_log_prob only.")
 
 flags.DEFINE_string("csv", None, "Score every row of a CSV with image_path,caption columns (paths may be relative "
                                  "to the CSV's folder).")
@@ -90,6 +93,10 @@ def open_model():
 
 def ranking_choice(model):
     """(score name, alpha) from --rank_by, --alpha and the ranking.json stored with a local model."""
+    if FLAGS.likelihood_only:  # the stored alpha is no use without the prior
+        if FLAGS.rank_by not in (ranking.AUTO, *ranking.LIKELIHOOD_SCORES) or FLAGS.alpha is not None:
+            raise InputError("--likelihood_only scores no prior: rank by log_likelihood or mean_log_prob")
+        return (ranking.LIKELIHOOD_SCORES[0] if FLAGS.rank_by == ranking.AUTO else FLAGS.rank_by), 1.0
     return ranking.resolve(FLAGS.rank_by, FLAGS.alpha, ranking.read_ranking(model.extra_file(ranking.RANKING_FILE)))
 
 
@@ -107,7 +114,7 @@ def score_texts():
     rank_by, alpha = ranking_choice(model)
     texts = list(FLAGS.text)
     pairs = {"image_bytes": [image_bytes] * len(texts), "text": texts}
-    scores = signatures.run_in_batches(model, FLAGS.signature, pairs)
+    scores = signatures.run_in_batches(model, "score_text" if FLAGS.likelihood_only else FLAGS.signature, pairs)
     if rank_by == "debiased":
         scores["debiased"] = ranking.ranking_scores(scores, rank_by, alpha)
     rows = [{"text": text, **{name: scores[name][i].item() for name in (*SCORE_COLUMNS, "debiased") if name in scores}}
@@ -123,8 +130,8 @@ def score_texts():
         for rank, row in enumerate(rows, start=1):
             row["rank"] = rank
             row["text"] += " (truncated)" if row.get("truncated") else ""
-        print_table(["rank", "log_likelihood", "mean_log_prob", "pmi", *(["debiased"] * ("debiased" in scores)),
-                     "text"], rows)
+        print_table(["rank", "log_likelihood", "mean_log_prob", *(["pmi"] * ("pmi" in scores)),
+                     *(["debiased"] * ("debiased" in scores)), "text"], rows)
 
 
 def figure_paths():
@@ -145,7 +152,8 @@ def score_csv():
     model = open_model()
     rank_by, alpha = ranking_choice(model)
     captions_figure, matrix_figure = figure_paths()
-    summary = run_csv_job(model, pairs, FLAGS.output, rank_by, alpha, captions_figure, matrix_figure)
+    summary = run_csv_job(model, pairs, FLAGS.output, rank_by, alpha, captions_figure, matrix_figure,
+                          likelihood_only=FLAGS.likelihood_only)
     if FLAGS.json:
         print(json.dumps({"output": FLAGS.output, **dataclasses.asdict(summary)}, indent=2))
     else:

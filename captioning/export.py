@@ -6,6 +6,9 @@ XLA-compiled (TF Serving disables XLA). Signatures follow DESIGN.md:
   score_matrix(image_bytes [N], text [M])    -> [N, M] scores, each image encoded once
   encode_image(image_bytes [N])              -> image_features [N, grid_cells, embed_dim]
   score_features(image_features [B, G, D], text [B]) -> serving_default's scores for encode_image's features
+  score_text(image_bytes [B], text [B])       -> serving_default's outputs without the prior pass
+                                                (no prior_log_likelihood, no pmi): the decoder runs once
+  score_text_features(image_features [B, G, D], text [B]) -> the same from encode_image's features
   generate_caption(image_bytes [B], beam_size, max_length, length_penalty scalars)
                                              -> caption [B, K] (best first), log_likelihood, num_tokens [B, K],
                                                 tokens [B, K, T]; max_length <= 0 means the model's maximum
@@ -50,12 +53,28 @@ class ScoringModule(tf.Module):
     def _encode(self, image_bytes):
         return self.model.encode_images(decode_batch(image_bytes, self.image_size))
 
+    @staticmethod
+    def _assert_row_aligned(name, image_bytes, text):
+        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
+                                  message=f"{name} takes row-aligned pairs: image_bytes and text need the "
+                                          "same length (use score_matrix for every image against every text)")
+
     @tf.function(input_signature=[STRINGS, STRINGS])
     def serving_default(self, image_bytes, text):
-        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
-                                  message="serving_default takes row-aligned pairs: image_bytes and text need the "
-                                          "same length (use score_matrix for every image against every text)")
+        self._assert_row_aligned("serving_default", image_bytes, text)
         return scoring.pair_scores(self.model, self._encode(image_bytes), self._tokenize(text))
+
+    # serving_default runs the decoder twice (image, then null image for the prior); callers that rank by
+    # log_likelihood never read the prior, so these two skip that pass.
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def score_text(self, image_bytes, text):
+        self._assert_row_aligned("score_text", image_bytes, text)
+        return scoring.pair_likelihood_scores(self.model, self._encode(image_bytes), self._tokenize(text))
+
+    @tf.function(input_signature=[FEATURES, STRINGS])
+    def score_text_features(self, image_features, text):
+        return scoring.pair_likelihood_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
+                                              self._tokenize(text))
 
     @tf.function(input_signature=[STRINGS, STRINGS])
     def score_matrix(self, image_bytes, text):
@@ -81,7 +100,7 @@ class ScoringModule(tf.Module):
     def signatures(self) -> dict:
         return {name: getattr(self, name).get_concrete_function()
                 for name in ("serving_default", "score_matrix", "encode_image", "score_features",
-                             "generate_caption")}
+                             "generate_caption", "score_text", "score_text_features")}
 
 
 def next_version(export_base: str) -> int:

@@ -15,6 +15,7 @@ from captioning import atomic
 
 RANKING_FILE = "ranking.json"
 SCORES = ("log_likelihood", "mean_log_prob", "pmi", "debiased")
+LIKELIHOOD_SCORES = ("log_likelihood", "mean_log_prob")  # computable without the prior pass (score_text)
 AUTO = "auto"  # debiased when the stored alpha helps, otherwise log_likelihood
 
 

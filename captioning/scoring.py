@@ -25,26 +25,39 @@ def prior_log_likelihood(model, tokens) -> tf.Tensor:
     return sequence_log_likelihood(model, model.null_features(batch), tokens)
 
 
-def derived_scores(log_likelihood, prior, num_tokens, unknown_tokens, truncated) -> dict:
-    """DESIGN.md's serving_default outputs from the two log-likelihoods and the token counts [B]."""
+def likelihood_scores(log_likelihood, num_tokens, unknown_tokens, truncated) -> dict:
+    """The outputs that need no prior pass: what `score_text` returns."""
     mean_log_prob = log_likelihood / tf.cast(num_tokens, tf.float32)
     return {
         "log_likelihood": log_likelihood,
         "num_tokens": num_tokens,
         "mean_log_prob": mean_log_prob,
         "perplexity": tf.exp(-mean_log_prob),
-        "prior_log_likelihood": prior,
-        "pmi": log_likelihood - prior,
         "unknown_tokens": unknown_tokens,
         "truncated": truncated,
     }
 
 
+def derived_scores(log_likelihood, prior, num_tokens, unknown_tokens, truncated) -> dict:
+    """DESIGN.md's serving_default outputs from the two log-likelihoods and the token counts [B]."""
+    return {**likelihood_scores(log_likelihood, num_tokens, unknown_tokens, truncated),
+            "prior_log_likelihood": prior, "pmi": log_likelihood - prior}
+
+
+def _counts(tokens):
+    return (tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32), tokens["unknown_tokens"], tokens["truncated"])
+
+
 def pair_scores(model, image_features, tokens) -> dict:
     """Every score of DESIGN.md for row-aligned image features [B, G, D] and tokenized texts [B]."""
     return derived_scores(sequence_log_likelihood(model, image_features, tokens), prior_log_likelihood(model, tokens),
-                          tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32), tokens["unknown_tokens"],
-                          tokens["truncated"])
+                          *_counts(tokens))
+
+
+def pair_likelihood_scores(model, image_features, tokens) -> dict:
+    """pair_scores without the prior: the decoder runs once instead of twice (most callers rank by
+    log_likelihood and never read the prior)."""
+    return likelihood_scores(sequence_log_likelihood(model, image_features, tokens), *_counts(tokens))
 
 
 def matrix_scores(model, image_features, tokens) -> dict:
