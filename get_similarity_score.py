@@ -38,6 +38,7 @@ flags.DEFINE_enum("rank_by", ranking.AUTO, [ranking.AUTO, *ranking.SCORES],
 flags.DEFINE_float("alpha", None, "Debiasing weight of the text prior (debiased = log_likelihood - alpha * prior); "
                                   "default: the alpha stored with the model, else 1 (= pmi).")
 flags.DEFINE_bool("json", False, "Print machine-readable JSON.")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's C++ start-up and log lines (also CAPTIONING_VERBOSE=1).")
 flags.DEFINE_bool("likelihood_only", False, "Skip the prior pass (the score_text signatures; about half the decoder "
                                             "work): no prior_log_likelihood or pmi. Ranks by log_likelihood or "
                                             "mean_log_prob only.")

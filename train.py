@@ -4,7 +4,8 @@
     python train.py --dataset coco --annotations annotations/captions_train2014.json --image_dir train2014 \
         --backbone EfficientNetB0 --backbone_weights imagenet
 
-Running the same command again after an interruption (even kill -9) resumes from the last checkpoint.
+Running the same command again after an interruption (even kill -9) resumes from the last checkpoint. With
+TF_CONFIG naming several workers, run the same command on each: they train as one job (MultiWorkerMirroredStrategy).
 """
 
 import os
@@ -48,6 +49,11 @@ flags.DEFINE_integer("steps_per_epoch", _TRAIN.steps_per_epoch, "Steps per epoch
 flags.DEFINE_float("learning_rate", _TRAIN.learning_rate, "Peak learning rate (warm-up, then cosine decay).")
 flags.DEFINE_integer("warmup_steps", _TRAIN.warmup_steps, "Warm-up steps.")
 flags.DEFINE_integer("checkpoint_every", _TRAIN.checkpoint_every_steps, "Checkpoint every N steps.")
+flags.DEFINE_integer("steps_per_loop", _TRAIN.steps_per_loop, "Optimizer steps per tf.function call (as Keras' "
+                     "steps_per_execution): fewer host round trips; metrics are read once per call.")
+flags.DEFINE_integer("log_every", _TRAIN.log_every_steps, "Progress line every N steps when the output is not a "
+                     "terminal (a terminal gets a live bar).")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's C++ start-up and log lines (also CAPTIONING_VERBOSE=1).")
 flags.DEFINE_bool("mixed_precision", _TRAIN.mixed_precision, "Train in mixed_float16 (GPUs).")
 flags.DEFINE_integer("seed", _TRAIN.seed, "Data order and image-dropout seed.")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in this run (training resumes next run).")
@@ -66,6 +72,7 @@ def training_config_from_flags() -> TrainingConfig:
     return TrainingConfig(global_batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
                           steps_per_epoch=FLAGS.steps_per_epoch, learning_rate=FLAGS.learning_rate,
                           warmup_steps=FLAGS.warmup_steps, checkpoint_every_steps=FLAGS.checkpoint_every,
+                          steps_per_loop=FLAGS.steps_per_loop, log_every_steps=FLAGS.log_every,
                           mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed)
 
 
@@ -85,10 +92,19 @@ def dataset_source(image_size: int):
     return FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, kwargs
 
 
+def first_line(text: str) -> str:
+    return (text.strip().splitlines() or [""])[0][:300]
+
+
 def main(argv):
     del argv
+    import tensorflow as tf
+
     from captioning.runner import run_training
 
+    if FLAGS.steps_per_loop < 1 or FLAGS.log_every < 1:
+        print("error: --steps_per_loop and --log_every must be at least 1", file=sys.stderr)
+        return 2
     model_config = model_config_from_flags()
     try:
         format, annotations, image_dir, kwargs = dataset_source(model_config.image_size)
@@ -100,6 +116,12 @@ def main(argv):
         logging.debug("training failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+            tf.errors.AbortedError, tf.errors.InternalError) as error:  # a peer of a multi-worker job died
+        logging.debug("training failed", exc_info=True)
+        print(f"error: the job lost a worker ({type(error).__name__}: {first_line(error.message)}); run the same "
+              "command on every worker to resume from the last checkpoint", file=sys.stderr)
+        return 1
     if export_path:
         print(f"exported SavedModel: {export_path}")
     return 0

@@ -9,8 +9,9 @@ from captioning.data.datasets import load_examples
 from captioning.text import Vocabulary
 
 
-def _vocabulary_and_config(run_dir, model_config, train_examples, max_vocab_size, min_word_count, log):
-    """A resumed run keeps the vocabulary and model shape it started with, whatever the flags say now."""
+def _vocabulary_and_config(run_dir, model_config, train_examples, max_vocab_size, min_word_count, log, chief=True):
+    """A resumed run keeps the vocabulary and model shape it started with, whatever the flags say now. Every
+    worker builds the same vocabulary from the same data; only the chief writes it."""
     vocabulary_path = os.path.join(run_dir, artifacts.VOCABULARY_FILE)
     config_path = os.path.join(run_dir, artifacts.CONFIG_FILE)
     if os.path.exists(vocabulary_path) and os.path.exists(config_path):
@@ -20,8 +21,9 @@ def _vocabulary_and_config(run_dir, model_config, train_examples, max_vocab_size
         return Vocabulary.load(vocabulary_path), saved
     vocabulary = Vocabulary.build([e.caption for e in train_examples], max_vocab_size, min_word_count)
     model_config = dataclasses.replace(model_config, vocab_size=len(vocabulary))
-    vocabulary.save(vocabulary_path)
-    atomic.write_text(config_path, model_config.to_json())
+    if chief:
+        vocabulary.save(vocabulary_path)
+        atomic.write_text(config_path, model_config.to_json())
     return vocabulary, model_config
 
 
@@ -30,17 +32,21 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
                  export: bool = True, max_vocab_size: int = 10000, min_word_count: int = 1, reader_kwargs=None,
                  strategy=None, log=print):
     """Trains (resuming if a checkpoint exists) and, once the configured steps are done, saves the model
-    beside `output_dir` and exports `output_dir/export/<version>/`. Returns the export path or None."""
+    beside `output_dir` and exports `output_dir/export/<version>/`. Returns the export path or None.
+    In a multi-worker job (TF_CONFIG) only the chief writes files; the others return None."""
+    from captioning import distribute
     from captioning.export import ScoringModule, export_saved_model
     from captioning.training import Trainer
 
+    strategy = strategy or distribute.make_strategy()  # first: the multi-worker runtime is set up only at start
+    chief = distribute.is_chief(strategy)
     splits = load_examples(format, annotations, image_dir, val_fraction, log=log, **(reader_kwargs or {}))
     train_examples, val_examples = splits["train"], splits.get("val", [])
     log(f"{len(train_examples)} training and {len(val_examples)} validation captions")
     run_dir = os.path.join(output_dir, "ckpt")
     os.makedirs(run_dir, exist_ok=True)
     vocabulary, model_config = _vocabulary_and_config(run_dir, model_config, train_examples, max_vocab_size,
-                                                      min_word_count, log)
+                                                      min_word_count, log, chief)
     trainer = Trainer(model_config, training_config, vocabulary, output_dir, strategy,
                       train_captions=[e.caption for e in train_examples])
     log(f"training on {trainer.strategy.num_replicas_in_sync} replica(s) "
@@ -48,6 +54,8 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
     trainer.fit(train_examples, val_examples, max_steps=max_steps, log=log)
     if int(trainer.step.numpy()) < training_config.total_steps:
         log(f"stopped at step {int(trainer.step.numpy())} of {training_config.total_steps}; run again to resume")
+        return None
+    if not chief:
         return None
     metadata = {**trainer.metadata(), "dataset": {"format": format, "annotations": annotations,
                                                   "image_dir": image_dir, "train_captions": len(train_examples),

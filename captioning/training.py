@@ -9,18 +9,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from captioning import atomic
+from captioning import atomic, distribute
 from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.pipeline import evaluation_dataset, training_dataset
 from captioning.memory import keep_freed_memory
 from captioning.model.captioner import Captioner
+from captioning.progress import Progress
 from captioning.text import Tokenizer, Vocabulary
-
-
-def make_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over every visible GPU (CUDA_VISIBLE_DEVICES is honoured by TF); the CPU otherwise."""
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy([d.name for d in gpus] if gpus else ["/cpu:0"])
 
 
 def masked_loss_and_accuracy(logits, batch):
@@ -45,7 +40,7 @@ class Trainer:
                  output_dir: str, strategy: tf.distribute.Strategy = None, train_captions=()):
         self.model_config, self.config, self.vocabulary = model_config, training_config, vocabulary
         self.output_dir = output_dir
-        self.strategy = strategy or make_strategy()
+        self.strategy = strategy or distribute.make_strategy()
         if training_config.mixed_precision:
             keras.mixed_precision.set_dtype_policy("mixed_float16")
         keras.utils.set_random_seed(training_config.seed)  # the same seed gives the same initial weights
@@ -57,22 +52,19 @@ class Trainer:
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
-        # CheckpointManager writes each checkpoint completely before it updates the index that names it, so an
-        # interrupted save (even kill -9) leaves the previous checkpoint as the latest.
-        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, "ckpt"), max_to_keep=3)
+        self.checkpoints = distribute.Checkpoints(self.checkpoint, os.path.join(output_dir, "ckpt"), self.strategy)
+        self.is_chief = distribute.is_chief(self.strategy)
         self.tokenizer = Tokenizer(vocabulary, model_config.max_length)
 
     def restore(self) -> int:
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.checkpoints.restore_latest()
         return int(self.step.numpy())
 
     def _replica_sums(self, batch, training):
         logits = self.model(batch["images"], batch["input_ids"], batch["use_null_image"], training=training)
         return masked_loss_and_accuracy(logits, batch)
 
-    @tf.function
-    def _train_step(self, iterator):
+    def _distributed_step(self, iterator):
         def step_fn(batch):
             # Dividing by the token count of the whole global batch makes the summed replica gradients equal to
             # one device's gradient on the same batch, whatever the number of replicas.
@@ -88,6 +80,21 @@ class Trainer:
         loss, accuracy = self.strategy.run(step_fn, args=(next(iterator),))
         self.step.assign_add(1)
         return (self.strategy.reduce("sum", loss, axis=None), self.strategy.reduce("sum", accuracy, axis=None))
+
+    @tf.function
+    def _train_loop(self, iterator, steps):
+        """`steps` optimizer steps in one call, with no host round trip between them (Keras' steps_per_execution);
+        each step's loss and accuracy go to the default summary writer from inside the graph, so writing them
+        never waits for the host. Returns the last step's loss and accuracy."""
+        loss = accuracy = tf.constant(0.0)
+        for _ in tf.range(steps):
+            loss, accuracy = self._distributed_step(iterator)
+            tf.summary.scalar("loss", loss, step=self.step)
+            tf.summary.scalar("accuracy", accuracy, step=self.step)
+        return loss, accuracy
+
+    def _train_step(self, iterator):
+        return self._train_loop(iterator, tf.constant(1))
 
     @tf.function
     def _eval_step(self, batch):
@@ -117,27 +124,27 @@ class Trainer:
         dataset = training_dataset(train_examples, self.tokenizer, self.model_config.image_size,
                                    config.global_batch_size, config.seed, self.model_config.image_dropout, start)
         iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        writers = {name: tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", name))
-                   for name in ("train", "validation")}
+        writers = self._summary_writers()
         step = start
         while step < stop:
             epoch = step // config.steps_per_epoch
             epoch_end = min((epoch + 1) * config.steps_per_epoch, stop)
             log(f"epoch {epoch + 1}/{config.epochs}")
             keep_freed_memory()  # after the datasets are built, which lower glibc's trim threshold
-            progress = keras.utils.Progbar(config.steps_per_epoch, stateful_metrics=["loss", "accuracy"])
+            progress = Progress(config.steps_per_epoch, every=config.log_every_steps, log=log)
             progress.update(step - epoch * config.steps_per_epoch)
             started = time.time()
             while step < epoch_end:
-                loss, accuracy = (float(v) for v in self._train_step(iterator))
-                step += 1
-                progress.update(step - epoch * config.steps_per_epoch, [("loss", loss), ("accuracy", accuracy)])
-                with writers["train"].as_default(step=step):
-                    tf.summary.scalar("loss", loss)
-                    tf.summary.scalar("accuracy", accuracy)
+                # A call never runs past a checkpoint or the epoch's end; the metrics are read once per call.
+                next_checkpoint = (step // config.checkpoint_every_steps + 1) * config.checkpoint_every_steps
+                steps = min(config.steps_per_loop, epoch_end - step, next_checkpoint - step)
+                with writers["train"].as_default():
+                    loss, accuracy = (float(v) for v in self._train_loop(iterator, tf.constant(steps)))
+                step += steps
+                progress.update(step - epoch * config.steps_per_epoch, {"loss": loss, "accuracy": accuracy})
                 if step % config.checkpoint_every_steps == 0:
-                    self.manager.save(checkpoint_number=step)
-            self.manager.save(checkpoint_number=step)
+                    self.checkpoints.save(step)
+            self.checkpoints.save(step)
             if step == (epoch + 1) * config.steps_per_epoch:  # a full epoch: validate and record it
                 validation = self.evaluate(val_examples) if val_examples else {}
                 with writers["validation"].as_default(step=step):
@@ -150,6 +157,13 @@ class Trainer:
                 log("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
         return history
 
+    def _summary_writers(self) -> dict:
+        """TensorBoard writers of the chief; other workers write nothing (TF's convention)."""
+        if not self.is_chief:
+            return {name: tf.summary.create_noop_writer() for name in ("train", "validation")}
+        return {name: tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", name))
+                for name in ("train", "validation")}
+
     def _history_path(self):
         return os.path.join(self.output_dir, "ckpt", "history.json")
 
@@ -160,7 +174,8 @@ class Trainer:
             return [h for h in json.load(f) if h["step"] <= int(self.step.numpy())]
 
     def _save_history(self, history):
-        atomic.write_text(self._history_path(), json.dumps(history, indent=1))
+        if self.is_chief:
+            atomic.write_text(self._history_path(), json.dumps(history, indent=1))
 
     def metadata(self) -> dict:
         return {"model_config": dataclasses.asdict(self.model_config),
