@@ -34,6 +34,8 @@ def make_strategy() -> tf.distribute.Strategy:
     """MultiWorkerMirroredStrategy when TF_CONFIG names several workers; otherwise MirroredStrategy over every
     visible GPU (CUDA_VISIBLE_DEVICES is honoured by TF), the CPU when there is none. Create it before any other
     TensorFlow work: the multi-worker strategy configures the runtime, which TF allows only at start-up."""
+    if not os.environ.get("TF_CONFIG", "x").strip():
+        del os.environ["TF_CONFIG"]  # TF's own resolver fails on a blank TF_CONFIG, even for MirroredStrategy
     if cluster_size() > 1:
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
@@ -58,6 +60,13 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if "chief" in resolver.cluster_spec().jobs:
         return resolver.task_type == "chief"
     return resolver.task_type == "worker" and resolver.task_id == 0
+
+
+def barrier(strategy: tf.distribute.Strategy) -> None:
+    """Every worker waits here for all the others (an all-reduce of one number): at the end of a job, the other
+    workers stay up while the chief writes the model, instead of exiting and being reported dead."""
+    if is_multi_worker(strategy):
+        strategy.reduce("sum", strategy.run(tf.function(lambda: tf.constant(1.0))), axis=None)
 
 
 class Checkpoints:

@@ -35,7 +35,6 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
     beside `output_dir` and exports `output_dir/export/<version>/`. Returns the export path or None.
     In a multi-worker job (TF_CONFIG) only the chief writes files; the others return None."""
     from captioning import distribute
-    from captioning.export import ScoringModule, export_saved_model
     from captioning.training import Trainer
 
     strategy = strategy or distribute.make_strategy()  # first: the multi-worker runtime is set up only at start
@@ -55,11 +54,19 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
     if int(trainer.step.numpy()) < training_config.total_steps:
         log(f"stopped at step {int(trainer.step.numpy())} of {training_config.total_steps}; run again to resume")
         return None
-    if not chief:
-        return None
-    metadata = {**trainer.metadata(), "dataset": {"format": format, "annotations": annotations,
-                                                  "image_dir": image_dir, "train_captions": len(train_examples),
-                                                  "val_captions": len(val_examples)}}
+    try:
+        if not chief:
+            return None
+        dataset = {"format": format, "annotations": annotations, "image_dir": image_dir,
+                   "train_captions": len(train_examples), "val_captions": len(val_examples)}
+        return _save_and_export(trainer, vocabulary, output_dir, {**trainer.metadata(), "dataset": dataset}, export)
+    finally:
+        distribute.barrier(strategy)  # the other workers wait for the chief's files
+
+
+def _save_and_export(trainer, vocabulary, output_dir, metadata, export):
+    from captioning.export import ScoringModule, export_saved_model
+
     artifacts.save_trained_model(output_dir, trainer.model, vocabulary, metadata)
     if not export:
         return None
