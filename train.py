@@ -14,19 +14,13 @@ import sys
 from absl import app, flags, logging
 
 from captioning.config import ModelConfig, TrainingConfig
-from captioning.data import datasets, synthetic
+from captioning.data.dataset_flags import dataset_source
 
 FLAGS = flags.FLAGS
 _MODEL, _TRAIN = ModelConfig(), TrainingConfig()
 
-flags.DEFINE_enum("dataset", "synthetic", datasets.FORMATS, "Dataset format.")
-flags.DEFINE_string("annotations", None, "COCO captions JSON, Karpathy JSON, Flickr token/results file or CSV.")
-flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to (not needed for CSV).")
-flags.DEFINE_list("flickr_split_files", [], "Flickr image lists as split=path, e.g. train=Flickr_8k.trainImages.txt.")
-flags.DEFINE_float("val_fraction", 0.05, "Share of images held out for validation when the data has no val split.")
-flags.DEFINE_integer("synthetic_num_images", 8000, "Synthetic dataset size.")
-flags.DEFINE_integer("synthetic_seed", 0, "Synthetic dataset seed (evaluate on another seed).")
-flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs kept out of synthetic training, e.g. red:star.")
+flags.DEFINE_string("tfrecords", None, "Train on this TFRecords directory (scripts/make_tfrecords.py) instead of "
+                                       "reading the dataset's image files.")
 flags.DEFINE_string("output_dir", "checkpoints", "Checkpoints, logs, the trained model and export/<version>/.")
 
 flags.DEFINE_string("backbone", _MODEL.backbone, "small_cnn or a keras.applications name (e.g. EfficientNetB0).")
@@ -76,22 +70,6 @@ def training_config_from_flags() -> TrainingConfig:
                           mixed_precision=FLAGS.mixed_precision, seed=FLAGS.seed)
 
 
-def dataset_source(image_size: int):
-    """-> (format, annotations path, image dir, reader kwargs), writing the synthetic dataset if needed."""
-    if FLAGS.dataset == "synthetic":
-        held_out = synthetic.parse_combinations(FLAGS.held_out_combinations)
-        data_dir = os.path.join(FLAGS.output_dir, "synthetic_data")
-        annotations = datasets.ensure_synthetic_dataset(data_dir, FLAGS.synthetic_num_images, FLAGS.synthetic_seed,
-                                               image_size, held_out)
-        return "coco", annotations, os.path.join(data_dir, "images"), {}
-    if not FLAGS.annotations:
-        raise app.UsageError(f"--dataset {FLAGS.dataset} needs --annotations")
-    kwargs = {}
-    if FLAGS.flickr_split_files:
-        kwargs["split_files"] = dict(item.split("=", 1) for item in FLAGS.flickr_split_files)
-    return FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, kwargs
-
-
 def first_line(text: str) -> str:
     return (text.strip().splitlines() or [""])[0][:300]
 
@@ -107,11 +85,13 @@ def main(argv):
         return 2
     model_config = model_config_from_flags()
     try:
-        format, annotations, image_dir, kwargs = dataset_source(model_config.image_size)
+        format, annotations, image_dir, kwargs = (None, None, None, {}) if FLAGS.tfrecords else \
+            dataset_source(model_config.image_size, os.path.join(FLAGS.output_dir, "synthetic_data"))
         export_path = run_training(model_config, training_config_from_flags(), format, annotations, image_dir,
                                    FLAGS.output_dir, val_fraction=FLAGS.val_fraction, max_steps=FLAGS.max_steps,
                                    export=FLAGS.export, max_vocab_size=FLAGS.max_vocab_size,
-                                   min_word_count=FLAGS.min_word_count, reader_kwargs=kwargs)
+                                   min_word_count=FLAGS.min_word_count, reader_kwargs=kwargs,
+                                   tfrecord_dir=FLAGS.tfrecords)
     except (ValueError, RuntimeError, OSError) as error:
         logging.debug("training failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)

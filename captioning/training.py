@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from captioning import atomic, distribute
 from captioning.config import ModelConfig, TrainingConfig
-from captioning.data.pipeline import evaluation_dataset, training_dataset
+from captioning.data.inputs import distributed_training_data, evaluation_data
 from captioning.memory import keep_freed_memory
 from captioning.model.captioner import Captioner
 from captioning.progress import Progress
@@ -105,8 +105,8 @@ class Trainer:
         return [self.strategy.reduce("sum", s, axis=None) for s in sums]
 
     def evaluate(self, examples) -> dict:
-        """Token-level loss and accuracy over `examples` (each example once)."""
-        dataset = evaluation_dataset(examples, self.tokenizer, self.model_config.image_size,
+        """Token-level loss and accuracy over `examples` (each example once; a list or a TFRecords split)."""
+        dataset = evaluation_data(examples, self.tokenizer, self.model_config.image_size,
                                      self.config.global_batch_size)
         totals = np.zeros(3)
         for batch in self.strategy.experimental_distribute_dataset(dataset):
@@ -121,9 +121,9 @@ class Trainer:
             log(f"resumed from checkpoint at step {start}")
         config, history = self.config, self._load_history()
         stop = config.total_steps if max_steps is None else min(config.total_steps, start + max_steps)
-        dataset = training_dataset(train_examples, self.tokenizer, self.model_config.image_size,
-                                   config.global_batch_size, config.seed, self.model_config.image_dropout, start)
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
+        iterator = iter(distributed_training_data(self.strategy, train_examples, self.tokenizer,
+                                                  self.model_config.image_size, config.global_batch_size,
+                                                  config.seed, self.model_config.image_dropout, start))
         writers = self._summary_writers()
         step = start
         while step < stop:
