@@ -48,7 +48,8 @@ flags.DEFINE_integer("steps_per_loop", _TRAIN.steps_per_loop, "Optimizer steps p
 flags.DEFINE_integer("log_every", _TRAIN.log_every_steps, "Progress line every N steps when the output is not a "
                      "terminal (a terminal gets a live bar).")
 flags.DEFINE_bool("verbose", False, "Show TensorFlow's C++ start-up and log lines (also CAPTIONING_VERBOSE=1).")
-flags.DEFINE_bool("mixed_precision", _TRAIN.mixed_precision, "Train in mixed_float16 (GPUs).")
+flags.DEFINE_bool("mixed_precision", _TRAIN.mixed_precision, "Reduced precision where the hardware has it: "
+                  "mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bf16 units, float32 otherwise.")
 flags.DEFINE_integer("seed", _TRAIN.seed, "Data order and image-dropout seed.")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in this run (training resumes next run).")
 flags.DEFINE_bool("export", True, "Export a SavedModel when training is complete.")

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from captioning import atomic, distribute
+from captioning import atomic, distribute, precision
 from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.inputs import distributed_training_data, evaluation_data
 from captioning.memory import keep_freed_memory
@@ -25,12 +25,12 @@ def masked_loss_and_accuracy(logits, batch):
     return tf.reduce_sum(losses * batch["mask"]), tf.reduce_sum(correct * batch["mask"])
 
 
-def build_optimizer(config: TrainingConfig):
+def build_optimizer(config: TrainingConfig, policy: str = "float32"):
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0, warmup_target=config.learning_rate, warmup_steps=config.warmup_steps,
         decay_steps=max(1, config.total_steps - config.warmup_steps), alpha=0.05)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=1.0)
-    return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer) if precision.needs_loss_scaling(policy) else optimizer
 
 
 class Trainer:
@@ -41,14 +41,14 @@ class Trainer:
         self.model_config, self.config, self.vocabulary = model_config, training_config, vocabulary
         self.output_dir = output_dir
         self.strategy = strategy or distribute.make_strategy()
-        if training_config.mixed_precision:
-            keras.mixed_precision.set_dtype_policy("mixed_float16")
+        self.policy = precision.mixed_policy() if training_config.mixed_precision else "float32"
         keras.utils.set_random_seed(training_config.seed)  # the same seed gives the same initial weights
         with self.strategy.scope():
-            self.model = Captioner(model_config)
+            with precision.dtype_policy(self.policy):
+                self.model = Captioner(model_config)
             if len(train_captions):  # start the output bias at log unigram frequencies: faster, stabler
                 self.model.decoder.output_layer.bias.assign(vocabulary.unigram_log_probs(list(train_captions)))
-            self.optimizer = build_optimizer(training_config)
+            self.optimizer = build_optimizer(training_config, self.policy)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(model=self.model, optimizer=self.optimizer, step=self.step)
@@ -72,7 +72,7 @@ class Trainer:
             with tf.GradientTape() as tape:
                 loss_sum, correct = self._replica_sums(batch, training=True)
                 loss = loss_sum / global_tokens
-                scaled = self.optimizer.scale_loss(loss) if self.config.mixed_precision else loss
+                scaled = self.optimizer.scale_loss(loss) if precision.needs_loss_scaling(self.policy) else loss
             gradients = tape.gradient(scaled, self.model.trainable_variables)
             self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
             return loss, correct / global_tokens
@@ -180,5 +180,5 @@ class Trainer:
     def metadata(self) -> dict:
         return {"model_config": dataclasses.asdict(self.model_config),
                 "training_config": dataclasses.asdict(self.config),
-                "steps": int(self.step.numpy()), "replicas": self.strategy.num_replicas_in_sync,
+                "steps": int(self.step.numpy()), "dtype_policy": self.policy, "replicas": self.strategy.num_replicas_in_sync,
                 "history": self._load_history()}
