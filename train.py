@@ -72,7 +72,9 @@ def training_config_from_flags() -> TrainingConfig:
 
 
 def first_line(text: str) -> str:
-    return (text.strip().splitlines() or [""])[0][:300]
+    """The first informative line of a TF error message (graph errors start with a generic header line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "Graph execution error" not in line]
+    return (lines or [""])[0][:300]
 
 
 def main(argv):
