@@ -36,7 +36,7 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
     beside `output_dir` and exports `output_dir/export/<version>/`. Returns the export path or None.
     With `tfrecord_dir` (scripts/make_tfrecords.py) it reads that directory's train and val splits instead of the
     dataset files. In a multi-worker job (TF_CONFIG) only the chief writes files; the others return None."""
-    from captioning import distribute
+    from captioning.runtime import distribute
     from captioning.training import Trainer
 
     strategy = strategy or distribute.make_strategy()  # first: the multi-worker runtime is set up only at start

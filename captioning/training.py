@@ -9,12 +9,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from captioning import atomic, distribute, precision
+from captioning import atomic
 from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.inputs import distributed_training_data, evaluation_data
 from captioning.memory import keep_freed_memory
 from captioning.model.captioner import Captioner
-from captioning.progress import Progress
+from captioning.runtime import distribute, precision
+from captioning.runtime.progress import Progress
 from captioning.text import Tokenizer, Vocabulary
 
 

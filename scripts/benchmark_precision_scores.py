@@ -26,7 +26,8 @@ flags.DEFINE_integer("seed", 321, "Scene seed.")
 def score(policy: str, pixels, texts) -> tuple:
     import tensorflow as tf
 
-    from captioning import artifacts, precision, scoring
+    from captioning import artifacts, scoring
+    from captioning.runtime import precision
     from captioning.text import Tokenizer
 
     with precision.dtype_policy(policy):

@@ -94,7 +94,7 @@ def training_data(case: Case, work_dir: str):
 
 def measure(case: Case, work_dir: str, steps: int) -> dict:
     """Runs in a child process: seconds per step and examples/s, after one untimed call."""
-    from captioning import distribute
+    from captioning.runtime import distribute
 
     strategy = distribute.make_strategy()  # first: a multi-worker runtime is set up only at start-up
     import tensorflow as tf

@@ -1,6 +1,6 @@
 """Training progress in a file or pipe: one line per N steps, not a bar frame per step."""
 
-from captioning.progress import Progress
+from captioning.runtime.progress import Progress
 
 
 def test_a_pipe_gets_one_line_per_n_steps_and_the_last_step():

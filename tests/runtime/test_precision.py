@@ -5,7 +5,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from captioning import precision
+from captioning.runtime import precision
 from tests.helpers import TINY_MODEL, TINY_TRAINING
 
 

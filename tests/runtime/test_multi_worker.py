@@ -12,10 +12,10 @@ import time
 import numpy as np
 import pytest
 
-from captioning.distribute import cluster_size
+from captioning.runtime.distribute import cluster_size
 from tests.helpers import synthetic_dataset
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 300
 TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim", "32", "--num_heads", "2",
               "--num_layers", "1", "--ff_dim", "64", "--max_length", "16", "--batch_size", "8"]
@@ -23,7 +23,7 @@ TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim
 # Three steps on a global batch of 8 under make_strategy(): one worker, or each of two workers with 4 examples.
 LOSSES = """
 import json, sys
-from captioning import distribute
+from captioning.runtime import distribute
 strategy = distribute.make_strategy()  # first, as train.py does
 import dataclasses, keras
 from captioning.data.pipeline import training_dataset

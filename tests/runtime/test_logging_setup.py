@@ -4,9 +4,9 @@ import os
 import subprocess
 import sys
 
-from captioning.logging_setup import is_native_noise, verbose_requested
+from captioning.runtime.logging_setup import is_native_noise, verbose_requested
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # What an entry point does first: import the package, then TensorFlow, which probes for CUDA; then log an error.
 SCRIPT = ("import captioning, tensorflow as tf, sys; tf.config.list_physical_devices('GPU'); "
           "print('error: a real one', file=sys.stderr)")
