@@ -90,8 +90,9 @@ class Trainer:
         loss = accuracy = tf.constant(0.0)
         for _ in tf.range(steps):
             loss, accuracy = self._distributed_step(iterator)
-            tf.summary.scalar("loss", loss, step=self.step)
-            tf.summary.scalar("accuracy", accuracy, step=self.step)
+            with tf.name_scope("/"):  # the root scope: tags "loss", not "while/loss"
+                tf.summary.scalar("loss", loss, step=self.step)
+                tf.summary.scalar("accuracy", accuracy, step=self.step)
         return loss, accuracy
 
     def _train_step(self, iterator):
@@ -108,7 +109,7 @@ class Trainer:
     def evaluate(self, examples) -> dict:
         """Token-level loss and accuracy over `examples` (each example once; a list or a TFRecords split)."""
         dataset = evaluation_data(examples, self.tokenizer, self.model_config.image_size,
-                                     self.config.global_batch_size)
+                                  self.config.global_batch_size)
         totals = np.zeros(3)
         for batch in self.strategy.experimental_distribute_dataset(dataset):
             totals += [float(t) for t in self._eval_step(batch)]
@@ -146,6 +147,7 @@ class Trainer:
                 if step % config.checkpoint_every_steps == 0:
                     self.checkpoints.save(step)
             self.checkpoints.save(step)
+            writers["train"].flush()  # the summaries so far reach disk with the checkpoint
             if step == (epoch + 1) * config.steps_per_epoch:  # a full epoch: validate and record it
                 validation = self.evaluate(val_examples) if val_examples else {}
                 with writers["validation"].as_default(step=step):

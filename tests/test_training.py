@@ -56,6 +56,16 @@ def test_several_steps_per_call_train_the_same_weights(tmp_path):
         weights[steps_per_loop] = [w.numpy() for w in trainer.model.weights]
     for a, b in zip(weights[1], weights[5]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert logged_steps(tmp_path / "run5" / "logs" / "train", "loss") == list(range(1, 9))  # every step, in-graph
+
+
+def logged_steps(log_dir, tag):
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    events = [event_pb2.Event.FromString(record.numpy()) for path in sorted(log_dir.iterdir())
+              for record in tf.data.TFRecordDataset(str(path))]
+    return sorted(event.step for event in events for value in event.summary.value if value.tag == tag)
 
 
 def test_a_run_writes_the_model_its_metadata_and_training_curves(tiny_run_dir):
