@@ -183,5 +183,6 @@ class Trainer:
     def metadata(self) -> dict:
         return {"model_config": dataclasses.asdict(self.model_config),
                 "training_config": dataclasses.asdict(self.config),
-                "steps": int(self.step.numpy()), "dtype_policy": self.policy, "replicas": self.strategy.num_replicas_in_sync,
+                "steps": int(self.step.numpy()), "dtype_policy": self.policy,
+                "replicas": self.strategy.num_replicas_in_sync,
                 "history": self._load_history()}

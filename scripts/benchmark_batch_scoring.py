@@ -10,7 +10,8 @@ per_pair:  one serving_default call per row, which reads, decodes and encodes th
 per_pair_likelihood_only: one score_text call per row (no prior pass).
 
 Each method runs in its own process, so the peak memory printed is that method's (ru_maxrss, model included);
-the time excludes loading the model and one warm-up call, and is the fastest of --repeats runs. All must produce the same log-likelihoods.
+the time excludes loading the model and one warm-up call, and is the fastest of --repeats runs. All must produce
+the same log-likelihoods.
 """
 
 import csv

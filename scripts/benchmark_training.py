@@ -14,7 +14,6 @@ with TF_CONFIG on loopback ports and the same global batch. The first call (trac
 import dataclasses
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -135,16 +134,6 @@ def measure(case: Case, work_dir: str, steps: int) -> dict:
             "policy": trainer.policy, "chief": trainer.is_chief}
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 def run_case(name: str, work_dir: str, steps: int) -> dict:
     """The case in child processes (one per worker); the chief's measurement."""
     case = CASES[name]
@@ -153,9 +142,9 @@ def run_case(name: str, work_dir: str, steps: int) -> dict:
     environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     environs = [environ]
     if case.workers > 1:
-        cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(case.workers)]}
-        environs = [{**environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}})}
-                    for i in range(case.workers)]
+        from captioning.runtime.distribute import local_cluster
+
+        environs = [{**environ, "TF_CONFIG": config} for config in local_cluster(case.workers)]
     children = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                 for env in environs]
     outputs = [child.communicate(timeout=1800) for child in children]

@@ -10,6 +10,7 @@ worker sees (NFS, GCS, ...).
 import json
 import os
 import shutil
+import socket
 
 import tensorflow as tf
 
@@ -28,6 +29,18 @@ def cluster_size(tf_config: str = None) -> int:
         return sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"TF_CONFIG is not valid JSON with a 'cluster' of chief/worker addresses: {error}") from None
+
+
+def local_cluster(workers: int) -> list:
+    """TF_CONFIG values for `workers` processes on this machine, on free loopback ports: for tests and benchmarks
+    of multi-worker training without a cluster."""
+    sockets = [socket.socket() for _ in range(workers)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    cluster = {"worker": [f"127.0.0.1:{s.getsockname()[1]}" for s in sockets]}
+    for s in sockets:
+        s.close()
+    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
 
 
 def make_strategy() -> tf.distribute.Strategy:

@@ -4,7 +4,6 @@ same global batch, only the chief writes files, and a job that lost a worker end
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from captioning.runtime.distribute import cluster_size
+from captioning.runtime.distribute import cluster_size, local_cluster
 from tests.helpers import synthetic_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -43,21 +42,6 @@ print(json.dumps({"losses": losses, "replicas": strategy.num_replicas_in_sync, "
 """
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def tf_configs(workers):
-    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(workers)]}
-    return [json.dumps({"cluster": cluster, "task": {"type": "worker", "index": i}}) for i in range(workers)]
-
-
 def start(command, tf_config=None, log_path=None):
     environ = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
     if tf_config:
@@ -80,7 +64,7 @@ def finish(processes, timeout=TIMEOUT):
 
 
 def test_tf_config_chooses_the_strategy_and_bad_tf_config_is_one_line():
-    two = json.loads(tf_configs(2)[0])
+    two = json.loads(local_cluster(2)[0])
     assert cluster_size(json.dumps(two)) == 2 and cluster_size("") == 0
     assert cluster_size(json.dumps({"cluster": {"chief": ["a:1"]}, "task": {"type": "chief", "index": 0}})) == 1
     with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
@@ -92,7 +76,7 @@ def test_two_workers_give_the_losses_of_one_on_the_same_global_batch(tmp_path):
     args = [annotations, str(tmp_path / "data" / "images")]
     one = start([sys.executable, "-c", LOSSES, *args, str(tmp_path / "one")])
     finish([one])
-    two = [start([sys.executable, "-c", LOSSES, *args, str(tmp_path / "two")], config) for config in tf_configs(2)]
+    two = [start([sys.executable, "-c", LOSSES, *args, str(tmp_path / "two")], config) for config in local_cluster(2)]
     finish(two)
     results = []
     for process in [one, *two]:
@@ -110,7 +94,7 @@ def test_two_workers_give_the_losses_of_one_on_the_same_global_batch(tmp_path):
 def test_a_job_that_loses_a_worker_ends_and_the_same_command_resumes(tmp_path):
     command = [sys.executable, "train.py", "--output_dir", str(tmp_path / "run"), *TINY_FLAGS, "--epochs", "1",
                "--steps_per_epoch", "400", "--checkpoint_every", "2"]
-    configs = tf_configs(2)
+    configs = local_cluster(2)
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [start(command, config, log) for config, log in zip(configs, logs)]
     checkpoint_state = tmp_path / "run" / "ckpt" / "checkpoint"
@@ -125,7 +109,7 @@ def test_a_job_that_loses_a_worker_ends_and_the_same_command_resumes(tmp_path):
     assert "error: the job lost a worker" in logs[0].read_text()
 
     # The same command on every worker (the orchestrator's restart), on new ports, for the last 2 steps.
-    configs = tf_configs(2)
+    configs = local_cluster(2)
     command[command.index("400")] = "6"
     workers = [start(command, config, log) for config, log in zip(configs, logs)]
     codes = finish(workers)
