@@ -86,3 +86,20 @@ def test_training_reads_tfrecords_end_to_end(records, tmp_path):
                         tfrecord_dir=records.directory) is None
     assert "16 training and 0 validation captions" in lines and "stopped at step 4 of 12; run again to resume" in lines
     assert "number" in Vocabulary.load(str(tmp_path / "ckpt" / "vocabulary.txt")).tokens
+
+
+def test_the_conversion_tool_writes_a_directory_training_reads_and_refuses_bad_input(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    tool = [sys.executable, "scripts/make_tfrecords.py", "--output_dir", str(tmp_path / "records")]
+    result = subprocess.run(tool + ["--synthetic_num_images", "12", "--image_size", "16", "--images_per_shard", "5"],
+                            cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    train = tfrecords.open_split(str(tmp_path / "records"), "train")
+    assert train.image_size == 16 and len(train.files) >= 2 and len(train.captions()) == train.num_captions
+    result = subprocess.run(tool + ["--dataset", "csv", "--annotations", str(tmp_path / "absent.csv")], cwd=root,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
