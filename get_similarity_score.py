@@ -40,6 +40,10 @@ flags.DEFINE_float("alpha", None, "Debiasing weight of the text prior (debiased 
 flags.DEFINE_bool("json", False, "Print machine-readable JSON.")
 flags.DEFINE_string("attention_figure", None, "With one --text: draw where the model looks on the image for each "
                                               "word of it (PNG), from the cross_attention signature.")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's C++ start-up and log lines (also CAPTIONING_VERBOSE=1).")
+flags.DEFINE_bool("likelihood_only", False, "Skip the prior pass (the score_text signatures; about half the decoder "
+                                            "work): no prior_log_likelihood or pmi. Ranks by log_likelihood or "
+                                            "mean_log_prob only.")
 
 flags.DEFINE_string("csv", None, "Score every row of a CSV with image_path,caption columns (paths may be relative "
                                  "to the CSV's folder).")
@@ -92,6 +96,10 @@ def open_model():
 
 def ranking_choice(model):
     """(score name, alpha) from --rank_by, --alpha and the ranking.json stored with a local model."""
+    if FLAGS.likelihood_only:  # the stored alpha is no use without the prior
+        if FLAGS.rank_by not in (ranking.AUTO, *ranking.LIKELIHOOD_SCORES) or FLAGS.alpha is not None:
+            raise InputError("--likelihood_only scores no prior: rank by log_likelihood or mean_log_prob")
+        return (ranking.LIKELIHOOD_SCORES[0] if FLAGS.rank_by == ranking.AUTO else FLAGS.rank_by), 1.0
     return ranking.resolve(FLAGS.rank_by, FLAGS.alpha, ranking.read_ranking(model.extra_file(ranking.RANKING_FILE)))
 
 
@@ -113,7 +121,7 @@ def score_texts():
     rank_by, alpha = ranking_choice(model)
     texts = list(FLAGS.text)
     pairs = {"image_bytes": [image_bytes] * len(texts), "text": texts}
-    scores = signatures.run_in_batches(model, FLAGS.signature, pairs)
+    scores = signatures.run_in_batches(model, "score_text" if FLAGS.likelihood_only else FLAGS.signature, pairs)
     if rank_by == "debiased":
         scores["debiased"] = ranking.ranking_scores(scores, rank_by, alpha)
     names = [name for name in (*SCORE_COLUMNS, "contrastive", "debiased") if name in scores]
@@ -130,8 +138,8 @@ def score_texts():
         for rank, row in enumerate(rows, start=1):
             row["rank"] = rank
             row["text"] += " (truncated)" if row.get("truncated") else ""
-        optional = [name for name in ("contrastive", "debiased") if name in scores]
-        print_table(["rank", "log_likelihood", "mean_log_prob", "pmi", *optional, "text"], rows)
+        optional = [name for name in ("pmi", "contrastive", "debiased") if name in scores]
+        print_table(["rank", "log_likelihood", "mean_log_prob", *optional, "text"], rows)
 
 
 def draw_attention(model, image_bytes, text, path):
@@ -163,7 +171,8 @@ def score_csv():
     model = open_model()
     rank_by, alpha = ranking_choice(model)
     captions_figure, matrix_figure = figure_paths()
-    summary = run_csv_job(model, pairs, FLAGS.output, rank_by, alpha, captions_figure, matrix_figure)
+    summary = run_csv_job(model, pairs, FLAGS.output, rank_by, alpha, captions_figure, matrix_figure,
+                          likelihood_only=FLAGS.likelihood_only)
     if FLAGS.json:
         print(json.dumps({"output": FLAGS.output, **dataclasses.asdict(summary)}, indent=2))
     else:

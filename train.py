@@ -4,7 +4,8 @@
     python train.py --dataset coco --annotations annotations/captions_train2014.json --image_dir train2014 \
         --backbone EfficientNetB0 --backbone_weights imagenet
 
-Running the same command again after an interruption (even kill -9) resumes from the last checkpoint.
+Running the same command again after an interruption (even kill -9) resumes from the last checkpoint. With
+TF_CONFIG naming several workers, run the same command on each: they train as one job (MultiWorkerMirroredStrategy).
 """
 
 import os
@@ -13,19 +14,13 @@ import sys
 from absl import app, flags, logging
 
 from captioning.config import ModelConfig, TrainingConfig
-from captioning.data import datasets, synthetic
+from captioning.data.dataset_flags import dataset_source
 
 FLAGS = flags.FLAGS
 _MODEL, _TRAIN = ModelConfig(), TrainingConfig()
 
-flags.DEFINE_enum("dataset", "synthetic", datasets.FORMATS, "Dataset format.")
-flags.DEFINE_string("annotations", None, "COCO captions JSON, Karpathy JSON, Flickr token/results file or CSV.")
-flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to (not needed for CSV).")
-flags.DEFINE_list("flickr_split_files", [], "Flickr image lists as split=path, e.g. train=Flickr_8k.trainImages.txt.")
-flags.DEFINE_float("val_fraction", 0.05, "Share of images held out for validation when the data has no val split.")
-flags.DEFINE_integer("synthetic_num_images", 8000, "Synthetic dataset size.")
-flags.DEFINE_integer("synthetic_seed", 0, "Synthetic dataset seed (evaluate on another seed).")
-flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs kept out of synthetic training, e.g. red:star.")
+flags.DEFINE_string("tfrecords", None, "Train on this TFRecords directory (scripts/make_tfrecords.py) instead of "
+                                       "reading the dataset's image files.")
 flags.DEFINE_string("output_dir", "checkpoints", "Checkpoints, logs, the trained model and export/<version>/.")
 
 flags.DEFINE_string("backbone", _MODEL.backbone, "small_cnn or a keras.applications name (e.g. EfficientNetB0).")
@@ -52,7 +47,13 @@ flags.DEFINE_integer("steps_per_epoch", _TRAIN.steps_per_epoch, "Steps per epoch
 flags.DEFINE_float("learning_rate", _TRAIN.learning_rate, "Peak learning rate (warm-up, then cosine decay).")
 flags.DEFINE_integer("warmup_steps", _TRAIN.warmup_steps, "Warm-up steps.")
 flags.DEFINE_integer("checkpoint_every", _TRAIN.checkpoint_every_steps, "Checkpoint every N steps.")
-flags.DEFINE_bool("mixed_precision", _TRAIN.mixed_precision, "Train in mixed_float16 (GPUs).")
+flags.DEFINE_integer("steps_per_loop", _TRAIN.steps_per_loop, "Optimizer steps per tf.function call (as Keras' "
+                     "steps_per_execution): fewer host round trips; metrics are read once per call.")
+flags.DEFINE_integer("log_every", _TRAIN.log_every_steps, "Progress line every N steps when the output is not a "
+                     "terminal (a terminal gets a live bar).")
+flags.DEFINE_bool("verbose", False, "Show TensorFlow's C++ start-up and log lines (also CAPTIONING_VERBOSE=1).")
+flags.DEFINE_bool("mixed_precision", _TRAIN.mixed_precision, "Reduced precision where the hardware has it: "
+                  "mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bf16 units, float32 otherwise.")
 flags.DEFINE_integer("seed", _TRAIN.seed, "Data order and image-dropout seed.")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in this run (training resumes next run).")
 flags.DEFINE_bool("export", True, "Export a SavedModel when training is complete.")
@@ -71,41 +72,45 @@ def training_config_from_flags() -> TrainingConfig:
     return TrainingConfig(global_batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
                           steps_per_epoch=FLAGS.steps_per_epoch, learning_rate=FLAGS.learning_rate,
                           warmup_steps=FLAGS.warmup_steps, checkpoint_every_steps=FLAGS.checkpoint_every,
+                          steps_per_loop=FLAGS.steps_per_loop, log_every_steps=FLAGS.log_every,
                           mixed_precision=FLAGS.mixed_precision, contrastive_weight=FLAGS.contrastive_weight,
                           seed=FLAGS.seed)
 
 
-def dataset_source(image_size: int):
-    """-> (format, annotations path, image dir, reader kwargs), writing the synthetic dataset if needed."""
-    if FLAGS.dataset == "synthetic":
-        held_out = synthetic.parse_combinations(FLAGS.held_out_combinations)
-        data_dir = os.path.join(FLAGS.output_dir, "synthetic_data")
-        annotations = datasets.ensure_synthetic_dataset(data_dir, FLAGS.synthetic_num_images, FLAGS.synthetic_seed,
-                                               image_size, held_out)
-        return "coco", annotations, os.path.join(data_dir, "images"), {}
-    if not FLAGS.annotations:
-        raise app.UsageError(f"--dataset {FLAGS.dataset} needs --annotations")
-    kwargs = {}
-    if FLAGS.flickr_split_files:
-        kwargs["split_files"] = dict(item.split("=", 1) for item in FLAGS.flickr_split_files)
-    return FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, kwargs
+def first_line(text: str) -> str:
+    """The first informative line of a TF error message (graph errors start with a generic header line)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "Graph execution error" not in line]
+    return (lines or [""])[0][:300]
 
 
 def main(argv):
     del argv
+    import tensorflow as tf
+
     from captioning.runner import run_training
 
+    if FLAGS.steps_per_loop < 1 or FLAGS.log_every < 1:
+        print("error: --steps_per_loop and --log_every must be at least 1", file=sys.stderr)
+        return 2
     model_config = model_config_from_flags()
     try:
-        format, annotations, image_dir, kwargs = dataset_source(model_config.image_size)
+        format, annotations, image_dir, kwargs = (None, None, None, {}) if FLAGS.tfrecords else \
+            dataset_source(model_config.image_size, os.path.join(FLAGS.output_dir, "synthetic_data"))
         export_path = run_training(model_config, training_config_from_flags(), format, annotations, image_dir,
                                    FLAGS.output_dir, val_fraction=FLAGS.val_fraction, max_steps=FLAGS.max_steps,
                                    export=FLAGS.export, max_vocab_size=FLAGS.max_vocab_size,
-                                   min_word_count=FLAGS.min_word_count, reader_kwargs=kwargs)
+                                   min_word_count=FLAGS.min_word_count, reader_kwargs=kwargs,
+                                   tfrecord_dir=FLAGS.tfrecords)
     except (ValueError, RuntimeError, OSError) as error:
         logging.debug("training failed", exc_info=True)
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+            tf.errors.AbortedError, tf.errors.InternalError) as error:  # a peer of a multi-worker job died
+        logging.debug("training failed", exc_info=True)
+        print(f"error: the job lost a worker ({type(error).__name__}: {first_line(error.message)}); run the same "
+              "command on every worker to resume from the last checkpoint", file=sys.stderr)
+        return 1
     if export_path:
         print(f"exported SavedModel: {export_path}")
     return 0

@@ -8,6 +8,7 @@ from captioning import batch_scoring, figures, ranking
 
 SCORE_COLUMNS = ("log_likelihood", "num_tokens", "mean_log_prob", "perplexity", "prior_log_likelihood", "pmi",
                  "unknown_tokens", "truncated")
+PRIOR_COLUMNS = ("prior_log_likelihood", "pmi")  # the scores that need the decoder's second (null image) pass
 
 
 @dataclasses.dataclass
@@ -36,14 +37,19 @@ def matrix_inputs(image_paths, captions, errors, max_images: int, max_texts: int
 
 def run_csv_job(model, pairs: batch_scoring.PairsCsv, output_path: str, rank_by: str = "log_likelihood",
                 alpha: float = 1.0, image_captions_figure: str = None, similarity_matrix_figure: str = None,
-                matrix_size: int = 30, progress: bool = True) -> JobSummary:
-    """Scores `pairs` (batch_scoring.read_pairs_csv) into `output_path`; bad rows get an error column."""
+                matrix_size: int = 30, progress: bool = True, likelihood_only: bool = False) -> JobSummary:
+    """Scores `pairs` (batch_scoring.read_pairs_csv) into `output_path`; bad rows get an error column.
+    `likelihood_only` skips the prior pass and its columns (rank_by must then not need the prior)."""
+    if likelihood_only and rank_by not in ranking.LIKELIHOOD_SCORES:
+        raise ValueError(f"ranking by {rank_by} needs the prior; drop --likelihood_only")
     started = time.perf_counter()
     image_paths, captions = pairs.image_paths(), pairs.captions()
-    scored = batch_scoring.score_pairs(model, image_paths, captions, progress=progress)
+    scored = batch_scoring.score_pairs(model, image_paths, captions, progress=progress,
+                                       likelihood_only=likelihood_only)
     # The --rank_by score of every row (the figure's values and the debiased column); None when no row scored.
     ranked = ranking.ranking_scores(scored.scores, rank_by, alpha) if scored.scores else None
-    columns = list(SCORE_COLUMNS) + ["contrastive"] * ("contrastive" in scored.scores)
+    columns = [c for c in SCORE_COLUMNS if not (likelihood_only and c in PRIOR_COLUMNS)]
+    columns += ["contrastive"] * ("contrastive" in scored.scores)
     if rank_by == "debiased" and ranked is not None:
         scored.scores["debiased"] = ranked
         columns.append("debiased")

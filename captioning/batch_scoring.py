@@ -62,8 +62,10 @@ def _batches_by_length(rows, captions, batch_size):
 
 
 def score_pairs(model, image_paths, captions, batch_size: int = MAX_ROWS_PER_CALL, images_per_chunk: int = 256,
-                progress: bool = True) -> ScoredPairs:
+                progress: bool = True, likelihood_only: bool = False) -> ScoredPairs:
     """Scores row i = (image_paths[i], captions[i]) for every row; results come back in row order.
+    `likelihood_only` skips the prior pass (`score_text_features`): no prior_log_likelihood or pmi, half the
+    decoder work.
 
     Images are read and encoded in chunks of `images_per_chunk` distinct images, so memory holds one chunk's
     files and features whatever the size of the CSV.
@@ -90,7 +92,7 @@ def score_pairs(model, image_paths, captions, batch_size: int = MAX_ROWS_PER_CAL
                 else:
                     rows += rows_of_image[path]
             for batch in _batches_by_length(rows, captions, batch_size):
-                outputs = model.run("score_features", {
+                outputs = model.run("score_text_features" if likelihood_only else "score_features", {
                     "image_features": np.stack([features[image_paths[row]] for row in batch]),
                     "text": [captions[row] for row in batch]})
                 for name, values in outputs.items():

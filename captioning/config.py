@@ -53,6 +53,8 @@ class TrainingConfig:
     warmup_steps: int = 200
     weight_decay: float = 0.01
     checkpoint_every_steps: int = 100
+    steps_per_loop: int = 1  # optimizer steps per tf.function call (Keras' steps_per_execution)
+    log_every_steps: int = 50  # progress lines when the output is a file or pipe, not a terminal
     validation_steps: int = 20
     mixed_precision: bool = False
     contrastive_weight: float = 0.1  # weight of the contrastive head's InfoNCE loss beside the caption loss

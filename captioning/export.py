@@ -4,7 +4,7 @@ Image decoding and tokenization run inside the graph; only core TensorFlow ops a
 XLA-compiled (TF Serving disables XLA). Signatures follow DESIGN.md:
   serving_default(image_bytes [B], text [B]) -> row-aligned scores
   score_matrix(image_bytes [N], text [M])    -> [N, M] scores, each image encoded once
-  encode_image(image_bytes [N])              -> image_features [N, grid_cells, embed_dim]
+  encode_image(image_bytes [N])              -> image_features [N, grid_cells, 2 * embed_dim]
   score_features(image_features [B, G, D], text [B]) -> serving_default's scores for encode_image's features
   embed_image(image_bytes [N]) -> embedding [N, D], embed_text(text [M]) -> embedding [M, D]: the contrastive
                                              head's unit vectors (models that have one; their dot product is the
@@ -12,6 +12,9 @@ XLA-compiled (TF Serving disables XLA). Signatures follow DESIGN.md:
   cross_attention(image_bytes [B], text [B]) -> attention [B, blocks, T, cells] (each predicted token's weights
                                                 over the image grid, averaged over heads), token [B, T] (the
                                                 predicted words, then [end]; padding ""), log_prob [B, T]
+  score_text(image_bytes [B], text [B])       -> serving_default's outputs without the prior pass
+                                                (no prior_log_likelihood, no pmi): the decoder runs once
+  score_text_features(image_features [B, G, D], text [B]) -> the same from encode_image's features
   generate_caption(image_bytes [B], beam_size, max_length, length_penalty scalars)
                                              -> caption [B, K] (best first), log_likelihood, num_tokens [B, K],
                                                 tokens [B, K, T]; max_length <= 0 means the model's maximum
@@ -63,6 +66,20 @@ class ScoringModule(tf.Module):
                                           "same length (use score_matrix for every image against every text)")
         return scoring.pair_scores(self.model, self._encode(image_bytes), self._tokenize(text))
 
+    # serving_default runs the decoder twice (image, then null image for the prior); callers that rank by
+    # log_likelihood never read the prior, so these two skip that pass.
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def score_text(self, image_bytes, text):
+        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
+                                  message="score_text takes row-aligned pairs: image_bytes and text need the same "
+                                          "length")
+        return scoring.pair_likelihood_scores(self.model, self._encode(image_bytes), self._tokenize(text))
+
+    @tf.function(input_signature=[FEATURES, STRINGS])
+    def score_text_features(self, image_features, text):
+        return scoring.pair_likelihood_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
+                                              self._tokenize(text))
+
     @tf.function(input_signature=[STRINGS, STRINGS])
     def score_matrix(self, image_bytes, text):
         return scoring.matrix_scores(self.model, self._encode(image_bytes), self._tokenize(text))
@@ -102,8 +119,9 @@ class ScoringModule(tf.Module):
         return {**result, "caption": tf.reshape(captions, shape[:2])}
 
     def signatures(self) -> dict:
-        names = ["serving_default", "score_matrix", "encode_image", "score_features", "cross_attention",
-                 "generate_caption"] + ["embed_image", "embed_text"] * bool(self.model.contrastive)
+        names = ["serving_default", "score_matrix", "encode_image", "score_features", "score_text",
+                 "score_text_features", "cross_attention", "generate_caption"]
+        names += ["embed_image", "embed_text"] * bool(self.model.contrastive)
         return {name: getattr(self, name).get_concrete_function() for name in names}
 
 

@@ -15,6 +15,7 @@ from captioning import atomic
 
 RANKING_FILE = "ranking.json"
 SCORES = ("log_likelihood", "mean_log_prob", "pmi", "debiased", "contrastive")
+LIKELIHOOD_SCORES = ("log_likelihood", "mean_log_prob", "contrastive")  # computable without the prior pass
 AUTO = "auto"  # debiased when the stored alpha helps, otherwise log_likelihood
 
 

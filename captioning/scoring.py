@@ -25,19 +25,27 @@ def prior_log_likelihood(model, tokens) -> tf.Tensor:
     return sequence_log_likelihood(model, model.null_features(batch), tokens)
 
 
-def derived_scores(log_likelihood, prior, num_tokens, unknown_tokens, truncated) -> dict:
-    """DESIGN.md's serving_default outputs from the two log-likelihoods and the token counts [B]."""
+def likelihood_scores(log_likelihood, num_tokens, unknown_tokens, truncated) -> dict:
+    """The outputs that need no prior pass: what `score_text` returns."""
     mean_log_prob = log_likelihood / tf.cast(num_tokens, tf.float32)
     return {
         "log_likelihood": log_likelihood,
         "num_tokens": num_tokens,
         "mean_log_prob": mean_log_prob,
         "perplexity": tf.exp(-mean_log_prob),
-        "prior_log_likelihood": prior,
-        "pmi": log_likelihood - prior,
         "unknown_tokens": unknown_tokens,
         "truncated": truncated,
     }
+
+
+def derived_scores(log_likelihood, prior, num_tokens, unknown_tokens, truncated) -> dict:
+    """DESIGN.md's serving_default outputs from the two log-likelihoods and the token counts [B]."""
+    return {**likelihood_scores(log_likelihood, num_tokens, unknown_tokens, truncated),
+            "prior_log_likelihood": prior, "pmi": log_likelihood - prior}
+
+
+def _counts(tokens):
+    return (tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32), tokens["unknown_tokens"], tokens["truncated"])
 
 
 def text_embeddings(model, tokens) -> tf.Tensor:
@@ -48,16 +56,26 @@ def image_embeddings(model, image_features) -> tf.Tensor:
     return tf.cast(model.embed_images(image_features), tf.float32)
 
 
-def pair_scores(model, image_features, tokens) -> dict:
-    """Every score of DESIGN.md for row-aligned image features [B, G, D] and tokenized texts [B]; `contrastive`
-    (the cosine similarity of the two unit embeddings) when the model has a contrastive head."""
-    scores = derived_scores(sequence_log_likelihood(model, image_features, tokens), prior_log_likelihood(model, tokens),
-                            tf.cast(tf.reduce_sum(tokens["mask"], axis=1), tf.int32), tokens["unknown_tokens"],
-                            tokens["truncated"])
+def _with_contrastive(scores: dict, model, image_features, tokens) -> dict:
+    """`contrastive` (the cosine similarity of the two unit embeddings) added when the model has the head."""
     if model.contrastive:
         scores["contrastive"] = tf.reduce_sum(image_embeddings(model, image_features) * text_embeddings(model, tokens),
                                               axis=1)
     return scores
+
+
+def pair_scores(model, image_features, tokens) -> dict:
+    """Every score of DESIGN.md for row-aligned image features [B, G, D] and tokenized texts [B]."""
+    scores = derived_scores(sequence_log_likelihood(model, image_features, tokens), prior_log_likelihood(model, tokens),
+                            *_counts(tokens))
+    return _with_contrastive(scores, model, image_features, tokens)
+
+
+def pair_likelihood_scores(model, image_features, tokens) -> dict:
+    """pair_scores without the prior: the decoder runs once instead of twice (most callers rank by
+    log_likelihood and never read the prior)."""
+    scores = likelihood_scores(sequence_log_likelihood(model, image_features, tokens), *_counts(tokens))
+    return _with_contrastive(scores, model, image_features, tokens)
 
 
 def token_attention(model, image_features, tokens) -> dict:

@@ -11,16 +11,12 @@ import tensorflow as tf
 
 from captioning import atomic
 from captioning.config import ModelConfig, TrainingConfig
-from captioning.data.pipeline import evaluation_dataset, training_dataset
+from captioning.data.inputs import distributed_training_data, evaluation_data
 from captioning.memory import keep_freed_memory
 from captioning.model.captioner import Captioner
+from captioning.runtime import distribute, precision
+from captioning.runtime.progress import Progress
 from captioning.text import Tokenizer, Vocabulary
-
-
-def make_strategy() -> tf.distribute.Strategy:
-    """MirroredStrategy over every visible GPU (CUDA_VISIBLE_DEVICES is honoured by TF); the CPU otherwise."""
-    gpus = tf.config.list_logical_devices("GPU")
-    return tf.distribute.MirroredStrategy([d.name for d in gpus] if gpus else ["/cpu:0"])
 
 
 def masked_loss_and_accuracy(logits, batch):
@@ -54,12 +50,12 @@ def contrastive_loss_sum(image_embeddings, text_embeddings, image_keys, logit_sc
     return tf.reduce_sum(cross_entropy(image_embeddings, all_texts) + cross_entropy(text_embeddings, all_images)) / 2
 
 
-def build_optimizer(config: TrainingConfig):
+def build_optimizer(config: TrainingConfig, policy: str = "float32"):
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0, warmup_target=config.learning_rate, warmup_steps=config.warmup_steps,
         decay_steps=max(1, config.total_steps - config.warmup_steps), alpha=0.05)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay, clipnorm=1.0)
-    return keras.optimizers.LossScaleOptimizer(optimizer) if config.mixed_precision else optimizer
+    return keras.optimizers.LossScaleOptimizer(optimizer) if precision.needs_loss_scaling(policy) else optimizer
 
 
 class Trainer:
@@ -69,27 +65,25 @@ class Trainer:
                  output_dir: str, strategy: tf.distribute.Strategy = None, train_captions=()):
         self.model_config, self.config, self.vocabulary = model_config, training_config, vocabulary
         self.output_dir = output_dir
-        self.strategy = strategy or make_strategy()
-        if training_config.mixed_precision:
-            keras.mixed_precision.set_dtype_policy("mixed_float16")
+        self.strategy = strategy or distribute.make_strategy()
+        self.policy = precision.mixed_policy() if training_config.mixed_precision else "float32"
         keras.utils.set_random_seed(training_config.seed)  # the same seed gives the same initial weights
         with self.strategy.scope():
-            self.model = Captioner(model_config)
+            with precision.dtype_policy(self.policy):
+                self.model = Captioner(model_config)
             if len(train_captions):  # start the output bias at log unigram frequencies: faster, stabler
                 self.model.decoder.output_layer.bias.assign(vocabulary.unigram_log_probs(list(train_captions)))
-            self.optimizer = build_optimizer(training_config)
+            self.optimizer = build_optimizer(training_config, self.policy)
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(model=self.model.variables_by_path(), optimizer=self.optimizer,
                                               step=self.step)
-        # CheckpointManager writes each checkpoint completely before it updates the index that names it, so an
-        # interrupted save (even kill -9) leaves the previous checkpoint as the latest.
-        self.manager = tf.train.CheckpointManager(self.checkpoint, os.path.join(output_dir, "ckpt"), max_to_keep=3)
+        self.checkpoints = distribute.Checkpoints(self.checkpoint, os.path.join(output_dir, "ckpt"), self.strategy)
+        self.is_chief = distribute.is_chief(self.strategy)
         self.tokenizer = Tokenizer(vocabulary, model_config.max_length)
 
     def restore(self) -> int:
-        if self.manager.latest_checkpoint:
-            self.checkpoint.restore(self.manager.latest_checkpoint).assert_existing_objects_matched()
+        self.checkpoints.restore_latest()
         return int(self.step.numpy())
 
     def _replica_sums(self, batch, training):
@@ -118,11 +112,10 @@ class Trainer:
             loss_sum, correct, contrastive_sum = self._replica_sums(batch, training=True)
             loss, contrastive = loss_sum / global_tokens, contrastive_sum / global_pairs
             total = loss + self.config.contrastive_weight * contrastive
-            scaled = self.optimizer.scale_loss(total) if self.config.mixed_precision else total
+            scaled = self.optimizer.scale_loss(total) if precision.needs_loss_scaling(self.policy) else total
         return tape.gradient(scaled, self.model.trainable_variables), (loss, correct / global_tokens, contrastive)
 
-    @tf.function
-    def _train_step(self, iterator):
+    def _distributed_step(self, iterator):
         def step_fn(batch):
             gradients, metrics = self._replica_gradients(batch)
             self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))  # sums the replicas'
@@ -133,6 +126,24 @@ class Trainer:
         return [self.strategy.reduce("sum", value, axis=None) for value in per_replica]
 
     @tf.function
+    def _train_loop(self, iterator, steps):
+        """`steps` optimizer steps in one call, with no host round trip between them (Keras' steps_per_execution);
+        each step's loss and accuracy go to the default summary writer from inside the graph, so writing them
+        never waits for the host. Returns the last step's loss, accuracy and contrastive loss."""
+        loss = accuracy = contrastive = tf.constant(0.0)
+        for _ in tf.range(steps):
+            loss, accuracy, contrastive = self._distributed_step(iterator)
+            with tf.name_scope("/"):  # the root scope: tags "loss", not "while/loss"
+                tf.summary.scalar("loss", loss, step=self.step)
+                tf.summary.scalar("accuracy", accuracy, step=self.step)
+                if self.model.contrastive:
+                    tf.summary.scalar("contrastive_loss", contrastive, step=self.step)
+        return loss, accuracy, contrastive
+
+    def _train_step(self, iterator):
+        return self._train_loop(iterator, tf.constant(1))
+
+    @tf.function
     def _eval_step(self, batch):
         def step_fn(batch):
             loss_sum, correct, _ = self._replica_sums(batch, training=False)
@@ -141,9 +152,9 @@ class Trainer:
         return [self.strategy.reduce("sum", s, axis=None) for s in sums]
 
     def evaluate(self, examples) -> dict:
-        """Token-level loss and accuracy over `examples` (each example once)."""
-        dataset = evaluation_dataset(examples, self.tokenizer, self.model_config.image_size,
-                                     self.config.global_batch_size)
+        """Token-level loss and accuracy over `examples` (each example once; a list or a TFRecords split)."""
+        dataset = evaluation_data(examples, self.tokenizer, self.model_config.image_size,
+                                  self.config.global_batch_size)
         totals = np.zeros(3)
         for batch in self.strategy.experimental_distribute_dataset(dataset):
             totals += [float(t) for t in self._eval_step(batch)]
@@ -157,11 +168,10 @@ class Trainer:
             log(f"resumed from checkpoint at step {start}")
         config, history = self.config, self._load_history()
         stop = config.total_steps if max_steps is None else min(config.total_steps, start + max_steps)
-        dataset = training_dataset(train_examples, self.tokenizer, self.model_config.image_size,
-                                   config.global_batch_size, config.seed, self.model_config.image_dropout, start)
-        iterator = iter(self.strategy.experimental_distribute_dataset(dataset))
-        writers = {name: tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", name))
-                   for name in ("train", "validation")}
+        iterator = iter(distributed_training_data(self.strategy, train_examples, self.tokenizer,
+                                                  self.model_config.image_size, config.global_batch_size,
+                                                  config.seed, self.model_config.image_dropout, start))
+        writers = self._summary_writers()
         step = start
         while step < stop:
             epoch = step // config.steps_per_epoch
@@ -169,20 +179,23 @@ class Trainer:
             log(f"epoch {epoch + 1}/{config.epochs}")
             keep_freed_memory()  # after the datasets are built, which lower glibc's trim threshold
             metric_names = ["loss", "accuracy"] + ["contrastive_loss"] * bool(self.model.contrastive)
-            progress = keras.utils.Progbar(config.steps_per_epoch, stateful_metrics=metric_names)
+            progress = Progress(config.steps_per_epoch, every=config.log_every_steps, log=log)
             progress.update(step - epoch * config.steps_per_epoch)
             started = time.time()
             while step < epoch_end:
-                metrics = dict(zip(metric_names, (float(v) for v in self._train_step(iterator))))
+                # A call never runs past a checkpoint or the epoch's end; the metrics are read once per call.
+                next_checkpoint = (step // config.checkpoint_every_steps + 1) * config.checkpoint_every_steps
+                steps = min(config.steps_per_loop, epoch_end - step, next_checkpoint - step)
+                with writers["train"].as_default():
+                    values = self._train_loop(iterator, tf.constant(steps))
+                metrics = dict(zip(metric_names, (float(v) for v in values)))
                 loss, accuracy = metrics["loss"], metrics["accuracy"]
-                step += 1
-                progress.update(step - epoch * config.steps_per_epoch, list(metrics.items()))
-                with writers["train"].as_default(step=step):
-                    for name, value in metrics.items():
-                        tf.summary.scalar(name, value)
+                step += steps
+                progress.update(step - epoch * config.steps_per_epoch, metrics)
                 if step % config.checkpoint_every_steps == 0:
-                    self.manager.save(checkpoint_number=step)
-            self.manager.save(checkpoint_number=step)
+                    self.checkpoints.save(step)
+            self.checkpoints.save(step)
+            writers["train"].flush()  # the summaries so far reach disk with the checkpoint
             if step == (epoch + 1) * config.steps_per_epoch:  # a full epoch: validate and record it
                 validation = self.evaluate(val_examples) if val_examples else {}
                 with writers["validation"].as_default(step=step):
@@ -195,6 +208,13 @@ class Trainer:
                 log("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
         return history
 
+    def _summary_writers(self) -> dict:
+        """TensorBoard writers of the chief; other workers write nothing (TF's convention)."""
+        if not self.is_chief:
+            return {name: tf.summary.create_noop_writer() for name in ("train", "validation")}
+        return {name: tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", name))
+                for name in ("train", "validation")}
+
     def _history_path(self):
         return os.path.join(self.output_dir, "ckpt", "history.json")
 
@@ -205,10 +225,12 @@ class Trainer:
             return [h for h in json.load(f) if h["step"] <= int(self.step.numpy())]
 
     def _save_history(self, history):
-        atomic.write_text(self._history_path(), json.dumps(history, indent=1))
+        if self.is_chief:
+            atomic.write_text(self._history_path(), json.dumps(history, indent=1))
 
     def metadata(self) -> dict:
         return {"model_config": dataclasses.asdict(self.model_config),
                 "training_config": dataclasses.asdict(self.config),
-                "steps": int(self.step.numpy()), "replicas": self.strategy.num_replicas_in_sync,
+                "steps": int(self.step.numpy()), "dtype_policy": self.policy,
+                "replicas": self.strategy.num_replicas_in_sync,
                 "history": self._load_history()}

@@ -88,6 +88,21 @@ def test_scores_equal_serving_default_and_each_image_is_encoded_once(model, pair
         np.testing.assert_allclose(scored.scores[name][good], values, rtol=1e-5, atol=1e-5, err_msg=name)
 
 
+def test_likelihood_only_skips_the_prior_columns_and_keeps_the_likelihoods(model, pairs_csv, tmp_path):
+    pairs = batch_scoring.read_pairs_csv(pairs_csv)
+    full = batch_scoring.score_pairs(model, pairs.image_paths(), pairs.captions(), progress=False)
+    fast = batch_scoring.score_pairs(model, pairs.image_paths(), pairs.captions(), progress=False,
+                                     likelihood_only=True)
+    assert fast.errors == full.errors and "prior_log_likelihood" not in fast.scores
+    for name, values in fast.scores.items():
+        np.testing.assert_allclose(values, full.scores[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    run_csv_job(model, pairs, str(tmp_path / "scored.csv"), progress=False, likelihood_only=True)
+    with open(tmp_path / "scored.csv", newline="") as f:
+        assert "pmi" not in next(csv.reader(f))
+    with pytest.raises(ValueError, match="needs the prior"):
+        run_csv_job(model, pairs, str(tmp_path / "x.csv"), "pmi", progress=False, likelihood_only=True)
+
+
 def test_matrix_equals_pairwise_scores(model, sample_images):
     paths, _ = sample_images
     image_bytes = [batch_scoring.read_bytes(path) for path in paths]

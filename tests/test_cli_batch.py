@@ -126,3 +126,16 @@ def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = run_cli("--model_dir", "/no/model", *args)
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_likelihood_only_ranks_texts_without_the_prior(tiny_export_dir, sample_images):
+    paths, _ = sample_images
+    texts = ["--text", "a red circle", "--text", "a green square on the left"]
+    result = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], *texts, "--likelihood_only", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)["results"]
+    assert [set(row) >= {"log_likelihood", "mean_log_prob"} and "pmi" not in row for row in rows] == [True, True]
+    assert rows[0]["log_likelihood"] >= rows[1]["log_likelihood"]
+    refused = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], *texts, "--likelihood_only",
+                      "--rank_by", "pmi")
+    assert refused.returncode == 2 and "--likelihood_only scores no prior" in refused.stderr

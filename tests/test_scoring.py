@@ -89,3 +89,13 @@ def test_score_matrix_equals_pairwise_scores(image_bytes, exported):
     pairs = exported.score([image for image in image_bytes for _ in TEXTS], TEXTS * len(image_bytes))
     for name in ("log_likelihood", "mean_log_prob", "pmi"):
         np.testing.assert_allclose(matrix[name].ravel(), pairs[name], rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_score_text_gives_serving_defaults_likelihoods_without_the_prior(image_bytes, exported):
+    full = exported.score(image_bytes, TEXTS)
+    likelihood_only = exported.run("score_text", {"image_bytes": image_bytes, "text": TEXTS})
+    assert set(likelihood_only) == set(full) - {"prior_log_likelihood", "pmi"}
+    for name, values in likelihood_only.items():
+        np.testing.assert_allclose(values, full[name], rtol=1e-5, atol=1e-5, err_msg=name)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="row-aligned"):
+        exported.run("score_text", {"image_bytes": image_bytes, "text": TEXTS[:1]})

@@ -35,6 +35,39 @@ def test_loss_falls_over_a_few_steps(tmp_path):
     assert after < before - 0.5, (before, after)
 
 
+def test_several_steps_per_call_train_the_same_weights(tmp_path):
+    from captioning.data.readers import read_coco
+    from captioning.text import Vocabulary
+    from captioning.training import Trainer
+
+    annotations = synthetic_dataset(tmp_path / "data", num_images=20)
+    examples = read_coco(annotations, str(tmp_path / "data" / "images"))
+    vocabulary = Vocabulary.build([e.caption for e in examples])
+    config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
+    weights = {}
+    for steps_per_loop in (1, 5):  # 5: calls of 5, 1 (up to the checkpoint at 6) and 2 steps
+        training = dataclasses.replace(TINY_TRAINING, steps_per_epoch=8, checkpoint_every_steps=6,
+                                       steps_per_loop=steps_per_loop)
+        run_dir = tmp_path / f"run{steps_per_loop}"
+        trainer = Trainer(config, training, vocabulary, str(run_dir))
+        trainer.fit(examples, [], log=lambda *_: None)
+        assert int(trainer.step.numpy()) == 8
+        assert {"ckpt-6.index", "ckpt-8.index"} <= set(os.listdir(run_dir / "ckpt"))
+        weights[steps_per_loop] = [w.numpy() for w in trainer.model.weights]
+    for a, b in zip(weights[1], weights[5]):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert logged_steps(tmp_path / "run5" / "logs" / "train", "loss") == list(range(1, 9))  # every step, in-graph
+
+
+def logged_steps(log_dir, tag):
+    import tensorflow as tf
+    from tensorflow.core.util import event_pb2
+
+    events = [event_pb2.Event.FromString(record.numpy()) for path in sorted(log_dir.iterdir())
+              for record in tf.data.TFRecordDataset(str(path))]
+    return sorted(event.step for event in events for value in event.summary.value if value.tag == tag)
+
+
 def test_a_run_writes_the_model_its_metadata_and_training_curves(tiny_run_dir):
     with open(os.path.join(tiny_run_dir, "training_metadata.json")) as f:
         metadata = json.load(f)

@@ -17,14 +17,33 @@ def _numbered(dataset: tf.data.Dataset) -> tf.data.Dataset:
     return dataset.enumerate().map(lambda index, pair: (pair[0], pair[1], index))
 
 
+def image_key(name: tf.Tensor) -> tf.Tensor:
+    """An int64 naming an image (from its path or id), so the contrastive loss can tell two captions of one image
+    in a batch."""
+    return tf.strings.to_hash_bucket_fast(name, 2**62)
+
+
 def _read_images(dataset: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
-    # The path's hash names the image, so the contrastive loss can tell two captions of one image in a batch.
     return dataset.map(lambda path, caption, index: (decode_and_resize(tf.io.read_file(path), image_size),
-                                                     tf.strings.to_hash_bucket_fast(path, 2**62), caption, index),
+                                                     image_key(path), caption, index),
                        num_parallel_calls=AUTOTUNE)
 
 
-def _to_features(tokenizer, use_null_image):
+def null_image_draws(seed: int, image_dropout: float):
+    """index [B] -> use_null_image [B]: image dropout drawn from each example's position in the stream, so it is
+    the same on one replica or many, and after a resume."""
+    def use_null_image(index):
+        seeds = tf.stack([tf.fill(tf.shape(index), tf.constant(seed, tf.int64)), index], axis=1)
+        draws = tf.map_fn(lambda s: tf.random.stateless_uniform([], seed=s), seeds, fn_output_signature=tf.float32)
+        return draws < image_dropout
+    return use_null_image
+
+
+def never_null_image(index):
+    return tf.zeros_like(index, tf.bool)
+
+
+def to_features(tokenizer, use_null_image):
     def to_features(images, image_keys, captions, index):
         tokens = tokenizer(captions)
         return {
@@ -46,19 +65,13 @@ def training_dataset(examples, tokenizer: Tokenizer, image_size: int, global_bat
     (cheaply: the skip happens before any image is read). Image dropout is drawn per example from the example's
     position in the stream, so it is the same on one replica or many, and after a resume.
     """
-    def use_null_image(index):
-        seeds = tf.stack([tf.fill(tf.shape(index), tf.constant(seed, tf.int64)), index], axis=1)
-        draws = tf.map_fn(lambda s: tf.random.stateless_uniform([], seed=s), seeds, fn_output_signature=tf.float32)
-        return draws < image_dropout
-
     dataset = _indexed_examples(examples).shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
     dataset = _numbered(dataset.repeat()).skip(start_step * global_batch_size)
     dataset = _read_images(dataset, image_size).batch(global_batch_size, drop_remainder=True)
-    return dataset.map(_to_features(tokenizer, use_null_image)).prefetch(AUTOTUNE)
+    return dataset.map(to_features(tokenizer, null_image_draws(seed, image_dropout))).prefetch(AUTOTUNE)
 
 
 def evaluation_dataset(examples, tokenizer: Tokenizer, image_size: int, global_batch_size: int) -> tf.data.Dataset:
     """Every example once, in order, always with its real image."""
     dataset = _read_images(_numbered(_indexed_examples(examples)), image_size).batch(global_batch_size)
-    never = lambda index: tf.zeros_like(index, tf.bool)  # noqa: E731
-    return dataset.map(_to_features(tokenizer, never)).prefetch(AUTOTUNE)
+    return dataset.map(to_features(tokenizer, never_null_image)).prefetch(AUTOTUNE)

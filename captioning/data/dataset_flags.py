@@ -1,0 +1,35 @@
+"""The flags that name a dataset, shared by train.py and scripts/make_tfrecords.py (importing this module
+defines them), and what they resolve to."""
+
+import os
+
+from absl import app, flags
+
+from captioning.data import datasets, synthetic
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_enum("dataset", "synthetic", datasets.FORMATS, "Dataset format.")
+flags.DEFINE_string("annotations", None, "COCO captions JSON, Karpathy JSON, Flickr token/results file or CSV.")
+flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to (not needed for CSV).")
+flags.DEFINE_list("flickr_split_files", [], "Flickr image lists as split=path, e.g. train=Flickr_8k.trainImages.txt.")
+flags.DEFINE_float("val_fraction", 0.05, "Share of images held out for validation when the data has no val split.")
+flags.DEFINE_integer("synthetic_num_images", 8000, "Synthetic dataset size.")
+flags.DEFINE_integer("synthetic_seed", 0, "Synthetic dataset seed (evaluate on another seed).")
+flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs kept out of synthetic training, e.g. red:star.")
+
+
+def dataset_source(image_size: int, synthetic_dir: str):
+    """-> (format, annotations path, image dir, reader kwargs), writing the synthetic dataset to `synthetic_dir`
+    if needed."""
+    if FLAGS.dataset == "synthetic":
+        held_out = synthetic.parse_combinations(FLAGS.held_out_combinations)
+        annotations = datasets.ensure_synthetic_dataset(synthetic_dir, FLAGS.synthetic_num_images,
+                                                        FLAGS.synthetic_seed, image_size, held_out)
+        return "coco", annotations, os.path.join(synthetic_dir, "images"), {}
+    if not FLAGS.annotations:
+        raise app.UsageError(f"--dataset {FLAGS.dataset} needs --annotations")
+    kwargs = {}
+    if FLAGS.flickr_split_files:
+        kwargs["split_files"] = dict(item.split("=", 1) for item in FLAGS.flickr_split_files)
+    return FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, kwargs

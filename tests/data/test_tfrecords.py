@@ -1,0 +1,105 @@
+"""TFRecords: every caption comes back with (nearly) the pixels the per-file path reads, workers read disjoint
+shards, bad directories fail in one line, and train.py's code path trains from them."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from captioning.data import pipeline, tfrecords
+from captioning.data.examples import CaptionExample
+from captioning.text import Tokenizer, Vocabulary
+from tests.helpers import TINY_MODEL, TINY_TRAINING, write_image
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory):
+    """Eight solid-colour 48px images, two captions each; the number word names the image."""
+    directory = tmp_path_factory.mktemp("images")
+    rows = []
+    for k in range(8):
+        path = write_image(directory / f"{k}.png", size=(48, 48), color=(30 * k, 255 - 30 * k, 90))
+        rows += [CaptionExample(path, f"picture number {k}", str(k), "train"),
+                 CaptionExample(path, f"a coloured square {k}", str(k), "train")]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def records(examples, tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("records"))
+    manifest = tfrecords.write_tfrecords({"train": examples}, directory, SIZE, images_per_shard=2)
+    assert manifest["splits"]["train"] == {"files": [f"train-0000{i}-of-00004.tfrecord" for i in range(4)],
+                                           "images": 8, "captions": 16}
+    return tfrecords.open_split(directory, "train")
+
+
+def tokenizer_for(examples):
+    vocabulary = Vocabulary.build([e.caption for e in examples])
+    return Tokenizer(vocabulary, 8), vocabulary
+
+
+def test_records_give_every_caption_with_the_pixels_of_the_image_file(examples, records):
+    tokenizer, _ = tokenizer_for(examples)
+    assert records.captions() == [e.caption for e in examples]
+    from_records = list(tfrecords.evaluation_dataset(records, tokenizer, SIZE, 16))[0]
+    from_files = list(pipeline.evaluation_dataset(examples, tokenizer, SIZE, 16))[0]
+    np.testing.assert_array_equal(from_records["input_ids"], from_files["input_ids"])
+    np.testing.assert_allclose(from_records["images"], from_files["images"], atol=4)  # JPEG quality 95
+
+
+def number_words(batches, vocabulary):
+    words = [vocabulary.tokens[i] for batch in batches for i in batch["input_ids"].numpy().ravel()]
+    return {w for w in words if w.isdigit()}
+
+
+def test_each_worker_reads_its_own_shards(examples, records):
+    tokenizer, vocabulary = tokenizer_for(examples)
+    seen = []
+    for worker in range(2):
+        context = tf.distribute.InputContext(num_input_pipelines=2, input_pipeline_id=worker, num_replicas_in_sync=2)
+        dataset = tfrecords.training_dataset(records, tokenizer, SIZE, 4, seed=0, image_dropout=0.0, start_step=0,
+                                             context=context, shuffle_buffer=4)
+        batches = list(dataset.take(8))  # two per-replica examples a batch: 16 = two passes over its 8 captions
+        assert all(batch["images"].shape[0] == 2 for batch in batches)
+        seen.append(number_words(batches, vocabulary))
+    assert seen[0] == {"0", "1", "4", "5"} and seen[1] == {"2", "3", "6", "7"}  # shards 0, 2 and 1, 3
+
+
+def test_too_few_shards_or_no_manifest_is_a_one_line_error(examples, records, tmp_path):
+    context = tf.distribute.InputContext(num_input_pipelines=5, input_pipeline_id=0, num_replicas_in_sync=5)
+    with pytest.raises(ValueError, match="4 train shard\\(s\\) for 5 workers"):
+        tfrecords.training_dataset(records, tokenizer_for(examples)[0], SIZE, 5, 0, 0.0, 0, context)
+    with pytest.raises(ValueError, match="is not a TFRecords directory"):
+        tfrecords.open_split(str(tmp_path), "train")
+    assert tfrecords.open_split(records.directory, "val") is None
+
+
+def test_training_reads_tfrecords_end_to_end(records, tmp_path):
+    from captioning.runner import run_training
+
+    lines = []
+    training = dataclasses.replace(TINY_TRAINING, global_batch_size=4, steps_per_loop=2)
+    assert run_training(TINY_MODEL, training, None, None, None, str(tmp_path), max_steps=4, log=lines.append,
+                        tfrecord_dir=records.directory) is None
+    assert "16 training and 0 validation captions" in lines and "stopped at step 4 of 12; run again to resume" in lines
+    assert "number" in Vocabulary.load(str(tmp_path / "ckpt" / "vocabulary.txt")).tokens
+
+
+def test_the_conversion_tool_writes_a_directory_training_reads_and_refuses_bad_input(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    tool = [sys.executable, "scripts/make_tfrecords.py", "--output_dir", str(tmp_path / "records")]
+    result = subprocess.run(tool + ["--synthetic_num_images", "12", "--image_size", "16", "--images_per_shard", "5"],
+                            cwd=root, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    train = tfrecords.open_split(str(tmp_path / "records"), "train")
+    assert train.image_size == 16 and len(train.files) >= 2 and len(train.captions()) == train.num_captions
+    result = subprocess.run(tool + ["--dataset", "csv", "--annotations", str(tmp_path / "absent.csv")], cwd=root,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
