@@ -26,17 +26,25 @@ def masked_loss_and_accuracy(logits, batch):
     return tf.reduce_sum(losses * batch["mask"]), tf.reduce_sum(correct * batch["mask"])
 
 
+def gather_replicas(x):
+    """Every replica's `x` [b, ...] stacked in replica order, [replicas * b, ...], from inside a replica; gradients
+    flow back to the replica that made each row. Built on all_reduce: MultiWorkerMirroredStrategy's all_gather
+    refuses tensors that carry no device, as those made inside Keras layers do."""
+    context = tf.distribute.get_replica_context()
+    slot = tf.one_hot(context.replica_id_in_sync_group, context.num_replicas_in_sync, dtype=x.dtype)
+    placed = tf.reshape(slot, [-1] + [1] * len(x.shape)) * x[None]  # zeros but in this replica's slot
+    return tf.reshape(context.all_reduce("sum", placed), tf.concat([[-1], tf.shape(x)[1:]], axis=0))
+
+
 def contrastive_loss_sum(image_embeddings, text_embeddings, image_keys, logit_scale):
     """Symmetric InfoNCE, summed over this replica's pairs, against the negatives of the whole global batch.
 
-    Every replica's embeddings are gathered (all_gather passes gradients back to the replica that made them), so
-    the per-replica sums add up to one device's loss on the same global batch. Two captions of one image (equal
+    Every replica's embeddings are gathered (gradients flow back to the replica that made them), so the
+    per-replica sums add up to one device's loss on the same global batch. Two captions of one image (equal
     `image_keys`) are not each other's negatives: they are left out of each other's softmax.
     """
     context = tf.distribute.get_replica_context()
-    all_images = context.all_gather(image_embeddings, axis=0)
-    all_texts = context.all_gather(text_embeddings, axis=0)
-    all_keys = context.all_gather(image_keys, axis=0)
+    all_images, all_texts, all_keys = (gather_replicas(x) for x in (image_embeddings, text_embeddings, image_keys))
     local = tf.shape(image_embeddings)[0]
     own = tf.cast(context.replica_id_in_sync_group, tf.int32) * local + tf.range(local)  # each pair's column
     columns = tf.range(tf.shape(all_keys)[0])
