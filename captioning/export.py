@@ -59,20 +59,23 @@ class ScoringModule(tf.Module):
     def _encode(self, image_bytes):
         return self.model.encode_images(decode_batch(image_bytes, self.image_size))
 
+    @staticmethod
+    def _assert_row_aligned(signature: str, image_bytes, text, hint: str = ""):
+        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
+                                  message=f"{signature} takes row-aligned pairs: image_bytes and text need the same "
+                                          f"length{hint}")
+
     @tf.function(input_signature=[STRINGS, STRINGS])
     def serving_default(self, image_bytes, text):
-        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
-                                  message="serving_default takes row-aligned pairs: image_bytes and text need the "
-                                          "same length (use score_matrix for every image against every text)")
+        self._assert_row_aligned("serving_default", image_bytes, text,
+                                 " (use score_matrix for every image against every text)")
         return scoring.pair_scores(self.model, self._encode(image_bytes), self._tokenize(text))
 
     # serving_default runs the decoder twice (image, then null image for the prior); callers that rank by
     # log_likelihood never read the prior, so these two skip that pass.
     @tf.function(input_signature=[STRINGS, STRINGS])
     def score_text(self, image_bytes, text):
-        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
-                                  message="score_text takes row-aligned pairs: image_bytes and text need the same "
-                                          "length")
+        self._assert_row_aligned("score_text", image_bytes, text)
         return scoring.pair_likelihood_scores(self.model, self._encode(image_bytes), self._tokenize(text))
 
     @tf.function(input_signature=[FEATURES, STRINGS])
@@ -103,9 +106,7 @@ class ScoringModule(tf.Module):
 
     @tf.function(input_signature=[STRINGS, STRINGS])
     def cross_attention(self, image_bytes, text):
-        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
-                                  message="cross_attention takes row-aligned pairs: image_bytes and text need the "
-                                          "same length")
+        self._assert_row_aligned("cross_attention", image_bytes, text)
         tokens = self._tokenize(text)
         words = tf.where(tokens["mask"] > 0, tf.gather(self.tokenizer.vocab, tokens["target_ids"]), "")
         return {"token": words, **scoring.token_attention(self.model, self._encode(image_bytes), tokens)}
