@@ -122,13 +122,14 @@ def score_texts():
     texts = list(FLAGS.text)
     pairs = {"image_bytes": [image_bytes] * len(texts), "text": texts}
     scores = signatures.run_in_batches(model, "score_text" if FLAGS.likelihood_only else FLAGS.signature, pairs)
+    ranked = ranking.ranking_scores(scores, rank_by, alpha)  # says so when the model lacks the score asked for
     if rank_by == "debiased":
-        scores["debiased"] = ranking.ranking_scores(scores, rank_by, alpha)
+        scores["debiased"] = ranked
     names = [name for name in (*SCORE_COLUMNS, "contrastive", "debiased") if name in scores]
     rows = [{"text": text, **{name: scores[name][i].item() for name in names}}
             for i, text in enumerate(texts)]
     if len(rows) > 1:
-        rows.sort(key=lambda row: -row[rank_by])
+        rows = [rows[i] for i in sorted(range(len(rows)), key=lambda i: -ranked[i])]
     if FLAGS.json:
         print(json.dumps({"image_path": FLAGS.image_path, "results": rows}, indent=2))
     elif len(rows) == 1:
