@@ -115,14 +115,16 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 def test_kill_9_then_the_same_command_resumes(tmp_path):
     command = [sys.executable, "train.py", "--output_dir", str(tmp_path), *TINY_FLAGS, "--epochs", "1",
                "--steps_per_epoch", "400", "--checkpoint_every", "2"]
-    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log_path = tmp_path / "first_run.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     checkpoint_state = tmp_path / "ckpt" / "checkpoint"
     deadline = time.time() + 240
     while not checkpoint_state.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.5)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert checkpoint_state.exists(), "no checkpoint was written before the kill"
+    assert checkpoint_state.exists(), "no checkpoint was written before the kill:\n" + log_path.read_text()[-3000:]
     result = subprocess.run(command[:-4] + ["--steps_per_epoch", "400", "--max_steps", "1", "--checkpoint_every", "2"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -93,6 +93,8 @@ class Checkpoints:
         self.directory, self.chief = directory, is_chief(strategy)
         self._checkpoint = checkpoint
         self._write_dir = directory if self.chief else os.path.join(directory, f"workertemp_{task_id(strategy)}")
+        if not self.chief:  # a copy left by a worker killed mid-save; a finished job's rerun saves nothing to clear it
+            shutil.rmtree(self._write_dir, ignore_errors=True)
         self._manager = tf.train.CheckpointManager(checkpoint, self._write_dir, max_to_keep=max_to_keep)
 
     @property
