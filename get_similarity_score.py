@@ -18,10 +18,12 @@ import sys
 
 from absl import app, flags
 
-from captioning import ranking, signatures
-from captioning.batch_job import SCORE_COLUMNS
 from captioning.data.validation import caption_problem, image_problem
-from captioning.zero_shot import DEFAULT_TEMPLATE
+from captioning.inference import models, ranking, zero_shot
+from captioning.inference.rows import run_in_batches
+from captioning.inference.zero_shot import DEFAULT_TEMPLATE, LabelsError
+from captioning.jobs.csv_job import SCORE_COLUMNS, run_csv_job
+from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("image_path", None, "Image file (JPEG, PNG, BMP or GIF).")
@@ -91,7 +93,7 @@ def read_inputs(image_path, texts):
 
 
 def open_model():
-    return signatures.open_model(FLAGS.model_dir, FLAGS.server, FLAGS.model_name, FLAGS.model_version)
+    return models.open_model(FLAGS.model_dir, FLAGS.server, FLAGS.model_name, FLAGS.model_version)
 
 
 def ranking_choice(model):
@@ -121,7 +123,7 @@ def score_texts():
     rank_by, alpha = ranking_choice(model)
     texts = list(FLAGS.text)
     pairs = {"image_bytes": [image_bytes] * len(texts), "text": texts}
-    scores = signatures.run_in_batches(model, "score_text" if FLAGS.likelihood_only else FLAGS.signature, pairs)
+    scores = run_in_batches(model, "score_text" if FLAGS.likelihood_only else FLAGS.signature, pairs)
     ranked = ranking.ranking_scores(scores, rank_by, alpha)  # says so when the model lacks the score asked for
     if rank_by == "debiased":
         scores["debiased"] = ranked
@@ -144,7 +146,7 @@ def score_texts():
 
 
 def draw_attention(model, image_bytes, text, path):
-    from captioning.figures import draw_cross_attention  # matplotlib: only when a figure is asked for
+    from captioning.util.figures import draw_cross_attention  # matplotlib: only when a figure is asked for
 
     result = model.run("cross_attention", {"image_bytes": [image_bytes], "text": [text]})
     num_tokens = int(sum(1 for token in result["token"][0] if token))
@@ -161,9 +163,6 @@ def figure_paths():
 
 
 def score_csv():
-    from captioning.batch_job import run_csv_job
-    from captioning.batch_scoring import read_pairs_csv
-
     if not FLAGS.output:
         raise InputError("--csv needs --output (where to write the scored rows)")
     if os.path.abspath(FLAGS.output) == os.path.abspath(FLAGS.csv):
@@ -187,7 +186,7 @@ def generate():
         raise InputError("--beam_size must be at least 1")
     import numpy as np
 
-    from captioning.generation import generate_with_signature  # imports TensorFlow: after the input checks
+    from captioning.inference.captions import generate_with_signature  # imports TensorFlow: after the input checks
     result = generate_with_signature(open_model(), [image_bytes], FLAGS.beam_size, FLAGS.max_length,
                                      FLAGS.length_penalty)
     rows = [{"rank": k + 1, "caption": caption, "log_likelihood": result["log_likelihood"][0, k].item(),
@@ -202,8 +201,6 @@ def generate():
 
 
 def rank_labels():
-    from captioning import zero_shot
-
     image_bytes = read_image(FLAGS.image_path)
     labels = zero_shot.read_labels(FLAGS.labels, FLAGS.labels_file)
     model = open_model()
@@ -235,15 +232,12 @@ def choose_mode():
 
 
 def main(argv):
-    from captioning.batch_scoring import CsvError
-    from captioning.zero_shot import LabelsError
-
     if len(argv) > 1:
         print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
         return 2
     try:
         choose_mode()()
-    except (InputError, CsvError, LabelsError, signatures.InvalidInputError, OSError) as error:
+    except (InputError, CsvError, LabelsError, models.InvalidInputError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except Exception as error:  # a server or model error: one line, not a traceback

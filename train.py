@@ -13,8 +13,9 @@ import sys
 
 from absl import app, flags, logging
 
-from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.dataset_flags import dataset_source
+from captioning.model.config import ModelConfig
+from captioning.training.config import TrainingConfig
 
 FLAGS = flags.FLAGS
 _MODEL, _TRAIN = ModelConfig(), TrainingConfig()
@@ -34,7 +35,7 @@ flags.DEFINE_integer("ff_dim", _MODEL.ff_dim, "Decoder feed-forward width.")
 flags.DEFINE_float("dropout", _MODEL.dropout, "Decoder dropout.")
 flags.DEFINE_float("image_dropout", _MODEL.image_dropout, "Share of examples trained with the null image.")
 flags.DEFINE_integer("contrastive_dim", _MODEL.contrastive_dim, "Width of the contrastive head's image and text "
-                                                                 "embeddings (CoCa-style).")
+                     "embeddings (CoCa-style).")
 flags.DEFINE_float("contrastive_weight", _TRAIN.contrastive_weight, "Weight of the contrastive loss beside the "
                                                                     "caption loss; 0 trains no contrastive head.")
 flags.DEFINE_integer("max_length", _MODEL.max_length, "Decoder positions ([start] + words); longer texts truncate.")
@@ -87,7 +88,7 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from captioning.runner import run_training
+    from captioning.training.run import run_training
 
     if FLAGS.steps_per_loop < 1 or FLAGS.log_every < 1:
         print("error: --steps_per_loop and --log_every must be at least 1", file=sys.stderr)

@@ -26,8 +26,10 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning import batch_scoring  # noqa: E402
 from captioning.data import synthetic  # noqa: E402
+from captioning.inference import batch  # noqa: E402
+from captioning.jobs import pairs_csv  # noqa: E402
+from captioning.util import memory  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
@@ -70,12 +72,12 @@ def fastest(run) -> float:
 
 
 def score_in_batches(model_dir: str, pairs, likelihood_only: bool) -> tuple:
-    from captioning.batch_job import run_csv_job
-    from captioning.signatures import open_model
+    from captioning.inference.models import open_model
+    from captioning.jobs.csv_job import run_csv_job
 
     model = open_model(model_dir)
-    batch_scoring.score_pairs(model, pairs.image_paths()[:1], pairs.captions()[:1], progress=False,
-                              likelihood_only=likelihood_only)  # warm-up
+    batch.score_pairs(model, pairs.image_paths()[:1], pairs.captions()[:1], progress=False,
+                      likelihood_only=likelihood_only)  # warm-up
     output = os.path.join(os.path.dirname(pairs.path), f"scored_batch_{likelihood_only}.csv")
     seconds = fastest(lambda: run_csv_job(model, pairs, output, progress=False, likelihood_only=likelihood_only))
     with open(output, newline="", encoding="utf-8") as f:
@@ -83,14 +85,14 @@ def score_in_batches(model_dir: str, pairs, likelihood_only: bool) -> tuple:
 
 
 def score_one_pair_at_a_time(model_dir: str, pairs, likelihood_only: bool) -> tuple:
-    from captioning.saved_model_scorer import SavedModelScorer
+    from captioning.inference.local import SavedModelScorer
 
     scorer = SavedModelScorer(model_dir)
     signature = "score_text" if likelihood_only else "serving_default"
     paths, captions = pairs.image_paths(), pairs.captions()
 
     def score(path, caption):
-        return scorer.run(signature, {"image_bytes": [batch_scoring.read_bytes(path)], "text": [caption]})
+        return scorer.run(signature, {"image_bytes": [batch.read_bytes(path)], "text": [caption]})
 
     score(paths[0], captions[0])  # warm-up
     scores = []
@@ -103,13 +105,13 @@ def score_one_pair_at_a_time(model_dir: str, pairs, likelihood_only: bool) -> tu
 
 def measure(method: str, model_dir: str, csv_path: str) -> dict:
     """Runs in the child process: time, peak memory, and the scores (saved beside the CSV for comparison)."""
-    pairs = batch_scoring.read_pairs_csv(csv_path)
+    pairs = pairs_csv.read_pairs_csv(csv_path)
     run = score_in_batches if method.startswith("batch") else score_one_pair_at_a_time
     seconds, scores = run(model_dir, pairs, method.endswith("likelihood_only"))
     scores_path = os.path.join(os.path.dirname(csv_path), f"scores_{method}.npy")
     np.save(scores_path, scores)
     return {"method": method, "pairs": len(scores), "seconds": seconds, "pairs_per_second": len(scores) / seconds,
-            "peak_memory_mb": batch_scoring.peak_memory_mb(), "scores": scores_path}
+            "peak_memory_mb": memory.peak_memory_mb(), "scores": scores_path}
 
 
 def run_child(method: str, csv_path: str) -> dict:

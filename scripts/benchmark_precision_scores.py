@@ -26,9 +26,9 @@ flags.DEFINE_integer("seed", 321, "Scene seed.")
 def score(policy: str, pixels, texts) -> tuple:
     import tensorflow as tf
 
-    from captioning import artifacts, scoring
-    from captioning.runtime import precision
-    from captioning.text import Tokenizer
+    from captioning.data.text import Tokenizer
+    from captioning.model import scoring
+    from captioning.training import artifacts, precision
 
     with precision.dtype_policy(policy):
         model, vocabulary = artifacts.load_trained_model(FLAGS.run_dir)
@@ -54,8 +54,8 @@ def pairwise_agreement(a, b) -> float:
 
 def main(argv):
     del argv
-    from captioning.config import ModelConfig
     from captioning.data import synthetic
+    from captioning.model.config import ModelConfig
 
     config = ModelConfig.load(os.path.join(FLAGS.run_dir, "config.json"))
     scenes = synthetic.generate_scenes(FLAGS.num_images, FLAGS.seed)

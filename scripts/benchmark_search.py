@@ -30,8 +30,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.batch_scoring import peak_memory_mb, score_matrix  # noqa: E402
 from captioning.data import synthetic  # noqa: E402
+from captioning.inference.batch import score_matrix
+from captioning.util.memory import peak_memory_mb  # noqa: E402
 
 RECALL_SEED = 7_000_001  # training uses --seed (0) and --seed + 1 for validation
 LATENCY_SEED = 7_000_002

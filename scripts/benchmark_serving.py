@@ -26,7 +26,7 @@ from PIL import Image
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from serving import tensors  # noqa: E402
+from captioning.inference import tensors  # noqa: E402
 
 FLAGS = flags.FLAGS
 

@@ -93,15 +93,16 @@ def training_data(case: Case, work_dir: str):
 
 def measure(case: Case, work_dir: str, steps: int) -> dict:
     """Runs in a child process: seconds per step and examples/s, after one untimed call."""
-    from captioning.runtime import distribute
+    from captioning.training import distribute
 
     strategy = distribute.make_strategy()  # first: a multi-worker runtime is set up only at start-up
     import tensorflow as tf
 
-    from captioning.config import ModelConfig, TrainingConfig
     from captioning.data import inputs
-    from captioning.text import Tokenizer, Vocabulary
-    from captioning.training import Trainer
+    from captioning.data.text import Tokenizer, Vocabulary
+    from captioning.model.config import ModelConfig
+    from captioning.training.config import TrainingConfig
+    from captioning.training.loop import Trainer
 
     data, captions = training_data(case, work_dir)
     vocabulary = Vocabulary.build(captions)
@@ -142,7 +143,7 @@ def run_case(name: str, work_dir: str, steps: int) -> dict:
     environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     environs = [environ]
     if case.workers > 1:
-        from captioning.runtime.distribute import local_cluster
+        from captioning.training.distribute import local_cluster
 
         environs = [{**environ, "TF_CONFIG": config} for config in local_cluster(case.workers)]
     children = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -41,8 +41,8 @@ def main(argv):
     del argv
     import tensorflow as tf
 
-    from captioning.config import ModelConfig
     from captioning.model.captioner import Captioner
+    from captioning.model.config import ModelConfig
 
     config = ModelConfig(vocab_size=10000, image_size=FLAGS.image_size, backbone=FLAGS.backbone)
     model = Captioner(config)

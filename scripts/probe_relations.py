@@ -18,7 +18,7 @@ from absl import app, flags
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captioning.data import synthetic  # noqa: E402
-from captioning.saved_model_scorer import SavedModelScorer  # noqa: E402
+from captioning.inference.local import SavedModelScorer  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")

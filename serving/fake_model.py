@@ -1,7 +1,7 @@
 """A tiny stand-in for the captioning SavedModel, for tests and the benchmark.
 
 It exposes the same signature names, inputs, outputs and dtypes as the real
-export (see DESIGN.md) but computes toy numbers: scores from the image's mean
+export (docs/architecture.md) but computes toy numbers: scores from the image's mean
 pixel value and the text's word count, and a stand-in for the contrastive head
 (`embed_image`, `embed_text`, `contrastive`) that places an image by how close
 its mean colour is to each synthetic-scene colour and a text by the colour
@@ -14,7 +14,7 @@ import os
 import tensorflow as tf
 
 from captioning.data.synthetic import COLORS
-from captioning.scoring import derived_scores
+from captioning.model.scoring import derived_scores
 
 _STRINGS = tf.TensorSpec([None], tf.string)
 _COLOR_NAMES = tf.constant(list(COLORS))

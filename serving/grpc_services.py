@@ -15,7 +15,7 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from serving import tensors
+from captioning.inference import tensors
 from serving.servable import SIGNATURE_DEF_FIELD
 from serving.status import ServingError, invalid_argument
 

@@ -16,7 +16,7 @@ import grpc
 import numpy as np
 from tensorflow.core.framework import types_pb2
 
-from serving import tensors
+from captioning.inference import tensors
 from serving.status import ServingError, invalid_argument
 
 _B64 = "b64"

@@ -7,7 +7,7 @@ import threading
 
 import grpc
 
-from serving import tensors
+from captioning.inference import tensors
 from serving.batching import Batcher
 from serving.status import ServingError, invalid_argument
 

@@ -19,7 +19,7 @@ from absl import app, flags, logging
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from captioning.memory import keep_freed_memory
+from captioning.util.memory import keep_freed_memory
 from serving.batching import BatchingOptions
 from serving.grpc_services import ModelService, PredictionService
 from serving.model_registry import ModelRegistry, read_model_config_file, single_model_config

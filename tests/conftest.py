@@ -25,7 +25,7 @@ def tiny_export_dir(tiny_run_dir):
 @pytest.fixture(scope="session")
 def tiny_model(tiny_run_dir):
     """(Captioner, Vocabulary) of the tiny model, in memory."""
-    from captioning.artifacts import load_trained_model
+    from captioning.training.artifacts import load_trained_model
 
     return load_trained_model(tiny_run_dir)
 
@@ -41,3 +41,15 @@ def sample_images(tmp_path_factory):
         synthetic.render_scene(scene, 32).save(path)
         paths.append(path)
     return paths, scenes
+
+
+@pytest.fixture(scope="session")
+def sample_features(tiny_model, sample_images):
+    """The tiny model's encoder features of the sample scenes, rendered at its image size: [3, G, D]."""
+    import tensorflow as tf
+
+    model, _ = tiny_model
+    _, scenes = sample_images
+    size = model.config.image_size
+    images = tf.stack([tf.io.decode_png(synthetic.render_scene_png(scene, size)) for scene in scenes])
+    return model.encode_images(tf.cast(images, tf.float32))

@@ -4,8 +4,9 @@ import os
 
 from PIL import Image
 
-from captioning.config import ModelConfig, TrainingConfig
 from captioning.data.datasets import ensure_synthetic_dataset
+from captioning.model.config import ModelConfig
+from captioning.training.config import TrainingConfig
 
 TINY_MODEL = ModelConfig(max_length=16, image_size=32, embed_dim=32, num_heads=2, num_layers=1, ff_dim=64,
                          dropout=0.0, image_dropout=0.2, contrastive_dim=16)
@@ -19,7 +20,7 @@ def synthetic_dataset(directory, num_images=60, seed=0, image_size=32):
 
 def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINING, num_images=60, **kwargs):
     """Trains on synthetic scenes with run_training (the code path of train.py); returns the export path."""
-    from captioning.runner import run_training
+    from captioning.training.run import run_training
 
     data_dir = os.path.join(str(output_dir), "data")
     annotations = synthetic_dataset(data_dir, num_images, image_size=model_config.image_size)

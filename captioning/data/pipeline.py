@@ -2,8 +2,8 @@
 
 import tensorflow as tf
 
-from captioning.images import decode_and_resize
-from captioning.text import Tokenizer
+from captioning.data.images import decode_and_resize
+from captioning.data.text import Tokenizer
 
 AUTOTUNE = tf.data.AUTOTUNE
 

@@ -15,7 +15,7 @@ import os
 import numpy as np
 from PIL import Image, ImageDraw
 
-from captioning import atomic
+from captioning.util import atomic
 
 COLORS = {
     "red": (220, 30, 30),

@@ -18,9 +18,9 @@ import os
 
 import tensorflow as tf
 
-from captioning import atomic
+from captioning.data.images import decode_and_resize
 from captioning.data.pipeline import AUTOTUNE, image_key, never_null_image, null_image_draws, to_features
-from captioning.images import decode_and_resize
+from captioning.util import atomic
 
 MANIFEST = "manifest.json"
 JPEG_QUALITY = 95

@@ -15,7 +15,7 @@ import unicodedata
 from PIL import Image
 from tqdm import tqdm
 
-# PIL's names for the formats captioning.images.decode_and_resize accepts. MPO is
+# PIL's names for the formats captioning.data.images.decode_and_resize accepts. MPO is
 # how PIL names the multi-picture JPEGs some cameras write; TensorFlow reads them as JPEG.
 _TF_DECODABLE_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "GIF"}
 _PROGRESS_BAR_MIN_IMAGES = 1000
@@ -103,7 +103,7 @@ def image_problem(path):
 
 
 def caption_problem(caption):
-    # captioning.text.normalize turns Unicode punctuation (\pP) into spaces; a caption
+    # captioning.data.text.normalize turns Unicode punctuation (\pP) into spaces; a caption
     # of only punctuation and spaces would have no words. Checked in Python so that
     # validation does not need TensorFlow.
     if all(char.isspace() or unicodedata.category(char).startswith("P") for char in caption):

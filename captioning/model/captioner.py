@@ -6,11 +6,11 @@ import dataclasses
 import keras
 import numpy as np
 
-from captioning.config import ModelConfig
+from captioning.data.text import PAD_ID
+from captioning.model.config import ModelConfig
 from captioning.model.contrastive import ContrastiveHead
 from captioning.model.decoder import CaptionDecoder
 from captioning.model.encoder import ImageEncoder
-from captioning.text import PAD_ID
 
 
 @keras.saving.register_keras_serializable(package="captioning")

@@ -12,12 +12,13 @@ import json
 import os
 import sys
 
-from captioning.batch_scoring import peak_memory_mb
 from captioning.search import retrieval
 from captioning.search.fetch import FetchOptions
 from captioning.search.index import ImageIndex, IndexBusyError, ModelVersionError
 from captioning.search.indexing import BATCH_SIZE, Indexer
+from captioning.search.models import open_local
 from captioning.search.sources import SourceError, expand
+from captioning.util.memory import peak_memory_mb
 
 
 def _parser():
@@ -57,8 +58,6 @@ def _fail(message):
 
 
 def _run(args, index):
-    from captioning.search.models import open_local
-
     model = open_local(args.model_dir)
     version = model.version
     if args.command == "add":

@@ -1,7 +1,7 @@
 """Labels and a caption for one image, as `get_similarity_score.py --labels` and `--generate` give them."""
 
-from captioning import zero_shot
-from captioning.generation import generate_with_signature
+from captioning.inference import zero_shot
+from captioning.inference.captions import generate_with_signature
 
 
 def describe(model, image_bytes: bytes, labels, template: str = zero_shot.DEFAULT_TEMPLATE, beam_size: int = 3,

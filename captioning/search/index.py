@@ -1,4 +1,5 @@
-"""The image index: one Qdrant collection per model version (DESIGN.md "Image index") plus the image store.
+"""The image index: one Qdrant collection per model version (docs/architecture.md, "The image index") plus the
+image store.
 
 Embedded Qdrant (qdrant-client's local mode, a folder under the index directory, nothing to start) by default;
 a Qdrant server or cluster with `qdrant_url`, through the same calls. A point's id is derived from the image's

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 import numpy as np
 from tqdm import tqdm
 
+from captioning.inference.models import InvalidInputError
 from captioning.search.fetch import FetchError
 from captioning.search.images import ImageError, image_size
 from captioning.search.index import point_id
 from captioning.search.store import content_hash
-from captioning.signatures import InvalidInputError
 
 BATCH_SIZE = 32
 

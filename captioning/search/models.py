@@ -1,7 +1,7 @@
 """The model-facing calls of search, in one place.
 
 `runner` is anything with `run(signature, inputs) -> {output: numpy}` and `signature_names()`: a
-captioning.signatures LocalModel, or the server's in-process model (serving/web/search_service.py). Embeddings
+captioning.inference.models LocalModel, or the server's in-process model (serving/web/search_service.py). Embeddings
 and features of one model version mean nothing to another, so a SearchModel is one version and the index keeps
 its vectors per version.
 """
@@ -10,8 +10,9 @@ import os
 
 import numpy as np
 
-from captioning import batch_scoring
-from captioning.signatures import MAX_ROWS_PER_CALL, run_in_batches
+from captioning.inference import batch
+from captioning.inference.models import LocalModel
+from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
 
 
 class SearchModel:
@@ -56,7 +57,7 @@ class SearchModel:
 
     def score_images(self, image_bytes: list, text: str) -> dict:
         """Every image against one text with `score_matrix` (each image decoded and encoded) -> {score: [N]}."""
-        matrix = batch_scoring.score_matrix(self.runner, list(image_bytes), [text])
+        matrix = batch.score_matrix(self.runner, list(image_bytes), [text])
         return {name: values[:, 0] for name, values in matrix.items()}
 
     def score_features(self, features: np.ndarray, text: str) -> dict:
@@ -67,8 +68,6 @@ class SearchModel:
 
 def open_local(model_dir: str) -> SearchModel:
     """The newest SavedModel under `model_dir` (or that version directory), in this process."""
-    from captioning.signatures import LocalModel
-
     model = LocalModel(model_dir)
     name = os.path.basename(os.path.normpath(model.path))
     if not name.isdigit():

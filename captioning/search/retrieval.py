@@ -14,8 +14,8 @@ import time
 
 import numpy as np
 
-from captioning import ranking
 from captioning.data.validation import caption_problem
+from captioning.inference import ranking
 
 DEFAULT_CANDIDATES = 64
 STAGE2_WAYS = ("auto", "features", "images")

@@ -16,12 +16,12 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from captioning.inference.models import InvalidInputError, MissingSignatureError
+from captioning.inference.zero_shot import LabelsError
 from captioning.search.fetch import FetchError
 from captioning.search.images import ImageError
 from captioning.search.index import ModelVersionError
 from captioning.search.retrieval import QueryError
-from captioning.signatures import InvalidInputError, MissingSignatureError
-from captioning.zero_shot import LabelsError
 from serving.status import ServingError
 from serving.web.search_routes import search_router
 from serving.web.tf_serving_routes import tf_serving_router

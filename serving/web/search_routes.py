@@ -8,9 +8,9 @@ from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
+from captioning.inference.zero_shot import DEFAULT_TEMPLATE
 from captioning.search import retrieval
 from captioning.search.images import image_size
-from captioning.zero_shot import DEFAULT_TEMPLATE
 from serving.web import schemas
 
 _ERRORS = {status: {"model": schemas.ErrorResponse, "description": description} for status, description in (

@@ -9,20 +9,19 @@ import threading
 import grpc
 import numpy as np
 
-from captioning import zero_shot
+from captioning.inference import tensors, zero_shot
+from captioning.inference.models import InvalidInputError, MissingSignatureError
 from captioning.search.describe import describe
 from captioning.search.fetch import FetchOptions, fetch_image
 from captioning.search.index import ImageIndex
 from captioning.search.indexing import Indexer
 from captioning.search.models import SearchModel
 from captioning.search.retrieval import Searcher
-from captioning.signatures import InvalidInputError, MissingSignatureError
-from serving import tensors
 from serving.status import ServingError
 
 
 class ServedModel:
-    """captioning.signatures' `run(signature, inputs)` on one version of a model this server has loaded."""
+    """captioning.inference.models' `run(signature, inputs)` on one version of a model this server has loaded."""
 
     def __init__(self, registry, predictor, servable):
         self._registry, self._predictor, self._servable = registry, predictor, servable

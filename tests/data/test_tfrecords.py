@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from captioning.data import pipeline, tfrecords
 from captioning.data.examples import CaptionExample
-from captioning.text import Tokenizer, Vocabulary
+from captioning.data.text import Tokenizer, Vocabulary
 from tests.helpers import TINY_MODEL, TINY_TRAINING, write_image
 
 SIZE = 32
@@ -78,7 +78,7 @@ def test_too_few_shards_or_no_manifest_is_a_one_line_error(examples, records, tm
 
 
 def test_training_reads_tfrecords_end_to_end(records, tmp_path):
-    from captioning.runner import run_training
+    from captioning.training.run import run_training
 
     lines = []
     training = dataclasses.replace(TINY_TRAINING, global_batch_size=4, steps_per_loop=2)

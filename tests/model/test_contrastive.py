@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from captioning.model.captioner import Captioner
-from captioning.training import contrastive_loss_sum
+from captioning.training.loop import contrastive_loss_sum
 from tests.helpers import TINY_MODEL
 
 CONFIG = dataclasses.replace(TINY_MODEL, vocab_size=20)

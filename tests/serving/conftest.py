@@ -12,7 +12,7 @@ from grpc_health.v1 import health_pb2_grpc
 from PIL import Image
 from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
-from serving import tensors
+from captioning.inference import tensors
 from serving.batching import BatchingOptions
 from serving.fake_model import export_fake_model
 from serving.model_registry import single_model_config

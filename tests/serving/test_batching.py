@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import serving.predictor
+from captioning.inference.tensors import string_array
 from serving.batching import Batcher, BatchingOptions
 from serving.status import ServingError, invalid_argument
-from serving.tensors import string_array
 
 
 def concurrently(function, arguments):
@@ -154,7 +154,7 @@ def requests(png, predict_request):
 
 
 def test_server_merges_concurrent_requests_with_unbatched_results(servers, requests, batch_sizes,
-                                                                 decode_outputs):
+                                                                  decode_outputs):
     batched, unbatched = servers
     del batch_sizes[:]
     merged = concurrently(lambda r: decode_outputs(batched.prediction.Predict(r, timeout=30)),

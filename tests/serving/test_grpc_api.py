@@ -13,7 +13,7 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
-from serving.tensors import string_array
+from captioning.inference.tensors import string_array
 
 MODEL = "captioner"
 TEXTS = ["a dog", "a red bird on a branch"]
@@ -41,7 +41,7 @@ def expect_error(call, request, code, message=None):
 
 
 def test_predict_returns_every_output_and_echoes_model_spec(stubs, pairs, predict_request,
-                                                           decode_outputs):
+                                                            decode_outputs):
     response = stubs.prediction.Predict(predict_request(pairs), timeout=30)
     assert response.model_spec.name == MODEL
     assert response.model_spec.version.value == 1

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from grpc_health.v1 import health_pb2
 
-from serving.tensors import string_array
+from captioning.inference.tensors import string_array
 
 CLIENTS = 8
 REQUESTS_PER_CLIENT = 200

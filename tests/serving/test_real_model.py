@@ -10,8 +10,8 @@ import tensorflow as tf
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 
+from captioning.inference.tensors import string_array
 from serving.batching import BatchingOptions
-from serving.tensors import string_array
 
 PAIRS = [((200, 30, 30), "a red circle"), ((30, 200, 30), "a green square on the left"),
          ((30, 30, 200), "blue")]

@@ -6,7 +6,7 @@ import socket
 import numpy as np
 import pytest
 
-from serving.tensors import string_array
+from captioning.inference.tensors import string_array
 
 MODEL = "captioner"
 PREDICT = f"/v1/models/{MODEL}:predict"

@@ -1,0 +1,75 @@
+"""Evaluate an exported model and print a Markdown report (what is measured: captioning.evaluate.evaluation).
+
+    python -m captioning.evaluate --model_dir checkpoints/export --seed 12345 --num_images 500      # synthetic
+    python -m captioning.evaluate --model_dir M --dataset karpathy --annotations dataset_coco.json \
+        --image_dir coco/ --split test --output_json report.json
+"""
+
+import json
+import sys
+
+from absl import app, flags
+
+from captioning.data import datasets, synthetic
+from captioning.evaluate.evaluation import evaluate_dataset, evaluate_synthetic, held_out_of_training, markdown_report
+from captioning.inference import ranking
+from captioning.inference.models import LocalModel
+from captioning.model.config import ModelConfig
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
+flags.DEFINE_enum("dataset", "synthetic", datasets.FORMATS, "Dataset format.")
+flags.DEFINE_string("annotations", None, "With --dataset other than synthetic: its annotations file.")
+flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to.")
+flags.DEFINE_string("split", "test", "Split to evaluate; alpha is chosen on the val split.")
+flags.DEFINE_integer("seed", 12345, "Scene seed; use one never used in training.")
+flags.DEFINE_integer("val_seed", None, "Scene seed of the synthetic validation scenes (default: seed + 1).")
+flags.DEFINE_integer("num_images", 500, "Scenes for hard-negative accuracy.")
+flags.DEFINE_integer("retrieval_images", 100, "Images for recall@k, alpha and caption metrics.")
+flags.DEFINE_list("held_out_combinations", None, "Colour:shape pairs for held-out accuracy, e.g. red:star "
+                                                 "(default: those the model's synthetic training held out).")
+flags.DEFINE_integer("beam_size", 3, "Beam width of the generated captions; 0 skips caption metrics.")
+flags.DEFINE_bool("store_alpha", True, "Write the chosen alpha to the model's assets.extra/ranking.json.")
+flags.DEFINE_string("output_json", None, "Also write the report here.")
+flags.DEFINE_string("output_markdown", None, "Also write the Markdown table here.")
+
+
+def run(model) -> dict:
+    if FLAGS.dataset != "synthetic":
+        if not FLAGS.annotations:
+            raise ValueError(f"--dataset {FLAGS.dataset} needs --annotations")
+        return evaluate_dataset(model, FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, FLAGS.split,
+                                FLAGS.retrieval_images, FLAGS.beam_size)
+    held_out = (held_out_of_training(model) if FLAGS.held_out_combinations is None
+                else synthetic.parse_combinations(FLAGS.held_out_combinations))
+    image_size = ModelConfig.load(model.extra_file("config.json")).image_size
+    return evaluate_synthetic(model, image_size, FLAGS.seed, FLAGS.num_images, FLAGS.retrieval_images,
+                              FLAGS.val_seed, held_out, FLAGS.beam_size)
+
+
+def main(argv):
+    del argv
+    try:
+        model = LocalModel(FLAGS.model_dir)
+        report = {"model": model.path, **run(model)}
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    table = markdown_report(report)
+    print(table)
+    if FLAGS.store_alpha and "val_images" in report.get("alpha", {}):
+        path = model.extra_file(ranking.RANKING_FILE)
+        choice = report["alpha"]
+        chosen_on = {key: report[key] for key in ("dataset", "annotations", "val_seed") if key in report}
+        evidence = {key: value for key, value in choice.items() if key not in ("alpha", "helps")}
+        ranking.write_ranking(path, choice["alpha"], choice["helps"], {"chosen_on": chosen_on, **evidence})
+        print(f"\nstored alpha {report['alpha']['alpha']:g} in {path}")
+    for path, text in ((FLAGS.output_json, json.dumps(report, indent=2)), (FLAGS.output_markdown, table + "\n")):
+        if path:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(app.run(main))

@@ -1,0 +1,150 @@
+"""Export a trained Captioner as a versioned SavedModel that stock TF Serving loads as it is.
+
+Image decoding and tokenization run inside the graph; only core TensorFlow ops are used and nothing is
+XLA-compiled (TF Serving disables XLA). Signatures (the table in docs/architecture.md):
+  serving_default(image_bytes [B], text [B]) -> row-aligned scores
+  score_matrix(image_bytes [N], text [M])    -> [N, M] scores, each image encoded once
+  encode_image(image_bytes [N])              -> image_features [N, grid_cells, 2 * embed_dim]
+  score_features(image_features [B, G, D], text [B]) -> serving_default's scores for encode_image's features
+  embed_image(image_bytes [N]) -> embedding [N, D], embed_text(text [M]) -> embedding [M, D]: the contrastive
+                                             head's unit vectors (models that have one; their dot product is the
+                                             `contrastive` output of serving_default and score_matrix)
+  cross_attention(image_bytes [B], text [B]) -> attention [B, blocks, T, cells] (each predicted token's weights
+                                                over the image grid, averaged over heads), token [B, T] (the
+                                                predicted words, then [end]; padding ""), log_prob [B, T]
+  score_text(image_bytes [B], text [B])       -> serving_default's outputs without the prior pass
+                                                (no prior_log_likelihood, no pmi): the decoder runs once
+  score_text_features(image_features [B, G, D], text [B]) -> the same from encode_image's features
+  generate_caption(image_bytes [B], beam_size, max_length, length_penalty scalars)
+                                             -> caption [B, K] (best first), log_likelihood, num_tokens [B, K],
+                                                tokens [B, K, T]; max_length <= 0 means the model's maximum
+"""
+
+import os
+import shutil
+
+import tensorflow as tf
+
+from captioning.data.images import decode_batch
+from captioning.data.text import Tokenizer
+from captioning.model import generation, scoring
+
+EXTRA_FILES_DIR = "assets.extra"  # beside the model: config, vocabulary, training metadata (TF Serving ignores it)
+STRINGS = tf.TensorSpec([None], tf.string)
+FEATURES = tf.TensorSpec([None, None, None], tf.float32)
+SCALAR_INT, SCALAR_FLOAT = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
+
+
+class ScoringModule(tf.Module):
+    """The scoring graph around an in-memory model; the same object is exported and used in memory."""
+
+    def __init__(self, model, vocabulary):
+        super().__init__()
+        self.model = model
+        self.tokenizer = Tokenizer(vocabulary, model.config.max_length)
+        self.image_size = model.config.image_size
+
+    def _tokenize(self, text):
+        tokens = self.tokenizer(text)
+        no_words = tf.reduce_any(tokens["num_words"] == 0)
+        # Decode only as many positions as the longest text needs: the causal decoder gives earlier positions
+        # the same values either way, and a batch of short texts then costs what its texts need.
+        length = tf.reduce_max(tf.reduce_sum(tf.cast(tokens["mask"], tf.int32), axis=1))
+        tokens = {k: v[:, :length] if k in ("input_ids", "target_ids", "mask") else v for k, v in tokens.items()}
+        # An empty text is a client error (INVALID_ARGUMENT under TF Serving), not a score.
+        with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(no_words),
+                                                          ["text must contain at least one word; got:", text])]):
+            return {k: tf.identity(v) for k, v in tokens.items()}
+
+    def _encode(self, image_bytes):
+        return self.model.encode_images(decode_batch(image_bytes, self.image_size))
+
+    @staticmethod
+    def _assert_row_aligned(signature: str, image_bytes, text, hint: str = ""):
+        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
+                                  message=f"{signature} takes row-aligned pairs: image_bytes and text need the same "
+                                          f"length{hint}")
+
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def serving_default(self, image_bytes, text):
+        self._assert_row_aligned("serving_default", image_bytes, text,
+                                 " (use score_matrix for every image against every text)")
+        return scoring.pair_scores(self.model, self._encode(image_bytes), self._tokenize(text))
+
+    # serving_default runs the decoder twice (image, then null image for the prior); callers that rank by
+    # log_likelihood never read the prior, so these two skip that pass.
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def score_text(self, image_bytes, text):
+        self._assert_row_aligned("score_text", image_bytes, text)
+        return scoring.pair_likelihood_scores(self.model, self._encode(image_bytes), self._tokenize(text))
+
+    @tf.function(input_signature=[FEATURES, STRINGS])
+    def score_text_features(self, image_features, text):
+        return scoring.pair_likelihood_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
+                                              self._tokenize(text))
+
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def score_matrix(self, image_bytes, text):
+        return scoring.matrix_scores(self.model, self._encode(image_bytes), self._tokenize(text))
+
+    @tf.function(input_signature=[STRINGS])
+    def encode_image(self, image_bytes):
+        return {"image_features": tf.cast(self._encode(image_bytes), tf.float32)}
+
+    @tf.function(input_signature=[FEATURES, STRINGS])
+    def score_features(self, image_features, text):
+        return scoring.pair_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
+                                   self._tokenize(text))
+
+    @tf.function(input_signature=[STRINGS])
+    def embed_image(self, image_bytes):
+        return {"embedding": scoring.image_embeddings(self.model, self._encode(image_bytes))}
+
+    @tf.function(input_signature=[STRINGS])
+    def embed_text(self, text):
+        return {"embedding": scoring.text_embeddings(self.model, self._tokenize(text))}
+
+    @tf.function(input_signature=[STRINGS, STRINGS])
+    def cross_attention(self, image_bytes, text):
+        self._assert_row_aligned("cross_attention", image_bytes, text)
+        tokens = self._tokenize(text)
+        words = tf.where(tokens["mask"] > 0, tf.gather(self.tokenizer.vocab, tokens["target_ids"]), "")
+        return {"token": words, **scoring.token_attention(self.model, self._encode(image_bytes), tokens)}
+
+    @tf.function(input_signature=[STRINGS, SCALAR_INT, SCALAR_INT, SCALAR_FLOAT])
+    def generate_caption(self, image_bytes, beam_size, max_length, length_penalty):
+        tf.debugging.assert_positive(beam_size, message="beam_size must be at least 1")
+        result = generation.generate(self.model, self._encode(image_bytes), beam_size, max_length, length_penalty)
+        shape = tf.shape(result["tokens"])
+        captions = self.tokenizer.detokenize(tf.reshape(result["tokens"], [-1, shape[2]]))
+        return {**result, "caption": tf.reshape(captions, shape[:2])}
+
+    def signatures(self) -> dict:
+        names = ["serving_default", "score_matrix", "encode_image", "score_features", "score_text",
+                 "score_text_features", "cross_attention", "generate_caption"]
+        names += ["embed_image", "embed_text"] * bool(self.model.contrastive)
+        return {name: getattr(self, name).get_concrete_function() for name in names}
+
+
+def next_version(export_base: str) -> int:
+    versions = [int(d) for d in os.listdir(export_base) if d.isdigit()] if os.path.isdir(export_base) else []
+    return max(versions, default=0) + 1
+
+
+def export_saved_model(module: ScoringModule, export_base: str, extra_files=(), version: int = None) -> str:
+    """Writes `<export_base>/<version>/` (the next integer by default) and returns its path.
+
+    The SavedModel is written to a hidden temporary directory and renamed into place, so TF Serving, which
+    polls `export_base`, never sees a half-written version.
+    """
+    os.makedirs(export_base, exist_ok=True)
+    version = version or next_version(export_base)
+    final = os.path.join(export_base, str(version))
+    temporary = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    shutil.rmtree(temporary, ignore_errors=True)
+    tf.saved_model.save(module, temporary, signatures=module.signatures())
+    os.makedirs(os.path.join(temporary, EXTRA_FILES_DIR))
+    for path in extra_files:
+        shutil.copy(path, os.path.join(temporary, EXTRA_FILES_DIR))
+    os.rename(temporary, final)
+    return final

@@ -1,0 +1,53 @@
+"""Scoring with an exported SavedModel in this process: exactly the numbers TF Serving would return."""
+
+import os
+
+import tensorflow as tf
+
+from captioning.export.saved_model import EXTRA_FILES_DIR
+from captioning.inference.rows import run_in_batches
+
+
+class ModelNotFoundError(FileNotFoundError):
+    pass
+
+
+def resolve_version_dir(model_dir: str) -> str:
+    """A version directory itself, or the newest integer version under an export base directory."""
+    if os.path.exists(os.path.join(model_dir, "saved_model.pb")):
+        return model_dir
+    versions = sorted((int(d) for d in os.listdir(model_dir) if d.isdigit()), reverse=True) \
+        if os.path.isdir(model_dir) else []
+    for version in versions:
+        path = os.path.join(model_dir, str(version))
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            return path
+    raise ModelNotFoundError(f"no exported SavedModel in {model_dir} (expected {model_dir}/<version>/saved_model.pb;"
+                             " run python train.py first)")
+
+
+class SavedModelScorer:
+    """Calls the SavedModel's signatures; `score` and `score_matrix` match the served model's outputs."""
+
+    def __init__(self, model_dir: str):
+        self.path = resolve_version_dir(model_dir)
+        self.model = tf.saved_model.load(self.path)
+
+    def run(self, name: str, inputs: dict) -> dict:
+        """Signature `name` on inputs given as lists of bytes/str (DT_STRING) or numpy arrays/scalars of the
+        signature's dtype; its outputs as numpy arrays."""
+        tensors = {key: tf.constant(value, tf.string) if isinstance(value, list) else tf.constant(value)
+                   for key, value in inputs.items()}
+        return {key: value.numpy() for key, value in self.model.signatures[name](**tensors).items()}
+
+    def score(self, image_bytes, texts, batch_size: int = 256) -> dict:
+        """Row-aligned pairs -> serving_default outputs as numpy arrays, in batches of `batch_size`."""
+        return run_in_batches(self, "serving_default", {"image_bytes": list(image_bytes), "text": list(texts)},
+                              batch_size)
+
+    def score_matrix(self, image_bytes, texts) -> dict:
+        return self.run("score_matrix", {"image_bytes": list(image_bytes), "text": list(texts)})
+
+    def extra_file(self, name: str) -> str:
+        """A file exported beside the model (config.json, vocabulary.txt, training_metadata.json)."""
+        return os.path.join(self.path, EXTRA_FILES_DIR, name)

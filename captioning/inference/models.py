@@ -1,0 +1,83 @@
+"""Run an exported model's named signatures in this process or on a server, with the same call:
+
+    model = open_model(model_dir="checkpoints/export")          # or open_model(server="localhost:8500")
+    model.run("encode_image", {"image_bytes": [png]})["image_features"]
+
+Inputs are lists of bytes/str (DT_STRING) or numpy arrays/scalars of the signature's dtype; outputs are numpy.
+"""
+
+import numpy as np
+
+
+class MissingSignatureError(LookupError):
+    """The model was exported without a signature this feature needs."""
+
+
+class InvalidInputError(ValueError):
+    """The model rejected the inputs (INVALID_ARGUMENT: an undecodable image, a text without words)."""
+
+
+def _missing(name, where):
+    return MissingSignatureError(f"{where} has no {name!r} signature; re-export the model with this version of "
+                                 "captioning.export.saved_model")
+
+
+class LocalModel:
+    """The newest SavedModel under `model_dir` (or that version directory), loaded in this process."""
+
+    def __init__(self, model_dir: str):
+        from captioning.inference.local import SavedModelScorer  # imports TensorFlow: only when needed
+
+        self.scorer = SavedModelScorer(model_dir)  # also serves the scorer-style APIs (score, score_matrix)
+        self.path = self.scorer.path
+
+    def run(self, name: str, inputs: dict) -> dict:
+        import tensorflow as tf
+
+        if name not in self.scorer.model.signatures:
+            raise _missing(name, self.path)
+        try:
+            return self.scorer.run(name, inputs)
+        except tf.errors.InvalidArgumentError as error:
+            raise InvalidInputError(error.message.strip().splitlines()[0]) from None
+
+    def extra_file(self, name: str) -> str:
+        return self.scorer.extra_file(name)
+
+    def signature_names(self) -> set:
+        return set(self.scorer.model.signatures)
+
+
+class RemoteModel:
+    """A model on a TF Serving-compatible gRPC server, through grpc_client.PredictionClient. `version` pins one
+    model version: features from encode_image mean nothing to another version, so a long job that must not
+    straddle a version swap pins it."""
+
+    def __init__(self, server: str, model_name: str = "captioner", version: int = None):
+        self.path = f"{model_name}@{server}" + (f" version {version}" if version else "")
+        self._server, self._model_name, self._version = server, model_name, version
+        self._client = None
+
+    def run(self, name: str, inputs: dict) -> dict:
+        from captioning.inference.grpc_client import PredictionClient, PredictionError
+
+        if self._client is None:
+            self._client = PredictionClient(self._server, model_name=self._model_name, version=self._version)
+        try:
+            return self._client.predict({key: np.asarray(value) if np.isscalar(value) else value
+                                         for key, value in inputs.items()}, signature_name=name)
+        except PredictionError as error:
+            if "not found" in error.details and name in error.details:
+                raise _missing(name, self.path) from None
+            if error.code.name == "INVALID_ARGUMENT":
+                raise InvalidInputError(error.details.strip().splitlines()[0]) from None
+            raise
+
+    def extra_file(self, name: str) -> None:
+        """Files beside a served model are not reachable from the client."""
+        return None
+
+
+def open_model(model_dir: str = None, server: str = None, model_name: str = "captioner", version: int = None):
+    """A LocalModel, or with `server` (HOST:PORT) a RemoteModel."""
+    return RemoteModel(server, model_name, version) if server else LocalModel(model_dir)

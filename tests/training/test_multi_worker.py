@@ -1,0 +1,122 @@
+"""Several workers (TF_CONFIG, MultiWorkerMirroredStrategy) on loopback ports: two workers train like one on the
+same global batch, only the chief writes files, and a job that lost a worker ends cleanly and resumes."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from captioning.training.distribute import cluster_size, local_cluster
+from tests.helpers import synthetic_dataset
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TIMEOUT = 300
+TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim", "32", "--num_heads", "2",
+              "--num_layers", "1", "--ff_dim", "64", "--max_length", "16", "--batch_size", "8"]
+
+# Three steps on a global batch of 8 under make_strategy(): one worker, or each of two workers with 4 examples.
+LOSSES = """
+import json, sys
+from captioning.training import distribute
+strategy = distribute.make_strategy()  # first, as train.py does
+import dataclasses, keras
+from captioning.data.pipeline import training_dataset
+from captioning.data.readers import read_coco
+from captioning.data.text import Vocabulary
+from captioning.training.loop import Trainer
+from tests.helpers import TINY_MODEL, TINY_TRAINING
+examples = read_coco(sys.argv[1], sys.argv[2])
+vocabulary = Vocabulary.build([e.caption for e in examples])
+config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
+keras.utils.set_random_seed(1)
+trainer = Trainer(config, TINY_TRAINING, vocabulary, sys.argv[3], strategy)
+dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25)
+iterator = iter(strategy.experimental_distribute_dataset(dataset))
+losses = [float(trainer._train_step(iterator)[0]) for _ in range(3)]
+print(json.dumps({"losses": losses, "replicas": strategy.num_replicas_in_sync, "chief": trainer.is_chief}))
+"""
+
+
+def start(command, tf_config=None, log_path=None):
+    environ = {key: value for key, value in os.environ.items() if key != "TF_CONFIG"}
+    if tf_config:
+        environ["TF_CONFIG"] = tf_config
+    output = open(log_path, "w") if log_path else subprocess.PIPE
+    return subprocess.Popen(command, cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+
+
+def finish(processes, timeout=TIMEOUT):
+    """Waits for every process; kills the lot if one overruns, so a hung collective cannot hang the suite."""
+    deadline = time.time() + timeout
+    try:
+        return [p.wait(timeout=max(1, deadline - time.time())) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+
+
+def test_tf_config_chooses_the_strategy_and_bad_tf_config_is_one_line():
+    two = json.loads(local_cluster(2)[0])
+    assert cluster_size(json.dumps(two)) == 2 and cluster_size("") == 0
+    assert cluster_size(json.dumps({"cluster": {"chief": ["a:1"]}, "task": {"type": "chief", "index": 0}})) == 1
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        cluster_size("{not json")
+
+
+def test_two_workers_give_the_losses_of_one_on_the_same_global_batch(tmp_path):
+    annotations = synthetic_dataset(tmp_path / "data", num_images=20)
+    args = [annotations, str(tmp_path / "data" / "images")]
+    one = start([sys.executable, "-c", LOSSES, *args, str(tmp_path / "one")])
+    finish([one])
+    two = [start([sys.executable, "-c", LOSSES, *args, str(tmp_path / "two")], config) for config in local_cluster(2)]
+    finish(two)
+    results = []
+    for process in [one, *two]:
+        output = process.stdout.read()
+        assert process.returncode == 0, output[-3000:]
+        results.append(json.loads(output.strip().splitlines()[-1]))
+    single, chief, other = results
+    assert (single["replicas"], chief["replicas"]) == (1, 2) and (chief["chief"], other["chief"]) == (True, False)
+    assert chief["losses"] == other["losses"]  # one job: every worker reports the same all-reduced loss
+    # As in the two-replica test: equal before the first real update, then within rounding of the gradient sums.
+    np.testing.assert_allclose(single["losses"][:2], chief["losses"][:2], rtol=1e-5)
+    np.testing.assert_allclose(single["losses"][2], chief["losses"][2], rtol=5e-3)
+
+
+def test_a_job_that_loses_a_worker_ends_and_the_same_command_resumes(tmp_path):
+    command = [sys.executable, "train.py", "--output_dir", str(tmp_path / "run"), *TINY_FLAGS, "--epochs", "1",
+               "--steps_per_epoch", "400", "--checkpoint_every", "2"]
+    configs = local_cluster(2)
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [start(command, config, log) for config, log in zip(configs, logs)]
+    checkpoint_state = tmp_path / "run" / "ckpt" / "checkpoint"
+    deadline = time.time() + TIMEOUT
+    while not checkpoint_state.exists() and time.time() < deadline and all(w.poll() is None for w in workers):
+        time.sleep(0.5)
+    os.killpg(workers[1].pid, signal.SIGKILL)
+    assert checkpoint_state.exists(), logs[0].read_text()[-3000:]
+    chief_code = finish(workers[:1])[0]
+    workers[1].wait()
+    assert chief_code == 1, logs[0].read_text()[-3000:]
+    assert "error: the job lost a worker" in logs[0].read_text()
+
+    # The same command on every worker (the orchestrator's restart), on new ports, for the last 2 steps.
+    configs = local_cluster(2)
+    command[command.index("400")] = "6"
+    workers = [start(command, config, log) for config, log in zip(configs, logs)]
+    codes = finish(workers)
+    outputs = [log.read_text() for log in logs]
+    assert codes == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    assert all("resumed from checkpoint at step" in output for output in outputs)
+    assert "exported SavedModel" in outputs[0] and "exported SavedModel" not in outputs[1]
+    assert not [name for name in os.listdir(tmp_path / "run" / "ckpt") if name.startswith("workertemp")]
+    with open(tmp_path / "run" / "training_metadata.json") as f:
+        assert json.load(f)["replicas"] == 2
