@@ -1,4 +1,5 @@
-"""captioning.inference.grpc_client.PredictionClient against the project's server."""
+"""captioning.inference.grpc_client.PredictionClient against the project's server, whose fixtures live here."""
+
 import grpc
 import numpy as np
 import pytest
