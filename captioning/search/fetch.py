@@ -20,7 +20,7 @@ import threading
 import time
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from captioning.search.images import ImageError, image_size
+from captioning.search.images import ImageError, ImageLimits, image_size
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _READ_BYTES = 16384  # small reads, so the deadline is checked often
@@ -39,6 +39,7 @@ class FetchOptions:
     max_bytes: int = 20 * 2**20
     max_redirects: int = 3
     allow_private: bool = False  # allow loopback/private/link-local hosts (tests, an intranet)
+    image_limits: ImageLimits = ImageLimits()
 
 
 def is_url(text: str) -> bool:
@@ -198,7 +199,7 @@ def fetch_image(url: str, options: FetchOptions = FetchOptions()) -> bytes:
             current = without_userinfo(urljoin(current, location))
             continue
         try:
-            image_size(data)
+            image_size(data, options.image_limits)
         except ImageError as error:
             raise FetchError(f"{current}: {error}") from None
         return data
