@@ -11,12 +11,15 @@ from captioning.search.images import ImageError, ImageLimits, check_decoding_cos
 from serving.status import invalid_argument
 
 IMAGE_INPUT = "image_bytes"  # the encoded-image input of every signature that takes images
+# The most the project's own clients send in one call (captioning.inference.batch.score_matrix: 8 images x 256
+# texts), so the limits may not go below these.
+CLIENT_ROWS, CLIENT_PAIRS = 256, 8 * 256
 
 
 @dataclass(frozen=True)
 class RequestLimits:
-    max_rows_per_call: int = 256  # rows of any input of any signature
-    max_matrix_pairs: int = 4096  # images x texts of one score_matrix call
+    max_rows_per_call: int = CLIENT_ROWS  # rows of any input of any signature
+    max_matrix_pairs: int = 2 * CLIENT_PAIRS  # images x texts of one score_matrix call
     max_beam_size: int = 16  # generate_caption
     max_caption_length: int = 64  # generate_caption's max_length, in words
     image: ImageLimits = ImageLimits()

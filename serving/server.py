@@ -20,11 +20,11 @@ from absl import app, flags, logging
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
-from captioning.util.memory import keep_freed_memory
 from captioning.search.images import ImageLimits
+from captioning.util.memory import keep_freed_memory
 from serving.batching import BatchingOptions
 from serving.grpc_services import ModelService, PredictionService
-from serving.limits import RequestLimits, SearchLimits
+from serving.limits import CLIENT_PAIRS, CLIENT_ROWS, RequestLimits, SearchLimits
 from serving.model_registry import ModelRegistry, read_model_config_file, single_model_config
 from serving.predictor import Predictor
 from serving.rest_api import RestApi
@@ -217,7 +217,13 @@ flags.DEFINE_string("api_token_file", None, "File holding the token that adding,
                                             "--host other than loopback.")
 flags.DEFINE_boolean("allow_unauthenticated_writes", False,
                      "With a --host other than loopback, let anyone who reaches the port add, delete and re-index.")
-for _name in ("max_rows_per_call", "max_matrix_pairs", "max_beam_size", "max_caption_length", "max_image_pixels",
+flags.register_validator("max_rows_per_call", lambda value: value >= CLIENT_ROWS,
+                         message=f"--max_rows_per_call must be at least {CLIENT_ROWS}: the project's own clients "
+                                 "send that many texts in one score_matrix call")
+flags.register_validator("max_matrix_pairs", lambda value: value >= CLIENT_PAIRS,
+                         message=f"--max_matrix_pairs must be at least {CLIENT_PAIRS}: the project's own clients "
+                                 "send that many image-text pairs in one score_matrix call")
+for _name in ("max_beam_size", "max_caption_length", "max_image_pixels",
               "max_image_frames", "max_search_results", "max_search_candidates", "max_labels", "max_texts",
               "max_upload_bytes", "max_url_bytes", "url_timeout_seconds", "max_concurrent_fetches"):
     flags.register_validator(_name, lambda value: value > 0, message=f"--{_name} must be positive")

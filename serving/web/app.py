@@ -26,8 +26,8 @@ from captioning.search.index import ModelVersionError
 from captioning.search.retrieval import QueryError
 from serving.status import ServingError
 from serving.web.guards import WebGuards
-from serving.web.search_service import BusyError
 from serving.web.search_routes import search_router
+from serving.web.search_service import BusyError
 from serving.web.tf_serving_routes import tf_serving_router
 
 OPENAPI_PATH = "/v1/openapi.json"
