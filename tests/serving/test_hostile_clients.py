@@ -5,7 +5,6 @@ the limit, the trust boundary holds, and concurrent adds, deletes and searches o
 import base64
 import contextlib
 import io
-import json
 import socket
 import subprocess
 import sys
@@ -394,23 +393,3 @@ def test_a_search_whose_candidate_is_deleted_mid_rerank_is_not_a_5xx(http, serve
         response = searching.result()
     assert response.status_code == 200, response.text
     assert image_id not in [row["id"] for row in response.json()]
-
-
-def test_list_count_and_delete_answer_409_for_another_model_version(start_server, tmp_path):
-    from serving.fake_model import export_fake_model
-
-    base_path = tmp_path / "export"
-    export_fake_model(str(base_path), 1)
-    search = SearchOptions(str(tmp_path / "index"))
-    with start_server(base_path, search=search) as server, \
-            httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}", timeout=30) as client:
-        image_id = add(client, colour_png("red")).json()["id"]
-        export_fake_model(str(base_path), 2)
-        deadline = time.monotonic() + 30
-        while server.registry.get(MODEL).version != 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        for response in (client.get("/api/images"), client.get("/api/images/count"),
-                         client.delete(f"/api/images/{image_id}")):
-            assert_refused(response, 409, "re-index")
-        assert json.loads(client.post("/api/reindex").text)["added"] == 1
-        assert client.get("/api/images/count").json() == {"count": 1, "model_version": 2}
