@@ -236,7 +236,7 @@ def _answer(response, key="error"):
         message = response.json().get(key, "") if response.status_code >= 400 else ""
     except (ValueError, AttributeError):
         message = response.text
-    return f"{response.status_code} {message}"[:90].strip()
+    return f"{response.status_code} {message}"[:100].strip()
 
 
 def attack_beam(ctx):
@@ -400,16 +400,18 @@ def attack_add_delete_search_race(ctx):
         with ctx.client() as http:
             while time.monotonic() < stop_at:
                 data = images[(number + int(time.monotonic() * 10)) % 3]
-                if number % 3 == 0:
-                    response = http.post("/api/images", files={"file": ("r.png", data, "image/png")})
-                elif number % 3 == 1:
-                    added = http.post("/api/images", files={"file": ("r.png", data, "image/png")})
-                    if added.status_code >= 500:
-                        failures.append(added.status_code)
-                        continue
-                    response = http.delete(f"/api/images/{added.json()['id']}")
-                else:
-                    response = http.get("/search", params={"q": "a red circle", "k": 5, "candidates": 16})
+                try:
+                    if number % 3 == 0:
+                        response = http.post("/api/images", files={"file": ("r.png", data, "image/png")})
+                    elif number % 3 == 1:
+                        response = http.post("/api/images", files={"file": ("r.png", data, "image/png")})
+                        if response.status_code < 500:
+                            response = http.delete(f"/api/images/{response.json()['id']}")
+                    else:
+                        response = http.get("/search", params={"q": "a red circle", "k": 5, "candidates": 16})
+                except httpx.HTTPError as error:
+                    failures.append(type(error).__name__)
+                    continue
                 if response.status_code >= 500:
                     failures.append(response.status_code)
 
@@ -418,7 +420,7 @@ def attack_add_delete_search_race(ctx):
     with ctx.client() as http:
         listed = http.get("/api/images", params={"limit": 1000}).json()["images"]
         orphans = sum(http.get(f"/api/images/{entry['id']}/file").status_code != 200 for entry in listed)
-    return f"{len(failures)} 5xx answers, {orphans} listed entries without their file"
+    return f"{len(failures)} 5xx answers or broken connections, {orphans} listed entries without their file"
 
 
 ATTACKS = {
@@ -452,7 +454,8 @@ def attack_delete_without_token(ctx):
 
 def attack_ipv6_embedded_loopback(ctx):
     with ctx.client() as http:
-        return _answer(http.post("/api/images", data={"url": f"http://[::127.0.0.1]:{ctx.files_port}/red.png"}))
+        return _answer(http.post("/api/images", data={"url": f"http://[::127.0.0.1]:{ctx.files_port}/red.png"},
+                                 headers={"Authorization": f"Bearer {TOKEN}"}))
 
 
 GUARDED_ATTACKS = {
