@@ -1,4 +1,4 @@
-"""The web app's trust boundary and body limits, as ASGI middleware (outermost first in `install`):
+"""The web app's trust boundary and body limits, as ASGI middleware (innermost first, the order `install` adds them):
 
 - BodyLimit: a body past its limit gets 413, whether its length was declared or it arrives chunked (counted as it
   arrives, so no more than the limit is ever read). The search API's routes have their own, smaller limit.

@@ -17,7 +17,8 @@ from serving.web import schemas
 
 _ERRORS = {status: {"model": schemas.ErrorResponse, "description": description} for status, description in (
     (400, "Bad input: the message names the problem"), (404, "No such image in the index"),
-    (409, "The index holds another model version's embeddings: re-index"), (413, "Upload or body too large"))}
+    (409, "The index holds another model version's embeddings: re-index"), (413, "Upload or body too large"),
+    (503, "Every URL-fetch slot is taken: try again shortly"))}
 _WRITE_ERRORS = {status: {"model": schemas.ErrorResponse, "description": description} for status, description in (
     (401, "A token is configured and the request has not got it"), (403, "A cross-origin request"))}
 
