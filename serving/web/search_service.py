@@ -122,7 +122,10 @@ class SearchService:
             payload = self.index.get(version, [image_id]).get(image_id)
             if payload is None:
                 raise KeyError(image_id)
-            return self.index.store.image(payload["sha256"]), payload
+            try:
+                return self.index.store.image(payload["sha256"]), payload
+            except FileNotFoundError:  # only another process sharing a Qdrant server could have removed it
+                raise KeyError(image_id) from None
 
     def list(self, offset, limit):
         if offset is not None:
