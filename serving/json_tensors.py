@@ -20,6 +20,7 @@ from captioning.inference import tensors
 from serving.status import ServingError, invalid_argument
 
 _B64 = "b64"
+_MAX_RANK = 254  # TensorFlow's largest number of dimensions
 _BYTES_SUFFIX = "_bytes"
 
 
@@ -38,6 +39,8 @@ def parse_body(body):
         raise invalid_argument(f"JSON Parse error: Invalid encoding in string. at offset: {error.start}")
     except json.JSONDecodeError as error:
         raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}")
+    except RecursionError:
+        raise invalid_argument("JSON Parse error: the document is nested too deeply") from None
     if not isinstance(doc, dict):
         raise _format_error(doc, "Is not object")
     return doc
@@ -178,6 +181,8 @@ def _to_array(value, dtype):
         if not probe:
             break
         probe = probe[0]
+    if len(shape) > _MAX_RANK:  # also bounds _fill's recursion
+        raise invalid_argument(f"JSON list nested {len(shape)} deep: a tensor has at most {_MAX_RANK} dimensions")
     flat = []
     _fill(value, 0, shape, dtype, flat)
     if dtype == types_pb2.DT_STRING:

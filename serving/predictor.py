@@ -9,6 +9,7 @@ import grpc
 
 from captioning.inference import tensors
 from serving.batching import Batcher
+from serving.limits import RequestLimits
 from serving.status import ServingError, invalid_argument
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -21,8 +22,9 @@ class Predictor:
     so every servable gets its batchers before it serves and loses them after.
     """
 
-    def __init__(self, batching=None):
+    def __init__(self, batching=None, limits=RequestLimits()):
         self._batching = batching  # BatchingOptions, or None when batching is off
+        self.limits = limits
         self._batchers = {}  # (servable, signature name) -> Batcher
         self._lock = threading.Lock()
 
@@ -60,6 +62,7 @@ class Predictor:
         arrays = _request_inputs(signature, inputs, decode or (lambda value: value))
         wanted = _output_aliases(signature, output_filter)
         _check_inputs(signature, arrays)
+        self.limits.check(signature.name, arrays)
         batcher = self._batchers.get((servable, signature.name))
         outputs = batcher.submit(arrays) if batcher else signature.run(arrays)
         return signature.name, {alias: outputs[alias] for alias in wanted}

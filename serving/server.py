@@ -9,6 +9,7 @@ loaded version; SIGTERM/SIGINT stop accepting requests, finish the ones in
 flight and exit 0.  The REST port is one FastAPI app (serving/web): TF
 Serving's REST API, and with --index_dir the search API and page.
 """
+import os
 import signal
 import threading
 from concurrent import futures
@@ -19,13 +20,16 @@ from absl import app, flags, logging
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
 
+from captioning.search.images import ImageLimits
 from captioning.util.memory import keep_freed_memory
 from serving.batching import BatchingOptions
 from serving.grpc_services import ModelService, PredictionService
+from serving.limits import CLIENT_PAIRS, CLIENT_ROWS, RequestLimits, SearchLimits
 from serving.model_registry import ModelRegistry, read_model_config_file, single_model_config
 from serving.predictor import Predictor
 from serving.rest_api import RestApi
 from serving.web.app import create_app
+from serving.web.guards import LOOPBACK_NAMES, WebGuards, is_loopback
 from serving.web.http_server import HttpServer
 
 # TF Serving lifts gRPC's 4 MB default to the protobuf maximum; so do we.
@@ -44,8 +48,11 @@ class ServerOptions:
     grpc_max_threads: int = 64
     # Larger gRPC requests get RESOURCE_EXHAUSTED, larger REST bodies 413.
     max_request_bytes: int = MAX_MESSAGE_BYTES
+    limits: RequestLimits = field(default_factory=RequestLimits)  # what one Predict call may cost
     shutdown_grace_seconds: float = 30.0
     search: "SearchOptions | None" = None  # None: no search API or page
+    allowed_hosts: tuple = ()  # Host header names the REST port answers besides loopback ones; "*": any
+    api_token: str | None = None  # needed to add, delete and re-index when set
 
 
 @dataclass
@@ -54,6 +61,7 @@ class SearchOptions:
     model_name: str = "captioner"  # the served model whose embeddings the index holds
     qdrant_url: str | None = None  # a Qdrant server instead of embedded Qdrant in index_dir
     allow_private_urls: bool = False  # let URL adds reach loopback/private/link-local hosts
+    limits: SearchLimits = field(default_factory=SearchLimits)
 
 
 class ModelServer:
@@ -61,7 +69,7 @@ class ModelServer:
 
     def __init__(self, options):
         self.options = options
-        self.predictor = Predictor(options.batching)
+        self.predictor = Predictor(options.batching, options.limits)
         self.registry = ModelRegistry(options.model_configs, on_load=self.predictor.prepare,
                                       on_unload=self.predictor.release)
         self.grpc_port = None
@@ -104,7 +112,7 @@ class ModelServer:
             raise OSError(f"cannot bind gRPC to {options.host}:{options.port}")
         self._grpc_server.start()
         if options.rest_api_port is not None:
-            app = create_app(RestApi(self.registry, self.predictor), self.search, options.max_request_bytes)
+            app = create_app(RestApi(self.registry, self.predictor), self.search, _web_guards(options))
             self._rest_server = HttpServer(options.host, options.rest_api_port, app)
             self._rest_server.start(options.shutdown_grace_seconds)
             self.rest_port = self._rest_server.port
@@ -140,15 +148,28 @@ class ModelServer:
         logging.info("Server stopped")
 
 
+def _web_guards(options):
+    host = options.host
+    allowed = LOOPBACK_NAMES if is_loopback(host) or host in ("0.0.0.0", "::", "") else LOOPBACK_NAMES + (host,)
+    search_limits = options.search.limits if options.search else SearchLimits()
+    return WebGuards(allowed_hosts=tuple(allowed) + tuple(options.allowed_hosts), api_token=options.api_token,
+                     max_request_bytes=options.max_request_bytes, max_upload_bytes=search_limits.max_upload_bytes)
+
+
 def _search_service(options, registry, predictor):
     from captioning.search.fetch import FetchOptions
     from serving.web.search_service import SearchService
 
+    limits = options.limits
     return SearchService(registry, predictor, options.model_name, options.index_dir, options.qdrant_url,
-                         FetchOptions(allow_private=options.allow_private_urls))
+                         FetchOptions(allow_private=options.allow_private_urls, max_bytes=limits.max_url_bytes,
+                                      timeout_seconds=limits.url_timeout_seconds,
+                                      image_limits=predictor.limits.image),
+                         limits=limits, image_limits=predictor.limits.image)
 
 
 FLAGS = flags.FLAGS
+TOKEN_VARIABLE = "CAPTIONING_API_TOKEN"
 flags.DEFINE_string("model_base_path", None, "Directory holding numbered SavedModel versions.")
 flags.DEFINE_string("model_name", "captioner", "Name clients use for the model.")
 flags.DEFINE_integer("port", 8500, "gRPC port.")
@@ -167,6 +188,45 @@ flags.DEFINE_string("index_dir", None, "Image index folder: serves search, /docs
                                        "port (python -m captioning.search builds one).")
 flags.DEFINE_string("qdrant_url", None, "With --index_dir: keep the vectors in this Qdrant server or cluster.")
 flags.DEFINE_boolean("allow_private_urls", False, "Let images be added from loopback, private and link-local URLs.")
+# What one request may cost (README "Limits and security").
+flags.DEFINE_integer("max_rows_per_call", RequestLimits.max_rows_per_call,
+                     "Most rows of any input of one signature call.")
+flags.DEFINE_integer("max_matrix_pairs", RequestLimits.max_matrix_pairs,
+                     "Most images x texts of one score_matrix call.")
+flags.DEFINE_integer("max_beam_size", RequestLimits.max_beam_size, "Largest generate_caption beam_size.")
+flags.DEFINE_integer("max_caption_length", RequestLimits.max_caption_length, "Largest generate_caption max_length.")
+flags.DEFINE_integer("max_image_pixels", ImageLimits.max_pixels,
+                     "Most pixels of one image, width x height x frames (an animation's frames are all decompressed).")
+flags.DEFINE_integer("max_image_frames", ImageLimits.max_frames, "Most frames of one animated image.")
+flags.DEFINE_integer("max_search_results", SearchLimits.max_results, "Largest k of /search.")
+flags.DEFINE_integer("max_search_candidates", SearchLimits.max_candidates,
+                     "Largest candidates (K) of /search: images reranked by log-likelihood.")
+flags.DEFINE_integer("max_labels", SearchLimits.max_labels, "Most labels of one /api/describe.")
+flags.DEFINE_integer("max_texts", SearchLimits.max_texts, "Most texts of one /api/score.")
+flags.DEFINE_integer("max_upload_bytes", SearchLimits.max_upload_bytes, "Largest uploaded image.")
+flags.DEFINE_integer("max_url_bytes", SearchLimits.max_url_bytes, "Largest image fetched from a URL.")
+flags.DEFINE_float("url_timeout_seconds", SearchLimits.url_timeout_seconds,
+                   "Deadline of one URL fetch, from name look-up to last byte, redirects included.")
+flags.DEFINE_integer("max_concurrent_fetches", SearchLimits.max_concurrent_fetches,
+                     "URL fetches running at once; more are answered 503.")
+# Who may reach the REST port and change the collection.
+flags.DEFINE_list("allowed_hosts", [], "Host names the REST port answers besides localhost, 127.0.0.1 and ::1 "
+                                       "(and the --host address); * answers any.")
+flags.DEFINE_string("api_token_file", None, "File holding the token that adding, deleting and re-indexing need "
+                                            f"(Authorization: Bearer); or set {TOKEN_VARIABLE}. Required with a "
+                                            "--host other than loopback.")
+flags.DEFINE_boolean("allow_unauthenticated_writes", False,
+                     "With a --host other than loopback, let anyone who reaches the port add, delete and re-index.")
+flags.register_validator("max_rows_per_call", lambda value: value >= CLIENT_ROWS,
+                         message=f"--max_rows_per_call must be at least {CLIENT_ROWS}: the project's own clients "
+                                 "send that many texts in one score_matrix call")
+flags.register_validator("max_matrix_pairs", lambda value: value >= CLIENT_PAIRS,
+                         message=f"--max_matrix_pairs must be at least {CLIENT_PAIRS}: the project's own clients "
+                                 "send that many image-text pairs in one score_matrix call")
+for _name in ("max_beam_size", "max_caption_length", "max_image_pixels",
+              "max_image_frames", "max_search_results", "max_search_candidates", "max_labels", "max_texts",
+              "max_upload_bytes", "max_url_bytes", "url_timeout_seconds", "max_concurrent_fetches"):
+    flags.register_validator(_name, lambda value: value > 0, message=f"--{_name} must be positive")
 
 
 def options_from_flags():
@@ -184,6 +244,10 @@ def options_from_flags():
                                    batch_timeout_micros=FLAGS.batch_timeout_micros)
     return ServerOptions(
         model_configs=configs,
+        limits=RequestLimits(FLAGS.max_rows_per_call, FLAGS.max_matrix_pairs, FLAGS.max_beam_size,
+                             FLAGS.max_caption_length, ImageLimits(FLAGS.max_image_pixels, FLAGS.max_image_frames)),
+        allowed_hosts=tuple(FLAGS.allowed_hosts),
+        api_token=_api_token(),
         host=FLAGS.host,
         port=FLAGS.port,
         rest_api_port=FLAGS.rest_api_port or None,
@@ -191,9 +255,31 @@ def options_from_flags():
         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
         grpc_max_threads=FLAGS.grpc_max_threads,
         max_request_bytes=FLAGS.max_request_bytes,
-        search=SearchOptions(FLAGS.index_dir, configs[0].name, FLAGS.qdrant_url, FLAGS.allow_private_urls)
+        search=SearchOptions(FLAGS.index_dir, configs[0].name, FLAGS.qdrant_url, FLAGS.allow_private_urls,
+                             SearchLimits(FLAGS.max_search_results, FLAGS.max_search_candidates, FLAGS.max_labels,
+                                          FLAGS.max_texts, FLAGS.max_upload_bytes, FLAGS.max_url_bytes,
+                                          FLAGS.url_timeout_seconds, FLAGS.max_concurrent_fetches))
         if FLAGS.index_dir else None,
     )
+
+
+def _api_token():
+    """The write token from --api_token_file or the environment; UsageError when the host needs one and has none."""
+    token = os.environ.get(TOKEN_VARIABLE, "").strip() or None
+    if FLAGS.api_token_file:
+        try:
+            with open(FLAGS.api_token_file, encoding="utf-8") as f:
+                token = f.read().strip()
+        except OSError as error:
+            raise app.UsageError(f"--api_token_file {FLAGS.api_token_file}: {error.strerror}") from None
+        if not token:
+            raise app.UsageError(f"--api_token_file {FLAGS.api_token_file} is empty: write the token in it")
+    if FLAGS.index_dir and not token and not is_loopback(FLAGS.host) and not FLAGS.allow_unauthenticated_writes:
+        raise app.UsageError(
+            f"--host {FLAGS.host} lets other machines reach the search API: give --api_token_file (or set "
+            f"{TOKEN_VARIABLE}) so that only token holders add, delete and re-index, or pass "
+            "--allow_unauthenticated_writes to let anyone")
+    return token
 
 
 def main(argv):

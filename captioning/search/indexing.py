@@ -2,7 +2,8 @@
 
 A batch's images and features are written to the store before its points, and each point is one write, so a
 `kill -9` loses at most the batch in flight and never leaves an entry without its image; running the same `add`
-again skips what is already in (same content, same id) and continues.
+again skips what is already in (same content, same id) and continues. Each batch holds its images' locks
+(captioning.search.locks) from the look-up to the upsert, so concurrent adds and deletes of one image take turns.
 """
 
 import dataclasses
@@ -15,8 +16,9 @@ from tqdm import tqdm
 
 from captioning.inference.models import InvalidInputError
 from captioning.search.fetch import FetchError
-from captioning.search.images import ImageError, image_size
+from captioning.search.images import ImageError, ImageLimits, image_size
 from captioning.search.index import point_id
+from captioning.search.locks import IdLocks
 from captioning.search.store import content_hash
 
 BATCH_SIZE = 32
@@ -55,8 +57,12 @@ class _Image:
 class Indexer:
     """Adds images to `index` with `model` (a captioning.search.models.SearchModel)."""
 
-    def __init__(self, index, model, batch_size: int = BATCH_SIZE, cache_features: bool = None):
+    def __init__(self, index, model, batch_size: int = BATCH_SIZE, cache_features: bool = None, locks: IdLocks = None,
+                 image_limits: ImageLimits = ImageLimits()):
         self.index, self.model, self.batch_size = index, model, batch_size
+        # Share `locks` with whatever else adds or deletes in this index concurrently (a server's requests).
+        self.locks = locks or IdLocks()
+        self.image_limits = image_limits
         # Cached features let stage 2 skip re-encoding; only models with encode_image + score_features have them.
         self.cache_features = (model.has("encode_image") and model.has("score_features")) \
             if cache_features is None else cache_features
@@ -92,9 +98,8 @@ class Indexer:
             raise ImageError(result.errors[0][1])
         return (result.added + result.duplicates)[0], bool(result.added)
 
-    @staticmethod
-    def _checked(source, data) -> _Image:
-        width, height = image_size(data)
+    def _checked(self, source, data) -> _Image:
+        width, height = image_size(data, self.image_limits)
         return _Image(source, data, width, height, content_hash(data))
 
     def _load(self, source, loader, result):
@@ -108,8 +113,18 @@ class Indexer:
     def _add_batch(self, images, result) -> None:
         unique = {}
         for image in images:
-            if image is not None:
-                unique.setdefault(image.id, image)
+            if image is None:
+                continue
+            if image.id in unique:  # a second copy in the batch: already in once the first is added
+                result.duplicates.append(image.id)
+            else:
+                unique[image.id] = image
+        # Held from the look-up to the upsert: a concurrent add of the same image waits and then finds it in, and
+        # a concurrent delete cannot remove the file between this add's write and its upsert.
+        with self.locks.hold(list(unique)):
+            self._add_unique(unique, result)
+
+    def _add_unique(self, unique, result) -> None:
         present = self.index.existing(self.model.version, list(unique))
         result.duplicates += [i for i in unique if i in present]
         new = [image for i, image in unique.items() if i not in present]

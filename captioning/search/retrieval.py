@@ -52,12 +52,14 @@ class Searcher:
         chosen = ranking.ranking_scores(scores, rank_by, self.alpha)
         rows = [{"id": hit.id, "source": hit.payload["source"], "contrastive": hit.score,
                  "log_likelihood": float(scores["log_likelihood"][n]), "pmi": float(scores["pmi"][n]),
-                 "score": float(chosen[n]), "payload": hit.payload} for n, hit in enumerate(hits)]
+                 "score": float(chosen[n]), "payload": hit.payload} for n, hit in enumerate(hits)
+                if not np.isnan(scores["log_likelihood"][n])]  # NaN: deleted since stage 1 found it
         # Stage 1's order breaks ties: a stable sort keeps it.
         return sorted(rows, key=lambda row: -row["score"])[:k]
 
     def rerank(self, digests: list, text: str) -> dict:
-        """{log_likelihood, mean_log_prob, pmi: [K]} of the stored images against `text`."""
+        """{log_likelihood, mean_log_prob, pmi: [K]} of the stored images against `text`; NaN for an image deleted
+        meanwhile."""
         way = self._way(digests)
         if way != "measure":
             return self._stage2(way, digests, text)[0]
@@ -83,9 +85,25 @@ class Searcher:
         if features is not None:
             scores = self.model.score_features(features, text)
         else:  # re-encode the images (also when some features are missing)
-            scores = self.model.score_images([self.index.store.image(digest) for digest in digests], text)
+            scores = self._score_stored_images(digests, text)
         scores = {name: np.asarray(scores[name], np.float32) for name in ("log_likelihood", "mean_log_prob", "pmi")}
         return scores, time.perf_counter() - started
+
+    def _score_stored_images(self, digests, text) -> dict:
+        """score_images on the stored images, NaN for those deleted since stage 1 (a concurrent delete)."""
+        images = {}
+        for n, digest in enumerate(digests):
+            try:
+                images[n] = self.index.store.image(digest)
+            except FileNotFoundError:
+                pass
+        scores = {name: np.full(len(digests), np.nan, np.float32) for name in ("log_likelihood", "mean_log_prob",
+                                                                               "pmi")}
+        if images:
+            found = self.model.score_images(list(images.values()), text)
+            for name, values in scores.items():
+                values[list(images)] = found[name]
+        return scores
 
     def stage2_choice(self) -> dict:
         """Which stage-2 way runs now and what was measured (seconds per query), for logs and benchmarks."""

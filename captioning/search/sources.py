@@ -7,7 +7,7 @@ folder of a million files is not held in memory.
 import csv
 import os
 
-from captioning.search.fetch import FetchOptions, fetch_image, is_url
+from captioning.search.fetch import FetchOptions, fetch_image, is_url, without_userinfo
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 CSV_COLUMNS = ("image_path", "path", "url", "image_url")  # the first present names the images; else column one
@@ -49,7 +49,7 @@ def expand(arguments, fetch_options: FetchOptions = FetchOptions()) -> list:
 
     def add(entry):
         if is_url(entry):
-            items.append((entry, lambda: fetch_image(entry, fetch_options)))
+            items.append((without_userinfo(entry), lambda: fetch_image(entry, fetch_options)))
         else:
             items.append((os.path.abspath(entry), _read_file(entry)))
 

@@ -1,9 +1,11 @@
 """The web app: TF Serving's REST API, the search API, the OpenAPI document, Swagger UI and the search page.
 
-    app = create_app(RestApi(registry, predictor), search_service_or_None, max_body_bytes)
+    app = create_app(RestApi(registry, predictor), search_service_or_None, WebGuards(...))
 
-Every error is JSON `{"error": "..."}` with a 4xx status for bad input (5xx only for a bug, and the server stays
-up). Swagger UI's files come from the swagger-ui-bundle package: the page works without internet access.
+serving/web/guards.py holds the trust boundary (allowed host names, same-origin writes, the write token, security
+headers) and the body limits. Every error is JSON `{"error": "..."}` with a 4xx status for bad input (5xx only
+for a bug, and the server stays up). Swagger UI's files come from the swagger-ui-bundle package: the page works
+without internet access.
 """
 
 import os
@@ -23,7 +25,9 @@ from captioning.search.images import ImageError
 from captioning.search.index import ModelVersionError
 from captioning.search.retrieval import QueryError
 from serving.status import ServingError
+from serving.web.guards import WebGuards
 from serving.web.search_routes import search_router
+from serving.web.search_service import BusyError
 from serving.web.tf_serving_routes import tf_serving_router
 
 OPENAPI_PATH = "/v1/openapi.json"
@@ -35,36 +39,19 @@ def _error(status, message):
     return JSONResponse({"error": message}, status_code=status)
 
 
-class BodyLimit:
-    """ASGI middleware: a body over `max_bytes` gets 413 before any of it is read."""
-
-    def __init__(self, app, max_bytes):
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] == "http":
-            declared = dict(scope["headers"]).get(b"content-length")
-            if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-                response = _error(413, f"Request body of {int(declared)} bytes exceeds the limit of "
-                                       f"{self.max_bytes} bytes")
-                response.headers["Connection"] = "close"  # the unread body cannot be followed by a request
-                return await response(scope, receive, send)
-        return await self.app(scope, receive, send)
-
-
 def _validation_message(error: RequestValidationError) -> str:
     first = error.errors()[0]
     where = " ".join(str(part) for part in first.get("loc", ()))
     return f"{where}: {first.get('msg', 'invalid')}" if where else first.get("msg", "invalid request")
 
 
-def create_app(rest_api, search_service=None, max_body_bytes=2**31 - 1):
+def create_app(rest_api, search_service=None, guards=WebGuards()):
     app = FastAPI(title="Image-text similarity", version="1.0.0", docs_url=None, redoc_url=None,
                   openapi_url=OPENAPI_PATH,
                   description="Search and label images with an image-captioning model, and TF Serving's REST API "
                               "for its signatures. Errors are JSON: {\"error\": \"...\"}.")
     app.openapi_version = "3.0.3"  # what the bundled Swagger UI (4.x) renders
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    guards.install(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException):
@@ -85,6 +72,10 @@ def create_app(rest_api, search_service=None, max_body_bytes=2**31 - 1):
     @app.exception_handler(ServingError)
     async def serving_error(request: Request, error: ServingError):
         return _error(error.http_status, error.message)
+
+    @app.exception_handler(BusyError)
+    async def busy(request: Request, error: BusyError):
+        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception):

@@ -1,5 +1,6 @@
 """The search, index, label, caption and score API of the web app (documented at /docs)."""
 
+import asyncio
 import io
 from typing import Literal
 
@@ -10,12 +11,16 @@ from starlette.concurrency import run_in_threadpool
 
 from captioning.inference.zero_shot import DEFAULT_TEMPLATE
 from captioning.search import retrieval
+from captioning.search.fetch import without_userinfo
 from captioning.search.images import image_size
 from serving.web import schemas
 
 _ERRORS = {status: {"model": schemas.ErrorResponse, "description": description} for status, description in (
     (400, "Bad input: the message names the problem"), (404, "No such image in the index"),
-    (409, "The index holds another model version's embeddings: re-index")) }
+    (409, "The index holds another model version's embeddings: re-index"), (413, "Upload or body too large"),
+    (503, "Every URL-fetch slot is taken: try again shortly"))}
+_WRITE_ERRORS = {status: {"model": schemas.ErrorResponse, "description": description} for status, description in (
+    (401, "A token is configured and the request has not got it"), (403, "A cross-origin request"))}
 
 
 async def _image_input(service, file, url, image_id):
@@ -24,11 +29,16 @@ async def _image_input(service, file, url, image_id):
     if len(given) != 1:
         raise HTTPException(400, "give exactly one of file (an upload), url or id")
     if file:
-        data = await file.read()
-        await run_in_threadpool(image_size, data)
+        limit = service.limits.max_upload_bytes
+        data = await file.read(limit + 1)
+        if len(data) > limit:
+            raise HTTPException(413, f"the upload is larger than this server's limit of {limit} bytes "
+                                     "(--max_upload_bytes)")
+        await run_in_threadpool(image_size, data, service.image_limits)
         return data, f"upload:{file.filename or 'image'}"
     if url:
-        return await run_in_threadpool(service.fetch, url), url
+        # Awaited, not run on the shared thread pool: slow URLs hold fetch slots, never the other routes' threads.
+        return await asyncio.wrap_future(service.fetch(url)), without_userinfo(url)
     try:
         data, payload = await run_in_threadpool(service.stored_image, image_id)
     except KeyError:
@@ -41,15 +51,16 @@ def search_router(service):
 
     @router.get("/search", response_model=list[schemas.SearchResult], summary="Search the images by text")
     async def search(q: str = Query(description="What to look for, e.g. 'a red star left of a blue cross'."),
-                     k: int = Query(10, ge=1, le=10000, description="Results to return."),
-                     candidates: int = Query(retrieval.DEFAULT_CANDIDATES, ge=1, le=10000,
-                                             description="Stage-1 neighbours reranked by log-likelihood (K)."),
+                     k: int = Query(10, ge=1, description="Results to return (at most --max_search_results)."),
+                     candidates: int = Query(retrieval.DEFAULT_CANDIDATES, ge=1,
+                                             description="Stage-1 neighbours reranked by log-likelihood (K; at "
+                                                         "most --max_search_candidates)."),
                      rank_by: Literal["log_likelihood", "debiased"] = "log_likelihood"):
         """Stage 1: the `candidates` nearest image embeddings; stage 2: those reranked by caption log-likelihood.
         Best first, with both scores."""
         return await run_in_threadpool(service.search, q, k, candidates, rank_by)
 
-    @router.post("/api/images", response_model=schemas.AddedImage, status_code=201,
+    @router.post("/api/images", response_model=schemas.AddedImage, status_code=201, responses=_WRITE_ERRORS,
                  summary="Add an image (upload or URL)")
     async def add_image(file: UploadFile | None = File(None), url: str | None = Form(None)):
         """Adds the image unless the index already holds the same content (then `added` is false, status 200)."""
@@ -75,13 +86,13 @@ def search_router(service):
             kind = image.format.lower()
         return Response(data, media_type=f"image/{kind}", headers={"Cache-Control": "max-age=86400"})
 
-    @router.delete("/api/images/{image_id}", status_code=204, summary="Delete an image")
+    @router.delete("/api/images/{image_id}", status_code=204, responses=_WRITE_ERRORS, summary="Delete an image")
     async def delete_image(image_id: str):
         if not await run_in_threadpool(service.delete, image_id):
             raise HTTPException(404, f"no image with id {image_id} in the index")
         return Response(status_code=204)
 
-    @router.post("/api/reindex", response_model=schemas.Reindexed,
+    @router.post("/api/reindex", response_model=schemas.Reindexed, responses=_WRITE_ERRORS,
                  summary="Embed the images of the previous model version with the served one")
     async def reindex():
         done = await run_in_threadpool(service.reindex)
@@ -94,14 +105,17 @@ def search_router(service):
     async def describe(file: UploadFile | None = File(None), url: str | None = Form(None),
                        id: str | None = Form(None, description="An indexed image's id."),
                        labels: str = Form("", description="Comma-separated labels, e.g. cat,dog,car."),
-                       prompt_template: str = Form(DEFAULT_TEMPLATE), beam_size: int = Form(3, ge=1, le=8)):
-        data, _ = await _image_input(service, file, url, id)
+                       prompt_template: str = Form(DEFAULT_TEMPLATE),
+                       beam_size: int = Form(3, ge=1, description="Captions to generate (at most --max_beam_size).")):
         wanted = [label for label in labels.split(",") if label.strip()]
+        service.check_counts(labels=len(wanted))  # before any image is read or fetched
+        data, _ = await _image_input(service, file, url, id)
         return await run_in_threadpool(service.describe, data, wanted, prompt_template, beam_size)
 
     @router.post("/api/score", response_model=list[schemas.TextScores], summary="Score texts against an image")
     async def score(text: list[str] = Form(description="One or more texts."), file: UploadFile | None = File(None),
                     url: str | None = Form(None), id: str | None = Form(None)):
+        service.check_counts(texts=len(text))
         data, _ = await _image_input(service, file, url, id)
         return await run_in_threadpool(service.score, data, text)
 

@@ -1,23 +1,37 @@
 """Wires captioning.search to the model this server serves: the index, the searchers and the served model.
 
 The model is called in process through the server's Predictor (batching included), pinned to one version per
-request, so an image is embedded and scored by the same version.
+request, so an image is embedded and scored by the same version. Adds, deletes and reads of one image hold that
+image's lock (captioning.search.locks), so every listed entry's file exists. URL fetches run on their own small
+pool: a flood of slow URLs fills that pool and gets 503s, while search, predict and the page go on.
 """
 
+import concurrent.futures
+import os
 import threading
+import uuid
 
 import grpc
 import numpy as np
 
-from captioning.inference import tensors, zero_shot
+from captioning.export.saved_model import EXTRA_FILES_DIR
+from captioning.inference import ranking, tensors, zero_shot
 from captioning.inference.models import InvalidInputError, MissingSignatureError
+from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
 from captioning.search.describe import describe
 from captioning.search.fetch import FetchOptions, fetch_image
+from captioning.search.images import ImageLimits
 from captioning.search.index import ImageIndex
 from captioning.search.indexing import Indexer
+from captioning.search.locks import IdLocks
 from captioning.search.models import SearchModel
-from captioning.search.retrieval import Searcher
+from captioning.search.retrieval import QueryError, Searcher
+from serving.limits import SearchLimits
 from serving.status import ServingError
+
+
+class BusyError(RuntimeError):
+    """Every URL-fetch slot is taken: answered 503, try again later."""
 
 
 class ServedModel:
@@ -28,6 +42,9 @@ class ServedModel:
 
     def signature_names(self):
         return set(self._servable.signatures)
+
+    def extra_file(self, name):
+        return os.path.join(self._servable.path, EXTRA_FILES_DIR, name)
 
     def run(self, name, inputs):
         arrays = {key: tensors.string_array(value) if isinstance(value, list) else np.asarray(value)
@@ -45,23 +62,35 @@ class ServedModel:
 
 class SearchService:
     def __init__(self, registry, predictor, model_name, index_dir, qdrant_url=None,
-                 fetch_options=FetchOptions(), stage2="auto"):
+                 fetch_options=FetchOptions(), stage2="auto", limits=SearchLimits(), image_limits=ImageLimits()):
         self._registry, self._predictor, self._model_name = registry, predictor, model_name
         self.index = ImageIndex(index_dir, qdrant_url)
         self.fetch_options = fetch_options
+        self.limits = limits
+        self.image_limits = image_limits
         self._stage2 = stage2
         self._searchers = {}  # version -> Searcher, which keeps its stage-2 measurements
         self._lock = threading.Lock()
+        self._image_locks = IdLocks()
+        self._fetch_slots = threading.BoundedSemaphore(self.limits.max_concurrent_fetches)
+        self._fetches = concurrent.futures.ThreadPoolExecutor(self.limits.max_concurrent_fetches,
+                                                              thread_name_prefix="fetch")
         self.model().warm_up()  # before the port opens, so the first users do not wait for it
 
     def close(self):
+        self._fetches.shutdown(wait=False, cancel_futures=True)
         self.index.close()
 
     def model(self) -> SearchModel:
         servable = self._registry.get(self._model_name)
         return SearchModel(ServedModel(self._registry, self._predictor, servable), servable.version)
 
+    def _indexer(self, model):
+        return Indexer(self.index, model, locks=self._image_locks, image_limits=self.image_limits)
+
     def search(self, text, k, candidates, rank_by):
+        _at_most(k, self.limits.max_results, "k", "--max_search_results")
+        _at_most(candidates, self.limits.max_candidates, "candidates", "--max_search_candidates")
         model = self.model()
         with self._lock:
             searcher = self._searchers.get(model.version)
@@ -70,28 +99,58 @@ class SearchService:
         return searcher.search(text, k=k, candidates=candidates, rank_by=rank_by)
 
     def add(self, source, data):
-        image_id, added = Indexer(self.index, self.model()).add_bytes(source, data)
+        image_id, added = self._indexer(self.model()).add_bytes(source, data)
         return {"id": image_id, "added": added, "source": source}
 
-    def fetch(self, url):
-        return fetch_image(url, self.fetch_options)
+    def fetch(self, url) -> concurrent.futures.Future:
+        """The fetch of `url` on the fetch pool, as a future of its bytes; BusyError when every slot is taken."""
+        if not self._fetch_slots.acquire(blocking=False):
+            raise BusyError(f"{self.limits.max_concurrent_fetches} URL fetches are already running; try again "
+                            "shortly (--max_concurrent_fetches)")
+        try:
+            future = self._fetches.submit(fetch_image, url, self.fetch_options)
+        except BaseException:
+            self._fetch_slots.release()
+            raise
+        future.add_done_callback(lambda _: self._fetch_slots.release())
+        return future
 
     def stored_image(self, image_id):
         """(bytes, payload) of an indexed image; KeyError when the index does not hold it."""
-        payload = self.index.get(self.model().version, [image_id]).get(image_id)
-        if payload is None:
-            raise KeyError(image_id)
-        return self.index.store.image(payload["sha256"]), payload
+        version = self.model().version
+        with self._image_locks.hold([image_id]):
+            payload = self.index.get(version, [image_id]).get(image_id)
+            if payload is None:
+                raise KeyError(image_id)
+            try:
+                return self.index.store.image(payload["sha256"]), payload
+            except FileNotFoundError:  # only another process sharing a Qdrant server could have removed it
+                raise KeyError(image_id) from None
 
     def list(self, offset, limit):
-        return self.index.scroll(self.model().version, offset, limit)
+        if offset is not None:
+            try:
+                offset = str(uuid.UUID(offset))
+            except ValueError:
+                raise QueryError(f"offset {offset!r} is not an image id: pass the next_offset of the previous "
+                                 "page") from None
+        version = self._checked_version()
+        return self.index.scroll(version, offset, limit)
 
     def count(self):
-        version = self.model().version
+        version = self._checked_version()
         return {"count": self.index.count(version), "model_version": version}
 
     def delete(self, image_id):
-        return bool(self.index.delete(self.model().version, [image_id]))
+        version = self._checked_version()
+        with self._image_locks.hold([image_id]):
+            return bool(self.index.delete(version, [image_id]))
+
+    def _checked_version(self) -> int:
+        """The served version; ModelVersionError (409) when the index holds only another version's images."""
+        version = self.model().version
+        self.index.check_version(version)
+        return version
 
     def reindex(self):
         """Embeds the images of the newest other version that has any with the served version; None if none."""
@@ -99,14 +158,34 @@ class SearchService:
         old = {v: n for v, n in self.index.versions().items() if v != model.version and n}
         if not old:
             return None
-        result = Indexer(self.index, model).reindex(max(old), progress=False)
+        result = self._indexer(model).reindex(max(old), progress=False)
         return {"from_version": max(old), "model_version": model.version, "added": len(result.added),
                 "errors": result.errors}
 
     def describe(self, data, labels, template, beam_size):
-        return describe(self.model(), data, zero_shot.read_labels(labels) if labels else [], template, beam_size)
+        """Labels ranked as `get_similarity_score.py --labels` ranks them (--rank_by auto with the model's stored
+        alpha), and the generated captions."""
+        self.check_counts(labels=len(labels))
+        model = self.model()
+        stored = ranking.read_ranking(model.runner.extra_file(ranking.RANKING_FILE))
+        rank_by, alpha = ranking.resolve(ranking.AUTO, None, stored)
+        return describe(model, data, zero_shot.read_labels(labels) if labels else [], template, beam_size,
+                        rank_by, alpha)
+
+    def check_counts(self, labels=0, texts=0):
+        """QueryError when a request names more labels or texts than the limits allow."""
+        _at_most(labels, self.limits.max_labels, "labels", "--max_labels", count=True)
+        _at_most(texts, self.limits.max_texts, "texts", "--max_texts", count=True)
 
     def score(self, data, texts):
-        outputs = self.model().runner.run("serving_default", {"image_bytes": [data] * len(texts), "text": texts})
+        self.check_counts(texts=len(texts))
+        outputs = run_in_batches(self.model().runner, "serving_default",
+                                 {"image_bytes": [data] * len(texts), "text": list(texts)}, MAX_ROWS_PER_CALL)
         return [{"text": text, "scores": {name: values[n].item() for name, values in outputs.items()}}
                 for n, text in enumerate(texts)]
+
+
+def _at_most(value, limit, name, flag, count=False):
+    if value > limit:
+        given = f"{value} {name}" if count else f"{name}={value}"
+        raise QueryError(f"{given} is more than this server's limit of {limit} ({flag})")

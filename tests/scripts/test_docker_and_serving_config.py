@@ -336,6 +336,7 @@ def test_compose_runs_the_app_against_a_pinned_qdrant():
     assert "--qdrant_url=http://qdrant:6333" in command and "--index_dir=/data/index" in command
     assert "--host=0.0.0.0" in command  # inside the container; published on the host's loopback only:
     assert app["ports"] == ["127.0.0.1:8500:8500", "127.0.0.1:8501:8501"]
+    assert "--allow_unauthenticated_writes" in command  # else a server on 0.0.0.0 with an index needs a token
     assert "qdrant" in app["depends_on"] and app["healthcheck"]["test"][0] == "CMD"
     assert any(volume.endswith(":/data/index") for volume in app["volumes"])
     assert "mkdir -p /workspace /data/index" in DOCKERFILE.read_text()  # the volume starts writable by uid 10001

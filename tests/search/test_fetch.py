@@ -1,10 +1,14 @@
 """URL fetching: private addresses refused unless allowed, redirects limited, size capped, content decoded."""
 
+import contextlib
+import http.server
+import socket
+import threading
 import time
 
 import pytest
 
-from captioning.search.fetch import FetchError, FetchOptions, fetch_image
+from captioning.search.fetch import FetchError, FetchOptions, fetch_image, is_public, without_userinfo
 from tests.search.conftest import colour_png
 
 ALLOW = FetchOptions(allow_private=True, timeout_seconds=5)
@@ -65,3 +69,77 @@ def test_a_slow_server_times_out(file_server):
         with pytest.raises(FetchError, match="timed out"):
             fetch_image(f"{base}/slow.png", FetchOptions(allow_private=True, timeout_seconds=0.5))
         assert time.monotonic() - started < 2.5
+
+
+@contextlib.contextmanager
+def dripping_server(header_first: bool):
+    """A loopback server that sends one byte every 0.2 s for 5 s: in the body, or in the headers themselves."""
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if header_first:
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+            else:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            stop_at = time.monotonic() + 5
+            try:
+                while time.monotonic() < stop_at:
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize("header_first", [True, False], ids=["dripping body", "dripping headers"])
+def test_one_deadline_holds_against_a_server_that_drips(header_first):
+    with dripping_server(header_first) as base:
+        started = time.monotonic()
+        with pytest.raises(FetchError, match="timed out after 1 s"):
+            fetch_image(f"{base}/drip.png", FetchOptions(allow_private=True, timeout_seconds=1))
+        assert time.monotonic() - started < 1.8
+
+
+def test_a_slow_name_lookup_counts_against_the_deadline(monkeypatch):
+    real = socket.getaddrinfo
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *args, **kwargs: time.sleep(3) or real(*args, **kwargs))
+    started = time.monotonic()
+    with pytest.raises(FetchError, match="timed out after 0.5 s resolving 'slow.example'"):
+        fetch_image("http://slow.example/a.png", FetchOptions(timeout_seconds=0.5))
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.mark.parametrize("address", [
+    "::ffff:127.0.0.1", "::127.0.0.1", "::10.0.0.1", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1",
+    "2002:c0a8:1::1", "2001:0:4136:e378:8000:63bf:80ff:fffe", "::1", "::"])
+def test_ipv6_forms_that_embed_a_private_ipv4_address_are_private(address):
+    assert not is_public(address)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::1"])
+def test_public_addresses_stay_public(address):
+    assert is_public(address)
+
+
+def test_credentials_in_a_url_are_never_shown(file_server):
+    with file_server({"/text": (200, {}, b"not an image")}) as base:
+        url = base.replace("http://", "http://user:secret@") + "/text"
+        with pytest.raises(FetchError) as error:
+            fetch_image(url, ALLOW)
+    assert "secret" not in str(error.value) and f"{base}/text" in str(error.value)
+    assert without_userinfo("https://user:pw@example.com:8443/a.png?x=1") == "https://example.com:8443/a.png?x=1"
+    assert without_userinfo("https://example.com/a@b.png") == "https://example.com/a@b.png"

@@ -119,3 +119,13 @@ def test_add_bytes_rejects_what_is_not_an_image(index, search_model):
 def test_a_second_process_gets_a_clear_message(index, tmp_path):
     with pytest.raises(IndexBusyError, match="open in another process"):
         ImageIndex(index.index_dir)
+
+
+def test_copies_within_one_batch_count_as_already_in(index, search_model, tmp_path):
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    for name, colour in (("a.png", "red"), ("b.png", "red"), ("c.png", "blue")):
+        (folder / name).write_bytes(colour_png(colour))
+    result = Indexer(index, search_model).add(sources.expand([str(folder)]), progress=False)
+    assert len(result.added) == 2 and len(result.duplicates) == 1
+    assert result.summary().startswith("indexed 2 new images (1 already in, 0 with errors)")

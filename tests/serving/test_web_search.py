@@ -137,10 +137,33 @@ def test_a_new_model_version_asks_for_reindexing(start_server, tmp_path):
         changed = httpx.get(f"{url}/search", params={"q": "red"})
         assert changed.status_code == 409
         assert "images embedded by model version 1, but the model is version 2" in changed.json()["error"]
+        # Listing, counting and deleting say so too, instead of an empty page, 0 and 404.
+        for response in (httpx.get(f"{url}/api/images"), httpx.get(f"{url}/api/images/count"),
+                         httpx.delete(f"{url}/api/images/00000000-0000-0000-0000-000000000000")):
+            assert response.status_code == 409 and "re-index" in response.json()["error"]
         reindexed = httpx.post(f"{url}/api/reindex", timeout=60)
         assert reindexed.json() == {"from_version": 1, "model_version": 2, "added": 1, "errors": []}
         (found,) = httpx.get(f"{url}/search", params={"q": "red"}).json()
         assert found["payload"]["model_version"] == 2
+
+
+def test_describe_ranks_labels_with_the_stored_alpha_as_the_command_line_does(start_server, tmp_path):
+    base_path = tmp_path / "export"
+    export_fake_model(str(base_path), 1)
+    dark = colour_png((20, 20, 30))
+    # The fake model: log_likelihood -n(1 + brightness), prior -1.5n for a prompt of n words, so log_likelihood
+    # prefers the short label and pmi (debiased with alpha 1) the long one.
+    with start_server(base_path, search=SearchOptions(str(tmp_path / "index"))) as server:
+        plain = httpx.post(f"http://127.0.0.1:{server.rest_port}/api/describe",
+                           files={"file": ("d.png", dark)}, data={"labels": "cat,big black cat"}).json()
+    assert [label["label"] for label in plain["labels"]] == ["cat", "big black cat"]
+    (base_path / "1" / "assets.extra").mkdir(exist_ok=True)
+    (base_path / "1" / "assets.extra" / "ranking.json").write_text('{"alpha": 1.0, "use_by_default": true}')
+    with start_server(base_path, search=SearchOptions(str(tmp_path / "index"))) as server:
+        stored = httpx.post(f"http://127.0.0.1:{server.rest_port}/api/describe",
+                            files={"file": ("d.png", dark)}, data={"labels": "cat,big black cat"}).json()
+    assert [label["label"] for label in stored["labels"]] == ["big black cat", "cat"]
+    assert all(label["score"] == pytest.approx(label["pmi"]) for label in stored["labels"])
 
 
 def test_the_server_command_serves_search_docs_and_page(tmp_path, fake_export, free_port):

@@ -1,0 +1,64 @@
+"""What one request may cost: a Predict call (gRPC and REST alike, checked before the model runs) and a call of
+the search API. Each limit has a flag of serving.server of the same name.
+
+Past a limit the request gets INVALID_ARGUMENT (HTTP 400) naming the limit and its flag, before anything is
+allocated for it: TensorFlow's allocator keeps memory it once took, so a check after the fact would be too late.
+"""
+
+from dataclasses import dataclass
+
+from captioning.search.images import ImageError, ImageLimits, check_decoding_cost
+from serving.status import invalid_argument
+
+IMAGE_INPUT = "image_bytes"  # the encoded-image input of every signature that takes images
+# The most the project's own clients send in one call (captioning.inference.batch.score_matrix: 8 images x 256
+# texts), so the limits may not go below these.
+CLIENT_ROWS, CLIENT_PAIRS = 256, 8 * 256
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    max_rows_per_call: int = CLIENT_ROWS  # rows of any input of any signature
+    max_matrix_pairs: int = 2 * CLIENT_PAIRS  # images x texts of one score_matrix call
+    max_beam_size: int = 16  # generate_caption
+    max_caption_length: int = 64  # generate_caption's max_length, in words
+    image: ImageLimits = ImageLimits()
+
+    def check(self, signature_name: str, arrays: dict) -> None:
+        """INVALID_ARGUMENT when a request to `signature_name` with these inputs ({alias: numpy}) is over a limit."""
+        for alias, array in arrays.items():
+            if array.ndim and array.shape[0] > self.max_rows_per_call:
+                raise invalid_argument(f"{alias} has {array.shape[0]} rows; this server takes at most "
+                                       f"{self.max_rows_per_call} per call (--max_rows_per_call)")
+        if signature_name == "score_matrix":
+            pairs = arrays[IMAGE_INPUT].shape[0] * arrays["text"].shape[0]
+            if pairs > self.max_matrix_pairs:
+                raise invalid_argument(f"score_matrix of {pairs} image-text pairs; this server takes at most "
+                                       f"{self.max_matrix_pairs} per call (--max_matrix_pairs)")
+        if signature_name == "generate_caption":
+            self._check_scalar(arrays, "beam_size", self.max_beam_size, "--max_beam_size")
+            self._check_scalar(arrays, "max_length", self.max_caption_length, "--max_caption_length")
+        images = arrays.get(IMAGE_INPUT)
+        if images is not None and images.dtype == object:
+            for image in images.reshape(-1):
+                try:
+                    check_decoding_cost(image, self.image)
+                except ImageError as error:
+                    raise invalid_argument(f"{IMAGE_INPUT}: {error}") from None
+
+    @staticmethod
+    def _check_scalar(arrays, alias, limit, flag):
+        if alias in arrays and arrays[alias].size == 1 and int(arrays[alias]) > limit:
+            raise invalid_argument(f"{alias} {int(arrays[alias])} is over this server's limit of {limit} ({flag})")
+
+
+@dataclass(frozen=True)
+class SearchLimits:
+    max_results: int = 100  # k of /search
+    max_candidates: int = 256  # K of /search: images reranked by the caption decoder
+    max_labels: int = 100  # labels of one /api/describe
+    max_texts: int = 256  # texts of one /api/score
+    max_upload_bytes: int = 20 * 2**20  # an uploaded image (the same as a URL's)
+    max_url_bytes: int = 20 * 2**20
+    url_timeout_seconds: float = 10.0  # a whole URL fetch, from name look-up to last byte
+    max_concurrent_fetches: int = 8  # URL fetches at once; more get 503

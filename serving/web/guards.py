@@ -1,0 +1,205 @@
+"""The web app's trust boundary and body limits, as ASGI middleware (innermost first, the order `install` adds them):
+
+- BodyLimit: a body past its limit gets 413, whether its length was declared or it arrives chunked (counted as it
+  arrives, so no more than the limit is ever read). The search API's routes have their own, smaller limit.
+- TrustedHosts: only requests naming an allowed host in their Host header are answered (loopback names when bound
+  to loopback), so a DNS-rebinding page on another name cannot reach the server through a victim's browser.
+- SameOrigin: a state-changing request to the search API (POST, PUT, PATCH, DELETE under /api/) whose Origin (or,
+  without one, Referer) names another origin is refused; clients that send neither (curl, scripts) are not
+  browsers and pass, and so do the page's own requests.
+- WriteToken: with a token configured, adding, deleting and re-indexing need `Authorization: Bearer <token>`.
+- SecurityHeaders: nosniff, no framing, and a Content-Security-Policy on every answer.
+
+TF Serving's routes (/v1/...) are guarded only by the host and body checks: they change nothing.
+"""
+
+import hmac
+import ipaddress
+import re
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from starlette.datastructures import Headers
+from starlette.middleware.trustedhost import parse_host_header
+from starlette.responses import JSONResponse
+
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+_STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_WRITES = ((frozenset({"POST"}), re.compile(r"/api/images/?")), (frozenset({"DELETE"}), re.compile(r"/api/images/.+")),
+           (frozenset({"POST"}), re.compile(r"/api/reindex/?")))
+# The page and its assets load from this server only; Swagger UI (/docs) needs its inline start-up script.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+               "form-action 'self'; frame-ancestors 'none'")
+DOCS_POLICY = PAGE_POLICY.replace("default-src 'self'", "default-src 'self'; script-src 'self' 'unsafe-inline'; "
+                                                          "style-src 'self' 'unsafe-inline'")
+
+
+def _error(status, message, **headers):
+    return JSONResponse({"error": message}, status_code=status, headers=headers)
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip("[]").lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+FORM_ALLOWANCE = 2**20  # the search API's form fields besides the upload (labels, texts, a URL)
+
+
+@dataclass(frozen=True)
+class WebGuards:
+    allowed_hosts: tuple = LOOPBACK_NAMES  # Host header names answered; ("*",) answers any
+    api_token: str | None = None  # needed by add, delete and re-index when set
+    max_request_bytes: int = 2**31 - 1  # any body
+    max_upload_bytes: int = 20 * 2**20  # an uploaded image; a search API body may add FORM_ALLOWANCE to it
+
+    def install(self, app):
+        """Adds the middleware to a Starlette app (each added one wraps the ones before)."""
+        app.add_middleware(BodyLimit, guards=self)
+        app.add_middleware(WriteToken, token=self.api_token)
+        app.add_middleware(SameOrigin)
+        app.add_middleware(TrustedHosts, allowed=self.allowed_hosts)
+        app.add_middleware(SecurityHeaders)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    def __init__(self, app, guards: WebGuards):
+        self.app, self.guards = app, guards
+
+    def _limit(self, path):
+        if path.startswith("/api/") or path == "/search":
+            api_limit = self.guards.max_upload_bytes + FORM_ALLOWANCE
+            if api_limit < self.guards.max_request_bytes:
+                return api_limit, "--max_upload_bytes"
+        return self.guards.max_request_bytes, "--max_request_bytes"
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit, flag = self._limit(scope["path"])
+
+        def too_large():
+            return _error(413, f"request body is larger than this server's limit of {limit} bytes ({flag})",
+                          Connection="close")  # the unread rest of the body cannot be followed by a request
+
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return await too_large()(scope, receive, send)
+        state = {"received": 0, "over": False, "started": False}
+
+        async def counting_receive():
+            message = await receive()
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                if state["received"] > limit:
+                    state["over"] = True
+                    raise _TooLarge()
+            return message
+
+        async def guarded_send(message):
+            if state["over"]:
+                return  # whatever the app makes of the cut body (often a 400) is replaced by the 413
+            state["started"] = True
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, guarded_send)
+        except _TooLarge:
+            pass
+        if state["over"] and not state["started"]:
+            await too_large()(scope, receive, send)
+
+
+class TrustedHosts:
+    """Answers 400 unless the Host header names one of `allowed` ("*" allows any)."""
+
+    def __init__(self, app, allowed):
+        self.app = app
+        self.allowed = {name.strip("[]").lower() for name in allowed}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or "*" in self.allowed:
+            return await self.app(scope, receive, send)
+        parsed = parse_host_header(Headers(scope=scope).get("host"))
+        host = parsed.host.strip("[]").lower() if parsed else ""
+        if host not in self.allowed:
+            return await _error(400, f"host {host or '(none)'!r} is not a name this server answers to; allowed: "
+                                     f"{', '.join(sorted(self.allowed))} (--allowed_hosts)")(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def _origin_of(url: str):
+    """(host, port) of an origin or URL, the port defaulted from the scheme; None if it has none."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    except ValueError:
+        return None
+    return (parts.hostname, port) if parts.hostname else None
+
+
+class SameOrigin:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and scope["method"] in _STATE_CHANGING and scope["path"].startswith("/api/"):
+            headers = Headers(scope=scope)
+            claimed = headers.get("origin") or headers.get("referer")
+            if claimed is not None:
+                host = parse_host_header(headers.get("host"))
+                scheme_port = 443 if scope.get("scheme") == "https" else 80
+                own = (host.host.strip("[]").lower(), int(host.port or scheme_port)) if host else None
+                origin = _origin_of(claimed)
+                if origin is None or own is None or (origin[0].lower(), origin[1]) != own:
+                    return await _error(403, f"cross-origin request refused: {claimed.split('?')[0]!r} is not "
+                                             "this server's origin")(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+class WriteToken:
+    """With a token, the routes that change the collection need `Authorization: Bearer <token>`."""
+
+    def __init__(self, app, token):
+        self.app, self.token = app, token
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http" and self.token and _is_write(scope["method"], scope["path"]):
+            given = Headers(scope=scope).get("authorization", "")
+            scheme, _, value = given.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
+                return await _error(401, "adding, deleting and re-indexing need this server's token: send "
+                                         "'Authorization: Bearer <token>' (see --api_token_file)",
+                                    **{"WWW-Authenticate": "Bearer"})(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+
+def _is_write(method, path):
+    return any(method in methods and pattern.fullmatch(path) for methods, pattern in _WRITES)
+
+
+class SecurityHeaders:
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        policy = DOCS_POLICY if scope["path"].startswith("/docs") else PAGE_POLICY
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = list(message.get("headers", [])) + [
+                    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", policy.encode()), (b"referrer-policy", b"same-origin")]
+            await send(message)
+
+        return await self.app(scope, receive, with_headers)

@@ -1,0 +1,395 @@
+"""Hostile and careless clients against the server on loopback (README "Limits and security"): each attack of
+scripts/attack_server.py, on the fake model with small limits, so every one is answered quickly with a 4xx naming
+the limit, the trust boundary holds, and concurrent adds, deletes and searches of one image stay consistent."""
+
+import base64
+import contextlib
+import io
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from serving.limits import RequestLimits, SearchLimits
+from serving.server import SearchOptions
+from tests.search.conftest import colour_png
+
+pytestmark = pytest.mark.timeout(120)
+MODEL = "captioner"
+LIMITS = RequestLimits(max_matrix_pairs=2048, max_beam_size=4, max_caption_length=12)
+SEARCH_LIMITS = SearchLimits(max_results=20, max_candidates=32, max_labels=10, max_texts=100,
+                             max_upload_bytes=256 * 1024, url_timeout_seconds=1.0, max_concurrent_fetches=2)
+MAX_REQUEST_BYTES = 1 << 20
+
+
+@pytest.fixture(scope="module")
+def server(start_server, fake_export, tmp_path_factory):
+    search = SearchOptions(str(tmp_path_factory.mktemp("hostile_index")), allow_private_urls=True,
+                           limits=SEARCH_LIMITS)
+    with start_server(fake_export, search=search, limits=LIMITS, max_request_bytes=MAX_REQUEST_BYTES) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def http(server):
+    with httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}", timeout=30) as client:
+        yield client
+
+
+def add(http, data, **headers):
+    return http.post("/api/images", files={"file": ("image.png", data, "image/png")}, headers=headers)
+
+
+def predict(http, signature, inputs):
+    return http.post(f"/v1/models/{MODEL}:predict", json={"signature_name": signature, "inputs": inputs})
+
+
+def b64(data):
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def animated_gif(frames, side):
+    images = [Image.new("P", (side, side), n % 2) for n in range(frames)]
+    for image in images:
+        image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=50, disposal=1)
+    return buffer.getvalue()
+
+
+def assert_refused(response, status, *words):
+    assert response.status_code == status, response.text
+    message = response.json()["error"]
+    for word in words:
+        assert word in message, message
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What one request may cost.
+
+def test_generate_caption_beam_size_and_max_length_are_bounded(http, server, grpc_stubs, predict_request):
+    image = b64(colour_png("red"))
+    started = time.monotonic()
+    assert_refused(predict(http, "generate_caption", {"image_bytes": [image], "beam_size": 5000, "max_length": 0,
+                                                      "length_penalty": 0.0}), 400, "5000", "--max_beam_size")
+    assert_refused(predict(http, "generate_caption", {"image_bytes": [image], "beam_size": 2, "max_length": 100000,
+                                                      "length_penalty": 0.0}), 400, "--max_caption_length")
+    assert time.monotonic() - started < 2
+    ok = predict(http, "generate_caption", {"image_bytes": [image], "beam_size": 4, "max_length": 0,
+                                            "length_penalty": 0.0})
+    assert ok.status_code == 200, ok.text
+    stubs = grpc_stubs(server.grpc_port)
+    request = predict_request({"image_bytes": np.array([colour_png("red")], object), "beam_size": np.int32(5000),
+                               "max_length": np.int32(0), "length_penalty": np.float32(0)},
+                              signature="generate_caption")
+    with pytest.raises(grpc.RpcError) as error:
+        stubs.prediction.Predict(request, timeout=10)
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "--max_beam_size" in error.value.details()
+    stubs.channel.close()
+
+
+def test_rows_of_every_signature_and_score_matrix_pairs_are_bounded(http):
+    image = b64(colour_png("red"))
+    assert_refused(predict(http, "embed_image", {"image_bytes": [image] * 257}), 400, "257 rows",
+                   "--max_rows_per_call")
+    assert_refused(predict(http, "embed_text", {"text": ["a red circle"] * 257}), 400, "--max_rows_per_call")
+    assert_refused(predict(http, "score_matrix", {"image_bytes": [image] * 9, "text": ["a red circle"] * 256}), 400,
+                   "2304 image-text pairs", "--max_matrix_pairs")
+    assert predict(http, "score_matrix", {"image_bytes": [image] * 8, "text": ["a"] * 256}).status_code == 200
+
+
+def test_animated_and_huge_images_are_refused_from_their_headers(http):
+    gif = animated_gif(150, 64)  # 150 frames: over the default 100
+    started = time.monotonic()
+    assert_refused(add(http, gif), 400, "150 frames", "--max_image_frames")
+    assert_refused(predict(http, "embed_image", {"image_bytes": [b64(gif)]}), 400, "--max_image_frames")
+    big = animated_gif(40, 1100)  # 40 frames of 1100x1100: 48 million pixels decoded by the graph
+    assert_refused(predict(http, "embed_image", {"image_bytes": [b64(big)]}), 400, "x 40 frames",
+                   "--max_image_pixels")
+    assert time.monotonic() - started < 5
+
+
+def test_deeply_nested_json_is_a_400(http):
+    for depth in (100000, 500):
+        response = http.post(f"/v1/models/{MODEL}:predict",
+                             content='{"instances": ' + "[" * depth + "]" * depth + "}")
+        assert response.status_code == 400, (depth, response.text)
+
+
+def test_labels_texts_k_and_candidates_are_bounded(http):
+    image_id = add(http, colour_png("red")).json()["id"]
+    labels = ",".join(f"thing{n}" for n in range(11))
+    assert_refused(http.post("/api/describe", data={"id": image_id, "labels": labels}), 400, "11 labels",
+                   "--max_labels")
+    assert_refused(http.post("/api/score", data={"id": image_id, "text": ["a dog"] * 101}), 400, "101 texts",
+                   "--max_texts")
+    assert_refused(http.get("/search", params={"q": "a red circle", "k": 21}), 400, "k=21", "--max_search_results")
+    assert_refused(http.get("/search", params={"q": "a red circle", "candidates": 33}), 400,
+                   "--max_search_candidates")
+    # Within the limits, more texts than one call's 64 rows are scored in batches.
+    scores = http.post("/api/score", data={"id": image_id, "text": [f"a red dog {n}" for n in range(100)]})
+    assert scores.status_code == 200 and len(scores.json()) == 100
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bodies and fetches.
+
+def _send_chunked(port, path, headers, total, prefix=b"", chunk=64 * 1024):
+    """Sends a chunked body (`prefix`, then zeros) of up to `total` bytes, stopping as soon as an answer arrives;
+    (status, bytes sent)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nTransfer-Encoding: chunked\r\n"
+        sock.sendall((head + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode())
+        if prefix:
+            sock.sendall(b"%x\r\n" % len(prefix) + prefix + b"\r\n")
+        sent, piece = 0, b"%x\r\n" % chunk + b"\0" * chunk + b"\r\n"
+        sock.setblocking(False)
+        answer = b""
+        while sent < total:
+            try:
+                answer += sock.recv(65536)
+            except BlockingIOError:
+                pass
+            if answer:
+                break
+            try:
+                sock.sendall(piece)
+                sent += chunk
+            except (BlockingIOError, BrokenPipeError, ConnectionResetError):
+                time.sleep(0.01)
+        sock.settimeout(10)
+        while b"\r\n" not in answer:
+            answer += sock.recv(65536)
+        return int(answer.split()[1]), sent
+
+
+def test_a_chunked_body_is_cut_off_at_the_limit(server):
+    status, sent = _send_chunked(server.rest_port, f"/v1/models/{MODEL}:predict",
+                                 {"Content-Type": "application/json"}, 64 << 20)
+    assert status == 413 and sent < 16 * MAX_REQUEST_BYTES
+    part = b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\n'
+    status, sent = _send_chunked(server.rest_port, "/api/images",
+                                 {"Content-Type": "multipart/form-data; boundary=x"}, 64 << 20, part)
+    assert status == 413 and sent < 32 * SEARCH_LIMITS.max_upload_bytes
+
+
+def test_an_upload_has_its_own_cap(http):
+    noise = np.random.default_rng(0).integers(0, 256, (400, 400, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(noise).save(buffer, "PNG")  # ~480 KB: over the 256 KB upload cap, under the body limit
+    assert_refused(add(http, buffer.getvalue()), 413, "--max_upload_bytes")
+
+
+@contextlib.contextmanager
+def dripping_urls():
+    """A loopback server whose every path sends headers, then one body byte every 0.2 s for 5 s."""
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_GET(self):
+            if self.path == "/red.png":
+                body = colour_png("red")
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            stop_at = time.monotonic() + 5
+            try:
+                while time.monotonic() < stop_at:
+                    self.wfile.write(b"\x89")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_dripping_url_ends_at_the_deadline_and_a_flood_gets_503s(http):
+    with dripping_urls() as port:
+        started = time.monotonic()
+        assert_refused(http.post("/api/images", data={"url": f"http://127.0.0.1:{port}/drip"}), 400, "timed out")
+        assert time.monotonic() - started < 2.5
+        with ThreadPoolExecutor(6) as pool:
+            adds = [pool.submit(http.post, "/api/images", data={"url": f"http://127.0.0.1:{port}/drip{n}"})
+                    for n in range(6)]
+            time.sleep(0.3)
+            started = time.monotonic()
+            assert http.get("/api/images/count").status_code == 200
+            assert http.get("/").status_code == 200
+            assert time.monotonic() - started < 0.5  # the other routes do not wait for the fetches
+            statuses = sorted(future.result().status_code for future in adds)
+    assert statuses.count(503) >= 4 and statuses.count(400) >= 1  # 2 fetch slots, each ends at its deadline
+
+
+def test_url_credentials_are_never_stored_or_returned(http):
+    with dripping_urls() as port:
+        response = http.post("/api/images", data={"url": f"http://user:secret@127.0.0.1:{port}/red.png"})
+    assert response.status_code in (200, 201)
+    assert response.json()["source"] == f"http://127.0.0.1:{port}/red.png"
+    assert "secret" not in http.get("/api/images", params={"limit": 1000}).text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The trust boundary.
+
+def test_only_loopback_host_names_are_answered(http, server):
+    port = server.rest_port
+    for host in ("attacker.example", f"attacker.example:{port}", "127.0.0.1.nip.io"):
+        assert_refused(http.get("/api/images/count", headers={"Host": host}), 400, "--allowed_hosts")
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}", "localhost"):
+        assert http.get("/api/images/count", headers={"Host": host}).status_code == 200, host
+    assert http.get(f"/v1/models/{MODEL}", headers={"Host": "attacker.example"}).status_code == 400
+
+
+def test_cross_origin_writes_are_refused_and_same_origin_ones_pass(http, server):
+    evil = {"Origin": "http://attacker.example"}
+    assert_refused(add(http, colour_png((1, 2, 3)), **evil), 403, "cross-origin")
+    assert_refused(http.delete("/api/images/00000000-0000-0000-0000-000000000000", headers=evil), 403)
+    assert_refused(http.post("/api/reindex", headers=evil), 403)
+    assert_refused(http.post("/api/describe", data={"labels": "a"}, headers={"Referer": "http://evil.example/x"}),
+                   403)
+    assert_refused(add(http, colour_png((1, 2, 3)), Origin="null"), 403)
+    own = {"Origin": f"http://127.0.0.1:{server.rest_port}"}
+    assert add(http, colour_png((1, 2, 3)), **own).status_code in (200, 201)
+    assert add(http, colour_png((1, 2, 4))).status_code == 201  # no Origin: curl, scripts
+    # Reading is not a write, and TF Serving's routes stay as open as TF Serving's.
+    assert http.get("/api/images/count", headers=evil).status_code == 200
+    assert predict(http, "embed_text", {"text": ["a red circle"]}).status_code == 200
+
+
+def test_the_page_is_served_with_security_headers(http):
+    for path in ("/", "/docs", "/static/app.js", "/api/images/count"):
+        headers = http.get(path).headers
+        assert headers["x-content-type-options"] == "nosniff", path
+        assert headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in headers["content-security-policy"]
+    assert "script-src" not in http.get("/").headers["content-security-policy"]  # default-src 'self': no inline
+
+
+def test_a_token_guards_add_delete_and_reindex(start_server, fake_export, tmp_path):
+    search = SearchOptions(str(tmp_path / "index"))
+    with start_server(fake_export, search=search, api_token="s3cret") as server, \
+            httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}", timeout=30) as client:
+        assert_refused(add(client, colour_png("red")), 401, "token")
+        assert_refused(add(client, colour_png("red"), Authorization="Bearer wrong"), 401)
+        assert_refused(client.post("/api/reindex"), 401)
+        added = add(client, colour_png("red"), Authorization="Bearer s3cret")
+        assert added.status_code == 201
+        assert_refused(client.delete(f"/api/images/{added.json()['id']}"), 401)
+        assert client.get("/search", params={"q": "a red circle"}).status_code == 200
+        assert client.delete(f"/api/images/{added.json()['id']}",
+                             headers={"Authorization": "Bearer s3cret"}).status_code == 204
+
+
+def test_another_host_without_a_token_does_not_start(fake_export, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "serving.server", "--host=0.0.0.0", "--port=0",
+                             "--rest_api_port=1", f"--model_base_path={fake_export}",
+                             f"--index_dir={tmp_path / 'index'}"], capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "--api_token_file" in result.stderr and "--allow_unauthenticated_writes" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_ipv6_address_embedding_loopback_is_refused(start_server, fake_export, tmp_path):
+    with start_server(fake_export, search=SearchOptions(str(tmp_path / "index"))) as server:
+        client = httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}", timeout=30)
+        for host in ("[::127.0.0.1]", "[::ffff:127.0.0.1]", "[64:ff9b::7f00:1]", "[2002:7f00:1::1]"):
+            assert_refused(client.post("/api/images", data={"url": f"http://{host}:8/a.png"}), 400, "refused")
+        client.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Smaller ones, and consistency under concurrency.
+
+def test_a_bad_offset_is_a_400(http):
+    assert_refused(http.get("/api/images", params={"offset": "abc"}), 400, "offset")
+
+
+def test_concurrent_adds_of_one_new_image_answer_one_201(http):
+    for round_number in range(3):
+        data = colour_png((round_number, 77, 200))
+        with ThreadPoolExecutor(6) as pool:
+            statuses = list(pool.map(lambda _: add(http, data).status_code, range(6)))
+        assert sorted(statuses) == [200] * 5 + [201], statuses
+
+
+@contextlib.contextmanager
+def paused(obj, name, before=False):
+    """Replaces obj.name with a version that, on its first call, waits for `go` before or after the original."""
+    original = getattr(obj, name)
+    reached, go = threading.Event(), threading.Event()
+
+    def wait():
+        if not reached.is_set():
+            reached.set()
+            go.wait(20)
+
+    def wrapper(*args, **kwargs):
+        if before:
+            wait()
+        result = original(*args, **kwargs)
+        if not before:
+            wait()
+        return result
+
+    setattr(obj, name, wrapper)
+    try:
+        yield reached, go
+    finally:
+        setattr(obj, name, original)
+        go.set()
+
+
+def test_an_add_racing_a_delete_of_the_same_image_leaves_no_entry_without_its_file(http, server):
+    data = colour_png((9, 99, 199))
+    image_id = add(http, data).json()["id"]
+    store = server.search.index.store
+    with ThreadPoolExecutor(2) as pool, paused(store, "remove", before=True) as (reached, go):
+        # The delete pauses after removing the point, before removing the file; the add comes in between.
+        deleting = pool.submit(http.delete, f"/api/images/{image_id}")
+        assert reached.wait(20)
+        adding = pool.submit(add, http, data)
+        time.sleep(0.5)
+        go.set()
+        assert deleting.result().status_code == 204 and adding.result().status_code == 201
+    listed = http.get("/api/images", params={"limit": 1000}).json()["images"]
+    assert image_id in [entry["id"] for entry in listed]
+    for entry in listed:
+        assert http.get(f"/api/images/{entry['id']}/file").status_code == 200, entry
+
+
+def test_a_search_whose_candidate_is_deleted_mid_rerank_is_not_a_5xx(http, server):
+    data = colour_png((240, 240, 10))
+    image_id = add(http, data).json()["id"]
+    index = server.search.index
+    with ThreadPoolExecutor(1) as pool, paused(index, "search") as (reached, go):
+        searching = pool.submit(http.get, "/search", params={"q": "a yellow star", "k": 20, "candidates": 32,
+                                                            "rank_by": "log_likelihood"})
+        assert reached.wait(20)  # stage 1 found its candidates
+        assert http.delete(f"/api/images/{image_id}").status_code == 204
+        go.set()
+        response = searching.result()
+    assert response.status_code == 200, response.text
+    assert image_id not in [row["id"] for row in response.json()]
