@@ -277,8 +277,9 @@ def make_pipeline(pipeline_args: list) -> beam.Pipeline:
         raise PipelineSetupError(f"unknown option --{unknown[0]} (neither this program's flag nor Beam's)")
     try:
         return beam.Pipeline(options=options)
-    except (ValueError, ImportError) as error:  # an unknown runner; Dataflow's without apache-beam[gcp]
-        raise PipelineSetupError(str(error).strip().splitlines()[0]) from None
+    except (ValueError, ImportError) as error:  # an unknown runner, Dataflow's option checks, a missing extra
+        raise PipelineSetupError(" ".join(line.strip() for line in str(error).splitlines() if line.strip())) \
+            from None
 
 
 def run_beam_job(pipeline: beam.Pipeline, job: BeamJob, paths: list, fields: list) -> tuple:

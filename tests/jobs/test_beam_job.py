@@ -135,6 +135,7 @@ def test_a_glob_over_two_csvs_written_as_one_file_from_the_command_line(tiny_exp
 @pytest.mark.parametrize("args, message", [
     (["--runner", "NoSuchRunner"], "Unexpected pipeline runner: NoSuchRunner"),
     (["--runner", "DirectRunner", "--direct_num_wokers=2"], "unknown option --direct_num_wokers"),
+    (["--runner", "DataflowRunner", "--project=p", "--temp_location=gs://b/tmp"], "Invalid GCS bucket"),  # 3 lines
     (["--runner", "DirectRunner", "--figures_dir", "f"], "figures are drawn by the local --csv job only"),
 ])
 def test_a_bad_runner_or_option_is_one_line_and_exit_code_2(inputs, tmp_path, args, message):
