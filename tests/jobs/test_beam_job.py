@@ -175,3 +175,20 @@ def test_input_columns_keep_every_files_columns_and_refuse_a_file_without_them(t
         beam_pipeline.input_columns([first, wrong])
     with pytest.raises(CsvError, match="no such file"):
         beam_pipeline.match_inputs(str(tmp_path / "none-*.csv"))
+
+
+def test_likelihood_only_groups_score_as_the_local_job_without_the_prior(model, tiny_export_dir, inputs, tmp_path):
+    """The handler's scoring on its own (no pipeline): image groups of the first CSV with --likelihood_only."""
+    run_csv_job(model, read_pairs_csv(inputs[0]), str(tmp_path / "local.csv"), progress=False, likelihood_only=True)
+    local = {(inputs[0], number): row for number, row in enumerate(read_rows(tmp_path / "local.csv"), start=1)}
+    rows_of_image = {}
+    for row in beam_pipeline.read_rows(inputs[0]):
+        rows_of_image.setdefault(row.image_path, []).append(row)
+    groups = [beam_pipeline.read_image(group) for keyed in rows_of_image.items()
+              for group in beam_pipeline.image_groups(keyed, max_rows=2)]
+    contrastive = "contrastive" in model.output_names("score_text_features")
+    job = beam_pipeline.BeamJob(inputs[0], "unused", tiny_export_dir, score_columns(True, contrastive, False),
+                                likelihood_only=True)
+    scored = beam_pipeline.score_image_groups(model, groups, job)
+    assert "pmi" not in scored[0] and "prior_log_likelihood" not in scored[0]
+    assert_same_rows([{key: str(value) for key, value in row.items()} for row in scored], local)
