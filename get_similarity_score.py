@@ -220,6 +220,8 @@ def score_csv_on_beam(pipeline_args):
     signature = "score_text_features" if FLAGS.likelihood_only else "score_features"
     contrastive = "contrastive" in model.output_names(signature)
     del model
+    if rank_by == "contrastive" and not contrastive:  # the local job finds this out after scoring everything
+        raise InputError("--rank_by contrastive: this model has no contrastive head")
     job = beam_pipeline.BeamJob(FLAGS.csv, FLAGS.output, FLAGS.model_dir,
                                 score_columns(FLAGS.likelihood_only, contrastive, rank_by == "debiased"),
                                 FLAGS.likelihood_only, rank_by, alpha, FLAGS.num_shards)

@@ -10,6 +10,7 @@ Each run is the command line as a user runs it, in its own process: wall time co
 start-up, the model loads and the job; job time is the job's own (for the local job: reading, scoring and writing,
 the model already loaded; for Beam: the pipeline from construction to its last shard, model loads included).
 Peak memory is the largest sum of the resident sets of the process and all its children, sampled every 0.1 s.
+The three run --repeats times, interleaved, and the table shows medians.
 The Beam runs also print where their time went: RunInference's model loading and batch latencies (summed over
 the workers) against the job's time. Every Beam output must hold the local scores.
 """
@@ -38,6 +39,8 @@ flags.DEFINE_integer("image_pixels", 256, "Side of the JPEG files (decoded and r
 flags.DEFINE_enum("running_mode", "multi_threading", ["multi_threading", "multi_processing"],
                   "How the DirectRunner runs its workers.")
 flags.DEFINE_string("work_dir", None, "Where the CSV, images and outputs go (default: a temporary folder).")
+flags.DEFINE_integer("repeats", 3, "Rounds of the three runs, interleaved; the table shows each figure's median "
+                                   "(the machine may be shared).")
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -73,6 +76,13 @@ def run(name: str, args: list) -> dict:
     return {"method": name, "wall": wall, "peak_mb": peak, **summary}
 
 
+def median_run(name: str, runs: list) -> dict:
+    """One row of the table: the median of each figure over the runs of one method."""
+    metrics = {key: float(np.median([r["metrics"][key] for r in runs])) for key in runs[0].get("metrics", {})}
+    return {"method": name, "rows": runs[0]["rows"], "metrics": metrics,
+            **{key: float(np.median([r[key] for r in runs])) for key in ("wall", "seconds", "peak_mb")}}
+
+
 def log_likelihoods(paths: list) -> dict:
     """{row number: log_likelihood} of a scored CSV (local: its order; Beam: its source_row column)."""
     scores = {}
@@ -96,7 +106,7 @@ def print_table(results: list) -> None:
               f"{local['wall'] / r['wall']:.2f}x by wall time; of its {r['seconds']:.1f} s job, model loading took "
               f"{metrics.get('load_model_latency_milli_secs_total', 0) / 1e3:.1f} s and RunInference batches "
               f"{metrics.get('inference_batch_latency_micro_secs_total', 0) / 1e6:.1f} s (summed over workers) "
-              f"in {metrics.get('num_inferences', 0)} image groups")
+              f"in {metrics.get('num_inferences', 0):.0f} image groups (medians of {FLAGS.repeats} runs)")
 
 
 def main(argv):
@@ -108,12 +118,16 @@ def main(argv):
     print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}",
           file=sys.stderr)
     common = ["--model_dir", FLAGS.model_dir, "--csv", csv_path]
-    results = [run("local", [*common, "--output", os.path.join(work_dir, "local.csv")])]
+    commands = {"local": [*common, "--output", os.path.join(work_dir, "local.csv")]}
     for workers in (1, 2):
-        name = f"direct_{workers}"
-        results.append(run(name, [*common, "--output", os.path.join(work_dir, name, "scored.csv"),
-                                  "--runner", "DirectRunner", f"--direct_num_workers={workers}",
-                                  f"--direct_running_mode={FLAGS.running_mode}"]))
+        commands[f"direct_{workers}"] = [*common, "--output", os.path.join(work_dir, f"direct_{workers}", "scored.csv"),
+                                         "--runner", "DirectRunner", f"--direct_num_workers={workers}",
+                                         f"--direct_running_mode={FLAGS.running_mode}"]
+    runs = {name: [] for name in commands}
+    for _ in range(FLAGS.repeats):
+        for name, args in commands.items():
+            runs[name].append(run(name, args))
+    results = [median_run(name, found) for name, found in runs.items()]
     expected = log_likelihoods([os.path.join(work_dir, "local.csv")])
     difference = 0.0
     for r in results[1:]:
