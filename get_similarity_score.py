@@ -4,11 +4,15 @@
     python get_similarity_score.py --image_path cat.jpg --text "a cat" --text "a dog" --json
     python get_similarity_score.py --image_path cat.jpg --text "a cat" --server localhost:8500
     python get_similarity_score.py --csv pairs.csv --output scored.csv --figures_dir figures/
+    python get_similarity_score.py --csv 'pairs-*.csv' --output scored.csv --runner DirectRunner \
+        --direct_num_workers=2 --direct_running_mode=multi_threading
     python get_similarity_score.py --image_path cat.jpg --generate --beam_size 5
     python get_similarity_score.py --image_path cat.jpg --labels cat,dog,car
 
 Locally it loads the newest SavedModel under --model_dir; with --server it asks a TF Serving (or the project's
-own) PredictionService over gRPC. Both print the same numbers. Bad input exits with code 2 and one line.
+own) PredictionService over gRPC. Both print the same numbers. With --runner, the --csv job runs as an Apache
+Beam pipeline (captioning.jobs.beam_pipeline) and Beam's own options (--name=value) pass through to it. Bad
+input exits with code 2 and one line.
 """
 
 import dataclasses
@@ -22,7 +26,7 @@ from captioning.data.validation import caption_problem, image_problem
 from captioning.inference import models, ranking, zero_shot
 from captioning.inference.rows import run_in_batches
 from captioning.inference.zero_shot import DEFAULT_TEMPLATE, LabelsError
-from captioning.jobs.csv_job import SCORE_COLUMNS, run_csv_job
+from captioning.jobs.csv_job import SCORE_COLUMNS, run_csv_job, score_columns
 from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
 
 FLAGS = flags.FLAGS
@@ -53,6 +57,11 @@ flags.DEFINE_string("output", None, "With --csv: where to write the rows with th
 flags.DEFINE_string("figures_dir", None, "With --csv: write image_captions.jpg and similarity_matrix.jpg here.")
 flags.DEFINE_string("image_captions_figure", None, "With --csv: each image with its caption and score (JPEG).")
 flags.DEFINE_string("similarity_matrix_figure", None, "With --csv: every image against every caption (JPEG).")
+flags.DEFINE_string("runner", None, "With --csv: run the job as an Apache Beam pipeline on this runner (DirectRunner, "
+                                    "DataflowRunner, FlinkRunner, SparkRunner, PortableRunner); --csv may then be a "
+                                    "glob on any Beam filesystem, and Beam's own options (--name=value) pass through.")
+flags.DEFINE_integer("num_shards", 0, "With --runner: output shards OUT-00000-of-000NN.csv (0: the runner decides); "
+                                      "1 writes the single file OUT.")
 
 flags.DEFINE_bool("generate", False, "Caption --image_path instead of scoring texts.")
 flags.DEFINE_integer("beam_size", 3, "Beam width for --generate (1 = greedy); that many captions are printed.")
@@ -162,22 +171,64 @@ def figure_paths():
             FLAGS.similarity_matrix_figure or (directory and os.path.join(directory, "similarity_matrix.jpg")))
 
 
-def score_csv():
+def check_csv_output():
     if not FLAGS.output:
         raise InputError("--csv needs --output (where to write the scored rows)")
     if os.path.abspath(FLAGS.output) == os.path.abspath(FLAGS.csv):
         raise InputError("--output must not overwrite the input --csv")
+
+
+def score_csv():
+    check_csv_output()
     pairs = read_pairs_csv(FLAGS.csv)  # a bad CSV fails before the model loads
     model = open_model()
     rank_by, alpha = ranking_choice(model)
     captions_figure, matrix_figure = figure_paths()
     summary = run_csv_job(model, pairs, FLAGS.output, rank_by, alpha, captions_figure, matrix_figure,
                           likelihood_only=FLAGS.likelihood_only)
+    print_csv_summary([FLAGS.output, *summary.figures], summary)
+
+
+def print_csv_summary(written, summary, **extra):
     if FLAGS.json:
-        print(json.dumps({"output": FLAGS.output, **dataclasses.asdict(summary)}, indent=2))
+        print(json.dumps({"output": FLAGS.output, **dataclasses.asdict(summary), **extra}, indent=2))
     else:
-        print(f"wrote {FLAGS.output}" + "".join(f", {path}" for path in summary.figures))
+        print("wrote " + ", ".join(written))
         print(summary.line())
+
+
+def score_csv_on_beam(pipeline_args):
+    """--csv with --runner: the same job as a Beam pipeline; `pipeline_args` are the flags absl did not know."""
+    check_csv_output()
+    if FLAGS.server:
+        raise InputError("--runner scores with the SavedModel on every worker: drop --server")
+    if any(figure_paths()):
+        raise InputError("figures are drawn by the local --csv job only: drop --runner or the figure flags")
+    if FLAGS.num_shards < 0:
+        raise InputError("--num_shards must be 0 (the runner decides) or more")
+    # Imported here, not at the top: importing Beam adds seconds to every other mode.
+    from captioning.jobs import beam_pipeline
+
+    try:
+        pipeline = beam_pipeline.make_pipeline([*pipeline_args, f"--runner={FLAGS.runner}"])
+    except beam_pipeline.PipelineSetupError as error:
+        raise InputError(str(error)) from None
+    paths = beam_pipeline.match_inputs(FLAGS.csv)
+    fields = beam_pipeline.input_columns(paths)  # a file without image_path,caption fails before the model loads
+    model = open_model()  # here for the ranking choice and the model's outputs; each worker loads its own
+    rank_by, alpha = ranking_choice(model)
+    signature = "score_text_features" if FLAGS.likelihood_only else "score_features"
+    contrastive = "contrastive" in model.output_names(signature)
+    del model
+    if rank_by == "contrastive" and not contrastive:  # the local job finds this out after scoring everything
+        raise InputError("--rank_by contrastive: this model has no contrastive head")
+    job = beam_pipeline.BeamJob(FLAGS.csv, FLAGS.output, FLAGS.model_dir,
+                                score_columns(FLAGS.likelihood_only, contrastive, rank_by == "debiased"),
+                                FLAGS.likelihood_only, rank_by, alpha, FLAGS.num_shards)
+    summary, metrics = beam_pipeline.run_beam_job(pipeline, job, paths, fields)
+    prefix, template, suffix = beam_pipeline.output_files(FLAGS.output, FLAGS.num_shards)
+    print_csv_summary([prefix + template.replace("SSSSS", "*").replace("NNNNN", "*") + suffix], summary,
+                      metrics=metrics)
 
 
 def generate():
@@ -228,14 +279,28 @@ def choose_mode():
         raise InputError("figures are drawn for a --csv job only")
     if chosen == ["csv"] and FLAGS.image_path:
         raise InputError("--csv takes its images from the CSV; drop --image_path")
+    if FLAGS.runner and chosen != ["csv"]:
+        raise InputError("--runner runs the --csv job: add --csv and --output")
     return {"csv": score_csv, "generate": generate, "labels": rank_labels}[chosen[0]] if chosen else score_texts
 
 
-def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments: {' '.join(argv[1:])}", file=sys.stderr)
-        return 2
+def parse_flags(argv):
+    """absl parses the flags it knows; the rest is left for Beam's options when --runner is given."""
     try:
+        return FLAGS(argv, known_only=True)
+    except flags.Error as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv):
+    try:
+        if FLAGS.runner:
+            choose_mode()  # the mode checks, then the pipeline
+            score_csv_on_beam(argv[1:])
+            return 0
+        if len(argv) > 1:
+            raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
         choose_mode()()
     except (InputError, CsvError, LabelsError, models.InvalidInputError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -247,4 +312,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)

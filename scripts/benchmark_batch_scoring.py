@@ -42,25 +42,6 @@ METHODS = ("batch", "batch_likelihood_only", "per_pair", "per_pair_likelihood_on
 flags.DEFINE_enum("method", None, METHODS, "Run one method in this process (used by the parent).")
 
 
-def write_pairs_csv(directory: str, rows: int, images: int, pixels: int, seed: int = 2024) -> str:
-    """`images` synthetic scenes as JPEG files and `rows` rows cycling through them, each with a different
-    phrasing of its scene; image paths are relative to the CSV."""
-    os.makedirs(os.path.join(directory, "images"), exist_ok=True)
-    scenes = synthetic.generate_scenes(images, seed)
-    rng = np.random.default_rng(seed)
-    captions = [synthetic.describe_scene(scene, rng, 8) for scene in scenes]
-    for i, scene in enumerate(scenes):
-        synthetic.render_scene(scene, pixels).save(os.path.join(directory, "images", f"{i:04d}.jpg"), quality=90)
-    path = os.path.join(directory, "pairs.csv")
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_path", "caption"])
-        for row in range(rows):
-            image = row % images
-            writer.writerow([f"images/{image:04d}.jpg", captions[image][(row // images) % len(captions[image])]])
-    return path
-
-
 def fastest(run) -> float:
     """Seconds of the fastest of --repeats runs of `run()`."""
     times = []
@@ -142,7 +123,7 @@ def main(argv):
         print(json.dumps(measure(FLAGS.method, FLAGS.model_dir, csv_path)))
         return 0
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="benchmark_batch_scoring_")
-    csv_path = write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
+    csv_path = synthetic.write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
     print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}",
           file=sys.stderr)
     results = [run_child(method, csv_path) for method in METHODS]

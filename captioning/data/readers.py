@@ -85,8 +85,13 @@ def read_flickr(captions_path, image_dir, split_files=None):
 def read_csv_rows(csv_path):
     """(column names, rows) of a CSV with at least an "image_path,caption" header, each row a dict with "" for
     a missing value; ValueError naming the problem. Training data and batch scoring both read CSVs with it."""
+    return parse_csv_rows(_read_text(csv_path, "CSV file"), csv_path)
+
+
+def parse_csv_rows(text, csv_path):
+    """read_csv_rows on the text of `csv_path`, for callers that read the file themselves (Beam's filesystems)."""
     # strict: an unclosed quote would otherwise swallow the rest of the file into one caption.
-    reader = csv.DictReader(io.StringIO(_read_text(csv_path, "CSV file")), strict=True)
+    reader = csv.DictReader(io.StringIO(text), strict=True)
     reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
     if not {"image_path", "caption"} <= set(reader.fieldnames):
         found = ",".join(reader.fieldnames) or "nothing"
@@ -176,11 +181,16 @@ def group_by_split(examples):
 def _read_text(path, what):
     if not os.path.isfile(path):
         raise ValueError(f"{what} {path} does not exist")
+    with open(path, "rb") as file:
+        return decode_text(file.read(), path, what)
+
+
+def decode_text(data, path, what):
+    """The text of a file's bytes; ValueError naming `what` and `path` when they are not UTF-8."""
     try:
-        # utf-8-sig drops the byte-order mark spreadsheet programs put on CSVs;
-        # newline="" lets the csv module see newlines inside quoted captions.
-        with open(path, encoding="utf-8-sig", newline="") as file:
-            return file.read()
+        # utf-8-sig drops the byte-order mark spreadsheet programs put on CSVs; bytes.decode leaves newlines
+        # inside quoted captions as they are, for the csv module to see.
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         raise ValueError(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
 

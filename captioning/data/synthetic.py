@@ -6,6 +6,7 @@ generalisation to unseen combinations, and `hard_negatives` makes the one-attrib
 measure whether the model really reads colour, shape, size and relations.
 """
 
+import csv
 import dataclasses
 import io
 import json
@@ -276,6 +277,26 @@ def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: 
     path = os.path.join(output_dir, "annotations", "captions.json")
     # The annotations file appears only once every image is written.
     atomic.write_text(path, json.dumps({"info": info, "images": images, "annotations": annotations}))
+    return path
+
+
+def write_pairs_csv(directory: str, rows: int, images: int, pixels: int, seed: int = 2024) -> str:
+    """A pairs CSV for the batch-scoring benchmarks: `images` synthetic scenes as JPEG files (images/NNNN.jpg)
+    and `rows` rows cycling through them, each with a different phrasing of its scene; image paths are
+    relative to the CSV. Returns the CSV's path."""
+    os.makedirs(os.path.join(directory, "images"), exist_ok=True)
+    scenes = generate_scenes(images, seed)
+    rng = np.random.default_rng(seed)
+    captions = [describe_scene(scene, rng, 8) for scene in scenes]
+    for i, scene in enumerate(scenes):
+        render_scene(scene, pixels).save(os.path.join(directory, "images", f"{i:04d}.jpg"), quality=90)
+    path = os.path.join(directory, "pairs.csv")
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_path", "caption"])
+        for row in range(rows):
+            image = row % images
+            writer.writerow([f"images/{image:04d}.jpg", captions[image][(row // images) % len(captions[image])]])
     return path
 
 

@@ -86,15 +86,23 @@ def image_problem(path):
     """The skip reason for an image file, or None when TensorFlow can decode it."""
     if not os.path.isfile(path):
         return "missing_image"
+    return image_data_problem(path)
+
+
+def image_data_problem(source):
+    """The skip reason for an image given as a path or a binary file object (io.BytesIO of bytes read through
+    another filesystem), or None when TensorFlow can decode it."""
     try:
-        with Image.open(path) as image:
+        with Image.open(source) as image:
             if image.format not in _TF_DECODABLE_FORMATS:
                 return "unsupported_format"
             image.verify()  # checks e.g. PNG chunk checksums
         # verify() does not read JPEG, GIF or BMP pixel data, so a truncated
         # download would pass it and then fail in tf.io.decode_image; decoding
         # (JPEG at 1/8 scale, which is cheap) catches that.
-        with Image.open(path) as image:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        with Image.open(source) as image:
             image.draft(image.mode, (1, 1))
             image.load()
     except Exception:  # PIL raises many exception types on corrupt data

@@ -57,6 +57,27 @@ def _batches_by_length(rows, captions, batch_size):
     return [ordered[i:i + batch_size] for i in range(0, len(ordered), batch_size)]
 
 
+def pair_error(image_error, caption: str):
+    """Why a row cannot be scored (its image's error first, then an empty caption), or None."""
+    return image_error or (caption_problem(caption) and ERROR_MESSAGES["empty_caption"]) or None
+
+
+def score_encoded(model, features: list, captions: list, batch_size: int = MAX_ROWS_PER_CALL,
+                  likelihood_only: bool = False, on_batch=None) -> dict:
+    """Scores row i = (features[i], an image's encode_image features, captions[i]) in batches of texts of similar
+    length -> {output name: array [rows]} in row order. `on_batch(rows)` is called after each batch."""
+    scores = {}
+    for batch in _batches_by_length(range(len(captions)), captions, batch_size):
+        outputs = model.run("score_text_features" if likelihood_only else "score_features", {
+            "image_features": np.stack([features[row] for row in batch]),
+            "text": [captions[row] for row in batch]})
+        for name, values in outputs.items():
+            scores.setdefault(name, np.zeros(len(captions), values.dtype))[batch] = values
+        if on_batch:
+            on_batch(len(batch))
+    return scores
+
+
 def score_pairs(model, image_paths, captions, batch_size: int = MAX_ROWS_PER_CALL, images_per_chunk: int = 256,
                 progress: bool = True, likelihood_only: bool = False) -> ScoredPairs:
     """Scores row i = (image_paths[i], captions[i]) for every row; results come back in row order.
@@ -67,8 +88,7 @@ def score_pairs(model, image_paths, captions, batch_size: int = MAX_ROWS_PER_CAL
     files and features whatever the size of the CSV.
     """
     bad_images = image_errors(image_paths)
-    errors = [bad_images.get(path) or (caption_problem(caption) and ERROR_MESSAGES["empty_caption"])
-              for path, caption in zip(image_paths, captions)]
+    errors = [pair_error(bad_images.get(path), caption) for path, caption in zip(image_paths, captions)]
     rows_of_image = {}
     for row, path in enumerate(image_paths):
         if errors[row] is None:
@@ -87,13 +107,10 @@ def score_pairs(model, image_paths, captions, batch_size: int = MAX_ROWS_PER_CAL
                         errors[row] = ERROR_MESSAGES["unreadable_image"]
                 else:
                     rows += rows_of_image[path]
-            for batch in _batches_by_length(rows, captions, batch_size):
-                outputs = model.run("score_text_features" if likelihood_only else "score_features", {
-                    "image_features": np.stack([features[image_paths[row]] for row in batch]),
-                    "text": [captions[row] for row in batch]})
-                for name, values in outputs.items():
-                    scores.setdefault(name, np.zeros(len(captions), values.dtype))[batch] = values
-                bar.update(len(batch))
+            chunk_scores = score_encoded(model, [features[image_paths[row]] for row in rows],
+                                         [captions[row] for row in rows], batch_size, likelihood_only, bar.update)
+            for name, values in chunk_scores.items():
+                scores.setdefault(name, np.zeros(len(captions), values.dtype))[rows] = values
     return ScoredPairs(scores, errors, encoded)
 
 

@@ -47,6 +47,12 @@ class LocalModel:
     def signature_names(self) -> set:
         return set(self.scorer.model.signatures)
 
+    def output_names(self, name: str) -> set:
+        """The outputs of signature `name` (e.g. whether score_features has the contrastive head's score)."""
+        if name not in self.scorer.model.signatures:
+            raise _missing(name, self.path)
+        return set(self.scorer.model.signatures[name].structured_outputs)
+
 
 class RemoteModel:
     """A model on a TF Serving-compatible gRPC server, through grpc_client.PredictionClient. `version` pins one

@@ -29,6 +29,13 @@ class JobSummary:
                 f"peak memory {self.peak_memory_mb:.0f} MB")
 
 
+def score_columns(likelihood_only: bool, contrastive: bool, debiased: bool) -> list:
+    """The score columns of the scored CSV, in order: the prior's only with the prior pass, `contrastive` from a
+    model with the head, `debiased` when ranking by it."""
+    columns = [c for c in SCORE_COLUMNS if not (likelihood_only and c in PRIOR_COLUMNS)]
+    return columns + ["contrastive"] * contrastive + ["debiased"] * debiased
+
+
 def matrix_inputs(image_paths, captions, errors, max_images: int, max_texts: int) -> tuple[list, list]:
     """The first distinct scorable images and captions, in file order, capped so the figure stays legible."""
     usable = [i for i, error in enumerate(errors) if not error]
@@ -50,11 +57,9 @@ def run_csv_job(model, pairs: pairs_csv.PairsCsv, output_path: str, rank_by: str
                                likelihood_only=likelihood_only)
     # The --rank_by score of every row (the figure's values and the debiased column); None when no row scored.
     ranked = ranking.ranking_scores(scored.scores, rank_by, alpha) if scored.scores else None
-    columns = [c for c in SCORE_COLUMNS if not (likelihood_only and c in PRIOR_COLUMNS)]
-    columns += ["contrastive"] * ("contrastive" in scored.scores)
     if rank_by == "debiased" and ranked is not None:
         scored.scores["debiased"] = ranked
-        columns.append("debiased")
+    columns = score_columns(likelihood_only, "contrastive" in scored.scores, "debiased" in scored.scores)
     pairs_csv.write_scored_csv(output_path, pairs, scored, columns)
     summary = JobSummary(len(pairs.rows), sum(1 for e in scored.errors if e), scored.images_encoded,
                          time.perf_counter() - started, memory.peak_memory_mb())

@@ -40,16 +40,27 @@ def read_pairs_csv(path: str) -> PairsCsv:
     return PairsCsv(path, fields, rows)
 
 
+def output_columns(fields, score_names) -> list:
+    """The scored CSV's header: the input's columns, then the scores and `error`."""
+    return list(dict.fromkeys([*fields, *score_names, "error"]))
+
+
+def scored_row(row: dict, error, scores: dict, score_names) -> dict:
+    """An input row with its score columns (`scores`: name -> this row's value) and its `error`; an error row
+    gets empty scores."""
+    if error:
+        values = {name: "" for name in score_names}
+    else:
+        # str() of a numpy float32 is its shortest exact form, not float64 noise digits.
+        values = {name: str(scores[name]) for name in score_names if name in scores}
+    return {**row, **values, "error": error or ""}
+
+
 def write_scored_csv(path: str, pairs: PairsCsv, scored: ScoredPairs, score_names) -> None:
     """The input rows in their order, with the score columns and an `error` column (empty when scored)."""
-    columns = list(dict.fromkeys([*pairs.fields, *score_names, "error"]))
     with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, columns, extrasaction="ignore")
+        writer = csv.DictWriter(f, output_columns(pairs.fields, score_names), extrasaction="ignore")
         writer.writeheader()
         for i, row in enumerate(pairs.rows):
-            if scored.errors[i]:
-                values = {name: "" for name in score_names}
-            else:
-                # str() of a numpy float32 is its shortest exact form, not float64 noise digits.
-                values = {name: str(scored.scores[name][i]) for name in score_names if name in scored.scores}
-            writer.writerow({**row, **values, "error": scored.errors[i] or ""})
+            scores = {name: values[i] for name, values in scored.scores.items()}
+            writer.writerow(scored_row(row, scored.errors[i], scores, score_names))

@@ -1,5 +1,6 @@
-"""TensorFlow's start-up noise (CUDA probing, oneDNN notices, SavedModel "unsupported characters" lines) is off
-by default in every entry point, and back with `--verbose` or CAPTIONING_VERBOSE=1.
+"""TensorFlow's start-up noise (CUDA probing, oneDNN notices, SavedModel "unsupported characters" lines) and
+Apache Beam's notices about optional cloud clients are off by default in every entry point, and back with
+`--verbose` or CAPTIONING_VERBOSE=1.
 
 This runs on `import captioning`, before any module of the package imports TensorFlow, and reads the raw
 command line: TF's C++ logging is set up when the library loads, before absl parses flags.
@@ -28,10 +29,11 @@ def verbose_requested(argv=None, environ=None) -> bool:
 
 
 class _LibraryChatter(logging.Filter):
-    """Drops TensorFlow's and Keras' own Python log records below ERROR (they log through absl's logger)."""
+    """Drops TensorFlow's, Keras' and Beam's own Python log records below ERROR (TF and Keras log through absl's
+    logger, some Beam modules straight through the root logger)."""
 
     def filter(self, record):
-        noisy = any(part in record.pathname for part in ("/tensorflow/", "/keras/", "/tf_keras/"))
+        noisy = any(part in record.pathname for part in ("/tensorflow/", "/keras/", "/tf_keras/", "/apache_beam/"))
         return record.levelno >= logging.ERROR or not noisy
 
 
@@ -67,7 +69,10 @@ def quiet_tensorflow_unless_verbose(argv=None, environ=None) -> bool:
         return False
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # still honoured for lines after TF's logging is set up
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    # Beam notes the optional cloud clients it lacks (apitools, BigQuery storage) on every run.
+    logging.getLogger("apache_beam").setLevel(logging.ERROR)
     logging.getLogger("absl").addFilter(_LibraryChatter())
+    logging.getLogger().addFilter(_LibraryChatter())
     if "pytest" not in sys.modules:
         _filter_native_stderr()
     return True
