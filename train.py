@@ -16,6 +16,7 @@ from captioning.data.dataset_flags import dataset_source
 from captioning.model.config import ModelConfig
 from captioning.training.config import TrainingConfig
 from captioning.util import cli
+from captioning.util.errors import tf_error_line
 
 FLAGS = flags.FLAGS
 _MODEL, _TRAIN = ModelConfig(), TrainingConfig()
@@ -92,12 +93,6 @@ def training_config_from_flags() -> TrainingConfig:
                           seed=FLAGS.seed)
 
 
-def first_line(text: str) -> str:
-    """The first informative line of a TF error message (graph errors start with a generic header line)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "Graph execution error" not in line]
-    return (lines or [""])[0][:300]
-
-
 def main(argv):
     del argv
     import tensorflow as tf
@@ -119,7 +114,7 @@ def main(argv):
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.AbortedError, tf.errors.InternalError) as error:  # a peer of a multi-worker job died
         logging.debug("training failed", exc_info=True)
-        return cli.fail(f"the job lost a worker ({type(error).__name__}: {first_line(error.message)}); run the same "
+        return cli.fail(f"the job lost a worker ({type(error).__name__}: {tf_error_line(error.message)}); run the same "
                         "command on every worker to resume from the last checkpoint", exit_code=1)
     if export_path:
         print(f"exported SavedModel: {export_path}")
