@@ -72,6 +72,8 @@ cli.define_flag_validators(
     ("warmup_steps", lambda value: value >= 0, "must be 0 or more"),
     ("dropout", lambda value: 0 <= value < 1, "must be in [0, 1)"),
     ("image_dropout", lambda value: 0 <= value <= 1, "must be in [0, 1]"),
+    ("output_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
+    ("tfrecords", os.path.isdir, "must name a folder written by scripts/make_tfrecords.py"),
 )
 
 

@@ -115,10 +115,9 @@ def main(argv):
     cases = [("beam", f"generate_caption beam_size {FLAGS.beam_size}", ""),
              ("animated_gif", f"GIF of {FLAGS.gif_frames} frames of {FLAGS.gif_side}x{FLAGS.gif_side} "
                               f"({os.path.getsize(images['animated_gif']) // 1024} KB)", images["animated_gif"]),
-             ("huge_png", f"PNG of {FLAGS.png_side}x{FLAGS.png_side} ({os.path.getsize(images['huge_png']) // 1024} KB)",
-              images["huge_png"]),
-             ("huge_gif", f"GIF of {FLAGS.png_side}x{FLAGS.png_side} ({os.path.getsize(images['huge_gif']) // 1024} KB)",
-              images["huge_gif"])]
+             *((name, f"{name[5:].upper()} of {FLAGS.png_side}x{FLAGS.png_side} "
+                      f"({os.path.getsize(images[name]) // 1024} KB)", images[name])
+               for name in ("huge_png", "huge_gif"))]
     print("| input | before: status | s | +MB | after: status | s | +MB |")
     print("|---|---|---:|---:|---|---:|---:|")
     for case, description, path in cases:

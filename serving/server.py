@@ -21,6 +21,7 @@ cli.quiet_start()  # before the imports below load TensorFlow
 
 import grpc  # noqa: E402
 from absl import flags, logging  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc  # noqa: E402
 
@@ -118,8 +119,9 @@ class ModelServer:
             try:
                 self._rest_server.start(options.shutdown_grace_seconds)
             except OSError as error:
-                raise OSError(f"cannot serve REST on {options.host}:{options.rest_api_port} ({error.strerror or error}); "
-                              "stop the other server or give another --rest_api_port") from None
+                raise OSError(f"cannot serve REST on {options.host}:{options.rest_api_port} "
+                              f"({error.strerror or error}); stop the other server or give another --rest_api_port"
+                              ) from None
             self.rest_port = self._rest_server.port
         logging.info("Serving %s: gRPC on %s:%d, REST %s", ", ".join(self.registry.model_names),
                      options.host, self.grpc_port,
@@ -209,8 +211,6 @@ def options_from_flags():
     if FLAGS.index_dir and not FLAGS.rest_api_port:
         raise cli.UsageError("--index_dir serves search on the REST port: give a --rest_api_port other than 0")
     if FLAGS.model_config_file:
-        from google.protobuf import text_format
-
         try:
             configs = read_model_config_file(FLAGS.model_config_file)
         except text_format.ParseError as error:
