@@ -69,7 +69,6 @@ cli.define_flag_validators(
     ("max_length", lambda value: value >= 0, "must be 0 (as many words as the model allows) or more"),
     ("model_version", lambda value: value >= 1, "must be a version number (1 or more)"),
     ("labels_file", os.path.isfile, "must name an existing file"),
-    ("csv", os.path.isfile, "must name an existing CSV file"),
 )
 
 

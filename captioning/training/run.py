@@ -53,7 +53,7 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
                       train_captions=train_captions)
     log(f"training on {trainer.strategy.num_replicas_in_sync} replica(s) "
         f"({', '.join(trainer.strategy.extended.worker_devices)})")
-    trained_before = trainer.restore() >= training_config.total_steps
+    trained_before = trainer.saved_step() >= training_config.total_steps
     trainer.fit(train_data, val_data, max_steps=max_steps, log=log)
     if int(trainer.step.numpy()) < training_config.total_steps:
         log(f"stopped at step {int(trainer.step.numpy())} of {training_config.total_steps}; run again to resume")
