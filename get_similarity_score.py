@@ -20,7 +20,7 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from captioning.data.validation import caption_problem, image_problem
 from captioning.inference import models, ranking, zero_shot
@@ -28,6 +28,7 @@ from captioning.inference.rows import run_in_batches
 from captioning.inference.zero_shot import DEFAULT_TEMPLATE, LabelsError
 from captioning.jobs.csv_job import SCORE_COLUMNS, run_csv_job, score_columns
 from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("image_path", None, "Image file (JPEG, PNG, BMP or GIF).")
@@ -46,7 +47,6 @@ flags.DEFINE_float("alpha", None, "Debiasing weight of the text prior (debiased 
 flags.DEFINE_bool("json", False, "Print machine-readable JSON.")
 flags.DEFINE_string("attention_figure", None, "With one --text: draw where the model looks on the image for each "
                                               "word of it (PNG), from the cross_attention signature.")
-flags.DEFINE_bool("verbose", False, "Show TensorFlow's C++ start-up and log lines (also CAPTIONING_VERBOSE=1).")
 flags.DEFINE_bool("likelihood_only", False, "Skip the prior pass (the score_text signatures; about half the decoder "
                                             "work): no prior_log_likelihood or pmi. Ranks by log_likelihood or "
                                             "mean_log_prob only.")
@@ -71,6 +71,14 @@ flags.DEFINE_float("length_penalty", 0.0, "Beams rank by log_likelihood / num_to
 flags.DEFINE_list("labels", [], "Rank these labels for --image_path (zero-shot), e.g. cat,dog,car.")
 flags.DEFINE_string("labels_file", None, "Labels one per line, for zero-shot ranking.")
 flags.DEFINE_string("prompt_template", DEFAULT_TEMPLATE, "Prompt each label is put into; {} marks the label.")
+
+
+cli.define_flag_validators(
+    ("beam_size", lambda value: value >= 1, "must be at least 1"),
+    ("max_length", lambda value: value >= 0, "must be 0 (as many words as the model allows) or more"),
+    ("model_version", lambda value: value >= 1, "must be a version number (1 or more)"),
+    ("labels_file", os.path.isfile, "must name an existing file"),
+)
 
 
 class InputError(ValueError):
@@ -233,8 +241,6 @@ def score_csv_on_beam(pipeline_args):
 
 def generate():
     image_bytes = read_image(FLAGS.image_path)
-    if FLAGS.beam_size < 1:
-        raise InputError("--beam_size must be at least 1")
     import numpy as np
 
     from captioning.inference.captions import generate_with_signature  # imports TensorFlow: after the input checks
@@ -284,32 +290,21 @@ def choose_mode():
     return {"csv": score_csv, "generate": generate, "labels": rank_labels}[chosen[0]] if chosen else score_texts
 
 
-def parse_flags(argv):
-    """absl parses the flags it knows; the rest is left for Beam's options when --runner is given."""
-    try:
-        return FLAGS(argv, known_only=True)
-    except flags.Error as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
 def main(argv):
     try:
         if FLAGS.runner:
             choose_mode()  # the mode checks, then the pipeline
-            score_csv_on_beam(argv[1:])
+            score_csv_on_beam(argv[1:])  # the flags absl did not know are Beam's pipeline options
             return 0
         if len(argv) > 1:
-            raise InputError(f"unexpected arguments: {' '.join(argv[1:])}")
+            raise InputError(cli.unexpected_arguments(argv[1:]))
         choose_mode()()
     except (InputError, CsvError, LabelsError, models.InvalidInputError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(error)
     except Exception as error:  # a server or model error: one line, not a traceback
-        print(f"error: scoring failed: {str(error).strip().splitlines()[0]}", file=sys.stderr)
-        return 1
+        return cli.fail(f"scoring failed: {error}", exit_code=1)
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main, flags_parser=parse_flags)
+    cli.run(main, pass_unknown_flags=True)

@@ -9,13 +9,14 @@ TF_CONFIG naming several workers, run the same command on each: they train as on
 """
 
 import os
-import sys
 
-from absl import app, flags, logging
+from absl import flags, logging
 
 from captioning.data.dataset_flags import dataset_source
 from captioning.model.config import ModelConfig
 from captioning.training.config import TrainingConfig
+from captioning.util import cli
+from captioning.util.errors import tf_error_line
 
 FLAGS = flags.FLAGS
 _MODEL, _TRAIN = ModelConfig(), TrainingConfig()
@@ -52,12 +53,28 @@ flags.DEFINE_integer("steps_per_loop", _TRAIN.steps_per_loop, "Optimizer steps p
                      "steps_per_execution): fewer host round trips; metrics are read once per call.")
 flags.DEFINE_integer("log_every", _TRAIN.log_every_steps, "Progress line every N steps when the output is not a "
                      "terminal (a terminal gets a live bar).")
-flags.DEFINE_bool("verbose", False, "Show TensorFlow's C++ start-up and log lines (also CAPTIONING_VERBOSE=1).")
 flags.DEFINE_bool("mixed_precision", _TRAIN.mixed_precision, "Reduced precision where the hardware has it: "
                   "mixed_float16 on GPUs, mixed_bfloat16 on CPUs with bf16 units, float32 otherwise.")
 flags.DEFINE_integer("seed", _TRAIN.seed, "Data order and image-dropout seed.")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in this run (training resumes next run).")
 flags.DEFINE_bool("export", True, "Export a SavedModel when training is complete.")
+
+_AT_LEAST_ONE = ("embed_dim", "num_layers", "num_heads", "ff_dim", "max_vocab_size", "min_word_count", "batch_size",
+                 "steps_per_epoch", "checkpoint_every", "steps_per_loop", "log_every", "image_size", "max_steps")
+cli.define_flag_validators(
+    *((name, lambda value: value >= 1, "must be at least 1") for name in _AT_LEAST_ONE),
+    ("epochs", lambda value: value >= 1, "must be at least 1: with 0 there is nothing to train"),
+    ("max_length", lambda value: value >= 2, "must be at least 2 ([start] and one word)"),
+    ("contrastive_dim", lambda value: value >= 1, "must be at least 1 (--contrastive_weight 0 "
+                                                  "trains no contrastive head)"),
+    ("contrastive_weight", lambda value: value >= 0, "must be 0 (no head) or more"),
+    ("learning_rate", lambda value: value > 0, "must be more than 0"),
+    ("warmup_steps", lambda value: value >= 0, "must be 0 or more"),
+    ("dropout", lambda value: 0 <= value < 1, "must be in [0, 1)"),
+    ("image_dropout", lambda value: 0 <= value <= 1, "must be in [0, 1]"),
+    ("output_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
+    ("tfrecords", os.path.isdir, "must name a folder written by scripts/make_tfrecords.py"),
+)
 
 
 def model_config_from_flags() -> ModelConfig:
@@ -78,21 +95,12 @@ def training_config_from_flags() -> TrainingConfig:
                           seed=FLAGS.seed)
 
 
-def first_line(text: str) -> str:
-    """The first informative line of a TF error message (graph errors start with a generic header line)."""
-    lines = [line.strip() for line in text.splitlines() if line.strip() and "Graph execution error" not in line]
-    return (lines or [""])[0][:300]
-
-
 def main(argv):
     del argv
     import tensorflow as tf
 
     from captioning.training.run import run_training
 
-    if FLAGS.steps_per_loop < 1 or FLAGS.log_every < 1:
-        print("error: --steps_per_loop and --log_every must be at least 1", file=sys.stderr)
-        return 2
     model_config = model_config_from_flags()
     try:
         format, annotations, image_dir, kwargs = (None, None, None, {}) if FLAGS.tfrecords else \
@@ -104,18 +112,16 @@ def main(argv):
                                    tfrecord_dir=FLAGS.tfrecords)
     except (ValueError, RuntimeError, OSError) as error:
         logging.debug("training failed", exc_info=True)
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(error)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.AbortedError, tf.errors.InternalError) as error:  # a peer of a multi-worker job died
         logging.debug("training failed", exc_info=True)
-        print(f"error: the job lost a worker ({type(error).__name__}: {first_line(error.message)}); run the same "
-              "command on every worker to resume from the last checkpoint", file=sys.stderr)
-        return 1
+        return cli.fail(f"the job lost a worker ({type(error).__name__}: {tf_error_line(error.message)}); run the same "
+                        "command on every worker to resume from the last checkpoint", exit_code=1)
     if export_path:
         print(f"exported SavedModel: {export_path}")
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

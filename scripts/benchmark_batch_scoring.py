@@ -23,13 +23,13 @@ import tempfile
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from captioning.data import synthetic  # noqa: E402
 from captioning.inference import batch  # noqa: E402
 from captioning.jobs import pairs_csv  # noqa: E402
-from captioning.util import memory  # noqa: E402
+from captioning.util import cli, memory  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
@@ -40,6 +40,11 @@ flags.DEFINE_integer("repeats", 3, "Timed runs per method; the fastest counts (t
 flags.DEFINE_string("work_dir", None, "Where the CSV, images and outputs go (default: a temporary folder).")
 METHODS = ("batch", "batch_likelihood_only", "per_pair", "per_pair_likelihood_only")
 flags.DEFINE_enum("method", None, METHODS, "Run one method in this process (used by the parent).")
+cli.define_flag_validators(
+    ("model_dir", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"),
+    *((name, lambda value: value >= 1, "must be at least 1") for name in ("rows", "images", "image_pixels",
+                                                                          "repeats")),
+)
 
 
 def fastest(run) -> float:
@@ -134,4 +139,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

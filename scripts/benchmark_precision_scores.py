@@ -12,15 +12,20 @@ import sys
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from captioning.util import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", "checkpoints", "A trained model's directory (config.json, vocabulary.txt, "
                                               "model.weights.h5).")
 flags.DEFINE_integer("num_images", 40, "Scenes scored, each against every scene's caption.")
 flags.DEFINE_integer("seed", 321, "Scene seed.")
+cli.define_flag_validators(
+    ("run_dir", os.path.isdir, "must name a trained model's folder (python train.py writes checkpoints/)"),
+    ("num_images", lambda value: value >= 1, "must be at least 1"),
+)
 
 
 def score(policy: str, pixels, texts) -> tuple:
@@ -78,4 +83,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

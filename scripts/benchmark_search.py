@@ -31,7 +31,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from captioning.data import synthetic  # noqa: E402
-from captioning.inference.batch import score_matrix
+from captioning.inference.batch import score_matrix  # noqa: E402
+from captioning.util import cli  # noqa: E402
 from captioning.util.memory import peak_memory_mb  # noqa: E402
 
 RECALL_SEED = 7_000_001  # training uses --seed (0) and --seed + 1 for validation
@@ -190,26 +191,32 @@ def run_latency(args):
               f"{f['stage2']['stage2']} ({seconds}) | {f['reopen_seconds']:.1f} |")
 
 
+def _whole_numbers(text: str) -> list:
+    """"16,64" -> [16, 64], each at least 1."""
+    return [cli.at_least_one(part) for part in text.split(",")]
+
+
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    cli.quiet_start()  # nothing has imported TensorFlow yet
+    parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", default=os.path.join("checkpoints", "export"))
     parser.add_argument("--parts", default="recall,latency,stage1")
-    parser.add_argument("--recall_images", type=int, default=1000)
-    parser.add_argument("--num_queries", type=int, default=1000)
-    parser.add_argument("--candidates", default="16,64")
-    parser.add_argument("--latency_sizes", default="10000,100000")
-    parser.add_argument("--latency_queries", type=int, default=200)
-    parser.add_argument("--stage1_sizes", default="10000,100000")
-    parser.add_argument("--latency_candidates", type=int, default=64, help="K of the timed queries.")
+    parser.add_argument("--recall_images", type=cli.at_least_one, default=1000)
+    parser.add_argument("--num_queries", type=cli.at_least_one, default=1000)
+    parser.add_argument("--candidates", type=_whole_numbers, default="16,64")
+    parser.add_argument("--latency_sizes", type=_whole_numbers, default="10000,100000")
+    parser.add_argument("--latency_queries", type=cli.at_least_one, default=200)
+    parser.add_argument("--stage1_sizes", type=_whole_numbers, default="10000,100000")
+    parser.add_argument("--latency_candidates", type=cli.at_least_one, default=64, help="K of the timed queries.")
     parser.add_argument("--one_latency_size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--index_dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    args.candidates = [int(k) for k in args.candidates.split(",")]
-    args.latency_sizes = [int(n) for n in args.latency_sizes.split(",")]
-    args.stage1_sizes = [int(n) for n in args.stage1_sizes.split(",")]
     from captioning.search.models import open_local
 
-    model = open_local(args.model_dir)
+    try:
+        model = open_local(args.model_dir)
+    except (OSError, ValueError) as error:
+        sys.exit(cli.fail(error))
     if args.one_latency_size:
         print(json.dumps(run_latency_one(model, args.index_dir, args.one_latency_size, args)))
         return

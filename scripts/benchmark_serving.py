@@ -18,14 +18,18 @@ import tempfile
 import time
 from concurrent import futures
 
-import grpc
-import numpy as np
-from absl import app, flags
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from PIL import Image
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from captioning.util import cli  # noqa: E402
+
+cli.quiet_start()  # before the imports below load TensorFlow
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+from absl import flags  # noqa: E402
+from grpc_health.v1 import health_pb2, health_pb2_grpc  # noqa: E402
+from PIL import Image  # noqa: E402
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+
 from captioning.inference import tensors  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -161,8 +165,15 @@ def define_flags():
     flags.DEFINE_float("seconds_per_run", 10.0, "How long each run sends requests, after the warm-up.")
     flags.DEFINE_integer("image_size", 64, "Side of the random PNG sent with each request.")
     flags.DEFINE_list("server_flags", [], "Extra flags for serving.server, e.g. max_batch_size=32.")
+    cli.define_flag_validators(
+        ("model_base_path", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"),
+        ("concurrency", lambda values: all(value.isdigit() and int(value) >= 1 for value in values),
+         "takes whole numbers of at least 1, e.g. 1,8,32"),
+        ("seconds_per_run", lambda value: value > 0, "must be more than 0"),
+        ("image_size", lambda value: value >= 1, "must be at least 1"),
+    )
 
 
 if __name__ == "__main__":
     define_flags()
-    app.run(main)
+    cli.run(main)

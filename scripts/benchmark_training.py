@@ -19,9 +19,10 @@ import sys
 import tempfile
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from captioning.util import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", [], "Cases to run (default: all).")
@@ -30,6 +31,12 @@ flags.DEFINE_integer("effnet_steps", 6, "Timed steps per EfficientNetB0 case.")
 flags.DEFINE_integer("source_images", 256, "Synthetic scenes written as the dataset.")
 flags.DEFINE_string("work_dir", None, "Where the data and runs go (default: a temporary folder).")
 flags.DEFINE_string("case", None, "Run one case in this process (used by the parent).")
+cli.define_flag_validators(
+    ("steps", lambda value: value >= 16 and value % 16 == 0, "must be a multiple of 16"),
+    ("effnet_steps", lambda value: value >= 1, "must be at least 1"),
+    ("source_images", lambda value: value >= 16, "must be at least 16"),
+    ("work_dir", lambda path: not os.path.isfile(path), "is a file: give a folder"),
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,8 +170,7 @@ def main(argv):
     names = FLAGS.cases or list(CASES)
     unknown = sorted(set(names) - set(CASES))
     if unknown:
-        print(f"error: unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}", file=sys.stderr)
-        return 2
+        return cli.fail(f"unknown case(s) {', '.join(unknown)}; known: {', '.join(CASES)}")
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="benchmark_training_")
     prepare_data(work_dir, FLAGS.source_images, sorted({CASES[n].image_size for n in names}))
     print("| case | setting | s/step | examples/s |")
@@ -178,4 +184,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -8,16 +8,21 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captioning.data import synthetic  # noqa: E402
+from captioning.util import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "checkpoints/example.png", "Where to write the PNG.")
 flags.DEFINE_integer("seed", 2026, "Scene seed (training uses seed 0 by default).")
 flags.DEFINE_integer("image_size", 64, "Image side in pixels.")
+cli.define_flag_validators(
+    ("output", lambda path: not os.path.isdir(path), "is a folder: give a .png file name"),
+    ("image_size", lambda value: value >= 8, "must be at least 8"),
+)
 
 
 def main(argv):
@@ -31,4 +36,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, expected=(OSError, ValueError))  # an --output that cannot be written, or not as an image

@@ -11,10 +11,10 @@ that train; a frozen backbone (the default) runs forward only.
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import captioning  # noqa: E402, F401  (first: hides TensorFlow's start-up lines)
+from captioning.util import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "EfficientNetB0", "Backbone, as train.py's --backbone.")
@@ -25,6 +25,12 @@ flags.DEFINE_integer("devices", 8, "Accelerators.")
 flags.DEFINE_float("sustained_tflops", 30.0, "Assumed sustained TFLOP/s per device: about 10% of an A100's 312 bf16 "
                                              "peak, as EfficientNet's depthwise convolutions are memory-bound.")
 flags.DEFINE_float("measured_examples_per_second", None, "Examples/s measured here, to report the FLOP/s reached.")
+cli.define_flag_validators(
+    *((name, lambda value: value >= 1, "must be at least 1") for name in ("image_size", "captions_per_epoch",
+                                                                          "devices")),
+    *((name, lambda value: value > 0, "must be more than 0") for name in ("sustained_tflops",
+                                                                          "measured_examples_per_second")),
+)
 
 
 def graph_flops(function, *specs) -> int:
@@ -69,4 +75,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -6,11 +6,12 @@
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from captioning.data.synthetic import parse_combinations, write_coco_dataset  # noqa: E402
+from captioning.util import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Where to write images/ and annotations/captions.json.", required=True)
@@ -19,6 +20,12 @@ flags.DEFINE_integer("seed", 0, "Scene seed: the same seed gives the same datase
 flags.DEFINE_integer("image_size", 64, "Image side in pixels.")
 flags.DEFINE_integer("captions_per_image", 5, "Captions per image.")
 flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs never drawn, e.g. red:star,blue:cross.")
+cli.define_flag_validators(
+    ("output_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
+    ("num_images", lambda value: value >= 1, "must be at least 1"),
+    ("image_size", lambda value: value >= 8, "must be at least 8"),
+    ("captions_per_image", lambda value: value >= 1, "must be at least 1"),
+)
 
 
 def main(argv):
@@ -30,4 +37,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main, expected=(ValueError, OSError))  # a bad --held_out_combinations, an unwritable --output_dir

@@ -13,15 +13,21 @@ import os
 import sys
 import time
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from captioning.data.dataset_flags import dataset_source  # noqa: E402  (defines the dataset flags)
+from captioning.util import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Where the shards, captions files and manifest.json go.", required=True)
 flags.DEFINE_integer("image_size", 64, "Side the images are resized to (the model's --image_size).")
 flags.DEFINE_integer("images_per_shard", 1000, "Images per shard file.")
+cli.define_flag_validators(
+    ("output_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
+    ("image_size", lambda value: value >= 8, "must be at least 8"),
+    ("images_per_shard", lambda value: value >= 1, "must be at least 1"),
+)
 
 
 def main(argv):
@@ -36,8 +42,7 @@ def main(argv):
         splits = load_examples(format, annotations, image_dir, FLAGS.val_fraction, **kwargs)
         manifest = tfrecords.write_tfrecords(splits, FLAGS.output_dir, FLAGS.image_size, FLAGS.images_per_shard)
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(error)
     for split, entry in manifest["splits"].items():
         print(f"{split}: {entry['images']} images, {entry['captions']} captions in {len(entry['files'])} shard(s)")
     print(f"wrote {FLAGS.output_dir} in {time.perf_counter() - started:.1f} s")
@@ -45,4 +50,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -13,9 +13,12 @@ import os
 import sys
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from captioning.util import cli  # noqa: E402
+
+cli.quiet_start()  # before the imports below load TensorFlow
 
 from captioning.data import synthetic  # noqa: E402
 from captioning.inference.local import SavedModelScorer  # noqa: E402
@@ -26,6 +29,11 @@ flags.DEFINE_integer("num_scenes", 200, "Two-object scenes to probe.")
 flags.DEFINE_integer("show", 12, "Scenes whose four relation scores are printed.")
 flags.DEFINE_integer("seed", 777, "Scene seed (training uses 0 by default).")
 flags.DEFINE_integer("image_size", 64, "Image side in pixels (the model's).")
+cli.define_flag_validators(
+    ("model_dir", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"),
+    *((name, lambda value: value >= 1, "must be at least 1") for name in ("num_scenes", "image_size")),
+    ("show", lambda value: value >= 0, "must be 0 or more"),
+)
 
 HORIZONTAL = ("left of", "right of")
 
@@ -63,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

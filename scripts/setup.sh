@@ -34,4 +34,4 @@ python3 -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newe
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "${requirements[@]}"
-echo "ready: .venv/bin/python ($(.venv/bin/python -c 'import captioning, tensorflow as tf; print("tensorflow", tf.__version__)'))"  # captioning quiets TF's start-up lines
+echo "ready: .venv/bin/python ($(.venv/bin/python -c 'from captioning.util import cli; cli.quiet_start(); import tensorflow as tf; print("tensorflow", tf.__version__)'))"  # quiet: no TF start-up lines

@@ -136,22 +136,21 @@ class FakeCaptioner(tf.Module):
                 "tokens": tf.zeros(tf.concat([tf.shape(nearest), [4]], axis=0), tf.int32)}
 
 
-def export_fake_model(base_path, version):
-    """Writes version `version` of the fake model under `base_path`.
+def export_fake_model(base_path, version, contrastive=True):
+    """Writes version `version` of the fake model under `base_path` (without `contrastive`: no embed_image and
+    embed_text, as a model trained with --contrastive_weight 0).
 
     The version is written to a temporary directory and renamed into place, so
     a polling server never sees a half-written version.
     """
     module = FakeCaptioner(version)
+    signatures = {"serving_default": module.serve, "score_matrix": module.score_matrix,
+                  "encode_image": module.encode_image, "score_features": module.score_features,
+                  "generate_caption": module.generate_caption}
+    if contrastive:
+        signatures.update(embed_image=module.embed_image, embed_text=module.embed_text)
     final_path = os.path.join(base_path, str(version))
     staging_path = os.path.join(base_path, f".staging-{version}")
-    tf.saved_model.save(
-        module,
-        staging_path,
-        signatures={"serving_default": module.serve, "score_matrix": module.score_matrix,
-                    "embed_image": module.embed_image, "embed_text": module.embed_text,
-                    "encode_image": module.encode_image, "score_features": module.score_features,
-                    "generate_caption": module.generate_caption},
-    )
+    tf.saved_model.save(module, staging_path, signatures=signatures)
     os.rename(staging_path, final_path)
     return final_path

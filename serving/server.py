@@ -15,22 +15,27 @@ import threading
 from concurrent import futures
 from dataclasses import dataclass, field
 
-import grpc
-from absl import app, flags, logging
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc
+from captioning.util import cli
 
-from captioning.search.images import ImageLimits
-from captioning.util.memory import keep_freed_memory
-from serving.batching import BatchingOptions
-from serving.grpc_services import ModelService, PredictionService
-from serving.limits import CLIENT_PAIRS, CLIENT_ROWS, RequestLimits, SearchLimits
-from serving.model_registry import ModelRegistry, read_model_config_file, single_model_config
-from serving.predictor import Predictor
-from serving.rest_api import RestApi
-from serving.web.app import create_app
-from serving.web.guards import LOOPBACK_NAMES, WebGuards, is_loopback
-from serving.web.http_server import HttpServer
+cli.quiet_start()  # before the imports below load TensorFlow
+
+import grpc  # noqa: E402
+from absl import flags, logging  # noqa: E402
+from google.protobuf import text_format  # noqa: E402
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
+from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc  # noqa: E402
+
+from captioning.search.images import ImageLimits  # noqa: E402
+from captioning.util.memory import keep_freed_memory  # noqa: E402
+from serving.batching import BatchingOptions  # noqa: E402
+from serving.grpc_services import ModelService, PredictionService  # noqa: E402
+from serving.limits import CLIENT_PAIRS, CLIENT_ROWS, RequestLimits, SearchLimits  # noqa: E402
+from serving.model_registry import ModelRegistry, read_model_config_file, single_model_config  # noqa: E402
+from serving.predictor import Predictor  # noqa: E402
+from serving.rest_api import RestApi  # noqa: E402
+from serving.web.app import create_app  # noqa: E402
+from serving.web.guards import LOOPBACK_NAMES, WebGuards, is_loopback  # noqa: E402
+from serving.web.http_server import HttpServer  # noqa: E402
 
 # TF Serving lifts gRPC's 4 MB default to the protobuf maximum; so do we.
 MAX_MESSAGE_BYTES = 2**31 - 1
@@ -107,14 +112,23 @@ class ModelServer:
         # Every model is loaded by now, so health says SERVING from the first connection.
         for service in ("",) + _SERVICES:
             self._health.set(service, health_pb2.HealthCheckResponse.SERVING)
-        self.grpc_port = self._grpc_server.add_insecure_port(f"{options.host}:{options.port}")
+        try:
+            self.grpc_port = self._grpc_server.add_insecure_port(f"{options.host}:{options.port}")
+        except RuntimeError:  # grpc's "Failed to bind"
+            self.grpc_port = None
         if not self.grpc_port:
-            raise OSError(f"cannot bind gRPC to {options.host}:{options.port}")
+            raise OSError(f"cannot serve gRPC on {options.host}:{options.port}: the port is in use (or the address is "
+                          "not this machine's); stop the other server or give another --port")
         self._grpc_server.start()
         if options.rest_api_port is not None:
             app = create_app(RestApi(self.registry, self.predictor), self.search, _web_guards(options))
             self._rest_server = HttpServer(options.host, options.rest_api_port, app)
-            self._rest_server.start(options.shutdown_grace_seconds)
+            try:
+                self._rest_server.start(options.shutdown_grace_seconds)
+            except OSError as error:
+                raise OSError(f"cannot serve REST on {options.host}:{options.rest_api_port} "
+                              f"({error.strerror or error}); stop the other server or give another --rest_api_port"
+                              ) from None
             self.rest_port = self._rest_server.port
         logging.info("Serving %s: gRPC on %s:%d, REST %s", ", ".join(self.registry.model_names),
                      options.host, self.grpc_port,
@@ -158,14 +172,21 @@ def _web_guards(options):
 
 def _search_service(options, registry, predictor):
     from captioning.search.fetch import FetchOptions
+    from captioning.search.opening import check_reachable, without_version_warning
     from serving.web.search_service import SearchService
 
     limits = options.limits
-    return SearchService(registry, predictor, options.model_name, options.index_dir, options.qdrant_url,
-                         FetchOptions(allow_private=options.allow_private_urls, max_bytes=limits.max_url_bytes,
-                                      timeout_seconds=limits.url_timeout_seconds,
-                                      image_limits=predictor.limits.image),
-                         limits=limits, image_limits=predictor.limits.image)
+    fetch = FetchOptions(allow_private=options.allow_private_urls, max_bytes=limits.max_url_bytes,
+                         timeout_seconds=limits.url_timeout_seconds, image_limits=predictor.limits.image)
+    with without_version_warning():  # check_reachable says it better
+        service = SearchService(registry, predictor, options.model_name, options.index_dir, options.qdrant_url,
+                                fetch, limits=limits, image_limits=predictor.limits.image)
+    try:
+        check_reachable(service.index, options.qdrant_url)
+    except Exception:
+        service.close()
+        raise
+    return service
 
 
 FLAGS = flags.FLAGS
@@ -227,15 +248,32 @@ for _name in ("max_beam_size", "max_caption_length", "max_image_pixels",
               "max_image_frames", "max_search_results", "max_search_candidates", "max_labels", "max_texts",
               "max_upload_bytes", "max_url_bytes", "url_timeout_seconds", "max_concurrent_fetches"):
     flags.register_validator(_name, lambda value: value > 0, message=f"--{_name} must be positive")
+cli.define_flag_validators(
+    ("model_base_path", os.path.isdir, "must name an existing folder of numbered SavedModel versions "
+                                       "(python train.py writes checkpoints/export)"),
+    ("model_config_file", os.path.isfile, "must name an existing file"),
+    ("index_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
+    ("port", lambda port: 0 <= port <= 65535, "must be a port number (0 picks a free one)"),
+    ("rest_api_port", lambda port: 0 <= port <= 65535, "must be a port number (0 turns REST off)"),
+    ("max_batch_size", lambda value: value >= 1, "must be at least 1"),
+    ("batch_timeout_micros", lambda value: value >= 0, "must be 0 or more"),
+    ("file_system_poll_wait_seconds", lambda value: value > 0, "must be more than 0"),
+    ("grpc_max_threads", lambda value: value >= 1, "must be at least 1"),
+    ("max_request_bytes", lambda value: 1 <= value <= MAX_MESSAGE_BYTES, f"must be in [1, {MAX_MESSAGE_BYTES}]"),
+)
 
 
 def options_from_flags():
     if bool(FLAGS.model_base_path) == bool(FLAGS.model_config_file):
-        raise app.UsageError("Give exactly one of --model_base_path and --model_config_file.")
+        raise cli.UsageError("give exactly one of --model_base_path and --model_config_file")
     if FLAGS.index_dir and not FLAGS.rest_api_port:
-        raise app.UsageError("--index_dir serves search on the REST port: give a --rest_api_port other than 0.")
+        raise cli.UsageError("--index_dir serves search on the REST port: give a --rest_api_port other than 0")
     if FLAGS.model_config_file:
-        configs = read_model_config_file(FLAGS.model_config_file)
+        try:
+            configs = read_model_config_file(FLAGS.model_config_file)
+        except text_format.ParseError as error:
+            raise cli.UsageError(f"--model_config_file {FLAGS.model_config_file} is not a valid model config text "
+                                 f"proto ({error}); see serving/models.config") from None
     else:
         configs = [single_model_config(FLAGS.model_name, FLAGS.model_base_path)]
     batching = None
@@ -271,29 +309,46 @@ def _api_token():
             with open(FLAGS.api_token_file, encoding="utf-8") as f:
                 token = f.read().strip()
         except OSError as error:
-            raise app.UsageError(f"--api_token_file {FLAGS.api_token_file}: {error.strerror}") from None
+            raise cli.UsageError(f"--api_token_file {FLAGS.api_token_file}: {error.strerror}") from None
         if not token:
-            raise app.UsageError(f"--api_token_file {FLAGS.api_token_file} is empty: write the token in it")
+            raise cli.UsageError(f"--api_token_file {FLAGS.api_token_file} is empty: write the token in it")
     if FLAGS.index_dir and not token and not is_loopback(FLAGS.host) and not FLAGS.allow_unauthenticated_writes:
-        raise app.UsageError(
+        raise cli.UsageError(
             f"--host {FLAGS.host} lets other machines reach the search API: give --api_token_file (or set "
             f"{TOKEN_VARIABLE}) so that only token holders add, delete and re-index, or pass "
             "--allow_unauthenticated_writes to let anyone")
     return token
 
 
+def _start_up_failures() -> tuple:
+    """What a bad start raises (a missing base path, a port in use, an index another process holds, an unreachable
+    Qdrant, a model without the contrastive head for search): told in one line, not a traceback."""
+    from captioning.inference.models import MissingSignatureError
+    from captioning.search.index import IndexBusyError
+    from captioning.search.opening import IndexUnavailableError
+
+    return OSError, IndexBusyError, IndexUnavailableError, MissingSignatureError
+
+
 def main(argv):
     del argv
     keep_freed_memory()  # tensor buffers are reused across requests instead of page-faulted in each time
-    server = ModelServer(options_from_flags())
+    try:
+        server = ModelServer(options_from_flags())  # a base path in --model_config_file may be missing
+    except _start_up_failures() as error:
+        return cli.fail(error)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())
     try:
-        if server.start():
-            server.wait()
+        try:
+            if server.start():
+                server.wait()
+        except _start_up_failures() as error:
+            return cli.fail(error)
     finally:
         server.stop()
+    return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run(main)

@@ -3,9 +3,10 @@ defines them), and what they resolve to."""
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from captioning.data import datasets, synthetic
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 
@@ -17,6 +18,16 @@ flags.DEFINE_float("val_fraction", 0.05, "Share of images held out for validatio
 flags.DEFINE_integer("synthetic_num_images", 8000, "Synthetic dataset size.")
 flags.DEFINE_integer("synthetic_seed", 0, "Synthetic dataset seed (evaluate on another seed).")
 flags.DEFINE_list("held_out_combinations", [], "Colour:shape pairs kept out of synthetic training, e.g. red:star.")
+cli.define_flag_validators(
+    ("annotations", os.path.isfile, "must name an existing file"),
+    ("image_dir", os.path.isdir, "must name an existing folder"),
+    ("val_fraction", lambda value: 0 <= value < 1, "must be in [0, 1)"),
+    ("synthetic_num_images", lambda value: value >= 2, "must be at least 2 (training and "
+                                                       "validation images)"),
+    ("flickr_split_files", lambda items: all("=" in item for item in items),
+     "takes split=path items, e.g. train=Flickr_8k.trainImages.txt"),
+)
+datasets.require_annotations_flag()
 
 
 def dataset_source(image_size: int, synthetic_dir: str):
@@ -27,8 +38,6 @@ def dataset_source(image_size: int, synthetic_dir: str):
         annotations = datasets.ensure_synthetic_dataset(synthetic_dir, FLAGS.synthetic_num_images,
                                                         FLAGS.synthetic_seed, image_size, held_out)
         return "coco", annotations, os.path.join(synthetic_dir, "images"), {}
-    if not FLAGS.annotations:
-        raise app.UsageError(f"--dataset {FLAGS.dataset} needs --annotations")
     kwargs = {}
     if FLAGS.flickr_split_files:
         kwargs["split_files"] = dict(item.split("=", 1) for item in FLAGS.flickr_split_files)

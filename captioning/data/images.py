@@ -1,17 +1,105 @@
-"""Image decoding and resizing, shared by the training pipeline and the exported graph."""
+"""Image decoding and resizing, shared by the training pipeline and the exported graph.
+
+Decoding is bounded before it allocates: the pixel count is read from the file's header (JPEG, PNG, GIF, BMP)
+and checked against MAX_IMAGE_PIXELS, and a GIF is cut after its first frame, since TensorFlow's GIF decoder
+reads every frame even when it returns only the first.
+"""
 
 import tensorflow as tf
+
+# A larger picture is more likely a decompression bomb than a photo: 50 megapixels decode to 600 MB of float32.
+MAX_IMAGE_PIXELS = 50_000_000
+
+_GIF_EXTENSION, _GIF_IMAGE, _GIF_TRAILER = 0x21, 0x2C, b"\x3b"
+
+
+def _is_gif(image_bytes: tf.Tensor) -> tf.Tensor:
+    return tf.equal(tf.strings.substr(image_bytes, 0, 3), b"GIF")  # what tf.io.decode_image looks for
+
+
+def _unsigned(data, start: int, length: int, big_endian: bool) -> tf.Tensor:
+    """The unsigned integer in bytes [start, start + length) of `data`, as int64."""
+    raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, start, length), tf.uint8), tf.int64)
+    weights = [256 ** i for i in range(length)]
+    return tf.reduce_sum(raw * tf.constant(weights[::-1] if big_endian else weights, tf.int64))
+
+
+def header_pixels(image_bytes: tf.Tensor) -> tf.Tensor:
+    """width * height (int64) read from a JPEG, PNG, GIF (its canvas) or BMP header, without decoding; 0 for
+    bytes of no such format (the decoder then rejects them)."""
+    def jpeg():
+        shape = tf.cast(tf.io.extract_jpeg_shape(image_bytes), tf.int64)
+        return shape[0] * shape[1]
+
+    def bmp():
+        height = _unsigned(image_bytes, 22, 4, big_endian=False)
+        height = tf.where(height >= 2**31, 2**32 - height, height)  # a top-down BMP stores a negative height
+        return _unsigned(image_bytes, 18, 4, big_endian=False) * height
+
+    has_header = tf.strings.length(image_bytes) >= 26
+    prefix = tf.strings.substr(image_bytes, 0, 4)
+    return tf.case([
+        (tf.io.is_jpeg(image_bytes), jpeg),
+        (has_header & tf.equal(prefix, b"\x89PNG"),
+         lambda: _unsigned(image_bytes, 16, 4, big_endian=True) * _unsigned(image_bytes, 20, 4, big_endian=True)),
+        (has_header & _is_gif(image_bytes),
+         lambda: _unsigned(image_bytes, 6, 2, big_endian=False) * _unsigned(image_bytes, 8, 2, big_endian=False)),
+        (has_header & tf.equal(tf.strings.substr(image_bytes, 0, 2), b"BM"), bmp),
+    ], default=lambda: tf.constant(0, tf.int64))
+
+
+def _gif_color_table_bytes(packed: tf.Tensor) -> tf.Tensor:
+    return tf.where(packed >= 128, 3 * tf.bitwise.left_shift(2, packed % 8), 0)
+
+
+def gif_first_frame(image_bytes: tf.Tensor) -> tf.Tensor:
+    """A GIF cut after its first image, with the trailer appended: walks the blocks (extensions, then the first
+    image's data sub-blocks) without decoding anything. Bytes it cannot walk are returned unchanged."""
+    raw = tf.cast(tf.io.decode_raw(image_bytes, tf.uint8), tf.int32)
+    size = tf.size(raw)
+    at = lambda i: raw[tf.minimum(i, size - 1)]  # noqa: E731  (a read past the end stops the walk below)
+    block, extension_data, image_data, done = 0, 1, 2, 3
+
+    def step(position, state):
+        byte = at(position)
+        next_block = lambda: tf.case([  # noqa: E731
+            (tf.equal(byte, _GIF_EXTENSION), lambda: (position + 2, extension_data)),
+            # separator, 8 bytes of descriptor, packed flags, [local colour table], LZW code size
+            (tf.equal(byte, _GIF_IMAGE),
+             lambda: (position + 11 + _gif_color_table_bytes(at(position + 9)), image_data))],
+            default=lambda: (position, done))
+        sub_block = lambda: tf.cond(  # noqa: E731  (a zero length ends the sub-blocks)
+            tf.equal(byte, 0), lambda: (position + 1, tf.where(tf.equal(state, extension_data), block, done)),
+            lambda: (position + byte + 1, state))
+        return tf.cond(tf.equal(state, block), next_block, sub_block)
+
+    start = 13 + _gif_color_table_bytes(at(10))  # header, logical screen descriptor, [global colour table]
+    end, _ = tf.while_loop(lambda position, state: (state != done) & (position < size), step, (start, block))
+    return tf.cond(end < size, lambda: tf.strings.substr(image_bytes, 0, end) + _GIF_TRAILER, lambda: image_bytes)
+
+
+def decode_first_frame(image_bytes: tf.Tensor, max_pixels: int = MAX_IMAGE_PIXELS) -> tf.Tensor:
+    """One encoded JPEG/PNG/BMP/GIF -> uint8 [H, W, 3], a GIF's first frame. More than `max_pixels` pixels, or
+    undecodable bytes, raise InvalidArgumentError (INVALID_ARGUMENT under TF Serving) before anything is decoded."""
+    pixels = header_pixels(image_bytes)
+    check = tf.debugging.assert_less_equal(
+        pixels, tf.constant(max_pixels, tf.int64),
+        message=f"image too large: more than {max_pixels} pixels (MAX_IMAGE_PIXELS)")
+    with tf.control_dependencies([check]):
+        image_bytes = tf.identity(image_bytes)
+    image_bytes = tf.cond(_is_gif(image_bytes), lambda: gif_first_frame(image_bytes), lambda: image_bytes)
+    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
 
 
 def decode_and_resize(image_bytes: tf.Tensor, image_size: int) -> tf.Tensor:
     """One encoded JPEG/PNG/BMP/GIF -> float32 [image_size, image_size, 3] with values in [0, 255].
 
-    A GIF's first frame is used. Undecodable bytes raise InvalidArgumentError, which TF Serving reports as
-    INVALID_ARGUMENT.
+    A GIF's first frame is used. Undecodable or too large images raise InvalidArgumentError, which TF Serving
+    reports as INVALID_ARGUMENT.
     """
-    image = tf.io.decode_image(image_bytes, channels=3, expand_animations=False)
-    image = tf.cast(image, tf.float32)
-    image.set_shape([None, None, 3])
+    image = tf.cast(decode_first_frame(image_bytes), tf.float32)
     resized = lambda: tf.clip_by_value(  # noqa: E731
         tf.image.resize(image, [image_size, image_size], antialias=True), 0.0, 255.0)
     already_sized = tf.reduce_all(tf.shape(image)[:2] == image_size)

@@ -6,15 +6,16 @@
 """
 
 import json
-import sys
+import os
 
-from absl import app, flags
+from absl import flags
 
 from captioning.data import datasets, synthetic
 from captioning.evaluate.evaluation import evaluate_dataset, evaluate_synthetic, held_out_of_training, markdown_report
 from captioning.inference import ranking
 from captioning.inference.models import LocalModel
 from captioning.model.config import ModelConfig
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
@@ -32,12 +33,22 @@ flags.DEFINE_integer("beam_size", 3, "Beam width of the generated captions; 0 sk
 flags.DEFINE_bool("store_alpha", True, "Write the chosen alpha to the model's assets.extra/ranking.json.")
 flags.DEFINE_string("output_json", None, "Also write the report here.")
 flags.DEFINE_string("output_markdown", None, "Also write the Markdown table here.")
+cli.define_flag_validators(
+    ("model_dir", os.path.isdir, "must name an export folder (train.py writes checkpoints/export)"),
+    ("annotations", os.path.isfile, "must name an existing file"),
+    ("image_dir", os.path.isdir, "must name an existing folder"),
+    ("num_images", lambda value: value >= 1, "must be at least 1"),
+    ("retrieval_images", lambda value: value >= 2, "must be at least 2 (recall ranks images against each other)"),
+    ("beam_size", lambda value: value >= 0, "must be 0 (no caption metrics) or more"),
+    # Checked before the evaluation runs, not after it.
+    ("output_json", cli.can_write_file, "cannot be written: give a file in a writable, existing folder"),
+    ("output_markdown", cli.can_write_file, "cannot be written: give a file in a writable, existing folder"),
+)
+datasets.require_annotations_flag()
 
 
 def run(model) -> dict:
     if FLAGS.dataset != "synthetic":
-        if not FLAGS.annotations:
-            raise ValueError(f"--dataset {FLAGS.dataset} needs --annotations")
         return evaluate_dataset(model, FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, FLAGS.split,
                                 FLAGS.retrieval_images, FLAGS.beam_size)
     held_out = (held_out_of_training(model) if FLAGS.held_out_combinations is None
@@ -53,8 +64,7 @@ def main(argv):
         model = LocalModel(FLAGS.model_dir)
         report = {"model": model.path, **run(model)}
     except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return cli.fail(error)
     table = markdown_report(report)
     print(table)
     if FLAGS.store_alpha and "val_images" in report.get("alpha", {}):
@@ -72,4 +82,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(app.run(main))
+    cli.run(main)

@@ -18,6 +18,11 @@ XLA-compiled (TF Serving disables XLA). Signatures (the table in docs/architectu
   generate_caption(image_bytes [B], beam_size, max_length, length_penalty scalars)
                                              -> caption [B, K] (best first), log_likelihood, num_tokens [B, K],
                                                 tokens [B, K, T]; max_length <= 0 means the model's maximum
+
+generate_caption's cost grows with beam_size (B * beam_size hypotheses, each re-decoded every step), so the graph
+refuses a beam_size above MAX_BEAM_SIZE, and a max_length above the model's maximum, with INVALID_ARGUMENT before
+it allocates anything: stock TF Serving is bounded as well as the project's server. Every signature that takes
+image_bytes refuses an image of more than captioning.data.images.MAX_IMAGE_PIXELS pixels the same way.
 """
 
 import os
@@ -33,6 +38,8 @@ EXTRA_FILES_DIR = "assets.extra"  # beside the model: config, vocabulary, traini
 STRINGS = tf.TensorSpec([None], tf.string)
 FEATURES = tf.TensorSpec([None, None, None], tf.float32)
 SCALAR_INT, SCALAR_FLOAT = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
+# Widest beam generate_caption runs; the web page's describe offers at most 8. Stored in the graph as a constant.
+MAX_BEAM_SIZE = 32
 
 
 class ScoringModule(tf.Module):
@@ -113,7 +120,18 @@ class ScoringModule(tf.Module):
 
     @tf.function(input_signature=[STRINGS, SCALAR_INT, SCALAR_INT, SCALAR_FLOAT])
     def generate_caption(self, image_bytes, beam_size, max_length, length_penalty):
-        tf.debugging.assert_positive(beam_size, message="beam_size must be at least 1")
+        max_words = self.model.config.max_length - 1  # one decoder position is [start]
+        checks = [
+            tf.debugging.assert_positive(beam_size, message="beam_size must be at least 1"),
+            tf.debugging.assert_less_equal(beam_size, MAX_BEAM_SIZE,
+                                           message=f"beam_size must be at most {MAX_BEAM_SIZE} (MAX_BEAM_SIZE)"),
+            tf.debugging.assert_less_equal(max_length, max_words,
+                                           message=f"max_length must be at most {max_words}, the model's longest "
+                                                   "caption in words (0: that maximum)"),
+        ]
+        # Everything below depends on the checks, so nothing is decoded or allocated before they pass.
+        with tf.control_dependencies(checks):
+            image_bytes, beam_size = tf.identity(image_bytes), tf.identity(beam_size)
         result = generation.generate(self.model, self._encode(image_bytes), beam_size, max_length, length_penalty)
         shape = tf.shape(result["tokens"])
         captions = self.tokenizer.detokenize(tf.reshape(result["tokens"], [-1, shape[2]]))

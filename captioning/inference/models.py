@@ -8,6 +8,8 @@ Inputs are lists of bytes/str (DT_STRING) or numpy arrays/scalars of the signatu
 
 import numpy as np
 
+from captioning.util.errors import tf_error_line
+
 
 class MissingSignatureError(LookupError):
     """The model was exported without a signature this feature needs."""
@@ -39,7 +41,7 @@ class LocalModel:
         try:
             return self.scorer.run(name, inputs)
         except tf.errors.InvalidArgumentError as error:
-            raise InvalidInputError(error.message.strip().splitlines()[0]) from None
+            raise InvalidInputError(tf_error_line(error.message)) from None
 
     def extra_file(self, name: str) -> str:
         return self.scorer.extra_file(name)
@@ -76,7 +78,7 @@ class RemoteModel:
             if "not found" in error.details and name in error.details:
                 raise _missing(name, self.path) from None
             if error.code.name == "INVALID_ARGUMENT":
-                raise InvalidInputError(error.details.strip().splitlines()[0]) from None
+                raise InvalidInputError(tf_error_line(error.details)) from None
             raise
 
     def extra_file(self, name: str) -> None:

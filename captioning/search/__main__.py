@@ -14,10 +14,13 @@ import sys
 
 from captioning.search import retrieval
 from captioning.search.fetch import FetchOptions
-from captioning.search.index import ImageIndex, IndexBusyError, ModelVersionError
+from captioning.inference.models import MissingSignatureError
+from captioning.search.index import IndexBusyError, ModelVersionError
 from captioning.search.indexing import BATCH_SIZE, Indexer
 from captioning.search.models import open_local
+from captioning.search.opening import IndexUnavailableError, open_index
 from captioning.search.sources import SourceError, expand
+from captioning.util import cli
 from captioning.util.memory import peak_memory_mb
 
 
@@ -28,17 +31,17 @@ def _parser():
                         help="Export base directory (newest version) or a version directory.")
     common.add_argument("--qdrant_url", default=None, help="Use this Qdrant server or cluster instead of the folder.")
     common.add_argument("--json", action="store_true", help="Print JSON.")
-    parser = argparse.ArgumentParser(prog="python -m captioning.search", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog="python -m captioning.search", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", parents=[common], help="Add images: files, folders, CSVs of paths/URLs, URLs.")
     add.add_argument("paths", nargs="+", metavar="PATH")
-    add.add_argument("--batch_size", type=int, default=BATCH_SIZE)
+    add.add_argument("--batch_size", type=cli.at_least_one, default=BATCH_SIZE, help="Images per model call.")
     add.add_argument("--allow_private_urls", action="store_true",
                      help="Allow URLs on loopback, private and link-local addresses.")
     search = commands.add_parser("search", parents=[common], help="Search the index by text.")
     search.add_argument("query")
-    search.add_argument("--k", type=int, default=10, help="Results to return.")
-    search.add_argument("--candidates", type=int, default=retrieval.DEFAULT_CANDIDATES,
+    search.add_argument("--k", type=cli.at_least_one, default=10, help="Results to return.")
+    search.add_argument("--candidates", type=cli.at_least_one, default=retrieval.DEFAULT_CANDIDATES,
                         help="Stage-1 nearest neighbours reranked by caption log-likelihood (K).")
     search.add_argument("--rank_by", choices=retrieval.RANK_BY, default="log_likelihood")
     search.add_argument("--stage2", choices=retrieval.STAGE2_WAYS, default="auto",
@@ -52,13 +55,10 @@ def _parser():
     return parser
 
 
-def _fail(message):
-    print(f"error: {message}", file=sys.stderr)
-    return 2
-
-
 def _run(args, index):
     model = open_local(args.model_dir)
+    if args.command in ("add", "search", "reindex"):
+        model.require_contrastive_head()
     version = model.version
     if args.command == "add":
         items = expand(args.paths, FetchOptions(allow_private=args.allow_private_urls))
@@ -80,7 +80,7 @@ def _run(args, index):
     if args.command == "reindex":
         old = {v: n for v, n in index.versions().items() if v != version and n}
         if not old:
-            return _fail(f"nothing to re-index: the index holds no images of another model version than {version}")
+            return cli.fail(f"nothing to re-index: the index holds no images of another model version than {version}")
         result = Indexer(index, model).reindex(max(old))
         print(result.summary())
         return 1 if result.errors else 0
@@ -101,15 +101,19 @@ def _run(args, index):
 
 
 def main(argv=None) -> int:
+    cli.quiet_start()  # nothing has imported TensorFlow yet
     args = _parser().parse_args(argv)
+    if os.path.exists(args.index_dir) and not os.path.isdir(args.index_dir):
+        return cli.fail(f"--index_dir {args.index_dir} is a file: give a folder (created if missing)")
     try:
-        index = ImageIndex(args.index_dir, args.qdrant_url)
-    except IndexBusyError as error:
-        return _fail(error)
+        index = open_index(args.index_dir, args.qdrant_url)
+    except (IndexBusyError, IndexUnavailableError) as error:
+        return cli.fail(error)
     try:
         return _run(args, index)
-    except (SourceError, ModelVersionError, retrieval.QueryError, FileNotFoundError, ValueError) as error:
-        return _fail(error)
+    except (SourceError, ModelVersionError, MissingSignatureError, retrieval.QueryError, FileNotFoundError,
+            ValueError) as error:
+        return cli.fail(error)
     finally:
         index.close()
 

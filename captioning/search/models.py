@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from captioning.inference import batch
-from captioning.inference.models import LocalModel
+from captioning.inference.models import LocalModel, MissingSignatureError
 from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
 
 
@@ -27,9 +27,19 @@ class SearchModel:
             self._signatures = set(self.runner.signature_names())
         return signature in self._signatures
 
+    def require_contrastive_head(self) -> None:
+        """Indexing and search need the contrastive head's embeddings: MissingSignatureError, naming the fix, for a
+        model trained without it."""
+        if not (self.has("embed_image") and self.has("embed_text")):
+            raise MissingSignatureError(
+                f"model version {self.version} has no contrastive head (no embed_image and embed_text signatures: "
+                "it was trained with --contrastive_weight 0); search needs one: train with --contrastive_weight "
+                "above 0")
+
     def warm_up(self) -> None:
         """Calls every signature search uses once: a signature's first calls are slow (graph optimisation), and
         many at once on a cold model can take seconds each."""
+        self.require_contrastive_head()
         import io
 
         from PIL import Image

@@ -95,6 +95,11 @@ class Trainer:
         self.checkpoints.restore_latest()
         return int(self.step.numpy())
 
+    def saved_step(self) -> int:
+        """The step of the newest checkpoint (0 without one), from its name (ckpt-<step>): nothing is restored."""
+        latest = self.checkpoints.latest
+        return int(latest.rsplit("-", 1)[1]) if latest else 0
+
     def _replica_sums(self, batch, training):
         """-> (summed token loss, correct tokens, summed contrastive loss) of this replica; the contrastive loss is 0
         without the head and when not training (validation reports the caption loss)."""

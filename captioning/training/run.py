@@ -6,7 +6,7 @@ import os
 from captioning.data import inputs, tfrecords
 from captioning.data.datasets import load_examples
 from captioning.data.text import Vocabulary
-from captioning.export.saved_model import ScoringModule, export_saved_model
+from captioning.export.saved_model import ScoringModule, export_saved_model, next_version
 from captioning.model.config import ModelConfig
 from captioning.training import artifacts, distribute
 from captioning.training.config import TrainingConfig
@@ -53,12 +53,21 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
                       train_captions=train_captions)
     log(f"training on {trainer.strategy.num_replicas_in_sync} replica(s) "
         f"({', '.join(trainer.strategy.extended.worker_devices)})")
+    trained_before = trainer.saved_step() >= training_config.total_steps
     trainer.fit(train_data, val_data, max_steps=max_steps, log=log)
     if int(trainer.step.numpy()) < training_config.total_steps:
         log(f"stopped at step {int(trainer.step.numpy())} of {training_config.total_steps}; run again to resume")
         return None
     try:
         if not chief:
+            return None
+        export_base = os.path.join(output_dir, "export")
+        exported = next_version(export_base) - 1
+        if trained_before and exported:
+            # A rerun of a finished run: a second, identical version would make TF Serving swap models for nothing.
+            log(f"the model in {output_dir} is already trained ({training_config.total_steps} steps) and exported as "
+                f"version {exported} ({os.path.join(export_base, str(exported))}); nothing new exported "
+                "(give a new --output_dir to train another)")
             return None
         dataset = {"format": "tfrecord", "tfrecord_dir": tfrecord_dir} if tfrecord_dir else \
             {"format": format, "annotations": annotations, "image_dir": image_dir}

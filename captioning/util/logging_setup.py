@@ -2,8 +2,9 @@
 Apache Beam's notices about optional cloud clients are off by default in every entry point, and back with
 `--verbose` or CAPTIONING_VERBOSE=1.
 
-This runs on `import captioning`, before any module of the package imports TensorFlow, and reads the raw
-command line: TF's C++ logging is set up when the library loads, before absl parses flags.
+Each entry point calls quiet_tensorflow_unless_verbose (through captioning.util.cli) before anything imports
+TensorFlow; importing the library changes nothing of the process. It reads the raw command line: TF's C++
+logging is set up when the library loads, before absl parses flags.
 """
 
 import logging
@@ -13,11 +14,14 @@ import sys
 import threading
 
 VERBOSE_ENV = "CAPTIONING_VERBOSE"
+_quietened = False
 _VERBOSE_ARGS = ("--verbose", "--verbose=true", "--verbose=1", "--verbose=True")
 # A C++ log line of TF (absl format: severity, date or 0000, time, thread, file.cc:line]) at INFO or WARNING, or
-# one of the ERROR lines a CPU-only machine always prints, or absl's notice that logging is not yet set up.
+# one of the ERROR lines a CPU-only machine always prints (or gRPC's bind failure, which serving.server reports
+# itself), or absl's notice that logging is not yet set up.
 _NATIVE_NOISE = re.compile(rb"^([IW]\d{4} [\d:.]+\s+\d+ [\w./-]+\.(cc|h):\d+\]"
-                           rb"|E\d{4} [\d:.]+\s+\d+ [\w./-]+\.cc:\d+\] (failed call to cuInit|oneDNN supports)"
+                           rb"|E\d{4} [\d:.]+\s+\d+ [\w./-]+\.cc:\d+\] (failed call to cuInit|oneDNN supports"
+                           rb"|Failed to add port to server)"
                            rb"|WARNING: All log messages before absl::InitializeLog\(\))")
 
 
@@ -64,9 +68,13 @@ def _filter_native_stderr() -> None:
 def quiet_tensorflow_unless_verbose(argv=None, environ=None) -> bool:
     """Hides TF's start-up and C++ log lines and its Python-side chatter unless verbose output was asked for.
     Under pytest the native filter stays off (pytest captures fd 2 itself). Returns whether it quietened."""
+    global _quietened
     environ = os.environ if environ is None else environ
     if verbose_requested(argv, environ):
         return False
+    if _quietened:  # the stderr filter is installed once per process
+        return True
+    _quietened = True
     environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # still honoured for lines after TF's logging is set up
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
     # Beam notes the optional cloud clients it lacks (apitools, BigQuery storage) on every run.

@@ -1,0 +1,51 @@
+"""generate_caption refuses a beam or a length past its limits inside the SavedModel, so stock TF Serving answers
+INVALID_ARGUMENT too, and does so before it allocates the beam."""
+
+import os
+import time
+
+import pytest
+import tensorflow as tf
+
+from captioning.data import synthetic
+from captioning.export.saved_model import MAX_BEAM_SIZE
+from tests.helpers import TINY_MODEL
+
+
+def resident_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+@pytest.fixture(scope="module")
+def generate(tiny_export_dir):
+    signature = tf.saved_model.load(os.path.join(tiny_export_dir, "1")).signatures["generate_caption"]
+    image = synthetic.render_scene_png(synthetic.generate_scenes(1, seed=3)[0], TINY_MODEL.image_size)
+
+    def call(beam_size, max_length=0):
+        return signature(image_bytes=tf.constant([image]), beam_size=tf.constant(beam_size, tf.int32),
+                         max_length=tf.constant(max_length, tf.int32), length_penalty=tf.constant(0.0))
+
+    call(2)  # warm up
+    return call
+
+
+def test_the_widest_beam_allowed_runs(generate):
+    assert generate(MAX_BEAM_SIZE)["caption"].shape == (1, MAX_BEAM_SIZE)
+
+
+def test_a_beam_past_the_limit_is_refused_quickly_and_allocates_nothing(generate):
+    # Without the check, beam 20000 takes seconds and hundreds of MB on the tiny model (100000: 22 GB).
+    for beam_size in (MAX_BEAM_SIZE + 1, 20000):
+        before, started = resident_mb(), time.perf_counter()
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"beam_size must be at most {MAX_BEAM_SIZE}"):
+            generate(beam_size)
+        assert time.perf_counter() - started < 1.0
+        assert resident_mb() - before < 30
+
+
+def test_max_length_past_the_model_is_refused(generate):
+    words = TINY_MODEL.max_length - 1
+    assert generate(1, max_length=words)["tokens"].shape[-1] <= words + 1
+    with pytest.raises(tf.errors.InvalidArgumentError, match=f"max_length must be at most {words}"):
+        generate(1, max_length=words + 1)
