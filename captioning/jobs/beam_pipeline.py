@@ -23,15 +23,6 @@ import threading
 import time
 from typing import NamedTuple
 
-import apache_beam as beam
-from apache_beam.io.filesystem import CompressionTypes
-from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
-from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.ml.inference import base as inference_base
-from apache_beam.ml.inference.base import ModelHandler, RunInference
-from apache_beam.options.pipeline_options import PipelineOptions
-
 from captioning.data import readers
 from captioning.data.validation import image_data_problem
 from captioning.inference import models, ranking
@@ -39,6 +30,18 @@ from captioning.inference.batch import ERROR_MESSAGES, encode_images, pair_error
 from captioning.jobs.csv_job import JobSummary
 from captioning.jobs.pairs_csv import CsvError, output_columns, scored_row
 from captioning.util import memory
+from captioning.util.logging_setup import root_logger_kept
+
+# Beam's import logs a warning through the root logger; keep that logger as the process had it.
+with root_logger_kept():
+    import apache_beam as beam
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.metrics import Metrics
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.ml.inference import base as inference_base
+    from apache_beam.ml.inference.base import ModelHandler, RunInference
+    from apache_beam.options.pipeline_options import PipelineOptions
 
 SOURCE_COLUMNS = ("source_file", "source_row")  # where each output row came from: rows arrive in no order
 MAX_ROWS_PER_GROUP = 1024  # rows of one image per element: bounds an element's work, however hot the image

@@ -7,6 +7,7 @@ TensorFlow; importing the library changes nothing of the process. It reads the r
 logging is set up when the library loads, before absl parses flags.
 """
 
+import contextlib
 import logging
 import os
 import re
@@ -84,3 +85,19 @@ def quiet_tensorflow_unless_verbose(argv=None, environ=None) -> bool:
     if "pytest" not in sys.modules:
         _filter_native_stderr()
     return True
+
+
+@contextlib.contextmanager
+def root_logger_kept():
+    """For importing a library that logs through logging.warning() at import time (Apache Beam): that call would
+    give the root logger a handler for the rest of the process. The root logger is as it was afterwards, and the
+    import's own warnings are hidden unless --verbose."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    if not verbose_requested():
+        root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
