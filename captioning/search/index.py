@@ -32,6 +32,17 @@ def point_id(digest: str) -> str:
     return str(uuid.UUID(hex=digest[:32]))
 
 
+def _point_ids(ids: list) -> list:
+    """The ids that can name a point (UUIDs): anything else names no image, and Qdrant would reject the request."""
+    kept = []
+    for image_id in ids:
+        try:
+            kept.append(str(uuid.UUID(str(image_id))))
+        except ValueError:
+            pass
+    return kept
+
+
 class ImageIndex:
     def __init__(self, index_dir: str, qdrant_url: str = None, engine=None):
         """`engine` overrides the choice by `qdrant_url` (tests pass a ServerEngine on qdrant-client's local mode)."""
@@ -77,7 +88,7 @@ class ImageIndex:
 
     def existing(self, version: int, ids: list) -> set:
         """The ids among `ids` that this version's collection holds."""
-        return self.engine.existing(version, ids)
+        return self.engine.existing(version, _point_ids(ids))
 
     def upsert(self, version: int, ids: list, vectors: np.ndarray, payloads: list) -> None:
         """Writes these points in one update; stamps each payload's gallery order unless it carries one."""
@@ -92,7 +103,7 @@ class ImageIndex:
 
     def get(self, version: int, ids: list) -> dict:
         """{id: payload} of the ids this version holds."""
-        return self.engine.get(version, ids)
+        return self.engine.get(version, _point_ids(ids))
 
     def delete(self, version: int, ids: list) -> list:
         """Removes these ids (and their stored images once no version refers to them); returns those removed."""

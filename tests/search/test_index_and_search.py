@@ -42,7 +42,8 @@ def test_csv_of_paths_and_missing_paths(index, search_model, colour_folder, tmp_
 def test_delete_list_and_count(index, search_model, colour_folder):
     result = Indexer(index, search_model).add(sources.expand(colour_folder.values()), progress=False)
     red = next(i for i, p in index.get(1, result.added).items() if p["source"] == colour_folder["red"])
-    assert index.delete(1, [red, "00000000-0000-0000-0000-000000000000"]) == [red]
+    assert index.delete(1, [red, "00000000-0000-0000-0000-000000000000", "not-an-id"]) == [red]
+    assert index.get(1, ["not-an-id"]) == {} and index.existing(1, ["not-an-id"]) == set()
     assert index.count(1) == len(COLORS) - 1
     listed = dict(index.all_entries(1))
     assert red not in listed and len(listed) == len(COLORS) - 1
