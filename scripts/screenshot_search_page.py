@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from captioning.data import synthetic  # noqa: E402
 
 SEED = 7_000_003  # scenes no training run uses
-QUERY = "a red circle left of a blue square"
+QUERY = "a blue square"
 
 
 def free_port() -> int:
@@ -78,6 +78,10 @@ def screenshots(url, out_dir, describe_file, window):
     driver = browser(window)
     wait = WebDriverWait(driver, 120)
 
+    def save(name):
+        if not driver.save_screenshot(os.path.join(out_dir, name)):
+            raise OSError(f"could not write {os.path.join(out_dir, name)}")
+
     def images_loaded(_):
         return all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
                    for image in driver.find_elements(By.CSS_SELECTOR, "img") if image.is_displayed())
@@ -86,20 +90,20 @@ def screenshots(url, out_dir, describe_file, window):
         driver.get(url)
         wait.until(ready.text_to_be_present_in_element((By.ID, "gallery-title"), "images"))
         wait.until(images_loaded)
-        driver.save_screenshot(os.path.join(out_dir, "search_gallery.png"))
+        save("search_gallery.png")
         driver.find_element(By.ID, "query").send_keys(QUERY)
         driver.find_element(By.ID, "k").clear()
         driver.find_element(By.ID, "k").send_keys("12")
         driver.find_element(By.CSS_SELECTOR, "#search-form button").click()
         wait.until(ready.text_to_be_present_in_element((By.ID, "message"), "results"))
         wait.until(images_loaded)
-        driver.save_screenshot(os.path.join(out_dir, "search_results.png"))
+        save("search_results.png")
         driver.get(url)
         driver.find_element(By.ID, "file").send_keys(describe_file)
         driver.find_element(By.ID, "describe").click()
         wait.until(ready.text_to_be_present_in_element((By.ID, "message"), "Labels best first"))
         wait.until(images_loaded)
-        driver.save_screenshot(os.path.join(out_dir, "search_describe.png"))
+        save("search_describe.png")
     finally:
         driver.quit()
 
@@ -111,6 +115,7 @@ def main():
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--window", default="1100,900")
     args = parser.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         index_dir, scene_dir = os.path.join(work, "index"), os.path.join(work, "scenes")
         build_index(args.model_dir, index_dir, scene_dir, args.images)

@@ -78,7 +78,8 @@ function galleryCard({ id, payload }) {
   remove.title = "Remove this image from the index";
   remove.addEventListener("click", () => deleteImage(id, card));
   const caption = element("figcaption");
-  caption.append(element("div", "source", payload.source), element("div", "added", payload.added.replace("T", " ")),
+  caption.append(element("div", "source", payload.source),
+    element("div", "added", payload.added.replace("T", " ").replace("+00:00", " UTC")),
     remove);
   caption.firstChild.title = payload.source;
   card.append(thumbnail(id, payload.source), caption);
