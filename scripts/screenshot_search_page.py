@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from captioning.data import synthetic  # noqa: E402
 
 SEED = 7_000_003  # scenes no training run uses
-QUERY = "a blue square"
+QUERY = "a red circle left of a blue square"
 
 
 def free_port() -> int:

@@ -66,12 +66,12 @@ def _fail(message):
 
 def _build_hnsw(index, version) -> None:
     """Builds the HNSW graph after a large addition (it blocks this process, so the CLI does it, not the server)."""
-    from captioning.search.edge_engine import FULL_SCAN_VECTORS
+    from captioning.search.edge_engine import BUILD_SECONDS_PER_VECTOR, FULL_SCAN_VECTORS
 
     unindexed = index.unindexed(version)
     if unindexed >= FULL_SCAN_VECTORS:
-        print(f"building the HNSW index over {unindexed} new images (about {unindexed / 2000:.0f} s)...",
-              file=sys.stderr)
+        print(f"building the HNSW index over {unindexed} new images (about "
+              f"{unindexed * BUILD_SECONDS_PER_VECTOR:.0f} s)...", file=sys.stderr)
         index.optimize(version)
 
 
