@@ -33,6 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
+import warnings
 
 import numpy as np
 
@@ -255,6 +256,7 @@ def local_mode_figures(work, version, ids, payloads, vectors, copy_ids, text_vec
     from captioning.search.server_engine import ServerEngine
 
     path = os.path.join(work, "local_mode")
+    warnings.filterwarnings("ignore", message="Local mode is not recommended", category=UserWarning)  # we know
     engine = ServerEngine(QdrantClient(path=path))
     all_ids = ids + sorted(copy_ids, key=copy_ids.get)
     all_payloads = payloads + [{**payloads[0], "source": f"copy-{n}"} for n in range(len(copy_ids))]

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import time
+import warnings
 from datetime import datetime
 
 import numpy as np
@@ -39,9 +40,21 @@ def _added_us(payload: dict, earlier_in_second: dict) -> int:
 def convert(path: str, engine) -> str:
     """Copies every collection of the local-mode folder `path` into `engine`, removes the folder; one line saying
     what was done."""
+    started = time.monotonic()
+    with warnings.catch_warnings():
+        # qdrant-client warns about local mode above 20,000 points: being moved off it is the cure.
+        warnings.filterwarnings("ignore", message="Local mode is not recommended", category=UserWarning)
+        copied = _copy(path, engine)
+    shutil.rmtree(path)
+    counts = ", ".join(f"{n} images of model version {v}" for v, n in sorted(copied.items())) or "no images"
+    return (f"converted the old index in {path} (qdrant-client local mode) to Qdrant Edge: {counts} copied "
+            f"without re-embedding in {time.monotonic() - started:.1f} s")
+
+
+def _copy(path: str, engine) -> dict:
+    """{model version: points copied} from the local-mode folder `path` into `engine`."""
     from qdrant_client import QdrantClient
 
-    started = time.monotonic()
     try:
         client = QdrantClient(path=path)
     except RuntimeError as error:
@@ -68,7 +81,4 @@ def convert(path: str, engine) -> str:
             copied[version] = copied_here
     finally:
         client.close()
-    shutil.rmtree(path)
-    counts = ", ".join(f"{n} images of model version {v}" for v, n in sorted(copied.items())) or "no images"
-    return (f"converted the old index in {path} (qdrant-client local mode) to Qdrant Edge: {counts} copied "
-            f"without re-embedding in {time.monotonic() - started:.1f} s")
+    return copied
