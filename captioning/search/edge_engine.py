@@ -5,8 +5,9 @@ before it returns, so a `kill -9` loses at most the update in flight and the nex
 flushes the segments. A lock file keeps the folder to one process, as the WAL would, but with a clear message.
 
 Search: segments holding fewer vectors than FULL_SCAN_VECTORS are scanned exactly; `optimize` builds an HNSW
-graph over larger ones, searched with HNSW_EF. Both were chosen by scripts/benchmark_index.py on the model's own
-embeddings (README, "Search figures"): stage 1's top K matches exact search's at recall >= 0.99.
+graph over larger ones, searched with `hnsw_ef` of the collection's size. Both were chosen by
+scripts/benchmark_index.py on the model's own embeddings (README, "Search figures"): stage 1's top K matches
+exact search's at recall >= 0.99.
 """
 
 import fcntl
@@ -24,9 +25,14 @@ from captioning.search.engine import COLLECTION_PREFIX, ORDER_FIELD, Hit, IndexB
 FULL_SCAN_VECTORS = 20_000
 HNSW_M, HNSW_EF_CONSTRUCT = 16, 128
 BUILD_SECONDS_PER_VECTOR = 0.0013  # measured at 100,000 (133 s): for the CLI's estimate
-# Search-time candidate list. At 100,000 images (the model's embeddings and caption queries) recall@64 against
-# exact search was 0.985 at ef 64, 0.993 at 128, 0.995 at 256: 256 keeps a margin above 0.99 at ~1-3 ms.
-HNSW_EF = 256
+# Search-time candidate list, growing with the collection. Recall@64 against exact search (the model's embeddings,
+# caption queries): at 100,000 images 0.985 at ef 64, 0.993 at 128, 0.995 at 256; at 1,000,000 0.977 at 1024,
+# 0.998 at 2048 (2.5 ms). One point of ef per 400 images, at least 256, meets 0.99 at both with a margin.
+HNSW_EF_MIN, POINTS_PER_EF = 256, 400
+
+
+def hnsw_ef(points: int) -> int:
+    return max(HNSW_EF_MIN, points // POINTS_PER_EF)
 
 
 def _kilobytes(vectors: int, dim: int) -> int:
@@ -46,6 +52,7 @@ class EdgeEngine:
             raise IndexBusyError(f"{folder}: the index is open in another process (a running server?); add and "
                                  "search through that server's API, or stop it first") from None
         self._shards = {}  # version -> EdgeShard, opened on first use
+        self._ef = {}  # version -> hnsw_ef of its size, kept up to date by every write
         # One call at a time: the bindings hold the GIL through most calls anyway, and a lock keeps the
         # open-or-create of a shard from racing.
         self._lock = threading.RLock()
@@ -68,10 +75,18 @@ class EdgeEngine:
         shard = self._shards.get(version)
         if shard is None and os.path.exists(os.path.join(self._path(version), "edge_config.json")):
             shard = self._shards[version] = EdgeShard.load(self._path(version))
+            self._resize(version)
         elif shard is None and dim:
             shard = self._shards[version] = EdgeShard.create(self._path(version), self._config(dim))
             shard.update(UpdateOperation.create_field_index(ORDER_FIELD, PayloadSchemaType.Integer))
+            self._resize(version)
         return shard
+
+    def _resize(self, version: int) -> None:
+        """Sets the version's search ef from its size (after opening it and after every write)."""
+        from qdrant_edge import CountRequest
+
+        self._ef[version] = hnsw_ef(self._shards[version].count(CountRequest(exact=True)))
 
     @staticmethod
     def _config(dim: int):
@@ -118,15 +133,18 @@ class EdgeEngine:
                   for i, vector, payload in zip(ids, np.asarray(vectors, np.float32), payloads)]
         with self._lock:
             self._shard(version, vectors.shape[1]).update(UpdateOperation.upsert_points(points))
+            self._resize(version)
 
     def search(self, version: int, vector: np.ndarray, limit: int) -> list:
         from qdrant_edge import Query, QueryRequest, SearchParams
 
-        request = QueryRequest(query=Query.Nearest(np.asarray(vector, np.float32).tolist()), limit=limit,
-                               with_payload=True, params=SearchParams(hnsw_ef=max(HNSW_EF, limit)))
         with self._lock:
             shard = self._shard(version)
-            found = shard.query(request) if shard else []
+            if shard is None:
+                return []
+            params = SearchParams(hnsw_ef=max(self._ef[version], limit))
+            found = shard.query(QueryRequest(query=Query.Nearest(np.asarray(vector, np.float32).tolist()),
+                                             limit=limit, with_payload=True, params=params))
         return [Hit(str(p.id), float(p.score), p.payload) for p in found]
 
     def get(self, version: int, ids: list) -> dict:
@@ -144,6 +162,7 @@ class EdgeEngine:
             shard = self._shard(version)
             if ids and shard is not None:
                 shard.update(UpdateOperation.delete_points(ids))
+                self._resize(version)
 
     def scroll(self, version: int, offset: str = None, limit: int = 100, with_vectors: bool = False) -> tuple:
         from qdrant_edge import ScrollRequest

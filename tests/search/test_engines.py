@@ -46,6 +46,12 @@ def test_all_entries_carry_the_stored_vectors(index, search_model, colour_folder
         assert hit.id == image_id and hit.score == pytest.approx(1.0, abs=1e-5)
 
 
+def test_search_ef_grows_with_the_collection_as_measured():
+    # scripts/benchmark_index.py: recall@64 >= 0.99 needed ef >= 128 at 100,000 images and >= 2048 at 1,000,000.
+    assert edge_engine.hnsw_ef(1_000) == edge_engine.hnsw_ef(100_000) == 256
+    assert edge_engine.hnsw_ef(1_000_000) >= 2048
+
+
 def test_hnsw_finds_what_exact_search_finds(tmp_path, monkeypatch):
     monkeypatch.setattr(edge_engine, "FULL_SCAN_VECTORS", 200)  # so that 2,000 vectors get an HNSW graph
     rng = np.random.default_rng(0)
