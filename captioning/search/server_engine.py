@@ -16,6 +16,7 @@ from captioning.search.engine import COLLECTION_PREFIX, ORDER_FIELD, Hit, collec
 class ServerEngine:
     def __init__(self, client):
         self.client = client
+        self._ordered = set()  # collections known to have the gallery's order index
         # Local mode (the tests' stand-in) is not thread-safe; a server is, but one lock keeps both the same.
         self._lock = threading.RLock()
 
@@ -49,10 +50,19 @@ class ServerEngine:
         if not self.client.collection_exists(name):
             self.client.create_collection(name, vectors_config=models.VectorParams(size=dim,
                                                                                    distance=models.Distance.COSINE))
+            self._index_order_field(name)
+        return name
+
+    def _index_order_field(self, name: str) -> None:
+        """The gallery orders by ORDER_FIELD, which a server can only do with an integer index on it (creating it
+        again is harmless: collections made by earlier versions get it on first use)."""
+        from qdrant_client import models
+
+        if name not in self._ordered:
             with warnings.catch_warnings():  # local mode says payload indexes do nothing there: true, and harmless
                 warnings.simplefilter("ignore", UserWarning)
                 self.client.create_payload_index(name, ORDER_FIELD, models.PayloadSchemaType.INTEGER, wait=True)
-        return name
+            self._ordered.add(name)
 
     def existing(self, version: int, ids: list) -> set:
         with self._lock:
@@ -109,6 +119,7 @@ class ServerEngine:
         with self._lock:
             if not self._exists(version):
                 return []
+            self._index_order_field(collection_name(version))
             order = models.OrderBy(key=ORDER_FIELD, direction=models.Direction.DESC, start_from=before)
             points, _ = self.client.scroll(collection_name(version), limit=limit, with_payload=True, order_by=order)
         return [(str(p.id), p.payload) for p in points]
