@@ -9,15 +9,14 @@ uses), each queried by its full caption against all of them. Text->image Recall@
 and exhaustive log-likelihood over every image; compute per query counts caption-decoder passes (image-text
 pairs scored), what dominates a query's cost. Ties count against the right image.
 
-Latency: for each size in --latency_sizes, a fresh embedded-Qdrant index of that many synthetic images is built
-with the indexer (images/s, peak memory of that process), then --latency_queries captions are searched
+Latency: for each size in --latency_sizes, a fresh embedded index (Qdrant Edge) of that many synthetic images is
+built with the indexer (images/s, peak memory of that process), then --latency_queries captions are searched
 (k=10, K=--latency_candidates, default 64) after a warm-up, and stage 1 alone and the whole two-stage query
 are timed (p50/p99).
 Each size runs in its own process, so its peak memory is its own.
 
-Stage 1 scaling: embedded Qdrant's query time at each of --stage1_sizes random vectors of the model's embedding
-width (in memory, the same search code), to show where local mode stops scaling without indexing 100,000 images
-through it first.
+The index engine itself at 100,000 and 1,000,000 images (stage 1 exact and HNSW, recall, storage, the earlier
+local-mode index for comparison): scripts/benchmark_index.py.
 """
 import argparse
 import json
@@ -138,37 +137,6 @@ def run_latency_one(model, index_dir, size, args):
             "stage2": searcher.stage2_choice(), "reopen_seconds": reopen, "peak_memory_mb": peak_memory_mb()}
 
 
-def run_stage1_scaling(model, args):
-    """Stage-1 query time of embedded Qdrant at each size in --stage1_sizes, on random unit vectors of the model's
-    embedding width in an in-memory local-mode collection: the same brute-force search as the on-disk mode, without
-    first writing every point through SQLite (which --latency_sizes does, at indexing speed)."""
-    from qdrant_client import QdrantClient, models
-
-    dim = len(model.embed_text("a red circle"))
-    rng = np.random.default_rng(0)
-    print(f"\nStage 1 alone, embedded Qdrant (in memory), {dim}-dimensional vectors, top 64, "
-          f"{args.latency_queries} queries\n")
-    print("| vectors | p50 ms | p99 ms | load s |")
-    print("|---:|---:|---:|---:|")
-    for size in args.stage1_sizes:
-        client = QdrantClient(":memory:")
-        client.create_collection("bench", vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE))
-        started = time.perf_counter()
-        for start in range(0, size, 10000):
-            vectors = rng.normal(size=(min(10000, size - start), dim)).astype(np.float32)
-            client.upload_collection("bench", vectors=vectors, ids=list(range(start, start + len(vectors))))
-        loaded = time.perf_counter() - started
-        times = []
-        for _ in range(args.latency_queries):
-            query = rng.normal(size=dim)
-            started = time.perf_counter()
-            client.query_points("bench", query=query.tolist(), limit=64)
-            times.append(time.perf_counter() - started)
-        print(f"| {size} | {1000 * np.percentile(times, 50):.1f} | {1000 * np.percentile(times, 99):.1f} | "
-              f"{loaded:.1f} |")
-        client.close()
-
-
 def run_latency(args):
     figures = []
     for size in args.latency_sizes:
@@ -180,7 +148,7 @@ def run_latency(args):
                                  capture_output=True, text=True, check=True)
             figures.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"\nQuery latency (k=10, K={args.latency_candidates}, {args.latency_queries} queries) and indexing, "
-          f"embedded Qdrant, model {args.model_dir}\n")
+          f"embedded index, model {args.model_dir}\n")
     print("| images | indexing images/s | peak memory MB | stage 1 p50 / p99 ms | query p50 / p99 ms | stage 2 | "
           "open index s |")
     print("|---:|---:|---:|---:|---:|---|---:|")
@@ -200,13 +168,12 @@ def main():
     cli.quiet_start()  # nothing has imported TensorFlow yet
     parser = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", default=os.path.join("checkpoints", "export"))
-    parser.add_argument("--parts", default="recall,latency,stage1")
+    parser.add_argument("--parts", default="recall,latency")
     parser.add_argument("--recall_images", type=cli.at_least_one, default=1000)
     parser.add_argument("--num_queries", type=cli.at_least_one, default=1000)
     parser.add_argument("--candidates", type=_whole_numbers, default="16,64")
     parser.add_argument("--latency_sizes", type=_whole_numbers, default="10000,100000")
     parser.add_argument("--latency_queries", type=cli.at_least_one, default=200)
-    parser.add_argument("--stage1_sizes", type=_whole_numbers, default="10000,100000")
     parser.add_argument("--latency_candidates", type=cli.at_least_one, default=64, help="K of the timed queries.")
     parser.add_argument("--one_latency_size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--index_dir", help=argparse.SUPPRESS)
@@ -225,8 +192,6 @@ def main():
         run_recall(model, args)
     if "latency" in parts:
         run_latency(args)
-    if "stage1" in parts:
-        run_stage1_scaling(model, args)
 
 
 if __name__ == "__main__":

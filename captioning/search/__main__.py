@@ -3,6 +3,7 @@
     python -m captioning.search add --index_dir D --model_dir M PATH...        # files, folders, CSVs, URLs
     python -m captioning.search search --index_dir D --model_dir M --k 5 --json "a red star left of a blue cross"
     python -m captioning.search list|count|delete ID...|reindex --index_dir D --model_dir M
+    python -m captioning.search push --index_dir D --qdrant_url URL [--model_version N]  # to a Qdrant server
 
 Bad input: one line on stderr and exit code 2. `add` lists the images it skipped and exits 1 if there were any.
 """
@@ -19,6 +20,7 @@ from captioning.search.index import IndexBusyError, ModelVersionError
 from captioning.search.indexing import BATCH_SIZE, Indexer
 from captioning.search.models import open_local
 from captioning.search.opening import IndexUnavailableError, open_index
+from captioning.search.push import PAGE_SIZE, push
 from captioning.search.sources import SourceError, expand
 from captioning.util import cli
 from captioning.util.memory import peak_memory_mb
@@ -52,10 +54,46 @@ def _parser():
     delete.add_argument("ids", nargs="+", metavar="ID")
     commands.add_parser("reindex", parents=[common],
                         help="Embed the images of the index's previous model version with this model.")
+    copy = commands.add_parser("push", help="Copy a model version's collection to a Qdrant server (resumable).")
+    copy.add_argument("--index_dir", required=True, help="The embedded index to copy from.")
+    copy.add_argument("--qdrant_url", required=True, help="The Qdrant server or cluster to copy to.")
+    copy.add_argument("--model_version", type=int, help="Which version's collection (default: the newest).")
+    copy.add_argument("--batch_size", type=int, default=PAGE_SIZE, help="Points per request to the server.")
     return parser
 
 
+def _build_hnsw(index, version) -> None:
+    """Builds the HNSW graph after a large addition (it blocks this process, so the CLI does it, not the server)."""
+    from captioning.search.edge_engine import BUILD_SECONDS_PER_VECTOR, FULL_SCAN_VECTORS
+
+    unindexed = index.unindexed(version)
+    if unindexed >= FULL_SCAN_VECTORS:
+        print(f"building the HNSW index over {unindexed} new images (about "
+              f"{unindexed * BUILD_SECONDS_PER_VECTOR:.0f} s)...", file=sys.stderr)
+        index.optimize(version)
+
+
+def _push(args, index):
+    from captioning.search.server_engine import ServerEngine
+
+    versions = {v: n for v, n in index.versions().items() if n}
+    version = args.model_version if args.model_version is not None else max(versions, default=None)
+    if version not in versions:
+        return cli.fail(f"{args.index_dir} holds no images of model version {version}" if version is not None
+                     else f"{args.index_dir} holds no images to push")
+    destination = ServerEngine.connect(args.qdrant_url)
+    try:
+        destination.count(version)  # reachable? (before the progress bar starts)
+        result = push(index, destination, version, page_size=args.batch_size)
+    finally:
+        destination.close()
+    print(result.summary(version, args.qdrant_url))
+    return 0
+
+
 def _run(args, index):
+    if args.command == "push":
+        return _push(args, index)
     model = open_local(args.model_dir)
     if args.command in ("add", "search", "reindex"):
         model.require_contrastive_head()
@@ -63,6 +101,7 @@ def _run(args, index):
     if args.command == "add":
         items = expand(args.paths, FetchOptions(allow_private=args.allow_private_urls))
         result = Indexer(index, model, batch_size=args.batch_size).add(items)
+        _build_hnsw(index, version)
         for source, message in result.errors:
             print(f"skipped {source}: {message}", file=sys.stderr)
         summary = f"{result.summary()}, peak memory {peak_memory_mb():.0f} MB"
@@ -82,6 +121,7 @@ def _run(args, index):
         if not old:
             return cli.fail(f"nothing to re-index: the index holds no images of another model version than {version}")
         result = Indexer(index, model).reindex(max(old))
+        _build_hnsw(index, version)
         print(result.summary())
         return 1 if result.errors else 0
     if args.command == "delete":
@@ -106,7 +146,8 @@ def main(argv=None) -> int:
     if os.path.exists(args.index_dir) and not os.path.isdir(args.index_dir):
         return cli.fail(f"--index_dir {args.index_dir} is a file: give a folder (created if missing)")
     try:
-        index = open_index(args.index_dir, args.qdrant_url)
+        # push reads the embedded index and writes to --qdrant_url
+        index = open_index(args.index_dir, None if args.command == "push" else args.qdrant_url)
     except (IndexBusyError, IndexUnavailableError) as error:
         return cli.fail(error)
     try:
@@ -114,6 +155,12 @@ def main(argv=None) -> int:
     except (SourceError, ModelVersionError, MissingSignatureError, retrieval.QueryError, FileNotFoundError,
             ValueError) as error:
         return cli.fail(error)
+    except Exception as error:
+        from qdrant_client.http.exceptions import ApiException  # heavy: only on the way out
+
+        if isinstance(error, ApiException):  # unreachable, refused, or an error status from the server
+            return cli.fail(f"Qdrant server {args.qdrant_url}: {error}")
+        raise
     finally:
         index.close()
 

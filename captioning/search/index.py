@@ -1,39 +1,30 @@
-"""The image index: one Qdrant collection per model version (docs/architecture.md, "The image index") plus the
-image store.
+"""The image index: one collection per model version (embeddings of one version mean nothing to another), plus
+the image store.
 
-Embedded Qdrant (qdrant-client's local mode, a folder under the index directory, nothing to start) by default;
-a Qdrant server or cluster with `qdrant_url`, through the same calls. A point's id is derived from the image's
-content hash, so an image is in a collection at most once. Its payload: source, sha256, bytes, width, height,
-added (UTC), model_version. The image's bytes are written to the store before its point, so a point never
-refers to a missing image, and each point is one write: a crash loses at most the points not yet written.
+Two engines behind one interface: Qdrant Edge in `<index_dir>/edge` (embedded: nothing to start; the default) or
+a Qdrant server or cluster with `qdrant_url` (`edge_engine`, `server_engine`). A point's id is derived from the
+image's content hash, so an image is in a collection at most once. Its payload: source, sha256, bytes, width,
+height, added (UTC), added_us (the gallery's order), model_version. The indexer writes a batch's images to the
+store before their points, and the points of a batch in one update: a crash loses at most the batch in flight
+and never leaves a point without its image. A folder written by earlier versions (qdrant-client's local mode)
+is converted on open (`local_mode`).
 """
 
-import dataclasses
+import logging
 import os
-import re
-import threading
+import time
 import uuid
 
 import numpy as np
 
+from captioning.search import local_mode
+from captioning.search.engine import ORDER_FIELD, Hit, IndexBusyError, ModelVersionError, collection_name
 from captioning.search.store import ImageStore
 
-COLLECTION_PREFIX = "images_v"
+__all__ = ["ImageIndex", "Hit", "IndexBusyError", "ModelVersionError", "collection_name", "point_id"]
+EDGE_FOLDER = "edge"
 
-
-class ModelVersionError(RuntimeError):
-    """The index holds embeddings of another model version than the one asked to search or add with."""
-
-
-class IndexBusyError(RuntimeError):
-    """Embedded Qdrant allows one process per folder, and another one (a server?) has it open."""
-
-
-@dataclasses.dataclass
-class Hit:
-    id: str
-    score: float  # cosine similarity of the image and query embeddings: the `contrastive` score
-    payload: dict
+log = logging.getLogger(__name__)
 
 
 def point_id(digest: str) -> str:
@@ -41,42 +32,47 @@ def point_id(digest: str) -> str:
     return str(uuid.UUID(hex=digest[:32]))
 
 
-def collection_name(version: int) -> str:
-    return f"{COLLECTION_PREFIX}{int(version)}"
+def _point_ids(ids: list) -> list:
+    """The ids that can name a point (UUIDs): anything else names no image, and Qdrant would reject the request."""
+    kept = []
+    for image_id in ids:
+        try:
+            kept.append(str(uuid.UUID(str(image_id))))
+        except ValueError:
+            pass
+    return kept
 
 
 class ImageIndex:
-    def __init__(self, index_dir: str, qdrant_url: str = None):
-        from qdrant_client import QdrantClient
+    def __init__(self, index_dir: str, qdrant_url: str = None, engine=None):
+        """`engine` overrides the choice by `qdrant_url` (tests pass a ServerEngine on qdrant-client's local mode)."""
+        from captioning.search.edge_engine import EdgeEngine
+        from captioning.search.server_engine import ServerEngine
 
         self.index_dir = index_dir
         os.makedirs(index_dir, exist_ok=True)
         self.store = ImageStore(index_dir)
-        self.location = qdrant_url or os.path.join(index_dir, "qdrant")
-        if qdrant_url:
-            self.client = QdrantClient(url=qdrant_url, timeout=30)
-        else:
-            try:
-                self.client = QdrantClient(path=self.location)
-            except RuntimeError as error:
-                if "already accessed" in str(error):
-                    raise IndexBusyError(
-                        f"{index_dir}: the index is open in another process (a running server?); add and search "
-                        "through that server's API, or stop it first") from None
-                raise
-        # Embedded Qdrant is not thread-safe; a server is, but one lock keeps both paths the same.
-        self._lock = threading.RLock()
+        if engine is None and qdrant_url:
+            engine = ServerEngine.connect(qdrant_url)
+        elif engine is None:
+            engine = EdgeEngine(os.path.join(index_dir, EDGE_FOLDER))
+            old = local_mode.legacy_path(index_dir)
+            if old:
+                try:
+                    log.warning(local_mode.convert(old, engine))
+                except BaseException:
+                    engine.close()
+                    raise
+        self.engine = engine
+        self._last_stamp = 0
+        self.location = qdrant_url or os.path.join(index_dir, EDGE_FOLDER)
 
     def close(self) -> None:
-        with self._lock:
-            self.client.close()
+        self.engine.close()
 
     def versions(self) -> dict:
         """{model version: image count} of every collection in the index."""
-        with self._lock:
-            names = [c.name for c in self.client.get_collections().collections]
-            return {int(m.group(1)): self.client.count(name, exact=True).count
-                    for name in names if (m := re.fullmatch(COLLECTION_PREFIX + r"(\d+)", name))}
+        return self.engine.versions()
 
     def check_version(self, version: int) -> None:
         """ModelVersionError when this version has no images but another version does (the model changed)."""
@@ -90,59 +86,30 @@ class ImageIndex:
                 f"`python -m captioning.search reindex --index_dir {self.index_dir} --model_dir MODEL` "
                 "(or POST /api/reindex on the server)")
 
-    def _ensure_collection(self, version: int, dim: int) -> str:
-        from qdrant_client import models
-
-        name = collection_name(version)
-        if not self.client.collection_exists(name):
-            self.client.create_collection(name, vectors_config=models.VectorParams(size=dim,
-                                                                                   distance=models.Distance.COSINE))
-        return name
-
     def existing(self, version: int, ids: list) -> set:
         """The ids among `ids` that this version's collection holds."""
-        name = collection_name(version)
-        with self._lock:
-            if not ids or not self.client.collection_exists(name):
-                return set()
-            return {str(p.id) for p in self.client.retrieve(name, ids, with_payload=False, with_vectors=False)}
+        return self.engine.existing(version, _point_ids(ids))
 
     def upsert(self, version: int, ids: list, vectors: np.ndarray, payloads: list) -> None:
-        from qdrant_client import models
-
-        if not ids:
-            return
-        points = [models.PointStruct(id=i, vector=[float(x) for x in v], payload=p)
-                  for i, v, p in zip(ids, vectors, payloads)]
-        with self._lock:
-            self.client.upsert(self._ensure_collection(version, vectors.shape[1]), points, wait=True)
+        """Writes these points in one update; stamps each payload's gallery order unless it carries one."""
+        first = max(time.time_ns() // 1000, self._last_stamp + 1)
+        payloads = [{ORDER_FIELD: first + n, **payload} for n, payload in enumerate(payloads)]
+        self._last_stamp = first + len(payloads)
+        self.engine.upsert(version, ids, np.asarray(vectors, np.float32), payloads)
 
     def search(self, version: int, vector: np.ndarray, limit: int) -> list:
         """The `limit` images nearest `vector` (cosine), best first."""
-        name = collection_name(version)
-        with self._lock:
-            if not self.client.collection_exists(name):
-                return []
-            found = self.client.query_points(name, query=[float(x) for x in vector], limit=limit,
-                                             with_payload=True).points
-        return [Hit(str(p.id), float(p.score), p.payload) for p in found]
+        return self.engine.search(version, vector, limit)
 
     def get(self, version: int, ids: list) -> dict:
         """{id: payload} of the ids this version holds."""
-        name = collection_name(version)
-        with self._lock:
-            if not ids or not self.client.collection_exists(name):
-                return {}
-            return {str(p.id): p.payload for p in self.client.retrieve(name, ids, with_payload=True)}
+        return self.engine.get(version, _point_ids(ids))
 
     def delete(self, version: int, ids: list) -> list:
         """Removes these ids (and their stored images once no version refers to them); returns those removed."""
-        from qdrant_client import models
-
         payloads = self.get(version, ids)
         if payloads:
-            with self._lock:
-                self.client.delete(collection_name(version), models.PointIdsList(points=list(payloads)), wait=True)
+            self.engine.delete(version, list(payloads))
             still_used = set()
             for other in self.versions():
                 still_used |= self.existing(other, list(payloads))
@@ -152,22 +119,32 @@ class ImageIndex:
         return list(payloads)
 
     def count(self, version: int) -> int:
-        return self.versions().get(version, 0)
+        return self.engine.count(version)
 
     def scroll(self, version: int, offset: str = None, limit: int = 100) -> tuple:
         """(a page of (id, payload) in id order, the next page's offset or None)."""
-        name = collection_name(version)
-        with self._lock:
-            if not self.client.collection_exists(name):
-                return [], None
-            points, next_offset = self.client.scroll(name, offset=offset, limit=limit, with_payload=True)
-        return [(str(p.id), p.payload) for p in points], (str(next_offset) if next_offset is not None else None)
+        return self.engine.scroll(version, offset, limit)
 
-    def all_entries(self, version: int):
-        """Every (id, payload) of a version, page by page."""
+    def newest(self, version: int, before: int = None, limit: int = 100) -> tuple:
+        """(a page of (id, payload), newest first, the next page's `before` or None): the gallery."""
+        page = self.engine.newest(version, before, limit + 1)
+        more = len(page) > limit
+        page = page[:limit]
+        return page, (page[-1][1][ORDER_FIELD] - 1 if more else None)
+
+    def all_entries(self, version: int, with_vectors: bool = False, page_size: int = 256):
+        """Every (id, payload) of a version, or (id, payload, vector), page by page in id order."""
         offset = None
         while True:
-            page, offset = self.scroll(version, offset, limit=256)
+            page, offset = self.engine.scroll(version, offset, page_size, with_vectors)
             yield from page
             if offset is None:
                 return
+
+    def optimize(self, version: int) -> bool:
+        """Builds the embedded engine's HNSW graph where a segment outgrew exact search; True if it did any work."""
+        return self.engine.optimize(version)
+
+    def unindexed(self, version: int) -> int:
+        """Points searched by scanning because no HNSW graph covers them yet (0 on a server, which builds its own)."""
+        return self.engine.unindexed(version)

@@ -1,6 +1,6 @@
 """Adding images to the index in batches: read, check, de-duplicate by content, embed, store, upsert.
 
-A batch's images and features are written to the store before its points, and each point is one write, so a
+A batch's images and features are written to the store before its points, and its points are one update, so a
 `kill -9` loses at most the batch in flight and never leaves an entry without its image; running the same `add`
 again skips what is already in (same content, same id) and continues. Each batch holds its images' locks
 (captioning.search.locks) from the look-up to the upsert, so concurrent adds and deletes of one image take turns.

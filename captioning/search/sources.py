@@ -70,3 +70,9 @@ def expand(arguments, fetch_options: FetchOptions = FetchOptions()) -> list:
         else:
             raise SourceError(f"{argument}: no such file, folder or URL")
     return items
+
+
+def display_name(source: str) -> str:
+    """What a page or an API shows of a source: a URL, an upload's name or a relative path as they are; an absolute
+    path as its file name only (the server's folders are nobody's business)."""
+    return os.path.basename(source) if os.path.isabs(source) and not is_url(source) else source

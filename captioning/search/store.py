@@ -12,6 +12,11 @@ import tempfile
 
 import numpy as np
 
+# Cached features are stored in float16: half the disk (32 KB per image for the default model's 8x8x256), the
+# same stage-2 rankings and scores to ~1e-3 (scripts/benchmark_index.py --parts features; README "Search figures").
+# Files written in float32 by earlier versions still load.
+FEATURES_DTYPE = np.float16
+
 
 def content_hash(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
@@ -51,13 +56,13 @@ class ImageStore:
         path = self._features_path(version, digest)
         if not os.path.exists(path):
             buffer = io.BytesIO()
-            np.save(buffer, np.asarray(features, np.float32))
+            np.save(buffer, np.asarray(features, FEATURES_DTYPE))
             _write_atomically(path, buffer.getvalue())
 
     def features(self, version: int, digests: list):
-        """Stacked features [N, G, D] of these images, or None when any of them has none cached."""
+        """Stacked float32 features [N, G, D] of these images, or None when any of them has none cached."""
         try:
-            return np.stack([np.load(self._features_path(version, digest)) for digest in digests])
+            return np.stack([np.load(self._features_path(version, digest)) for digest in digests]).astype(np.float32)
         except FileNotFoundError:
             return None
 

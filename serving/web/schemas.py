@@ -33,6 +33,12 @@ class ImageList(BaseModel):
     next_offset: str | None = Field(description="Pass as `offset` for the next page; null on the last page.")
 
 
+class Gallery(BaseModel):
+    images: list[ImageEntry] = Field(description="Newest first.")
+    next_before: int | None = Field(description="Pass as `before` for the next page; null on the last page.")
+    count: int = Field(description="Images in the collection of the served model version.")
+
+
 class Count(BaseModel):
     count: int
     model_version: int

@@ -13,6 +13,7 @@ from captioning.inference.zero_shot import DEFAULT_TEMPLATE
 from captioning.search import retrieval
 from captioning.search.fetch import without_userinfo
 from captioning.search.images import image_size
+from captioning.search.sources import display_name
 from serving.web import schemas
 
 _ERRORS = {status: {"model": schemas.ErrorResponse, "description": description} for status, description in (
@@ -46,6 +47,11 @@ async def _image_input(service, file, url, image_id):
     return data, payload["source"]
 
 
+def _shown(payload: dict) -> dict:
+    """A payload as the API shows it: the source by its display name, never a server path."""
+    return {**payload, "source": display_name(payload["source"])}
+
+
 def search_router(service):
     router = APIRouter(tags=["Search"], responses=_ERRORS)
 
@@ -58,7 +64,8 @@ def search_router(service):
                      rank_by: Literal["log_likelihood", "debiased"] = "log_likelihood"):
         """Stage 1: the `candidates` nearest image embeddings; stage 2: those reranked by caption log-likelihood.
         Best first, with both scores."""
-        return await run_in_threadpool(service.search, q, k, candidates, rank_by)
+        rows = await run_in_threadpool(service.search, q, k, candidates, rank_by)
+        return [{**row, "source": display_name(row["source"]), "payload": _shown(row["payload"])} for row in rows]
 
     @router.post("/api/images", response_model=schemas.AddedImage, status_code=201, responses=_WRITE_ERRORS,
                  summary="Add an image (upload or URL)")
@@ -66,13 +73,21 @@ def search_router(service):
         """Adds the image unless the index already holds the same content (then `added` is false, status 200)."""
         data, source = await _image_input(service, file, url, None)
         added = await run_in_threadpool(service.add, source, data)
-        return JSONResponse(added, status_code=201 if added["added"] else 200)
+        return JSONResponse({**added, "source": display_name(added["source"])},
+                            status_code=201 if added["added"] else 200)
 
     @router.get("/api/images", response_model=schemas.ImageList, summary="List the indexed images")
     async def list_images(offset: str | None = None, limit: int = Query(100, ge=1, le=1000)):
         page, next_offset = await run_in_threadpool(service.list, offset, limit)
-        return {"images": [{"id": image_id, "payload": payload} for image_id, payload in page],
+        return {"images": [{"id": image_id, "payload": _shown(payload)} for image_id, payload in page],
                 "next_offset": next_offset}
+
+    @router.get("/api/gallery", response_model=schemas.Gallery, summary="The collection, newest first")
+    async def gallery(before: int | None = Query(None, description="`next_before` of the previous page."),
+                      limit: int = Query(24, ge=1, le=1000)):
+        page, next_before, count = await run_in_threadpool(service.gallery, before, limit)
+        return {"images": [{"id": image_id, "payload": _shown(payload)} for image_id, payload in page],
+                "next_before": next_before, "count": count}
 
     @router.get("/api/images/count", response_model=schemas.Count, summary="Count the indexed images")
     async def count():

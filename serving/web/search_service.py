@@ -137,6 +137,12 @@ class SearchService:
         version = self._checked_version()
         return self.index.scroll(version, offset, limit)
 
+    def gallery(self, before, limit):
+        """(a page of (id, payload) newest first, the next page's `before` or None, the collection's size)."""
+        version = self.model().version
+        page, next_before = self.index.newest(version, before, limit)
+        return page, next_before, self.index.count(version)
+
     def count(self):
         version = self._checked_version()
         return {"count": self.index.count(version), "model_version": version}

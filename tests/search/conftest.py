@@ -35,11 +35,24 @@ def search_model(search_export):
     return open_local(search_export)
 
 
-@pytest.fixture
-def index(tmp_path):
+def open_index(index_dir, engine_name):
+    """An ImageIndex on `engine_name`: "edge" (the embedded default) or "server" (qdrant-client's local mode,
+    which speaks a Qdrant server's API, standing in for one: no server can run in the tests)."""
     from captioning.search.index import ImageIndex
 
-    index = ImageIndex(str(tmp_path / "index"))
+    if engine_name == "edge":
+        return ImageIndex(index_dir)
+    from qdrant_client import QdrantClient
+
+    from captioning.search.server_engine import ServerEngine
+
+    return ImageIndex(index_dir, engine=ServerEngine(QdrantClient(path=f"{index_dir}-server")))
+
+
+@pytest.fixture(params=["edge", "server"])
+def index(request, tmp_path):
+    """The same index tests run on both engines."""
+    index = open_index(str(tmp_path / "index"), request.param)
     yield index
     index.close()
 

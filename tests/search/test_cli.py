@@ -102,3 +102,19 @@ def test_kill_9_while_indexing_leaves_no_half_entry_and_a_rerun_continues(tmp_pa
         assert index.count(1) == total
     finally:
         index.close()
+
+
+def test_push_names_what_is_wrong_in_one_line(tmp_path, search_export, colour_folder, capsys):
+    from captioning.search.__main__ import main
+
+    index_dir = str(tmp_path / "index")
+    unreachable = "http://127.0.0.1:1"
+    assert main(["push", "--index_dir", index_dir, "--qdrant_url", unreachable]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {index_dir} holds no images to push"
+    assert main(["add", "--index_dir", index_dir, "--model_dir", search_export, colour_folder["red"]]) == 0
+    capsys.readouterr()
+    assert main(["push", "--index_dir", index_dir, "--qdrant_url", unreachable, "--model_version", "7"]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {index_dir} holds no images of model version 7"
+    assert main(["push", "--index_dir", index_dir, "--qdrant_url", unreachable]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: Qdrant server {unreachable}:") and "refused" in error and "\n" not in error

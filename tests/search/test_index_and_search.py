@@ -42,7 +42,8 @@ def test_csv_of_paths_and_missing_paths(index, search_model, colour_folder, tmp_
 def test_delete_list_and_count(index, search_model, colour_folder):
     result = Indexer(index, search_model).add(sources.expand(colour_folder.values()), progress=False)
     red = next(i for i, p in index.get(1, result.added).items() if p["source"] == colour_folder["red"])
-    assert index.delete(1, [red, "00000000-0000-0000-0000-000000000000"]) == [red]
+    assert index.delete(1, [red, "00000000-0000-0000-0000-000000000000", "not-an-id"]) == [red]
+    assert index.get(1, ["not-an-id"]) == {} and index.existing(1, ["not-an-id"]) == set()
     assert index.count(1) == len(COLORS) - 1
     listed = dict(index.all_entries(1))
     assert red not in listed and len(listed) == len(COLORS) - 1
@@ -68,10 +69,11 @@ def test_stage_one_finds_the_colour_and_stage_two_reranks_by_log_likelihood(fill
     results = searcher.search("a red star", k=3, candidates=len(COLORS))
     assert [row["log_likelihood"] for row in results] == sorted((row["log_likelihood"] for row in results),
                                                                 reverse=True)
-    # Stage 2's numbers are the model's own score_matrix values for those images.
+    # Stage 2's numbers are the model's own score_matrix values for those images (to the float16 rounding of the
+    # cached features that scored them).
     expected = search_model.score_images([filled.store.image(row["payload"]["sha256"]) for row in results],
                                          "a red star")
-    np.testing.assert_allclose([row["log_likelihood"] for row in results], expected["log_likelihood"], rtol=1e-6)
+    np.testing.assert_allclose([row["log_likelihood"] for row in results], expected["log_likelihood"], atol=1e-3)
     (red,) = searcher.search("red", k=1, candidates=1)
     assert red["source"] == colour_folder["red"] and red["contrastive"] > 0.9
     assert set(red) >= {"id", "source", "contrastive", "log_likelihood", "payload"}
@@ -81,8 +83,11 @@ def test_both_stage_two_ways_agree_and_auto_measures_them(filled, search_model):
     by_features = Searcher(filled, search_model, stage2="features").search("a green circle", k=8)
     by_images = Searcher(filled, search_model, stage2="images").search("a green circle", k=8)
     assert [row["id"] for row in by_features] == [row["id"] for row in by_images]
+    # Cached features are float16 (half the disk): scores agree with re-encoding to ~1e-4 here.
     np.testing.assert_allclose([r["log_likelihood"] for r in by_features], [r["log_likelihood"] for r in by_images],
-                               rtol=1e-5)
+                               atol=1e-3)
+    (digest,) = {row["payload"]["sha256"] for row in by_features[:1]}
+    assert filled.store.features(1, [digest]).dtype == np.float32
     auto = Searcher(filled, search_model)
     for _ in range(3):
         auto.search("a green circle", k=2)
@@ -116,9 +121,14 @@ def test_add_bytes_rejects_what_is_not_an_image(index, search_model):
         Indexer(index, search_model).add_bytes("upload:x", b"GIF89a broken")
 
 
-def test_a_second_process_gets_a_clear_message(index, tmp_path):
-    with pytest.raises(IndexBusyError, match="open in another process"):
-        ImageIndex(index.index_dir)
+def test_a_second_process_gets_a_clear_message(tmp_path):
+    index = ImageIndex(str(tmp_path / "index"))  # the embedded engine: one process per folder
+    try:
+        with pytest.raises(IndexBusyError, match="open in another process"):
+            ImageIndex(index.index_dir)
+    finally:
+        index.close()
+    ImageIndex(index.index_dir).close()  # free again once closed
 
 
 def test_copies_within_one_batch_count_as_already_in(index, search_model, tmp_path):

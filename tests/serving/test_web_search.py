@@ -105,6 +105,23 @@ def test_delete(http):
     assert http.get(f"/api/images/{added['id']}/file").status_code == 404
 
 
+def test_the_gallery_pages_newest_first_and_shows_no_server_paths(start_server, fake_export, tmp_path):
+    with start_server(fake_export, search=SearchOptions(str(tmp_path / "index"))) as server:
+        for name in ("red", "green", "blue"):
+            server.search.add(f"/srv/photos/{name}.png", colour_png(name))
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}") as client:
+            first = client.get("/api/gallery", params={"limit": 2}).json()
+            assert first["count"] == 3 and first["next_before"] is not None
+            rest = client.get("/api/gallery", params={"limit": 2, "before": first["next_before"]}).json()
+            assert rest["next_before"] is None
+            shown = [entry["payload"]["source"] for entry in first["images"] + rest["images"]]
+            assert shown == ["blue.png", "green.png", "red.png"]
+            found = client.get("/search", params={"q": "red", "k": 3}).json()
+            listed = client.get("/api/images").json()["images"]
+        assert {row["source"] for row in found} == {row["payload"]["source"] for row in found} == set(shown)
+        assert {entry["payload"]["source"] for entry in listed} == set(shown)
+
+
 def test_openapi_swagger_ui_and_page(http):
     spec = http.get("/v1/openapi.json").json()
     assert {"/search", "/api/images", "/api/describe", "/v1/models/{model_name}:predict"} <= set(spec["paths"])

@@ -1,0 +1,139 @@
+"""Screenshots of the search page with a trained model: the collection, search results, and a description.
+
+    python scripts/screenshot_search_page.py --model_dir checkpoints/export --out_dir docs
+
+Indexes --images unseen synthetic scenes (files named scene-NNNN.png) into a temporary index, starts
+`python -m serving.server` on it, and drives headless Chromium (Debian's chromium and chromium-driver, as
+tests/serving/test_web_page.py does) to write search_gallery.png, search_results.png and search_describe.png.
+"""
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from captioning.data import synthetic  # noqa: E402
+
+SEED = 7_000_003  # scenes no training run uses
+QUERY = "a red circle left of a blue square"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, process, seconds=180):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            sys.exit(f"error: the server stopped (exit code {process.returncode})")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.5)
+    sys.exit(f"error: the server did not open port {port} within {seconds} s")
+
+
+def build_index(model_dir, index_dir, scene_dir, count):
+    from captioning.search import sources
+    from captioning.search.index import ImageIndex
+    from captioning.search.indexing import Indexer
+    from captioning.search.models import open_local
+
+    os.makedirs(scene_dir)
+    for n, scene in enumerate(synthetic.generate_scenes(count, seed=SEED)):
+        with open(os.path.join(scene_dir, f"scene-{n:04d}.png"), "wb") as f:
+            f.write(synthetic.render_scene_png(scene, 64))
+    index = ImageIndex(index_dir)
+    try:
+        Indexer(index, open_local(model_dir)).add(sources.expand([scene_dir]))
+    finally:
+        index.close()
+
+
+def browser(window):
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--window-size={window}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+
+
+def screenshots(url, out_dir, describe_file, window):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ready
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver = browser(window)
+    wait = WebDriverWait(driver, 120)
+
+    def save(name):
+        if not driver.save_screenshot(os.path.join(out_dir, name)):
+            raise OSError(f"could not write {os.path.join(out_dir, name)}")
+
+    def images_loaded(_):
+        return all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
+                   for image in driver.find_elements(By.CSS_SELECTOR, "img") if image.is_displayed())
+
+    try:
+        driver.get(url)
+        wait.until(ready.text_to_be_present_in_element((By.ID, "gallery-title"), "images"))
+        wait.until(images_loaded)
+        save("search_gallery.png")
+        driver.find_element(By.ID, "query").send_keys(QUERY)
+        driver.find_element(By.ID, "k").clear()
+        driver.find_element(By.ID, "k").send_keys("12")
+        driver.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        wait.until(ready.text_to_be_present_in_element((By.ID, "message"), "results"))
+        wait.until(images_loaded)
+        save("search_results.png")
+        driver.get(url)
+        driver.find_element(By.ID, "file").send_keys(describe_file)
+        driver.find_element(By.ID, "describe").click()
+        wait.until(ready.text_to_be_present_in_element((By.ID, "message"), "Labels best first"))
+        wait.until(images_loaded)
+        save("search_describe.png")
+    finally:
+        driver.quit()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_dir", default=os.path.join("checkpoints", "export"))
+    parser.add_argument("--out_dir", default="docs")
+    parser.add_argument("--images", type=int, default=200)
+    parser.add_argument("--window", default="1100,900")
+    args = parser.parse_args()
+    os.makedirs(args.out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as work:
+        index_dir, scene_dir = os.path.join(work, "index"), os.path.join(work, "scenes")
+        build_index(args.model_dir, index_dir, scene_dir, args.images)
+        describe_file = os.path.join(work, "to_describe.png")
+        with open(describe_file, "wb") as f:
+            f.write(synthetic.render_scene_png(synthetic.generate_scenes(1, seed=SEED + 1)[0], 64))
+        rest_port = free_port()
+        server = subprocess.Popen([sys.executable, "-m", "serving.server", f"--model_base_path={args.model_dir}",
+                                   f"--index_dir={index_dir}", f"--port={free_port()}", f"--rest_api_port={rest_port}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_for_port(rest_port, server)
+            screenshots(f"http://127.0.0.1:{rest_port}/", args.out_dir, describe_file, args.window)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    print(f"wrote search_gallery.png, search_results.png and search_describe.png to {args.out_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""What the index engines add beyond indexing and search: batched writes, the gallery order, HNSW against exact
+search, converting an old local-mode folder, and pushing a collection to a server."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from captioning.data.synthetic import COLORS
+from captioning.search import edge_engine, sources
+from captioning.search.index import ImageIndex
+from captioning.search.indexing import Indexer
+from captioning.search.push import push
+from tests.search.conftest import open_index
+
+
+def test_one_update_per_indexing_batch(index, search_model, colour_folder):
+    calls = []
+    write = index.engine.upsert
+    index.engine.upsert = lambda version, ids, *rest: (calls.append(len(ids)), write(version, ids, *rest))
+    Indexer(index, search_model, batch_size=3).add(sources.expand(colour_folder.values()), progress=False)
+    assert calls == [3, 3, 2]
+
+
+def test_the_gallery_pages_newest_first(index, search_model, colour_folder):
+    indexer = Indexer(index, search_model)
+    order = list(COLORS)
+    for name in order:  # one at a time: each a later addition than the one before
+        indexer.add(sources.expand([colour_folder[name]]), progress=False)
+    seen, before = [], None
+    while True:
+        page, before = index.newest(1, before, limit=3)
+        assert len(page) <= 3
+        seen += [payload["source"] for _, payload in page]
+        if before is None:
+            break
+    assert seen == [colour_folder[name] for name in reversed(order)]
+
+
+def test_all_entries_carry_the_stored_vectors(index, search_model, colour_folder):
+    Indexer(index, search_model).add(sources.expand([colour_folder["red"], colour_folder["blue"]]), progress=False)
+    entries = list(index.all_entries(1, with_vectors=True, page_size=1))
+    assert len(entries) == 2
+    for image_id, payload, vector in entries:
+        (hit,) = index.search(1, vector, 1)
+        assert hit.id == image_id and hit.score == pytest.approx(1.0, abs=1e-5)
+
+
+def test_search_ef_grows_with_the_collection_as_measured():
+    # scripts/benchmark_index.py: recall@64 >= 0.99 needed ef >= 128 at 100,000 images and >= 2048 at 1,000,000.
+    assert edge_engine.hnsw_ef(1_000) == edge_engine.hnsw_ef(100_000) == 256
+    assert edge_engine.hnsw_ef(1_000_000) >= 2048
+
+
+def test_hnsw_finds_what_exact_search_finds(tmp_path, monkeypatch):
+    monkeypatch.setattr(edge_engine, "FULL_SCAN_VECTORS", 200)  # so that 2,000 vectors get an HNSW graph
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(40, 32))
+    vectors = centres[rng.integers(0, 40, 2000)] + 0.3 * rng.normal(size=(2000, 32))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = ImageIndex(str(tmp_path / "index"))
+    try:
+        ids = [f"00000000-0000-0000-0000-{n:012d}" for n in range(len(vectors))]
+        for start in range(0, len(ids), 500):
+            index.upsert(1, ids[start:start + 500], vectors[start:start + 500], [{}] * 500)
+        assert index.unindexed(1) == 2000
+        assert index.optimize(1) and index.unindexed(1) == 0
+        recalls = []
+        for query in vectors[rng.integers(0, 2000, 20)] + 0.1 * rng.normal(size=(20, 32)):
+            exact = np.argsort(-(vectors @ query))[:16]
+            found = {int(hit.id.rsplit("-", 1)[1]) for hit in index.search(1, query, 16)}
+            recalls.append(len(found & set(exact.tolist())) / 16)
+        assert np.mean(recalls) >= 0.99
+    finally:
+        index.close()
+
+
+def test_an_old_local_mode_folder_is_converted_without_re_embedding(tmp_path, search_model, colour_folder, caplog):
+    from qdrant_client import QdrantClient
+
+    from captioning.search.server_engine import ServerEngine
+
+    index_dir = tmp_path / "index"
+    old = ImageIndex(str(index_dir), engine=ServerEngine(QdrantClient(path=str(index_dir / "qdrant"))))
+    Indexer(old, search_model).add(sources.expand(colour_folder.values()), progress=False)
+    before = {image_id: (payload, vector) for image_id, payload, vector in old.all_entries(1, with_vectors=True)}
+    old.close()
+    assert (index_dir / "qdrant" / "meta.json").exists()  # what earlier versions wrote
+
+    with caplog.at_level(logging.WARNING, logger="captioning.search.index"):
+        index = ImageIndex(str(index_dir))
+    try:
+        (line,) = caplog.messages
+        assert f"converted the old index in {index_dir / 'qdrant'}" in line
+        assert f"{len(COLORS)} images of model version 1 copied without re-embedding" in line
+        assert not (index_dir / "qdrant").exists()
+        after = {image_id: (payload, vector) for image_id, payload, vector in index.all_entries(1, with_vectors=True)}
+        assert set(after) == set(before)
+        for image_id, (payload, vector) in before.items():
+            assert after[image_id][0]["sha256"] == payload["sha256"]
+            np.testing.assert_allclose(after[image_id][1], vector, atol=1e-6)
+        red_digest = next(p["sha256"] for p, _ in after.values() if p["source"] == colour_folder["red"])
+        (red,) = index.search(1, search_model.embed_images([index.store.image(red_digest)])[0], 1)
+        assert red.payload["source"] == colour_folder["red"]
+    finally:
+        index.close()
+    caplog.clear()
+    ImageIndex(str(index_dir)).close()  # converted once: nothing to say the next time
+    assert not caplog.messages
+
+
+class _FailingAfter:
+    """A destination that breaks after `pages` pages, as a dropped connection would."""
+
+    def __init__(self, engine, pages):
+        self.engine, self.pages = engine, pages
+
+    def existing(self, *args):
+        return self.engine.existing(*args)
+
+    def upsert(self, *args):
+        if self.pages == 0:
+            raise ConnectionError("connection reset")
+        self.pages -= 1
+        self.engine.upsert(*args)
+
+
+def test_push_copies_a_collection_in_batches_and_resumes(tmp_path, search_model, colour_folder):
+    from qdrant_client import QdrantClient
+
+    from captioning.search.server_engine import ServerEngine
+
+    index = open_index(str(tmp_path / "index"), "edge")
+    server = ServerEngine(QdrantClient(path=str(tmp_path / "server")))  # standing in for a Qdrant server
+    try:
+        Indexer(index, search_model).add(sources.expand(colour_folder.values()), progress=False)
+        with pytest.raises(ConnectionError):
+            push(index, _FailingAfter(server, pages=1), 1, page_size=3, progress=False)
+        assert server.count(1) == 3
+        result = push(index, server, 1, page_size=3, progress=False)
+        assert (result.copied, result.already_there) == (len(COLORS) - 3, 3)
+        assert server.get(1, list(dict(index.all_entries(1)))) == dict(index.all_entries(1))
+        query = search_model.embed_text("red")
+        assert [h.id for h in server.search(1, query, 3)] == [h.id for h in index.search(1, query, 3)]
+    finally:
+        index.close()
+        server.close()
