@@ -1,6 +1,11 @@
 """Test helpers: tiny model settings, training on synthetic scenes, image files."""
 
+import contextlib
+import http.server
+import io
 import os
+import threading
+import time
 
 from PIL import Image
 
@@ -31,3 +36,56 @@ def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINI
 def write_image(path, size=(32, 32), color=(200, 30, 30)):
     Image.new("RGB", size, color).save(path)
     return str(path)
+
+
+def animated_gif(frames, side) -> bytes:
+    """A GIF of `frames` full side x side frames alternating two colours: small on disk, large once decoded."""
+    images = [Image.new("P", (side, side), n % 2) for n in range(frames)]
+    for image in images:
+        image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    buffer = io.BytesIO()
+    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=50, disposal=1)
+    return buffer.getvalue()
+
+
+@contextlib.contextmanager
+def dripping_server(header_first: bool = True, images: dict = None):
+    """A loopback server (yields its base URL) that answers `images` (path -> bytes) at once and every other path
+    with one byte every 0.2 s for 5 s: in the body after the headers, or with `header_first=False` in the headers
+    themselves."""
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            if images and self.path in images:
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(images[self.path])))
+                self.end_headers()
+                self.wfile.write(images[self.path])
+                return
+            if header_first:
+                self.send_response(200)
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+            else:
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            stop_at = time.monotonic() + 5
+            try:
+                while time.monotonic() < stop_at:
+                    self.wfile.write(b"\x89")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+

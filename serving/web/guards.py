@@ -27,8 +27,9 @@ LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _WRITES = ((frozenset({"POST"}), re.compile(r"/api/images/?")), (frozenset({"DELETE"}), re.compile(r"/api/images/.+")),
            (frozenset({"POST"}), re.compile(r"/api/reindex/?")))
-# The page and its assets load from this server only; Swagger UI (/docs) needs its inline start-up script.
-PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob:; object-src 'none'; base-uri 'none'; "
+# The page and its scripts and styles load from this server only; images may come from anywhere (the page shows
+# an image described by its URL as the user gave it). Swagger UI (/docs) needs its inline start-up script.
+PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob: http: https:; object-src 'none'; base-uri 'none'; "
                "form-action 'self'; frame-ancestors 'none'")
 DOCS_POLICY = PAGE_POLICY.replace("default-src 'self'", "default-src 'self'; script-src 'self' 'unsafe-inline'; "
                                                           "style-src 'self' 'unsafe-inline'")

@@ -1,14 +1,12 @@
 """URL fetching: private addresses refused unless allowed, redirects limited, size capped, content decoded."""
 
-import contextlib
-import http.server
 import socket
-import threading
 import time
 
 import pytest
 
 from captioning.search.fetch import FetchError, FetchOptions, fetch_image, is_public, without_userinfo
+from tests.helpers import dripping_server
 from tests.search.conftest import colour_png
 
 ALLOW = FetchOptions(allow_private=True, timeout_seconds=5)
@@ -70,39 +68,6 @@ def test_a_slow_server_times_out(file_server):
             fetch_image(f"{base}/slow.png", FetchOptions(allow_private=True, timeout_seconds=0.5))
         assert time.monotonic() - started < 2.5
 
-
-@contextlib.contextmanager
-def dripping_server(header_first: bool):
-    """A loopback server that sends one byte every 0.2 s for 5 s: in the body, or in the headers themselves."""
-
-    class Drip(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):
-            if header_first:
-                self.send_response(200)
-                self.send_header("Content-Length", "100000")
-                self.end_headers()
-            else:
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            stop_at = time.monotonic() + 5
-            try:
-                while time.monotonic() < stop_at:
-                    self.wfile.write(b"a")
-                    self.wfile.flush()
-                    time.sleep(0.2)
-            except OSError:
-                pass
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize("header_first", [True, False], ids=["dripping body", "dripping headers"])

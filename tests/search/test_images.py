@@ -6,15 +6,8 @@ import pytest
 from PIL import Image
 
 from captioning.search.images import ImageError, ImageLimits, check_decoding_cost, image_size
+from tests.helpers import animated_gif
 
-
-def gif(frames, side):
-    images = [Image.new("P", (side, side), n % 2) for n in range(frames)]
-    for image in images:
-        image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
-    buffer = io.BytesIO()
-    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=50, disposal=1)
-    return buffer.getvalue()
 
 
 def png(side):
@@ -24,7 +17,7 @@ def png(side):
 
 
 def test_an_animation_costs_its_pixels_times_its_frames():
-    animation = gif(5, 100)
+    animation = animated_gif(5, 100)
     assert image_size(animation, ImageLimits(max_pixels=50_000)) == (100, 100)
     for check in (image_size, check_decoding_cost):
         with pytest.raises(ImageError, match=r"100x100 pixels x 5 frames is over the limit of 49999 pixels "

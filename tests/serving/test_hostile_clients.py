@@ -11,7 +11,6 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
 import httpx
@@ -21,6 +20,7 @@ from PIL import Image
 
 from serving.limits import RequestLimits, SearchLimits
 from serving.server import SearchOptions
+from tests.helpers import animated_gif, dripping_server
 from tests.search.conftest import colour_png
 
 pytestmark = pytest.mark.timeout(120)
@@ -56,14 +56,6 @@ def predict(http, signature, inputs):
 def b64(data):
     return {"b64": base64.b64encode(data).decode()}
 
-
-def animated_gif(frames, side):
-    images = [Image.new("P", (side, side), n % 2) for n in range(frames)]
-    for image in images:
-        image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
-    buffer = io.BytesIO()
-    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=50, disposal=1)
-    return buffer.getvalue()
 
 
 def assert_refused(response, status, *words):
@@ -189,51 +181,14 @@ def test_an_upload_has_its_own_cap(http):
     assert_refused(add(http, buffer.getvalue()), 413, "--max_upload_bytes")
 
 
-@contextlib.contextmanager
-def dripping_urls():
-    """A loopback server whose every path sends headers, then one body byte every 0.2 s for 5 s."""
-
-    class Drip(BaseHTTPRequestHandler):
-        def do_GET(self):
-            if self.path == "/red.png":
-                body = colour_png("red")
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-                return
-            self.send_response(200)
-            self.send_header("Content-Length", "100000")
-            self.end_headers()
-            stop_at = time.monotonic() + 5
-            try:
-                while time.monotonic() < stop_at:
-                    self.wfile.write(b"\x89")
-                    self.wfile.flush()
-                    time.sleep(0.2)
-            except OSError:
-                pass
-
-        def log_message(self, *args):
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield server.server_address[1]
-    finally:
-        server.shutdown()
-        server.server_close()
-
 
 def test_a_dripping_url_ends_at_the_deadline_and_a_flood_gets_503s(http):
-    with dripping_urls() as port:
+    with dripping_server(images={"/red.png": colour_png("red")}) as base:
         started = time.monotonic()
-        assert_refused(http.post("/api/images", data={"url": f"http://127.0.0.1:{port}/drip"}), 400, "timed out")
+        assert_refused(http.post("/api/images", data={"url": f"{base}/drip"}), 400, "timed out")
         assert time.monotonic() - started < 2.5
         with ThreadPoolExecutor(6) as pool:
-            adds = [pool.submit(http.post, "/api/images", data={"url": f"http://127.0.0.1:{port}/drip{n}"})
+            adds = [pool.submit(http.post, "/api/images", data={"url": f"{base}/drip{n}"})
                     for n in range(6)]
             time.sleep(0.3)
             started = time.monotonic()
@@ -245,10 +200,10 @@ def test_a_dripping_url_ends_at_the_deadline_and_a_flood_gets_503s(http):
 
 
 def test_url_credentials_are_never_stored_or_returned(http):
-    with dripping_urls() as port:
-        response = http.post("/api/images", data={"url": f"http://user:secret@127.0.0.1:{port}/red.png"})
+    with dripping_server(images={"/red.png": colour_png("red")}) as base:
+        response = http.post("/api/images", data={"url": base.replace("http://", "http://user:secret@") + "/red.png"})
     assert response.status_code in (200, 201)
-    assert response.json()["source"] == f"http://127.0.0.1:{port}/red.png"
+    assert response.json()["source"] == f"{base}/red.png"
     assert "secret" not in http.get("/api/images", params={"limit": 1000}).text
 
 
