@@ -67,6 +67,7 @@ class RemoteModel:
         self._client = None
 
     def run(self, name: str, inputs: dict) -> dict:
+        # tensorflow_serving's protos import TensorFlow: only when a server is called
         from captioning.inference.grpc_client import PredictionClient, PredictionError
 
         if self._client is None:

@@ -13,14 +13,16 @@ import json
 import os
 import sys
 
-from captioning.search import retrieval
-from captioning.search.fetch import FetchOptions
 from captioning.inference.models import MissingSignatureError
+from captioning.search import retrieval
+from captioning.search.edge_engine import BUILD_SECONDS_PER_VECTOR, FULL_SCAN_VECTORS
+from captioning.search.fetch import FetchOptions
 from captioning.search.index import IndexBusyError, ModelVersionError
 from captioning.search.indexing import BATCH_SIZE, Indexer
 from captioning.search.models import open_local
 from captioning.search.opening import IndexUnavailableError, open_index
 from captioning.search.push import PAGE_SIZE, push
+from captioning.search.server_engine import ServerEngine
 from captioning.search.sources import SourceError, expand
 from captioning.util import cli
 from captioning.util.memory import peak_memory_mb
@@ -64,8 +66,6 @@ def _parser():
 
 def _build_hnsw(index, version) -> None:
     """Builds the HNSW graph after a large addition (it blocks this process, so the CLI does it, not the server)."""
-    from captioning.search.edge_engine import BUILD_SECONDS_PER_VECTOR, FULL_SCAN_VECTORS
-
     unindexed = index.unindexed(version)
     if unindexed >= FULL_SCAN_VECTORS:
         print(f"building the HNSW index over {unindexed} new images (about "
@@ -74,8 +74,6 @@ def _build_hnsw(index, version) -> None:
 
 
 def _push(args, index):
-    from captioning.search.server_engine import ServerEngine
-
     versions = {v: n for v, n in index.versions().items() if n}
     version = args.model_version if args.model_version is not None else max(versions, default=None)
     if version not in versions:

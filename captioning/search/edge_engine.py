@@ -16,6 +16,24 @@ import re
 import threading
 
 import numpy as np
+from qdrant_edge import (
+    CountRequest,
+    Direction,
+    Distance,
+    EdgeConfig,
+    EdgeOptimizersConfig,
+    EdgeShard,
+    EdgeVectorParams,
+    HnswIndexConfig,
+    OrderBy,
+    PayloadSchemaType,
+    Point,
+    Query,
+    QueryRequest,
+    ScrollRequest,
+    SearchParams,
+    UpdateOperation,
+)
 
 from captioning.search.engine import COLLECTION_PREFIX, ORDER_FIELD, Hit, IndexBusyError, collection_name
 
@@ -70,8 +88,6 @@ class EdgeEngine:
 
     def _shard(self, version: int, dim: int = None):
         """The version's shard, or None when it has none and no `dim` to create it with."""
-        from qdrant_edge import EdgeShard, PayloadSchemaType, UpdateOperation
-
         shard = self._shards.get(version)
         if shard is None and os.path.exists(os.path.join(self._path(version), "edge_config.json")):
             shard = self._shards[version] = EdgeShard.load(self._path(version))
@@ -84,14 +100,10 @@ class EdgeEngine:
 
     def _resize(self, version: int) -> None:
         """Sets the version's search ef from its size (after opening it and after every write)."""
-        from qdrant_edge import CountRequest
-
         self._ef[version] = hnsw_ef(self._shards[version].count(CountRequest(exact=True)))
 
     @staticmethod
     def _config(dim: int):
-        from qdrant_edge import Distance, EdgeConfig, EdgeOptimizersConfig, EdgeVectorParams, HnswIndexConfig
-
         threshold = _kilobytes(FULL_SCAN_VECTORS, dim)
         return EdgeConfig(vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
                           hnsw_config=HnswIndexConfig(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT,
@@ -99,8 +111,6 @@ class EdgeEngine:
                           optimizers=EdgeOptimizersConfig(indexing_threshold=threshold))
 
     def versions(self) -> dict:
-        from qdrant_edge import CountRequest
-
         with self._lock:
             found = {}
             for name in os.listdir(self.folder):
@@ -111,8 +121,6 @@ class EdgeEngine:
             return found
 
     def count(self, version: int) -> int:
-        from qdrant_edge import CountRequest
-
         with self._lock:
             shard = self._shard(version)
             return shard.count(CountRequest(exact=True)) if shard else 0
@@ -125,8 +133,6 @@ class EdgeEngine:
             return {str(record.id) for record in shard.retrieve(ids, with_payload=False, with_vector=False)}
 
     def upsert(self, version: int, ids: list, vectors: np.ndarray, payloads: list) -> None:
-        from qdrant_edge import Point, UpdateOperation
-
         if not ids:
             return
         points = [Point(id=i, vector=vector.tolist(), payload=payload)
@@ -136,8 +142,6 @@ class EdgeEngine:
             self._resize(version)
 
     def search(self, version: int, vector: np.ndarray, limit: int) -> list:
-        from qdrant_edge import Query, QueryRequest, SearchParams
-
         with self._lock:
             shard = self._shard(version)
             if shard is None:
@@ -156,8 +160,6 @@ class EdgeEngine:
         return {str(record.id): record.payload for record in records}
 
     def delete(self, version: int, ids: list) -> None:
-        from qdrant_edge import UpdateOperation
-
         with self._lock:
             shard = self._shard(version)
             if ids and shard is not None:
@@ -165,8 +167,6 @@ class EdgeEngine:
                 self._resize(version)
 
     def scroll(self, version: int, offset: str = None, limit: int = 100, with_vectors: bool = False) -> tuple:
-        from qdrant_edge import ScrollRequest
-
         with self._lock:
             shard = self._shard(version)
             if shard is None:
@@ -178,8 +178,6 @@ class EdgeEngine:
 
     def newest(self, version: int, before: int = None, limit: int = 100) -> list:
         """(id, payload) of up to `limit` points, newest first, added at or before `before` (ORDER_FIELD)."""
-        from qdrant_edge import Direction, OrderBy, ScrollRequest
-
         with self._lock:
             shard = self._shard(version)
             if shard is None:

@@ -18,7 +18,9 @@ import uuid
 import numpy as np
 
 from captioning.search import local_mode
+from captioning.search.edge_engine import EdgeEngine
 from captioning.search.engine import ORDER_FIELD, Hit, IndexBusyError, ModelVersionError, collection_name
+from captioning.search.server_engine import ServerEngine
 from captioning.search.store import ImageStore
 
 __all__ = ["ImageIndex", "Hit", "IndexBusyError", "ModelVersionError", "collection_name", "point_id"]
@@ -46,9 +48,6 @@ def _point_ids(ids: list) -> list:
 class ImageIndex:
     def __init__(self, index_dir: str, qdrant_url: str = None, engine=None):
         """`engine` overrides the choice by `qdrant_url` (tests pass a ServerEngine on qdrant-client's local mode)."""
-        from captioning.search.edge_engine import EdgeEngine
-        from captioning.search.server_engine import ServerEngine
-
         self.index_dir = index_dir
         os.makedirs(index_dir, exist_ok=True)
         self.store = ImageStore(index_dir)
