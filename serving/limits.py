@@ -23,6 +23,9 @@ class RequestLimits:
     max_beam_size: int = 16  # generate_caption
     max_caption_length: int = 64  # generate_caption's max_length, in words
     image: ImageLimits = ImageLimits()
+    # Images x beam_size of one generate_caption call: each hypothesis re-decodes its whole prefix at every step,
+    # so its memory grows with both. The default lets the project's clients send 64 images at the largest beam.
+    max_caption_hypotheses: int = 64 * 16
 
     def check(self, signature_name: str, arrays: dict) -> None:
         """INVALID_ARGUMENT when a request to `signature_name` with these inputs ({alias: numpy}) is over a limit."""
@@ -38,6 +41,13 @@ class RequestLimits:
         if signature_name == "generate_caption":
             self._check_scalar(arrays, "beam_size", self.max_beam_size, "--max_beam_size")
             self._check_scalar(arrays, "max_length", self.max_caption_length, "--max_caption_length")
+            beams = arrays.get("beam_size")
+            if IMAGE_INPUT in arrays and beams is not None and beams.size == 1:
+                hypotheses = arrays[IMAGE_INPUT].shape[0] * int(beams)
+                if hypotheses > self.max_caption_hypotheses:
+                    raise invalid_argument(f"generate_caption of {hypotheses} hypotheses (images x beam_size); this "
+                                           f"server takes at most {self.max_caption_hypotheses} per call "
+                                           "(--max_caption_hypotheses)")
         images = arrays.get(IMAGE_INPUT)
         if images is not None and images.dtype == object:
             for image in images.reshape(-1):

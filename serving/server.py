@@ -216,6 +216,8 @@ flags.DEFINE_integer("max_matrix_pairs", RequestLimits.max_matrix_pairs,
                      "Most images x texts of one score_matrix call.")
 flags.DEFINE_integer("max_beam_size", RequestLimits.max_beam_size, "Largest generate_caption beam_size.")
 flags.DEFINE_integer("max_caption_length", RequestLimits.max_caption_length, "Largest generate_caption max_length.")
+flags.DEFINE_integer("max_caption_hypotheses", RequestLimits.max_caption_hypotheses,
+                     "Most images x beam_size of one generate_caption call.")
 flags.DEFINE_integer("max_image_pixels", ImageLimits.max_pixels,
                      "Most pixels of one image, width x height x frames (an animation's frames are all decompressed).")
 flags.DEFINE_integer("max_image_frames", ImageLimits.max_frames, "Most frames of one animated image.")
@@ -244,7 +246,7 @@ flags.register_validator("max_rows_per_call", lambda value: value >= CLIENT_ROWS
 flags.register_validator("max_matrix_pairs", lambda value: value >= CLIENT_PAIRS,
                          message=f"--max_matrix_pairs must be at least {CLIENT_PAIRS}: the project's own clients "
                                  "send that many image-text pairs in one score_matrix call")
-for _name in ("max_beam_size", "max_caption_length", "max_image_pixels",
+for _name in ("max_beam_size", "max_caption_length", "max_caption_hypotheses", "max_image_pixels",
               "max_image_frames", "max_search_results", "max_search_candidates", "max_labels", "max_texts",
               "max_upload_bytes", "max_url_bytes", "url_timeout_seconds", "max_concurrent_fetches"):
     flags.register_validator(_name, lambda value: value > 0, message=f"--{_name} must be positive")
@@ -283,7 +285,8 @@ def options_from_flags():
     return ServerOptions(
         model_configs=configs,
         limits=RequestLimits(FLAGS.max_rows_per_call, FLAGS.max_matrix_pairs, FLAGS.max_beam_size,
-                             FLAGS.max_caption_length, ImageLimits(FLAGS.max_image_pixels, FLAGS.max_image_frames)),
+                             FLAGS.max_caption_length, ImageLimits(FLAGS.max_image_pixels, FLAGS.max_image_frames),
+                             max_caption_hypotheses=FLAGS.max_caption_hypotheses),
         allowed_hosts=tuple(FLAGS.allowed_hosts),
         api_token=_api_token(),
         host=FLAGS.host,

@@ -13,7 +13,9 @@ import warnings
 from PIL import Image
 
 FORMATS = ("JPEG", "PNG", "BMP", "GIF")  # what the exported graph's decode_image reads
-MAX_PIXELS = 40_000_000  # a 40-megapixel photo; a larger picture is more likely a decompression bomb
+# A 40-megapixel photo; a larger picture is more likely a decompression bomb. Checked here in Python, with no
+# TensorFlow, before an image reaches the model, whose graph has its own bound (data.images.MAX_IMAGE_PIXELS).
+MAX_PIXELS = 40_000_000
 MAX_FRAMES = 100
 
 
@@ -23,7 +25,7 @@ class ImageError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class ImageLimits:
-    max_pixels: int = MAX_PIXELS  # width x height x frames: what the graph's decoder decompresses
+    max_pixels: int = MAX_PIXELS  # width x height x frames: what decoding every frame would take
     max_frames: int = MAX_FRAMES  # frames of an animation
 
 

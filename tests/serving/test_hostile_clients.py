@@ -25,7 +25,7 @@ from tests.search.conftest import colour_png
 
 pytestmark = pytest.mark.timeout(120)
 MODEL = "captioner"
-LIMITS = RequestLimits(max_matrix_pairs=2048, max_beam_size=4, max_caption_length=12)
+LIMITS = RequestLimits(max_matrix_pairs=2048, max_beam_size=4, max_caption_length=12, max_caption_hypotheses=8)
 SEARCH_LIMITS = SearchLimits(max_results=20, max_candidates=32, max_labels=10, max_texts=100,
                              max_upload_bytes=256 * 1024, url_timeout_seconds=1.0, max_concurrent_fetches=2)
 MAX_REQUEST_BYTES = 1 << 20
@@ -79,6 +79,9 @@ def test_generate_caption_beam_size_and_max_length_are_bounded(http, server, grp
     ok = predict(http, "generate_caption", {"image_bytes": [image], "beam_size": 4, "max_length": 0,
                                             "length_penalty": 0.0})
     assert ok.status_code == 200, ok.text
+    assert_refused(predict(http, "generate_caption", {"image_bytes": [image] * 3, "beam_size": 4, "max_length": 0,
+                                                      "length_penalty": 0.0}), 400, "12 hypotheses",
+                   "--max_caption_hypotheses")
     stubs = grpc_stubs(server.grpc_port)
     request = predict_request({"image_bytes": np.array([colour_png("red")], object), "beam_size": np.int32(5000),
                                "max_length": np.int32(0), "length_penalty": np.float32(0)},
