@@ -26,7 +26,7 @@ import numpy as np
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.data import synthetic  # noqa: E402
+from captioning.data import synthetic_dataset  # noqa: E402
 from captioning.inference import batch  # noqa: E402
 from captioning.jobs import pairs_csv  # noqa: E402
 from captioning.util import cli, memory  # noqa: E402
@@ -128,7 +128,7 @@ def main(argv):
         print(json.dumps(measure(FLAGS.method, FLAGS.model_dir, csv_path)))
         return 0
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="benchmark_batch_scoring_")
-    csv_path = synthetic.write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
+    csv_path = synthetic_dataset.write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
     print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}",
           file=sys.stderr)
     results = [run_child(method, csv_path) for method in METHODS]

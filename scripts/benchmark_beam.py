@@ -29,7 +29,7 @@ from absl import app, flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-from captioning.data import synthetic  # noqa: E402
+from captioning.data import synthetic_dataset  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
@@ -114,7 +114,7 @@ def main(argv):
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="benchmark_beam_")
     csv_path = os.path.join(work_dir, "pairs.csv")
     if not os.path.exists(csv_path):
-        synthetic.write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
+        synthetic_dataset.write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
     print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}",
           file=sys.stderr)
     common = ["--model_dir", FLAGS.model_dir, "--csv", csv_path]

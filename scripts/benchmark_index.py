@@ -38,7 +38,7 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.data import synthetic  # noqa: E402
+from captioning.data import scene_captions, synthetic  # noqa: E402
 from captioning.util.memory import peak_memory_mb  # noqa: E402
 
 REAL_SEED = 7_000_002  # scenes no training run uses (training: --seed and --seed + 1)
@@ -82,7 +82,7 @@ class Timed:
 
 
 def query_texts(count):
-    return [synthetic.full_caption(scene) for scene in synthetic.generate_scenes(count, seed=QUERY_SEED)]
+    return [scene_captions.full_caption(scene) for scene in synthetic.generate_scenes(count, seed=QUERY_SEED)]
 
 
 def index_real_images(model, index, count):

@@ -59,13 +59,13 @@ def pairwise_agreement(a, b) -> float:
 
 def main(argv):
     del argv
-    from captioning.data import synthetic
+    from captioning.data import scene_captions, synthetic
     from captioning.model.config import ModelConfig
 
     config = ModelConfig.load(os.path.join(FLAGS.run_dir, "config.json"))
     scenes = synthetic.generate_scenes(FLAGS.num_images, FLAGS.seed)
     pixels = np.stack([np.asarray(synthetic.render_scene(s, config.image_size), np.float32) for s in scenes])
-    texts = [synthetic.full_caption(s) for s in scenes]
+    texts = [scene_captions.full_caption(s) for s in scenes]
     full, full_seconds = score("float32", pixels, texts)
     half, half_seconds = score("mixed_bfloat16", pixels, texts)
     print(f"{FLAGS.num_images} images x {len(texts)} texts, model {FLAGS.run_dir} ({config.backbone}, "

@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.data import synthetic  # noqa: E402
+from captioning.data import scene_captions, synthetic  # noqa: E402
 from captioning.inference.batch import score_matrix  # noqa: E402
 from captioning.util import cli  # noqa: E402
 from captioning.util.memory import peak_memory_mb  # noqa: E402
@@ -70,7 +70,7 @@ def two_stage_ranks(contrastive, log_likelihood, truth, candidates):
 def run_recall(model, args):
     scenes, images = scenes_and_images(args.recall_images, RECALL_SEED)
     queries = list(range(min(args.num_queries, len(scenes))))
-    texts = [synthetic.full_caption(scenes[q]) for q in queries]
+    texts = [scene_captions.full_caption(scenes[q]) for q in queries]
     truth = np.array(queries)
     started = time.perf_counter()
     image_vectors = model.embed_images(images)
@@ -114,7 +114,7 @@ def run_latency_one(model, index_dir, size, args):
         result = indexer.add(items, progress=False)
         indexed += len(result.added)
         seconds += result.seconds
-    queries = [synthetic.full_caption(s) for s in synthetic.generate_scenes(args.latency_queries + 10, seed=11)]
+    queries = [scene_captions.full_caption(s) for s in synthetic.generate_scenes(args.latency_queries + 10, seed=11)]
     searcher = Searcher(index, model)
     for text in queries[:10]:  # warm-up, and the stage-2 measurement of "auto"
         searcher.search(text, k=10, candidates=args.latency_candidates)

@@ -12,7 +12,7 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captioning.data import synthetic  # noqa: E402
+from captioning.data import scene_captions, synthetic  # noqa: E402
 from captioning.util import cli  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -30,7 +30,7 @@ def main(argv):
     scene = synthetic.generate_scenes(1, FLAGS.seed)[0]
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.output)), exist_ok=True)
     synthetic.render_scene(scene, FLAGS.image_size).save(FLAGS.output)
-    matching, non_matching = synthetic.hard_negatives(scene, np.random.default_rng(FLAGS.seed))["color"]
+    matching, non_matching = scene_captions.hard_negatives(scene, np.random.default_rng(FLAGS.seed))["color"]
     print(matching)
     print(non_matching)
 

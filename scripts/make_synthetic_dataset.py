@@ -10,7 +10,8 @@ from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captioning.data.synthetic import parse_combinations, write_coco_dataset  # noqa: E402
+from captioning.data.synthetic import parse_combinations  # noqa: E402
+from captioning.data.synthetic_dataset import write_coco_dataset  # noqa: E402
 from captioning.util import cli  # noqa: E402
 
 FLAGS = flags.FLAGS

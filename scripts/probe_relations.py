@@ -20,7 +20,8 @@ from captioning.util import cli  # noqa: E402
 
 cli.quiet_start()  # before the imports below load TensorFlow
 
-from captioning.data import synthetic  # noqa: E402
+from captioning.data import scene_captions, synthetic  # noqa: E402
+from captioning.data.scene_captions import phrase  # noqa: E402
 from captioning.inference.local import SavedModelScorer  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -49,8 +50,8 @@ def main(argv):
     for number, scene in enumerate(scenes):
         first, second = scene.objects
         image = synthetic.render_scene_png(scene, FLAGS.image_size)
-        texts = [f"{first.phrase()} {relation} {second.phrase()}" for relation in synthetic.RELATIONS]
-        negatives = synthetic.hard_negatives(scene, rng)
+        texts = [f"{phrase(first)} {relation} {phrase(second)}" for relation in synthetic.RELATIONS]
+        negatives = scene_captions.hard_negatives(scene, rng)
         if "binding" in negatives:
             texts += list(negatives["binding"])
         scores = dict(zip(texts, scorer.score([image] * len(texts), texts)["log_likelihood"]))
@@ -64,7 +65,7 @@ def main(argv):
             binding.append(scores[true] > scores[exchanged])
         if number < FLAGS.show:
             print(f"{scene.relation:>14}  " + "  ".join(f"{by_relation[r]:9.2f}" for r in synthetic.RELATIONS)
-                  + f"  {first.phrase()}")
+                  + f"  {phrase(first)}")
     print(f"\nover {len(scenes)} two-object scenes (seed {FLAGS.seed}): axis {np.mean(axis):.3f}, "
           f"direction {np.mean(direction):.3f}, binding {np.mean(binding):.3f} ({len(binding)} scenes whose objects "
           "differ in colour or size)")

@@ -3,7 +3,7 @@
 import json
 import os
 
-from captioning.data import readers, synthetic
+from captioning.data import readers, synthetic_dataset
 from captioning.data.validation import require_usable, validate_examples
 
 FORMATS = ("synthetic", "coco", "karpathy", "flickr", "csv")
@@ -23,13 +23,13 @@ def ensure_synthetic_dataset(data_dir: str, num_images: int, seed: int, image_si
     """Writes the synthetic dataset in COCO format unless the same one is already there; returns the
     annotations path (so the synthetic data takes the real-data path from here on)."""
     annotations = os.path.join(data_dir, "annotations", "captions.json")
-    wanted = {"seed": seed, "num_images": num_images, "image_size": image_size, "held_out": [list(c) for c in held_out]}
+    wanted = {"world_version": synthetic_dataset.WORLD_VERSION, "seed": seed, "num_images": num_images, "image_size": image_size, "held_out": [list(c) for c in held_out]}
     if os.path.exists(annotations):
         with open(annotations, encoding="utf-8") as f:
             info = json.load(f).get("info", {})
         if all(info.get(k) == v for k, v in wanted.items()):
             return annotations
-    return synthetic.write_coco_dataset(data_dir, num_images, seed, image_size, held_out)
+    return synthetic_dataset.write_coco_dataset(data_dir, num_images, seed, image_size, held_out)
 
 
 def load_examples(format: str, annotations_path: str, image_dir: str = None, val_fraction: float = 0.05,

@@ -1,22 +1,20 @@
-"""Built-in synthetic dataset: procedurally drawn scenes with compositional captions.
+"""The built-in synthetic world: procedurally drawn scenes of one to four objects, and the rules that say what is
+true of them.
 
-Scenes hold one to three objects, each with a colour, a shape, a size and a place; two-object scenes carry a
-relation. Everything is deterministic from a seed. Colour-shape combinations can be held out of training to test
-generalisation to unseen combinations, and `hard_negatives` makes the one-attribute-swapped captions used to
-measure whether the model really reads colour, shape, size and relations.
+Each object has a colour, a shape, a size and a centre. One-object scenes name a place, two-object scenes carry a
+relation; scenes of three and four objects sit on a 3 x 3 grid of cells, half of them with three objects in one row
+or column (one between two others), many with a shape repeated two or three times (in one colour or several), so
+they can be described by relations among several objects, "between" and counts (captioning.data.scene_captions).
+Everything is deterministic from a seed. Colour-shape combinations can be held out of training to test
+generalisation to unseen combinations.
 """
 
-import csv
 import dataclasses
 import io
-import json
 import math
-import os
 
 import numpy as np
 from PIL import Image, ImageDraw
-
-from captioning.util import atomic
 
 COLORS = {
     "red": (220, 30, 30),
@@ -41,6 +39,15 @@ PLACES = {  # phrase -> centre as a fraction of the image side
 }
 RADIUS = {"small": 0.11, "large": 0.2}  # fraction of the image side
 SUPERSAMPLE = 4  # draw large, then downsample, for clean anti-aliased edges
+OBJECT_COUNT_ODDS = {1: 0.15, 2: 0.35, 3: 0.3, 4: 0.2}
+GRID = (0.2, 0.5, 0.8)  # crowded scenes: cell centres along each axis, as fractions of the side
+GRID_JITTER = 0.03
+SHARED_SHAPE_ODDS = {1: 0.3, 2: 0.35, 3: 0.35}  # crowded scenes: how many objects share the first one's shape
+SAME_COLOR_ODDS = 0.5  # ... and how often each of them repeats its colour too
+# The grammar's truth rules (docs/architecture.md, "The synthetic world and its grammar"), in fractions of the side.
+RELATION_MIN_ALONG = 0.2
+BETWEEN_MIN_ALONG = 0.15
+BETWEEN_MAX_ACROSS = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,11 +57,6 @@ class SceneObject:
     size: str
     x: float  # centre, as a fraction of the image side
     y: float
-
-    def phrase(self, with_size: bool = True) -> str:
-        """The object as a noun phrase with its article: 'a small red circle', 'an orange star'."""
-        words = f"{self.size} {self.color} {self.shape}" if with_size else f"{self.color} {self.shape}"
-        return ("an " if words[0] in "aeiou" else "a ") + words
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,11 +68,29 @@ class Scene:
     seed: int = 0  # seeds the background pixels and colour jitter
 
 
-def _random_object(rng, held_out, require_held_out, x=0.5, y=0.5, size=None):
-    while True:
-        color, shape = str(rng.choice(list(COLORS))), str(rng.choice(SHAPES))
-        if ((color, shape) in held_out) == require_held_out:
-            return SceneObject(color, shape, size or str(rng.choice(SIZES)), x, y)
+def relation_holds(first: SceneObject, second: SceneObject, relation: str) -> bool:
+    """`first <relation> second`: the first centre at least RELATION_MIN_ALONG from the second's along the
+    relation's axis, and less than half that distance from it across."""
+    dx, dy = second.x - first.x, second.y - first.y  # image y grows downwards
+    along, across = {"left of": (dx, dy), "right of": (-dx, dy), "above": (dy, dx), "below": (-dy, dx)}[relation]
+    return along >= RELATION_MIN_ALONG and abs(across) < along / 2
+
+
+def between_holds(middle: SceneObject, end: SceneObject, other_end: SceneObject) -> bool:
+    """`middle between end and other_end`: along one axis the middle centre lies between the ends' centres, at
+    least BETWEEN_MIN_ALONG from each, and all three centres are within BETWEEN_MAX_ACROSS of each other across."""
+    for along, across in (("x", "y"), ("y", "x")):
+        low, high = sorted(getattr(o, along) for o in (end, other_end))
+        spread = [getattr(o, across) for o in (middle, end, other_end)]
+        if (low + BETWEEN_MIN_ALONG <= getattr(middle, along) <= high - BETWEEN_MIN_ALONG
+                and max(spread) - min(spread) <= BETWEEN_MAX_ACROSS):
+            return True
+    return False
+
+
+def count_of(scene: Scene, shape: str, color: str = None) -> int:
+    """How many objects of the scene have this shape (and colour, when given)."""
+    return sum(o.shape == shape and color in (None, o.color) for o in scene.objects)
 
 
 def parse_combinations(items) -> list:
@@ -84,41 +104,118 @@ def parse_combinations(items) -> list:
     return combinations
 
 
-def generate_scene(rng: np.random.Generator, held_out=(), require_held_out: bool = False) -> Scene:
-    """A random scene. With `require_held_out`, every object uses a held-out colour-shape combination,
-    otherwise none does."""
-    held_out = {tuple(c) for c in held_out}
+class _Identities:
+    """Draws colour-shape combinations, all held out or none (as the scene requires)."""
+
+    def __init__(self, rng, held_out, require_held_out):
+        self.rng = rng
+        self.allowed = [(c, s) for c in COLORS for s in SHAPES if ((c, s) in held_out) == require_held_out]
+
+    def draw(self, shape=None, not_shape=None, not_color=None) -> tuple:
+        """A random allowed (colour, shape) meeting the constraints; None when none does."""
+        choices = [(c, s) for c, s in self.allowed
+                   if shape in (None, s) and s != not_shape and c != not_color]
+        return tuple(choices[int(self.rng.integers(len(choices)))]) if choices else None
+
+
+def _validate_held_out(held_out, require_held_out):
     for color, shape in held_out:
         if color not in COLORS or shape not in SHAPES:
             raise ValueError(f"unknown colour or shape in held-out combination {color}:{shape}; colours: "
                              f"{', '.join(COLORS)}; shapes: {', '.join(SHAPES)}")
     if require_held_out and not held_out:
         raise ValueError("require_held_out needs a non-empty held_out list")
-    new = lambda **kw: _random_object(rng, held_out, require_held_out, **kw)  # noqa: E731
+
+
+def generate_scene(rng: np.random.Generator, held_out=(), require_held_out: bool = False) -> Scene:
+    """A random scene. With `require_held_out`, every object uses a held-out colour-shape combination,
+    otherwise none does."""
+    held_out = {tuple(c) for c in held_out}
+    _validate_held_out(held_out, require_held_out)
+    identities = _Identities(rng, held_out, require_held_out)
     background = str(rng.choice(["noise", "gradient", "gradient_noise"]))
     seed = int(rng.integers(2**31))
-    num_objects = int(rng.choice([1, 2, 3], p=[0.3, 0.45, 0.25]))
+    num_objects = int(rng.choice(list(OBJECT_COUNT_ODDS), p=list(OBJECT_COUNT_ODDS.values())))
     if num_objects == 1:
-        place = str(rng.choice(list(PLACES)))
-        px, py = PLACES[place]
-        jitter = rng.uniform(-0.06, 0.06, size=2)
-        return Scene((new(x=px + jitter[0], y=py + jitter[1]),), place=place, background=background, seed=seed)
+        return _one_object_scene(rng, identities, background, seed)
     if num_objects == 2:
-        first, second = new(), new()
-        while first.phrase() == second.phrase():  # the relation must say which object is which
-            second = new()
-        relation = str(rng.choice(RELATIONS))
-        along = rng.uniform(0.22, 0.3)  # each object's distance from the centre along the relation's axis
-        across = rng.uniform(-0.08, 0.08, size=2)
-        sign = -1 if relation in ("left of", "above") else 1
-        if relation in ("left of", "right of"):
-            centres = [(0.5 + sign * along, 0.5 + across[0]), (0.5 - sign * along, 0.5 + across[1])]
-        else:
-            centres = [(0.5 + across[0], 0.5 + sign * along), (0.5 + across[1], 0.5 - sign * along)]
-        objects = tuple(dataclasses.replace(o, x=c[0], y=c[1]) for o, c in zip((first, second), centres))
-        return Scene(objects, relation=relation, background=background, seed=seed)
-    corners = rng.permutation([(0.27, 0.27), (0.73, 0.27), (0.27, 0.73), (0.73, 0.73)])[:3]
-    objects = tuple(new(x=cx + rng.uniform(-0.04, 0.04), y=cy + rng.uniform(-0.04, 0.04)) for cx, cy in corners)
+        return _two_object_scene(rng, identities, background, seed)
+    return _crowded_scene(rng, identities, num_objects, background, seed)
+
+
+def _random_size(rng) -> str:
+    return str(rng.choice(SIZES))
+
+
+def _one_object_scene(rng, identities, background, seed) -> Scene:
+    place = str(rng.choice(list(PLACES)))
+    (px, py), jitter = PLACES[place], rng.uniform(-0.06, 0.06, size=2)
+    color, shape = identities.draw()
+    return Scene((SceneObject(color, shape, _random_size(rng), px + jitter[0], py + jitter[1]),), place=place,
+                 background=background, seed=seed)
+
+
+def _two_object_scene(rng, identities, background, seed) -> Scene:
+    first = SceneObject(*identities.draw(), _random_size(rng), 0.5, 0.5)
+    second = SceneObject(*identities.draw(), _random_size(rng), 0.5, 0.5)
+    while (first.color, first.shape, first.size) == (second.color, second.shape, second.size):
+        second = SceneObject(*identities.draw(), _random_size(rng), 0.5, 0.5)  # the relation must say which is which
+    relation = str(rng.choice(RELATIONS))
+    along = rng.uniform(0.22, 0.3)  # each object's distance from the centre along the relation's axis
+    across = rng.uniform(-0.08, 0.08, size=2)
+    sign = -1 if relation in ("left of", "above") else 1
+    if relation in ("left of", "right of"):
+        centres = [(0.5 + sign * along, 0.5 + across[0]), (0.5 - sign * along, 0.5 + across[1])]
+    else:
+        centres = [(0.5 + across[0], 0.5 + sign * along), (0.5 + across[1], 0.5 - sign * along)]
+    objects = tuple(dataclasses.replace(o, x=c[0], y=c[1]) for o, c in zip((first, second), centres))
+    return Scene(objects, relation=relation, background=background, seed=seed)
+
+
+def _crowded_places(rng, num_objects) -> list:
+    """Grid cells for three or four objects; half the time the first three share a row or a column."""
+    cells = [(x, y) for y in range(3) for x in range(3)]
+    if rng.random() < 0.5:
+        line, vertical = int(rng.integers(3)), bool(rng.random() < 0.5)
+        in_line = [(line, k) if vertical else (k, line) for k in range(3)]
+        rest = [cell for cell in cells if cell not in in_line]
+        chosen = [in_line[i] for i in rng.permutation(3)] + [rest[i] for i in rng.permutation(len(rest))]
+    else:
+        chosen = [cells[i] for i in rng.permutation(len(cells))]
+    jitter = rng.uniform(-GRID_JITTER, GRID_JITTER, size=(num_objects, 2))
+    return [(GRID[x] + jx, GRID[y] + jy) for (x, y), (jx, jy) in zip(chosen[:num_objects], jitter)]
+
+
+def _crowded_identities(rng, identities, num_objects) -> list:
+    """(colour, shape) per object: the first one's shape shared by one, two or three objects (each of those in
+    the first's colour or another), the others of other shapes."""
+    first = identities.draw()
+    chosen = [first]
+    for _ in range(int(rng.choice(list(SHARED_SHAPE_ODDS), p=list(SHARED_SHAPE_ODDS.values()))) - 1):
+        other_color = identities.draw(shape=first[1], not_color=first[0])
+        chosen.append(first if rng.random() < SAME_COLOR_ODDS or other_color is None else other_color)
+    while len(chosen) < num_objects:
+        chosen.append(identities.draw(not_shape=first[1]) or identities.draw())
+    return [chosen[i] for i in rng.permutation(num_objects)]
+
+
+def _crowded_sizes(rng, places) -> list:
+    """Small, or large where a large object overlaps no other (each tried in random order)."""
+    sizes = ["small"] * len(places)
+    for i in rng.permutation(len(places)):
+        if rng.random() < 0.5 and all(
+                math.dist(places[i], places[j]) >= RADIUS["large"] + RADIUS[sizes[j]] + 0.01
+                for j in range(len(places)) if j != i):
+            sizes[i] = "large"
+    return sizes
+
+
+def _crowded_scene(rng, identities, num_objects, background, seed) -> Scene:
+    places = _crowded_places(rng, num_objects)
+    kinds = _crowded_identities(rng, identities, num_objects)
+    sizes = _crowded_sizes(rng, places)
+    objects = tuple(SceneObject(color, shape, size, x, y)
+                    for (color, shape), size, (x, y) in zip(kinds, sizes, places))
     return Scene(objects, background=background, seed=seed)
 
 
@@ -180,124 +277,9 @@ def render_scene_png(scene: Scene, image_size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
-def _list_phrase(phrases):
-    return ", ".join(phrases[:-1]) + " and " + phrases[-1]
-
-
-def full_caption(scene: Scene) -> str:
-    """The most specific caption: every attribute of every object (the base for hard negatives)."""
-    objects = scene.objects
-    if len(objects) == 1:
-        return f"{objects[0].phrase()} {scene.place}"
-    if len(objects) == 2:
-        return f"{objects[0].phrase()} {scene.relation} {objects[1].phrase()}"
-    return _list_phrase([o.phrase() for o in objects])
-
-
-def describe_scene(scene: Scene, rng: np.random.Generator, num_captions: int = 5) -> list[str]:
-    """Several distinct true captions of varying length and phrasing."""
-    objects = scene.objects
-    if len(objects) == 1:
-        o, place = objects[0], scene.place
-        options = [o.phrase(False), o.phrase(), f"{o.phrase(False)} {place}",
-                   f"{o.phrase()} {place}", f"there is {o.phrase()} {place}",
-                   f"a picture of {o.phrase(False)} {place}", f"the image shows {o.phrase()}"]
-    elif len(objects) == 2:
-        a, b = objects
-        rel, inverse = scene.relation, INVERSE_RELATION[scene.relation]
-        options = [f"{a.phrase(False)} {rel} {b.phrase(False)}", f"{a.phrase()} {rel} {b.phrase()}",
-                   f"{b.phrase(False)} {inverse} {a.phrase(False)}", f"{b.phrase()} {inverse} {a.phrase()}",
-                   f"there is {a.phrase()} {rel} {b.phrase()}", f"{a.phrase(False)} and {b.phrase(False)}",
-                   f"two objects: {a.phrase()} and {b.phrase()}"]
-    else:
-        order = list(rng.permutation(len(objects)))
-        shuffled = [objects[i] for i in order]
-        options = [_list_phrase([o.phrase(False) for o in shuffled]),
-                   _list_phrase([o.phrase() for o in shuffled]),
-                   "three objects: " + _list_phrase([o.phrase() for o in shuffled]),
-                   "there are three objects: " + _list_phrase([o.phrase(False) for o in objects])]
-    options = list(dict.fromkeys(options + [full_caption(scene)]))
-    chosen = rng.choice(len(options), size=min(num_captions, len(options)), replace=False)
-    return [options[i] for i in sorted(chosen)]
-
-
-def hard_negatives(scene: Scene, rng: np.random.Generator) -> dict:
-    """kind -> (true caption, the same caption with one attribute changed) for colour, shape, size and, in
-    two-object scenes, relation (the two objects exchanged) and binding (the two objects' colours, or sizes,
-    exchanged, where they differ: the same words in another order, so only reading which attribute belongs to
-    which object tells them apart)."""
-    true = full_caption(scene)
-    index = int(rng.integers(len(scene.objects)))
-    target = scene.objects[index]
-
-    def swapped(**change):
-        objects = list(scene.objects)
-        objects[index] = dataclasses.replace(target, **change)
-        return full_caption(dataclasses.replace(scene, objects=tuple(objects)))
-
-    pairs = {
-        "color": swapped(color=str(rng.choice([c for c in COLORS if c != target.color]))),
-        "shape": swapped(shape=str(rng.choice([s for s in SHAPES if s != target.shape]))),
-        "size": swapped(size="large" if target.size == "small" else "small"),
-    }
-    if scene.relation:
-        pairs["relation"] = full_caption(dataclasses.replace(scene, objects=scene.objects[::-1]))
-        first, second = scene.objects
-        differing = [name for name in ("color", "size") if getattr(first, name) != getattr(second, name)]
-        if differing:
-            name = str(rng.choice(differing))
-            exchanged = (dataclasses.replace(first, **{name: getattr(second, name)}),
-                         dataclasses.replace(second, **{name: getattr(first, name)}))
-            pairs["binding"] = full_caption(dataclasses.replace(scene, objects=exchanged))
-    return {kind: (true, false) for kind, false in pairs.items()}
-
-
 def generate_scenes(num_images: int, seed: int, held_out=(), require_held_out: bool = False) -> list:
     rng = np.random.default_rng(seed)
     return [generate_scene(rng, held_out, require_held_out) for _ in range(num_images)]
-
-
-def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: int = 64, held_out=(),
-                       captions_per_image: int = 5) -> str:
-    """Writes `output_dir/images/*.png` and `output_dir/annotations/captions.json` (COCO captions format,
-    with each image's scene kept under a `scene` key for evaluation); returns the annotations path."""
-    os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
-    os.makedirs(os.path.join(output_dir, "annotations"), exist_ok=True)
-    caption_rng = np.random.default_rng([seed, 1])
-    images, annotations = [], []
-    for image_id, scene in enumerate(generate_scenes(num_images, seed, held_out)):
-        file_name = f"{image_id:06d}.png"
-        render_scene(scene, image_size).save(os.path.join(output_dir, "images", file_name))
-        images.append({"id": image_id, "file_name": file_name, "width": image_size, "height": image_size,
-                       "scene": dataclasses.asdict(scene)})
-        for caption in describe_scene(scene, caption_rng, captions_per_image):
-            annotations.append({"id": len(annotations), "image_id": image_id, "caption": caption})
-    info = {"description": "synthetic scenes", "seed": seed, "num_images": num_images, "image_size": image_size,
-            "held_out": [list(c) for c in held_out]}
-    path = os.path.join(output_dir, "annotations", "captions.json")
-    # The annotations file appears only once every image is written.
-    atomic.write_text(path, json.dumps({"info": info, "images": images, "annotations": annotations}))
-    return path
-
-
-def write_pairs_csv(directory: str, rows: int, images: int, pixels: int, seed: int = 2024) -> str:
-    """A pairs CSV for the batch-scoring benchmarks: `images` synthetic scenes as JPEG files (images/NNNN.jpg)
-    and `rows` rows cycling through them, each with a different phrasing of its scene; image paths are
-    relative to the CSV. Returns the CSV's path."""
-    os.makedirs(os.path.join(directory, "images"), exist_ok=True)
-    scenes = generate_scenes(images, seed)
-    rng = np.random.default_rng(seed)
-    captions = [describe_scene(scene, rng, 8) for scene in scenes]
-    for i, scene in enumerate(scenes):
-        render_scene(scene, pixels).save(os.path.join(directory, "images", f"{i:04d}.jpg"), quality=90)
-    path = os.path.join(directory, "pairs.csv")
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["image_path", "caption"])
-        for row in range(rows):
-            image = row % images
-            writer.writerow([f"images/{image:04d}.jpg", captions[image][(row // images) % len(captions[image])]])
-    return path
 
 
 def scene_from_dict(values: dict) -> Scene:

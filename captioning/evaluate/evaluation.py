@@ -21,7 +21,7 @@ import shutil
 
 import numpy as np
 
-from captioning.data import readers, synthetic
+from captioning.data import readers, scene_captions, synthetic
 from captioning.data.validation import validate_examples
 from captioning.inference import batch, ranking
 from captioning.inference.captions import generate_with_signature
@@ -60,7 +60,7 @@ def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0, alpha
     images, texts, kinds = [], [], []
     for scene in scenes:
         encoded = synthetic.render_scene_png(scene, image_size)
-        for kind, (true, false) in synthetic.hard_negatives(scene, rng).items():
+        for kind, (true, false) in scene_captions.hard_negatives(scene, rng).items():
             images += [encoded, encoded]
             texts += [true, false]
             kinds.append(kind)
@@ -178,8 +178,8 @@ def synthetic_set(scenes, image_size: int, seed: int, captions_per_image: int = 
     """Each scene's full caption is its one retrieval text; describe_scene's phrasings are the references."""
     rng = np.random.default_rng([seed, 2])
     return RetrievalSet([synthetic.render_scene_png(s, image_size) for s in scenes],
-                        [synthetic.full_caption(s) for s in scenes], np.arange(len(scenes)),
-                        [synthetic.describe_scene(s, rng, captions_per_image) for s in scenes])
+                        [scene_captions.full_caption(s) for s in scenes], np.arange(len(scenes)),
+                        [scene_captions.describe_scene(s, rng, captions_per_image) for s in scenes])
 
 
 def dataset_set(examples, max_images: int) -> RetrievalSet:

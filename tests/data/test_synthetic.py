@@ -23,7 +23,7 @@ def test_scenes_cover_the_vocabulary_of_attributes():
     objects = [o for s in scenes for o in s.objects]
     assert {o.color for o in objects} == set(synthetic.COLORS)
     assert {o.shape for o in objects} == set(synthetic.SHAPES)
-    assert {len(s.objects) for s in scenes} == {1, 2, 3}
+    assert {len(s.objects) for s in scenes} == {1, 2, 3, 4}
     assert {s.relation for s in scenes if len(s.objects) == 2} == set(synthetic.RELATIONS)
     assert {s.background for s in scenes} == {"noise", "gradient", "gradient_noise"}
 
@@ -36,6 +36,37 @@ def test_relations_match_object_positions():
             assert expected[scene.relation]
 
 
+def test_crowded_scenes_hold_lines_of_three_and_repeated_shapes_without_overlaps():
+    crowded = [s for s in synthetic.generate_scenes(600, seed=5) if len(s.objects) >= 3]
+    lines = [s for s in crowded if any(synthetic.between_holds(*(s.objects[i] for i in order))
+                                       for order in ((0, 1, 2), (1, 0, 2), (2, 0, 1)))]
+    assert 0.35 <= len(lines) / len(crowded) <= 0.65
+    most_shared = [max(synthetic.count_of(s, shape) for shape in synthetic.SHAPES) for s in crowded]
+    assert {most_shared.count(n) / len(crowded) > 0.15 for n in (1, 2, 3)} == {True}
+    assert any(max(synthetic.count_of(s, o.shape, o.color) for o in s.objects) == 3 for s in crowded)
+    assert {o.size for s in crowded for o in s.objects} == set(synthetic.SIZES)
+    for scene in crowded:
+        for i, a in enumerate(scene.objects):
+            for b in scene.objects[i + 1:]:
+                gap = np.hypot(a.x - b.x, a.y - b.y) - synthetic.RADIUS[a.size] - synthetic.RADIUS[b.size]
+                assert gap > 0, scene
+
+
+def test_relation_and_between_rules_measure_centres_in_fractions_of_the_side():
+    at = lambda x, y: synthetic.SceneObject("red", "star", "small", x, y)  # noqa: E731
+    assert synthetic.relation_holds(at(0.2, 0.5), at(0.4, 0.5), "left of")
+    assert not synthetic.relation_holds(at(0.2, 0.5), at(0.39, 0.5), "left of")  # less than 0.2 along
+    assert not synthetic.relation_holds(at(0.2, 0.5), at(0.5, 0.65), "left of")  # half the distance across
+    assert synthetic.relation_holds(at(0.2, 0.5), at(0.5, 0.64), "left of")
+    assert synthetic.relation_holds(at(0.5, 0.2), at(0.5, 0.8), "above") and not synthetic.relation_holds(
+        at(0.5, 0.2), at(0.5, 0.8), "below")
+    assert synthetic.between_holds(at(0.5, 0.5), at(0.2, 0.52), at(0.8, 0.45))
+    assert synthetic.between_holds(at(0.5, 0.5), at(0.5, 0.2), at(0.5, 0.8))  # a column
+    assert not synthetic.between_holds(at(0.5, 0.5), at(0.36, 0.5), at(0.8, 0.5))  # too close to one end
+    assert not synthetic.between_holds(at(0.5, 0.5), at(0.2, 0.61), at(0.8, 0.5))  # too far across
+    assert not synthetic.between_holds(at(0.2, 0.5), at(0.5, 0.5), at(0.8, 0.5))  # an end, not the middle
+
+
 def test_held_out_combinations_are_excluded_or_required():
     held_out = [("red", "star"), ("blue", "circle")]
     kept_out = [(o.color, o.shape) for s in synthetic.generate_scenes(300, 0, held_out) for o in s.objects]
@@ -44,42 +75,16 @@ def test_held_out_combinations_are_excluded_or_required():
     assert set(only) <= set(held_out)
 
 
-def test_captions_vary_and_hard_negatives_change_one_attribute():
-    rng = np.random.default_rng(0)
-    scene = synthetic.Scene((synthetic.SceneObject("orange", "star", "small", 0.2, 0.5),
-                             synthetic.SceneObject("blue", "square", "large", 0.8, 0.5)), relation="left of")
-    assert synthetic.full_caption(scene) == "a small orange star left of a large blue square"
-    captions = synthetic.describe_scene(scene, rng, 5)
-    assert len(set(captions)) == 5 and len({len(c.split()) for c in captions}) > 1
-    negatives = synthetic.hard_negatives(scene, rng)
-    assert negatives["relation"] == (synthetic.full_caption(scene), "a large blue square left of a small orange star")
-    for kind in ("color", "shape", "size"):
-        true, false = negatives[kind]
-        assert true != false and len(set(true.split()) ^ set(false.split())) <= 4  # one attribute (and article)
-    # Binding exchanges the colours or the sizes of the two objects, articles following the new first word.
-    assert negatives["binding"][1] in ("a small blue star left of a large orange square",
-                                       "a large orange star left of a small blue square")
-
-
-def test_binding_needs_an_attribute_that_differs():
-    same_colour_and_size = synthetic.Scene((synthetic.SceneObject("green", "star", "small", 0.2, 0.5),
-                                            synthetic.SceneObject("green", "cross", "small", 0.8, 0.5)),
-                                           relation="left of")
-    assert "binding" not in synthetic.hard_negatives(same_colour_and_size, np.random.default_rng(0))
-    colours_only = synthetic.Scene((synthetic.SceneObject("green", "star", "small", 0.2, 0.5),
-                                    synthetic.SceneObject("orange", "cross", "small", 0.8, 0.5)), relation="above")
-    true, false = synthetic.hard_negatives(colours_only, np.random.default_rng(0))["binding"]
-    assert (true, false) == ("a small green star above a small orange cross",
-                             "a small orange star above a small green cross")
-
-
-def test_make_synthetic_dataset_script_writes_coco_captions(tmp_path):
+def test_make_synthetic_dataset_script_writes_coco_captions_and_each_scene(tmp_path):
     out = tmp_path / "scenes"
     subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_synthetic_dataset.py"),
                     "--output_dir", str(out), "--num_images", "6", "--seed", "5"], check=True, capture_output=True)
     data = json.loads((out / "annotations" / "captions.json").read_text())
     assert len(data["images"]) == 6 and len(data["annotations"]) >= 6 * 4
     assert all((out / "images" / image["file_name"]).exists() for image in data["images"])
+    for image in data["images"]:  # the scene's form is a contract: objects with colour, shape, size and centre
+        assert all(set(o) == {"color", "shape", "size", "x", "y"} for o in image["scene"]["objects"])
+        assert synthetic.scene_from_dict(image["scene"]) in synthetic.generate_scenes(6, seed=5)
     from captioning.data.readers import read_coco
     examples = read_coco(str(out / "annotations" / "captions.json"), str(out / "images"))
     assert len(examples) == len(data["annotations"])

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from captioning.data import synthetic
+from captioning.data import scene_captions, synthetic
 from captioning.evaluate import evaluation
 from captioning.inference import ranking
 from captioning.inference.models import LocalModel
@@ -108,7 +108,7 @@ def test_dataset_report_with_alpha_from_the_val_split(model_copy, tmp_path, monk
     for i, scene in enumerate(synthetic.generate_scenes(12, seed=5)):
         synthetic.render_scene(scene, 32).save(tmp_path / f"{i}.png")
         split = "val" if i < 6 else "test"
-        captions = synthetic.describe_scene(scene, np.random.default_rng(i), 2)
+        captions = scene_captions.describe_scene(scene, np.random.default_rng(i), 2)
         rows += [(f"{i}.png", caption, split) for caption in captions]
     with open(tmp_path / "pairs.csv", "w", newline="") as f:
         csv.writer(f).writerows([("image_path", "caption", "split"), *rows])
@@ -128,13 +128,18 @@ def test_dataset_report_with_alpha_from_the_val_split(model_copy, tmp_path, monk
 
 def test_synthetic_cli_reports_everything_and_stores_alpha(model_copy, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "captioning.evaluate", "--model_dir", model_copy, "--num_images", "6",
+        [sys.executable, "-m", "captioning.evaluate", "--model_dir", model_copy, "--num_images", "40",
          "--retrieval_images", "6", "--beam_size", "0", "--held_out_combinations", "red:star",
          "--output_json", str(tmp_path / "report.json"), "--output_markdown", str(tmp_path / "report.md")],
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert {"hard_negatives", "held_out", "retrieval", "alpha"} <= set(report) and "captions" not in report
+    # Every kind, old and new, for every score, the contrastive one included.
+    assert set(report["hard_negatives"]) == {"color", "shape", "size", "relation", "binding", "relation3", "between",
+                                             "count", "binding3"}
+    for kind in report["hard_negatives"].values():
+        assert {"log_likelihood", "mean_log_prob", "pmi", "debiased", "contrastive"} < set(kind), kind
     assert report["held_out"]["combinations"] == ["red:star"]
     assert {"color", "shape", "size"} <= set(report["held_out"]["hard_negatives"])
     assert "Held-out colour-shape combinations (red:star)" in (tmp_path / "report.md").read_text()

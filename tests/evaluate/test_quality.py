@@ -4,7 +4,7 @@ with one colour or shape word changed, or with the relation's two objects exchan
 
 import numpy as np
 
-from captioning.data import synthetic
+from captioning.data import scene_captions, synthetic
 from captioning.evaluate.evaluation import hard_negative_accuracy
 from captioning.inference.local import SavedModelScorer
 from captioning.model.config import ModelConfig
@@ -32,6 +32,6 @@ def test_quick_model_reads_colour_shape_and_relations_and_its_contrastive_head_r
 
     scenes = synthetic.generate_scenes(60, seed=UNSEEN_SEED + 1)
     images = [synthetic.render_scene_png(scene, QUICK_MODEL.image_size) for scene in scenes]
-    matrix = scorer.score_matrix(images, [synthetic.full_caption(scene) for scene in scenes])["contrastive"]
+    matrix = scorer.score_matrix(images, [scene_captions.full_caption(scene) for scene in scenes])["contrastive"]
     beaten = (np.diag(matrix)[:, None] > matrix).sum(axis=1) / (len(scenes) - 1)  # per image: other captions below
     assert beaten.mean() >= 0.9, beaten
