@@ -42,8 +42,8 @@ SUPERSAMPLE = 4  # draw large, then downsample, for clean anti-aliased edges
 OBJECT_COUNT_ODDS = {1: 0.15, 2: 0.35, 3: 0.3, 4: 0.2}
 GRID = (0.2, 0.5, 0.8)  # crowded scenes: cell centres along each axis, as fractions of the side
 GRID_JITTER = 0.03
-SHARED_SHAPE_ODDS = {1: 0.3, 2: 0.35, 3: 0.35}  # crowded scenes: how many objects share the first one's shape
-SAME_COLOR_ODDS = 0.5  # ... and how often each of them repeats its colour too
+SHARED_SHAPE_ODDS = {1: 0.2, 2: 0.25, 3: 0.55}  # crowded scenes: how many objects share the first one's shape
+SAME_COLOR_ODDS = 0.75  # ... and how often each of them repeats its colour too
 # The grammar's truth rules (docs/architecture.md, "The synthetic world and its grammar"), in fractions of the side.
 RELATION_MIN_ALONG = 0.2
 BETWEEN_MIN_ALONG = 0.15
@@ -111,10 +111,10 @@ class _Identities:
         self.rng = rng
         self.allowed = [(c, s) for c in COLORS for s in SHAPES if ((c, s) in held_out) == require_held_out]
 
-    def draw(self, shape=None, not_shape=None, not_color=None) -> tuple:
+    def draw(self, shape=None, not_shapes=(), not_color=None) -> tuple:
         """A random allowed (colour, shape) meeting the constraints; None when none does."""
         choices = [(c, s) for c, s in self.allowed
-                   if shape in (None, s) and s != not_shape and c != not_color]
+                   if shape in (None, s) and s not in not_shapes and c != not_color]
         return tuple(choices[int(self.rng.integers(len(choices)))]) if choices else None
 
 
@@ -188,14 +188,14 @@ def _crowded_places(rng, num_objects) -> list:
 
 def _crowded_identities(rng, identities, num_objects) -> list:
     """(colour, shape) per object: the first one's shape shared by one, two or three objects (each of those in
-    the first's colour or another), the others of other shapes."""
+    the first's colour or another), the others each of a shape of its own."""
     first = identities.draw()
     chosen = [first]
     for _ in range(int(rng.choice(list(SHARED_SHAPE_ODDS), p=list(SHARED_SHAPE_ODDS.values()))) - 1):
         other_color = identities.draw(shape=first[1], not_color=first[0])
         chosen.append(first if rng.random() < SAME_COLOR_ODDS or other_color is None else other_color)
-    while len(chosen) < num_objects:
-        chosen.append(identities.draw(not_shape=first[1]) or identities.draw())
+    while len(chosen) < num_objects:  # each of another shape, so the first's is the only one repeated
+        chosen.append(identities.draw(not_shapes={shape for _, shape in chosen}) or identities.draw())
     return [chosen[i] for i in rng.permutation(num_objects)]
 
 
