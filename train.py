@@ -37,8 +37,6 @@ flags.DEFINE_float("dropout", _MODEL.dropout, "Decoder dropout.")
 flags.DEFINE_float("image_dropout", _MODEL.image_dropout, "Share of examples trained with the null image.")
 flags.DEFINE_integer("contrastive_dim", _MODEL.contrastive_dim, "Width of the contrastive head's image and text "
                      "embeddings (CoCa-style).")
-flags.DEFINE_integer("summed_readout_dim", _MODEL.summed_readout_dim, "Width of the decoder's summed image "
-                     "read-out, added to every token so counts can be read (0: none).")
 flags.DEFINE_float("contrastive_weight", _TRAIN.contrastive_weight, "Weight of the contrastive loss beside the "
                                                                     "caption loss; 0 trains no contrastive head.")
 flags.DEFINE_integer("max_length", _MODEL.max_length, "Decoder positions ([start] + words); longer texts truncate.")
@@ -73,7 +71,6 @@ cli.define_flag_validators(
     ("learning_rate", lambda value: value > 0, "must be more than 0"),
     ("warmup_steps", lambda value: value >= 0, "must be 0 or more"),
     ("dropout", lambda value: 0 <= value < 1, "must be in [0, 1)"),
-    ("summed_readout_dim", lambda value: value >= 0, "must be 0 (none) or more"),
     ("image_dropout", lambda value: 0 <= value <= 1, "must be in [0, 1]"),
     ("output_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
     ("tfrecords", os.path.isdir, "must name a folder written by scripts/make_tfrecords.py"),
@@ -86,8 +83,7 @@ def model_config_from_flags() -> ModelConfig:
                        backbone_weights=FLAGS.backbone_weights, train_backbone=FLAGS.train_backbone,
                        embed_dim=FLAGS.embed_dim, num_heads=FLAGS.num_heads, num_layers=FLAGS.num_layers,
                        ff_dim=FLAGS.ff_dim, dropout=FLAGS.dropout, image_dropout=FLAGS.image_dropout,
-                       contrastive_dim=FLAGS.contrastive_dim if FLAGS.contrastive_weight else 0,
-                       summed_readout_dim=FLAGS.summed_readout_dim)
+                       contrastive_dim=FLAGS.contrastive_dim if FLAGS.contrastive_weight else 0)
 
 
 def training_config_from_flags() -> TrainingConfig:

@@ -27,7 +27,7 @@ class Captioner(keras.Model):
         self.encoder = ImageEncoder(c.backbone, c.backbone_weights, c.train_backbone, c.image_size, c.embed_dim,
                                     name="image_encoder")
         self.decoder = CaptionDecoder(c.vocab_size, c.max_length, c.embed_dim, c.num_heads, c.num_layers, c.ff_dim,
-                                      c.dropout, c.summed_readout_dim, name="decoder")
+                                      c.dropout, name="decoder")
         self.contrastive = (ContrastiveHead(c.embed_dim, c.num_heads, c.ff_dim, c.contrastive_dim, c.dropout,
                                             name="contrastive") if c.contrastive_dim else None)
         self.build_all()

@@ -22,15 +22,13 @@ class ModelConfig:
     dropout: float = 0.1
     image_dropout: float = 0.1  # fraction of training examples that see the learned null image
     contrastive_dim: int = 128  # width of the contrastive head's image and text embeddings; 0: no head
-    summed_readout_dim: int = 0  # detectors summed over the image grid and added to every token; 0: none
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        # Saved before the contrastive head or the summed read-out existed: a model without them.
-        values = {"contrastive_dim": 0, "summed_readout_dim": 0, **values}
+        values = {"contrastive_dim": 0, **values}  # saved before the contrastive head existed: a model without one
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

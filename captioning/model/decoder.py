@@ -29,27 +29,6 @@ class TokenAndPositionEmbedding(layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="captioning")
-class SummedImageReadout(layers.Layer):
-    """The image grid -> one vector added to every token: a per-cell detector (ReLU), summed over the cells, then
-    projected. Cross-attention's softmax weights sum to one, so what it reads is an average: it cannot tell two
-    stars from three. A sum grows with the number of cells that fire, so counts can be read off it. (Divided by
-    the number of cells, a constant, to keep its scale; the projection starts at zero, so the read-out starts as
-    no change at all and grows only as far as it helps.)"""
-
-    def __init__(self, embed_dim, readout_dim, **kwargs):
-        super().__init__(**kwargs)
-        self.embed_dim, self.readout_dim = embed_dim, readout_dim
-        self.detector = layers.Dense(readout_dim, activation="relu", name="detector")
-        self.projection = layers.Dense(embed_dim, kernel_initializer="zeros", name="projection")
-
-    def call(self, content):
-        return self.projection(keras.ops.mean(self.detector(content), axis=1))
-
-    def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim, "readout_dim": self.readout_dim}
-
-
-@keras.saving.register_keras_serializable(package="captioning")
 class DecoderBlock(layers.Layer):
     def __init__(self, embed_dim, num_heads, ff_dim, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
@@ -83,15 +62,11 @@ class DecoderBlock(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="captioning")
 class CaptionDecoder(layers.Layer):
-    def __init__(self, vocab_size, max_length, embed_dim, num_heads, num_layers, ff_dim, dropout=0.1,
-                 summed_readout_dim=0, **kwargs):
+    def __init__(self, vocab_size, max_length, embed_dim, num_heads, num_layers, ff_dim, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
         self.vocab_size, self.max_length, self.embed_dim = vocab_size, max_length, embed_dim
         self.num_heads, self.num_layers, self.ff_dim, self.dropout_rate = num_heads, num_layers, ff_dim, dropout
-        self.summed_readout_dim = summed_readout_dim
         self.embedding = TokenAndPositionEmbedding(vocab_size, max_length, embed_dim, name="embedding")
-        self.summed_readout = (SummedImageReadout(embed_dim, summed_readout_dim, name="summed_readout")
-                               if summed_readout_dim else None)
         self.blocks = [DecoderBlock(embed_dim, num_heads, ff_dim, dropout, name=f"block{i}")
                        for i in range(num_layers)]
         self.final_norm = layers.LayerNormalization(epsilon=1e-5, name="final_norm")
@@ -102,8 +77,6 @@ class CaptionDecoder(layers.Layer):
         """-> next-token logits [B, L, vocab], and with `return_attention` also each block's cross-attention
         weights [B, heads, L, cells]: where the model looked when it predicted each next token."""
         x, attention = self.embedding(token_ids), []
-        if self.summed_readout:
-            x = x + self.summed_readout(image_features[..., :self.embed_dim])[:, None, :]
         for block in self.blocks:
             x, weights = block(x, image_features, training=training, return_attention=True)
             attention.append(weights)
@@ -113,4 +86,4 @@ class CaptionDecoder(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "vocab_size": self.vocab_size, "max_length": self.max_length,
                 "embed_dim": self.embed_dim, "num_heads": self.num_heads, "num_layers": self.num_layers,
-                "ff_dim": self.ff_dim, "dropout": self.dropout_rate, "summed_readout_dim": self.summed_readout_dim}
+                "ff_dim": self.ff_dim, "dropout": self.dropout_rate}

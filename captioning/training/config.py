@@ -6,7 +6,7 @@ import dataclasses
 @dataclasses.dataclass
 class TrainingConfig:
     global_batch_size: int = 64  # split evenly across replicas
-    epochs: int = 6
+    epochs: int = 12
     steps_per_epoch: int = 250
     learning_rate: float = 2e-3
     warmup_steps: int = 200
