@@ -10,6 +10,7 @@ import time
 from PIL import Image
 
 from captioning.data.datasets import ensure_synthetic_dataset
+from captioning.data.synthetic import MAX_OBJECTS
 from captioning.model.config import ModelConfig
 from captioning.training.config import TrainingConfig
 
@@ -19,16 +20,17 @@ TINY_TRAINING = TrainingConfig(global_batch_size=16, epochs=1, steps_per_epoch=1
                                warmup_steps=2, checkpoint_every_steps=6, validation_steps=2)
 
 
-def synthetic_dataset(directory, num_images=60, seed=0, image_size=32):
-    return ensure_synthetic_dataset(str(directory), num_images, seed, image_size)
+def synthetic_dataset(directory, num_images=60, seed=0, image_size=32, max_objects=MAX_OBJECTS):
+    return ensure_synthetic_dataset(str(directory), num_images, seed, image_size, max_objects=max_objects)
 
 
-def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINING, num_images=60, **kwargs):
+def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINING, num_images=60,
+                max_objects=MAX_OBJECTS, **kwargs):
     """Trains on synthetic scenes with run_training (the code path of train.py); returns the export path."""
     from captioning.training.run import run_training
 
     data_dir = os.path.join(str(output_dir), "data")
-    annotations = synthetic_dataset(data_dir, num_images, image_size=model_config.image_size)
+    annotations = synthetic_dataset(data_dir, num_images, image_size=model_config.image_size, max_objects=max_objects)
     return run_training(model_config, training_config, "coco", annotations, os.path.join(data_dir, "images"),
                         str(output_dir), log=lambda *_: None, **kwargs)
 

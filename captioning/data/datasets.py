@@ -3,7 +3,7 @@
 import json
 import os
 
-from captioning.data import readers, synthetic_dataset
+from captioning.data import readers, synthetic, synthetic_dataset
 from captioning.data.validation import require_usable, validate_examples
 
 FORMATS = ("synthetic", "coco", "karpathy", "flickr", "csv")
@@ -19,17 +19,20 @@ def require_annotations_flag() -> None:
         message="--dataset other than synthetic needs --annotations (its captions file)")
 
 
-def ensure_synthetic_dataset(data_dir: str, num_images: int, seed: int, image_size: int, held_out=()) -> str:
+def ensure_synthetic_dataset(data_dir: str, num_images: int, seed: int, image_size: int, held_out=(),
+                             max_objects: int = synthetic.MAX_OBJECTS) -> str:
     """Writes the synthetic dataset in COCO format unless the same one is already there; returns the
     annotations path (so the synthetic data takes the real-data path from here on)."""
     annotations = os.path.join(data_dir, "annotations", "captions.json")
-    wanted = {"world_version": synthetic_dataset.WORLD_VERSION, "seed": seed, "num_images": num_images, "image_size": image_size, "held_out": [list(c) for c in held_out]}
+    wanted = {"world_version": synthetic_dataset.WORLD_VERSION, "seed": seed, "num_images": num_images,
+              "image_size": image_size, "held_out": [list(c) for c in held_out], "max_objects": max_objects}
     if os.path.exists(annotations):
         with open(annotations, encoding="utf-8") as f:
             info = json.load(f).get("info", {})
         if all(info.get(k) == v for k, v in wanted.items()):
             return annotations
-    return synthetic_dataset.write_coco_dataset(data_dir, num_images, seed, image_size, held_out)
+    return synthetic_dataset.write_coco_dataset(data_dir, num_images, seed, image_size, held_out,
+                                                max_objects=max_objects)
 
 
 def load_examples(format: str, annotations_path: str, image_dir: str = None, val_fraction: float = 0.05,

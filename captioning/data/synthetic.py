@@ -40,6 +40,7 @@ PLACES = {  # phrase -> centre as a fraction of the image side
 RADIUS = {"small": 0.11, "large": 0.2}  # fraction of the image side
 SUPERSAMPLE = 4  # draw large, then downsample, for clean anti-aliased edges
 OBJECT_COUNT_ODDS = {1: 0.15, 2: 0.35, 3: 0.3, 4: 0.2}
+MAX_OBJECTS = max(OBJECT_COUNT_ODDS)
 GRID = (0.2, 0.5, 0.8)  # crowded scenes: cell centres along each axis, as fractions of the side
 GRID_JITTER = 0.03
 SHARED_SHAPE_ODDS = {1: 0.2, 2: 0.25, 3: 0.55}  # crowded scenes: how many objects share the first one's shape
@@ -127,15 +128,19 @@ def _validate_held_out(held_out, require_held_out):
         raise ValueError("require_held_out needs a non-empty held_out list")
 
 
-def generate_scene(rng: np.random.Generator, held_out=(), require_held_out: bool = False) -> Scene:
-    """A random scene. With `require_held_out`, every object uses a held-out colour-shape combination,
-    otherwise none does."""
+def generate_scene(rng: np.random.Generator, held_out=(), require_held_out: bool = False,
+                   max_objects: int = MAX_OBJECTS) -> Scene:
+    """A random scene of at most `max_objects` objects. With `require_held_out`, every object uses a held-out
+    colour-shape combination, otherwise none does."""
     held_out = {tuple(c) for c in held_out}
     _validate_held_out(held_out, require_held_out)
     identities = _Identities(rng, held_out, require_held_out)
     background = str(rng.choice(["noise", "gradient", "gradient_noise"]))
     seed = int(rng.integers(2**31))
-    num_objects = int(rng.choice(list(OBJECT_COUNT_ODDS), p=list(OBJECT_COUNT_ODDS.values())))
+    if not 1 <= max_objects <= MAX_OBJECTS:
+        raise ValueError(f"scenes hold 1 to {MAX_OBJECTS} objects, not at most {max_objects}")
+    odds = np.array([odds for count, odds in OBJECT_COUNT_ODDS.items() if count <= max_objects])
+    num_objects = int(rng.choice(len(odds), p=odds / odds.sum())) + 1
     if num_objects == 1:
         return _one_object_scene(rng, identities, background, seed)
     if num_objects == 2:
@@ -277,9 +282,10 @@ def render_scene_png(scene: Scene, image_size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
-def generate_scenes(num_images: int, seed: int, held_out=(), require_held_out: bool = False) -> list:
+def generate_scenes(num_images: int, seed: int, held_out=(), require_held_out: bool = False,
+                    max_objects: int = MAX_OBJECTS) -> list:
     rng = np.random.default_rng(seed)
-    return [generate_scene(rng, held_out, require_held_out) for _ in range(num_images)]
+    return [generate_scene(rng, held_out, require_held_out, max_objects) for _ in range(num_images)]
 
 
 def scene_from_dict(values: dict) -> Scene:

@@ -17,14 +17,14 @@ WORLD_VERSION = 2
 
 
 def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: int = 64, held_out=(),
-                       captions_per_image: int = 5) -> str:
+                       captions_per_image: int = 5, max_objects: int = synthetic.MAX_OBJECTS) -> str:
     """Writes `output_dir/images/*.png` and `output_dir/annotations/captions.json` (COCO captions format,
     with each image's scene kept under a `scene` key for evaluation); returns the annotations path."""
     os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
     os.makedirs(os.path.join(output_dir, "annotations"), exist_ok=True)
     caption_rng = np.random.default_rng([seed, 1])
     images, annotations = [], []
-    for image_id, scene in enumerate(synthetic.generate_scenes(num_images, seed, held_out)):
+    for image_id, scene in enumerate(synthetic.generate_scenes(num_images, seed, held_out, max_objects=max_objects)):
         file_name = f"{image_id:06d}.png"
         synthetic.render_scene(scene, image_size).save(os.path.join(output_dir, "images", file_name))
         images.append({"id": image_id, "file_name": file_name, "width": image_size, "height": image_size,
@@ -32,7 +32,7 @@ def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: 
         for caption in describe_scene(scene, caption_rng, captions_per_image):
             annotations.append({"id": len(annotations), "image_id": image_id, "caption": caption})
     info = {"description": "synthetic scenes", "world_version": WORLD_VERSION, "seed": seed, "num_images": num_images,
-            "image_size": image_size, "held_out": [list(c) for c in held_out]}
+            "image_size": image_size, "held_out": [list(c) for c in held_out], "max_objects": max_objects}
     path = os.path.join(output_dir, "annotations", "captions.json")
     # The annotations file appears only once every image is written.
     atomic.write_text(path, json.dumps({"info": info, "images": images, "annotations": annotations}))

@@ -100,3 +100,10 @@ def test_held_out_combinations_parse_from_flags_and_a_malformed_one_is_named():
     for malformed in ("red-star", "red:", ":star", "red:star:big"):
         with pytest.raises(ValueError, match=f"{malformed!r} is not colour:shape"):
             synthetic.parse_combinations([malformed])
+
+
+def test_the_world_can_be_kept_to_fewer_objects_and_no_more_than_four():
+    assert {len(s.objects) for s in synthetic.generate_scenes(200, seed=8, max_objects=2)} == {1, 2}
+    for wrong in (0, synthetic.MAX_OBJECTS + 1):
+        with pytest.raises(ValueError, match=f"not at most {wrong}"):
+            synthetic.generate_scenes(1, 0, max_objects=wrong)
