@@ -24,8 +24,7 @@ def ensure_synthetic_dataset(data_dir: str, num_images: int, seed: int, image_si
     """Writes the synthetic dataset in COCO format unless the same one is already there; returns the
     annotations path (so the synthetic data takes the real-data path from here on)."""
     annotations = os.path.join(data_dir, "annotations", "captions.json")
-    wanted = {"world_version": synthetic_dataset.WORLD_VERSION, "seed": seed, "num_images": num_images,
-              "image_size": image_size, "held_out": [list(c) for c in held_out], "max_objects": max_objects}
+    wanted = synthetic_dataset.dataset_info(num_images, seed, image_size, held_out, max_objects)
     if os.path.exists(annotations):
         with open(annotations, encoding="utf-8") as f:
             info = json.load(f).get("info", {})

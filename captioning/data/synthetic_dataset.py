@@ -16,6 +16,12 @@ from captioning.util import atomic
 WORLD_VERSION = 2
 
 
+def dataset_info(num_images: int, seed: int, image_size: int, held_out=(), max_objects: int = synthetic.MAX_OBJECTS):
+    """What names a written dataset: the same info means the same images and captions."""
+    return {"world_version": WORLD_VERSION, "seed": seed, "num_images": num_images, "image_size": image_size,
+            "held_out": [list(c) for c in held_out], "max_objects": max_objects}
+
+
 def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: int = 64, held_out=(),
                        captions_per_image: int = 5, max_objects: int = synthetic.MAX_OBJECTS) -> str:
     """Writes `output_dir/images/*.png` and `output_dir/annotations/captions.json` (COCO captions format,
@@ -31,8 +37,7 @@ def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: 
                        "scene": dataclasses.asdict(scene)})
         for caption in describe_scene(scene, caption_rng, captions_per_image):
             annotations.append({"id": len(annotations), "image_id": image_id, "caption": caption})
-    info = {"description": "synthetic scenes", "world_version": WORLD_VERSION, "seed": seed, "num_images": num_images,
-            "image_size": image_size, "held_out": [list(c) for c in held_out], "max_objects": max_objects}
+    info = {"description": "synthetic scenes", **dataset_info(num_images, seed, image_size, held_out, max_objects)}
     path = os.path.join(output_dir, "annotations", "captions.json")
     # The annotations file appears only once every image is written.
     atomic.write_text(path, json.dumps({"info": info, "images": images, "annotations": annotations}))
