@@ -37,8 +37,6 @@ flags.DEFINE_float("dropout", _MODEL.dropout, "Decoder dropout.")
 flags.DEFINE_float("image_dropout", _MODEL.image_dropout, "Share of examples trained with the null image.")
 flags.DEFINE_integer("contrastive_dim", _MODEL.contrastive_dim, "Width of the contrastive head's image and text "
                      "embeddings (CoCa-style).")
-flags.DEFINE_float("counterfactual_weight", _TRAIN.counterfactual_weight, "Weight of the counterfactual numbers "
-                   "loss: a caption stating a number must beat the same caption with the number changed.")
 flags.DEFINE_float("contrastive_weight", _TRAIN.contrastive_weight, "Weight of the contrastive loss beside the "
                                                                     "caption loss; 0 trains no contrastive head.")
 flags.DEFINE_integer("max_length", _MODEL.max_length, "Decoder positions ([start] + words); longer texts truncate.")
@@ -70,7 +68,6 @@ cli.define_flag_validators(
     ("contrastive_dim", lambda value: value >= 1, "must be at least 1 (--contrastive_weight 0 "
                                                   "trains no contrastive head)"),
     ("contrastive_weight", lambda value: value >= 0, "must be 0 (no head) or more"),
-    ("counterfactual_weight", lambda value: value >= 0, "must be 0 (off) or more"),
     ("learning_rate", lambda value: value > 0, "must be more than 0"),
     ("warmup_steps", lambda value: value >= 0, "must be 0 or more"),
     ("dropout", lambda value: 0 <= value < 1, "must be in [0, 1)"),
@@ -95,7 +92,6 @@ def training_config_from_flags() -> TrainingConfig:
                           warmup_steps=FLAGS.warmup_steps, checkpoint_every_steps=FLAGS.checkpoint_every,
                           steps_per_loop=FLAGS.steps_per_loop, log_every_steps=FLAGS.log_every,
                           mixed_precision=FLAGS.mixed_precision, contrastive_weight=FLAGS.contrastive_weight,
-                          counterfactual_weight=FLAGS.counterfactual_weight,
                           seed=FLAGS.seed)
 
 

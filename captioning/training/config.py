@@ -17,7 +17,6 @@ class TrainingConfig:
     validation_steps: int = 20
     mixed_precision: bool = False
     contrastive_weight: float = 0.1  # weight of the contrastive head's InfoNCE loss beside the caption loss
-    counterfactual_weight: float = 0.0  # weight of the counterfactual numbers loss (training.counterfactual)
     seed: int = 0
 
     @property

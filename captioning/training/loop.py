@@ -14,14 +14,10 @@ from captioning.data.text import Tokenizer, Vocabulary
 from captioning.model.captioner import Captioner
 from captioning.model.config import ModelConfig
 from captioning.training import distribute, precision
-from captioning.training.counterfactual import counterfactual_loss_sum, number_swap_table
 from captioning.training.config import TrainingConfig
 from captioning.training.progress import Progress
 from captioning.util import atomic
 from captioning.util.memory import keep_freed_memory
-
-
-ALL_METRICS = ("loss", "accuracy", "contrastive_loss", "counterfactual_loss")  # what a training step returns
 
 
 def masked_loss_and_accuracy(logits, batch):
@@ -94,13 +90,6 @@ class Trainer:
         self.checkpoints = distribute.Checkpoints(self.checkpoint, os.path.join(output_dir, "ckpt"), self.strategy)
         self.is_chief = distribute.is_chief(self.strategy)
         self.tokenizer = Tokenizer(vocabulary, model_config.max_length)
-        self.swap_table = tf.constant(number_swap_table(vocabulary))
-
-    @property
-    def metric_names(self) -> list:
-        """The training metrics this run reports, in ALL_METRICS' order."""
-        return ["loss", "accuracy"] + ["contrastive_loss"] * bool(self.model.contrastive) + (
-            ["counterfactual_loss"] * bool(self.config.counterfactual_weight))
 
     def restore(self) -> int:
         self.checkpoints.restore_latest()
@@ -112,22 +101,19 @@ class Trainer:
         return int(latest.rsplit("-", 1)[1]) if latest else 0
 
     def _replica_sums(self, batch, training):
-        """-> (summed token loss, correct tokens, summed contrastive loss, summed counterfactual loss) of this
-        replica; the last two are 0 when switched off and when not training (validation reports the caption
-        loss)."""
-        model, zero = self.model, tf.constant(0.0)
+        """-> (summed token loss, correct tokens, summed contrastive loss) of this replica; the contrastive loss is 0
+        without the head and when not training (validation reports the caption loss)."""
+        model = self.model
         features = model.encode_images(batch["images"], training=training)
         logits = model.decode(model.with_null_image(features, batch["use_null_image"]), batch["input_ids"],
                               training=training)
         loss_sum, correct = masked_loss_and_accuracy(logits, batch)
-        if not training:
-            return loss_sum, correct, zero, zero
-        contrastive = zero if not model.contrastive else contrastive_loss_sum(
-            model.embed_images(features), model.embed_texts(batch["target_ids"], training=training),
-            batch["image_keys"], model.contrastive.logit_scale())
-        counterfactual = zero if not self.config.counterfactual_weight else counterfactual_loss_sum(
-            model, features, batch, self.swap_table, logits, training=training)
-        return loss_sum, correct, contrastive, counterfactual
+        if not (training and model.contrastive):
+            return loss_sum, correct, tf.constant(0.0)
+        contrastive = contrastive_loss_sum(model.embed_images(features),
+                                           model.embed_texts(batch["target_ids"], training=training),
+                                           batch["image_keys"], model.contrastive.logit_scale())
+        return loss_sum, correct, contrastive
 
     def _replica_gradients(self, batch):
         """One replica's share of a training step: gradients and (loss, accuracy, contrastive loss) terms that,
@@ -137,14 +123,11 @@ class Trainer:
         global_tokens = context.all_reduce("sum", tf.reduce_sum(batch["mask"]))
         global_pairs = tf.cast(tf.shape(batch["mask"])[0] * context.num_replicas_in_sync, tf.float32)
         with tf.GradientTape() as tape:
-            loss_sum, correct, contrastive_sum, counterfactual_sum = self._replica_sums(batch, training=True)
-            loss = loss_sum / global_tokens
-            contrastive, counterfactual = contrastive_sum / global_pairs, counterfactual_sum / global_pairs
-            total = (loss + self.config.contrastive_weight * contrastive
-                     + self.config.counterfactual_weight * counterfactual)
+            loss_sum, correct, contrastive_sum = self._replica_sums(batch, training=True)
+            loss, contrastive = loss_sum / global_tokens, contrastive_sum / global_pairs
+            total = loss + self.config.contrastive_weight * contrastive
             scaled = self.optimizer.scale_loss(total) if precision.needs_loss_scaling(self.policy) else total
-        metrics = (loss, correct / global_tokens, contrastive, counterfactual)
-        return tape.gradient(scaled, self.model.trainable_variables), metrics
+        return tape.gradient(scaled, self.model.trainable_variables), (loss, correct / global_tokens, contrastive)
 
     def _distributed_step(self, iterator):
         def step_fn(batch):
@@ -160,14 +143,16 @@ class Trainer:
     def _train_loop(self, iterator, steps):
         """`steps` optimizer steps in one call, with no host round trip between them (Keras' steps_per_execution);
         each step's loss and accuracy go to the default summary writer from inside the graph, so writing them
-        never waits for the host. Returns the last step's value of each of `metric_names`."""
-        values = [tf.constant(0.0)] * 4
+        never waits for the host. Returns the last step's loss, accuracy and contrastive loss."""
+        loss = accuracy = contrastive = tf.constant(0.0)
         for _ in tf.range(steps):
-            values = self._distributed_step(iterator)
+            loss, accuracy, contrastive = self._distributed_step(iterator)
             with tf.name_scope("/"):  # the root scope: tags "loss", not "while/loss"
-                for name in self.metric_names:
-                    tf.summary.scalar(name, values[ALL_METRICS.index(name)], step=self.step)
-        return [values[ALL_METRICS.index(name)] for name in self.metric_names]
+                tf.summary.scalar("loss", loss, step=self.step)
+                tf.summary.scalar("accuracy", accuracy, step=self.step)
+                if self.model.contrastive:
+                    tf.summary.scalar("contrastive_loss", contrastive, step=self.step)
+        return loss, accuracy, contrastive
 
     def _train_step(self, iterator):
         return self._train_loop(iterator, tf.constant(1))
@@ -175,7 +160,7 @@ class Trainer:
     @tf.function
     def _eval_step(self, batch):
         def step_fn(batch):
-            loss_sum, correct, _, _ = self._replica_sums(batch, training=False)
+            loss_sum, correct, _ = self._replica_sums(batch, training=False)
             return loss_sum, correct, tf.reduce_sum(batch["mask"])
         sums = self.strategy.run(step_fn, args=(batch,))
         return [self.strategy.reduce("sum", s, axis=None) for s in sums]
@@ -207,6 +192,7 @@ class Trainer:
             epoch_end = min((epoch + 1) * config.steps_per_epoch, stop)
             log(f"epoch {epoch + 1}/{config.epochs}")
             keep_freed_memory()  # after the datasets are built, which lower glibc's trim threshold
+            metric_names = ["loss", "accuracy"] + ["contrastive_loss"] * bool(self.model.contrastive)
             progress = Progress(config.steps_per_epoch, every=config.log_every_steps, log=log)
             progress.update(step - epoch * config.steps_per_epoch)
             started = time.time()
@@ -216,7 +202,7 @@ class Trainer:
                 steps = min(config.steps_per_loop, epoch_end - step, next_checkpoint - step)
                 with writers["train"].as_default():
                     values = self._train_loop(iterator, tf.constant(steps))
-                metrics = dict(zip(self.metric_names, (float(v) for v in values)))
+                metrics = dict(zip(metric_names, (float(v) for v in values)))
                 loss, accuracy = metrics["loss"], metrics["accuracy"]
                 step += steps
                 progress.update(step - epoch * config.steps_per_epoch, metrics)
