@@ -32,7 +32,7 @@ from captioning.jobs import pairs_csv  # noqa: E402
 from captioning.util import cli, memory  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
+cli.define_model_dir_flag()
 flags.DEFINE_integer("rows", 1000, "Rows in the CSV.")
 flags.DEFINE_integer("images", 100, "Distinct images among the rows.")
 flags.DEFINE_integer("image_pixels", 256, "Side of the JPEG files (decoded and resized to the model's size).")
@@ -41,7 +41,6 @@ flags.DEFINE_string("work_dir", None, "Where the CSV, images and outputs go (def
 METHODS = ("batch", "batch_likelihood_only", "per_pair", "per_pair_likelihood_only")
 flags.DEFINE_enum("method", None, METHODS, "Run one method in this process (used by the parent).")
 cli.define_flag_validators(
-    ("model_dir", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"),
     *((name, lambda value: value >= 1, "must be at least 1") for name in ("rows", "images", "image_pixels",
                                                                           "repeats")),
 )

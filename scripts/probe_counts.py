@@ -26,14 +26,12 @@ from captioning.inference.local import SavedModelScorer  # noqa: E402
 from captioning.inference.rows import run_in_batches  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
+cli.define_model_dir_flag()
+cli.define_scene_flags(seed=2024)
 flags.DEFINE_integer("num_scenes", 1500, "Scenes to draw; those with a true count are probed.")
-flags.DEFINE_integer("seed", 2024, "Scene seed (training uses 0 by default).")
-flags.DEFINE_integer("image_size", 64, "Image side in pixels (the model's).")
 flags.DEFINE_integer("num_ranked", 200, "Scenes with a true count whose 90 count captions are all scored.")
 cli.define_flag_validators(
-    ("model_dir", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"),
-    *((name, lambda value: value >= 1, "must be at least 1") for name in ("num_scenes", "image_size", "num_ranked")),
+    *((name, lambda value: value >= 1, "must be at least 1") for name in ("num_scenes", "num_ranked")),
 )
 SCORES = ("log_likelihood", "pmi", "contrastive")
 EVERY_COUNT = [(count, shape, color) for count in scene_captions.NUMBER_WORDS for shape in synthetic.SHAPES

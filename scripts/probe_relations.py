@@ -25,14 +25,12 @@ from captioning.data.scene_captions import phrase  # noqa: E402
 from captioning.inference.local import SavedModelScorer  # noqa: E402
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
+cli.define_model_dir_flag()
+cli.define_scene_flags(seed=777)
 flags.DEFINE_integer("num_scenes", 200, "Two-object scenes to probe.")
 flags.DEFINE_integer("show", 12, "Scenes whose four relation scores are printed.")
-flags.DEFINE_integer("seed", 777, "Scene seed (training uses 0 by default).")
-flags.DEFINE_integer("image_size", 64, "Image side in pixels (the model's).")
 cli.define_flag_validators(
-    ("model_dir", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"),
-    *((name, lambda value: value >= 1, "must be at least 1") for name in ("num_scenes", "image_size")),
+    ("num_scenes", lambda value: value >= 1, "must be at least 1"),
     ("show", lambda value: value >= 0, "must be 0 or more"),
 )
 

@@ -18,7 +18,7 @@ from captioning.model.config import ModelConfig
 from captioning.util import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
+cli.define_model_dir_flag()
 flags.DEFINE_enum("dataset", "synthetic", datasets.FORMATS, "Dataset format.")
 flags.DEFINE_string("annotations", None, "With --dataset other than synthetic: its annotations file.")
 flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to.")
@@ -34,7 +34,6 @@ flags.DEFINE_bool("store_alpha", True, "Write the chosen alpha to the model's as
 flags.DEFINE_string("output_json", None, "Also write the report here.")
 flags.DEFINE_string("output_markdown", None, "Also write the Markdown table here.")
 cli.define_flag_validators(
-    ("model_dir", os.path.isdir, "must name an export folder (train.py writes checkpoints/export)"),
     ("annotations", os.path.isfile, "must name an existing file"),
     ("image_dir", os.path.isdir, "must name an existing folder"),
     ("num_images", lambda value: value >= 1, "must be at least 1"),

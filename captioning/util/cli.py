@@ -45,6 +45,24 @@ def define_flag_validators(*validators) -> None:
         flags.register_validator(name, lambda value, check=check: value is None or check(value), message=message)
 
 
+def define_model_dir_flag() -> None:
+    """--model_dir, a trained model's export folder, checked at flag parsing: for the tools that read one."""
+    from absl import flags
+
+    flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
+    define_flag_validators(
+        ("model_dir", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"))
+
+
+def define_scene_flags(seed: int) -> None:
+    """--seed and --image_size of a tool that draws synthetic scenes for a trained model to score."""
+    from absl import flags
+
+    flags.DEFINE_integer("seed", seed, "Scene seed (training uses 0 by default).")
+    flags.DEFINE_integer("image_size", 64, "Image side in pixels (the model's).")
+    define_flag_validators(("image_size", lambda value: value >= 1, "must be at least 1"))
+
+
 def can_write_file(path: str) -> bool:
     """Whether `path` can be written as a file: not a folder, in a folder that exists and is writable. For checking
     an output flag before the work that ends in writing it."""
