@@ -4,6 +4,7 @@ import contextlib
 import http.server
 import io
 import os
+import re
 import threading
 import time
 
@@ -33,6 +34,20 @@ def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINI
     annotations = synthetic_dataset(data_dir, num_images, image_size=model_config.image_size, max_objects=max_objects)
     return run_training(model_config, training_config, "coco", annotations, os.path.join(data_dir, "images"),
                         str(output_dir), log=lambda *_: None, **kwargs)
+
+
+# Lines that say why a process died in native code: TensorFlow's fatal log lines and failed checks, glibc's heap
+# checks, and faulthandler's report (its first frames are the crashing thread's).
+_NATIVE_CRASH = re.compile(r"^F\d{4} |Check failed|Fatal Python error|corrupted|free\(\)|double free|terminate called")
+
+
+def output_report(output: str, tail: int = 2000) -> str:
+    """A failed process's output for an assertion message: its last `tail` characters, after the lines around its
+    first native crash, which a long stack dump would push out of the tail."""
+    lines = output.splitlines()
+    first = next((i for i, line in enumerate(lines) if _NATIVE_CRASH.search(line)), None)
+    crash = "" if first is None else "\n".join(line[:300] for line in lines[max(0, first - 3):first + 20])
+    return crash + "\n[...]\n" * bool(crash) + output[-tail:]
 
 
 def write_image(path, size=(32, 32), color=(200, 30, 30)):

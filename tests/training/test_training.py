@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from captioning.data.validation import NoUsableExamplesError
-from tests.helpers import TINY_MODEL, TINY_TRAINING, synthetic_dataset, train_model
+from tests.helpers import TINY_MODEL, TINY_TRAINING, output_report, synthetic_dataset, train_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim", "32", "--num_heads", "2",
@@ -124,10 +124,11 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
         time.sleep(0.5)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert checkpoint_state.exists(), "no checkpoint was written before the kill:\n" + log_path.read_text()[-3000:]
+    assert checkpoint_state.exists(), "no checkpoint was written before the kill:\n" + output_report(
+        log_path.read_text())
     result = subprocess.run(command[:-4] + ["--steps_per_epoch", "400", "--max_steps", "1", "--checkpoint_every", "2"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.returncode == 0, output_report(result.stderr)
     assert "resumed from checkpoint at step" in result.stdout
 
 
@@ -180,9 +181,10 @@ print(json.dumps(results))
 
 def test_one_replica_and_two_give_the_same_losses(tmp_path):
     annotations = synthetic_dataset(tmp_path / "data", num_images=20)
-    result = subprocess.run([sys.executable, "-c", REPLICA_CHECK, annotations, str(tmp_path / "data" / "images"),
-                             str(tmp_path / "run")], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = subprocess.run([sys.executable, "-X", "faulthandler", "-c", REPLICA_CHECK, annotations,
+                             str(tmp_path / "data" / "images"), str(tmp_path / "run")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, output_report(result.stderr)
     results = json.loads(result.stdout.strip().splitlines()[-1])
     one, two = results["1"], results["2"]
     # The first two steps run on identical weights (warm-up starts the learning rate at 0). The contrastive loss
