@@ -204,8 +204,8 @@ def test_a_flood_of_slow_urls_gets_503s_and_holds_no_other_route(start_server, f
           httpx.Client(base_url=f"http://127.0.0.1:{server.rest_port}", timeout=60) as http,
           dripping_server() as base, ThreadPoolExecutor(6) as pool):
         adds = [pool.submit(http.post, "/api/images", data={"url": f"{base}/drip{n}"}) for n in range(6)]
-        refused = next_finished(adds, 4)
-        assert [response.status_code for response in refused] == [503] * 4  # 2 fetch slots: the other 4 are refused at once
+        refused = next_finished(adds, 4)  # 2 fetch slots: the other 4 adds are refused at once
+        assert [response.status_code for response in refused] == [503] * 4
         assert http.get("/api/images/count").status_code == 200
         assert http.get("/").status_code == 200
         assert sum(not add.done() for add in adds) == 2  # both fetches still hold their slots
