@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from captioning.data.validation import NoUsableExamplesError
-from tests.helpers import TINY_MODEL, TINY_TRAINING, output_report, synthetic_dataset, train_model
+from tests.helpers import (RERUN_ON_TF_CRASH, TINY_MODEL, TINY_TRAINING, assert_processes, output_report,
+                           synthetic_dataset, train_model)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim", "32", "--num_heads", "2",
@@ -179,12 +180,13 @@ print(json.dumps(results))
 """
 
 
+@RERUN_ON_TF_CRASH
 def test_one_replica_and_two_give_the_same_losses(tmp_path):
     annotations = synthetic_dataset(tmp_path / "data", num_images=20)
     result = subprocess.run([sys.executable, "-X", "faulthandler", "-c", REPLICA_CHECK, annotations,
                              str(tmp_path / "data" / "images"), str(tmp_path / "run")],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, output_report(result.stderr)
+    assert_processes(result.returncode == 0, result.stderr)
     results = json.loads(result.stdout.strip().splitlines()[-1])
     one, two = results["1"], results["2"]
     # The first two steps run on identical weights (warm-up starts the learning rate at 0). The contrastive loss
