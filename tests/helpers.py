@@ -39,7 +39,8 @@ def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINI
 
 # Lines that say why a process died in native code: TensorFlow's fatal log lines and failed checks, glibc's heap
 # checks, and faulthandler's report (its first frames are the crashing thread's).
-_NATIVE_CRASH = re.compile(r"^F\d{4} |Check failed|Fatal Python error|corrupted|free\(\)|double free|terminate called")
+_NATIVE_CRASH = re.compile(r"^F\d{4} |Check failed|Fatal Python error|corrupted|free\(\)|double free|terminate called",
+                           re.MULTILINE)  # ^ at each line: assert_processes searches whole outputs
 
 
 def output_report(output: str, tail: int = 2000) -> str:
