@@ -32,6 +32,8 @@ flags.DEFINE_integer("image_size", None, "Input image side (default: 64 for smal
 flags.DEFINE_integer("embed_dim", _MODEL.embed_dim, "Model width.")
 flags.DEFINE_integer("num_layers", _MODEL.num_layers, "Decoder layers.")
 flags.DEFINE_integer("num_heads", _MODEL.num_heads, "Attention heads.")
+flags.DEFINE_integer("context_heads", _MODEL.context_heads, "Heads of the encoder's cell context, which lets each "
+                     "cell read how much of its kind the image holds (what counting needs); 0: none.")
 flags.DEFINE_integer("ff_dim", _MODEL.ff_dim, "Decoder feed-forward width.")
 flags.DEFINE_float("dropout", _MODEL.dropout, "Decoder dropout.")
 flags.DEFINE_float("image_dropout", _MODEL.image_dropout, "Share of examples trained with the null image.")
@@ -68,6 +70,7 @@ cli.define_flag_validators(
     ("contrastive_dim", lambda value: value >= 1, "must be at least 1 (--contrastive_weight 0 "
                                                   "trains no contrastive head)"),
     ("contrastive_weight", lambda value: value >= 0, "must be 0 (no head) or more"),
+    ("context_heads", lambda value: value >= 0, "must be 0 (no cell context) or more"),
     ("learning_rate", lambda value: value > 0, "must be more than 0"),
     ("warmup_steps", lambda value: value >= 0, "must be 0 or more"),
     ("dropout", lambda value: 0 <= value < 1, "must be in [0, 1)"),
@@ -83,6 +86,7 @@ def model_config_from_flags() -> ModelConfig:
                        backbone_weights=FLAGS.backbone_weights, train_backbone=FLAGS.train_backbone,
                        embed_dim=FLAGS.embed_dim, num_heads=FLAGS.num_heads, num_layers=FLAGS.num_layers,
                        ff_dim=FLAGS.ff_dim, dropout=FLAGS.dropout, image_dropout=FLAGS.image_dropout,
+                       context_heads=FLAGS.context_heads,
                        contrastive_dim=FLAGS.contrastive_dim if FLAGS.contrastive_weight else 0)
 
 

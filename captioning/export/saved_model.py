@@ -4,7 +4,7 @@ Image decoding and tokenization run inside the graph; only core TensorFlow ops a
 XLA-compiled (TF Serving disables XLA). Signatures (the table in docs/architecture.md):
   serving_default(image_bytes [B], text [B]) -> row-aligned scores
   score_matrix(image_bytes [N], text [M])    -> [N, M] scores, each image encoded once
-  encode_image(image_bytes [N])              -> image_features [N, grid_cells, 2 * embed_dim]
+  encode_image(image_bytes [N])              -> image_features [N, grid_cells, feature_dim]
   score_features(image_features [B, G, D], text [B]) -> serving_default's scores for encode_image's features
   embed_image(image_bytes [N]) -> embedding [N, D], embed_text(text [M]) -> embedding [M, D]: the contrastive
                                              head's unit vectors (models that have one; their dot product is the

@@ -25,7 +25,7 @@ class Captioner(keras.Model):
         self.config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
         c = self.config
         self.encoder = ImageEncoder(c.backbone, c.backbone_weights, c.train_backbone, c.image_size, c.embed_dim,
-                                    name="image_encoder")
+                                    c.context_heads, name="image_encoder")
         self.decoder = CaptionDecoder(c.vocab_size, c.max_length, c.embed_dim, c.num_heads, c.num_layers, c.ff_dim,
                                       c.dropout, name="decoder")
         self.contrastive = (ContrastiveHead(c.embed_dim, c.num_heads, c.ff_dim, c.contrastive_dim, c.dropout,

@@ -21,6 +21,7 @@ class ModelConfig:
     ff_dim: int = 256
     dropout: float = 0.1
     image_dropout: float = 0.1  # fraction of training examples that see the learned null image
+    context_heads: int = 0  # heads of the encoder's cell context (cell_context.CellContext); 0: none
     contrastive_dim: int = 128  # width of the contrastive head's image and text embeddings; 0: no head
 
     def to_json(self) -> str:
@@ -28,7 +29,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "ModelConfig":
-        values = {"contrastive_dim": 0, **values}  # saved before the contrastive head existed: a model without one
+        # Saved before the contrastive head or the cell context existed: a model without them.
+        values = {"contrastive_dim": 0, "context_heads": 0, **values}
         known = {field.name for field in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:

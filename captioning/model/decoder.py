@@ -3,8 +3,9 @@
 Small named layers, each readable on one screen: token+position embedding, causal self-attention,
 cross-attention to the image grid, feed-forward; pre-layer-norm residual blocks.
 
-Image features are [B, cells, 2 * embed_dim]: each cell's content, then its position (encoder.ImageEncoder).
-Cross-attention matches words against the content alone and reads content and position together.
+Image features are [B, cells, feature_dim]: each cell's content, its context (how much of its kind the image
+holds) and its position (encoder.ImageEncoder). Cross-attention matches words against the content alone and reads
+all three together.
 """
 
 import keras

@@ -1,8 +1,11 @@
-"""Image encoders: a pixel batch -> a grid of image features [B, grid_cells, 2 * embed_dim]: per cell, what is
-there (content) followed by where it is (position)."""
+"""Image encoders: a pixel batch -> a grid of image features [B, grid_cells, feature_dim]: per cell, what is
+there (content), how much of its kind the image holds (context, when the model has one) and where it is
+(position)."""
 
 import keras
 from keras import layers
+
+from captioning.model.cell_context import CellContext
 
 # keras.applications backbones: constructor and the matching input preprocessing.
 BACKBONES = {
@@ -71,18 +74,22 @@ class SmallConvNet(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="captioning")
 class ImageEncoder(layers.Layer):
-    """Backbone feature map -> a grid of cells, each [content, position], `feature_dim` = 2 * embed_dim wide.
+    """Backbone feature map -> a grid of cells, each [content, position] (`feature_dim` = 2 * embed_dim), or
+    [content, context, position] (3 * embed_dim) with `context_heads` > 0.
 
     Content (projection, then LayerNorm) says what a cell shows; a learned position per cell, kept apart and at
     unit scale, says where it is. Added together before the norm, the position was washed out by the content
     (norm ~0.4 against 10-20 on objects) and spoiled the content match; kept apart, the decoder finds a named
     object by its content alone and then reads its position off (see decoder.DecoderBlock). This is what lets
-    the model tell "a red star left of a blue cross" from its converse.
+    the model tell "a red star left of a blue cross" from its converse. The context (cell_context.CellContext)
+    is kept apart for the same reason: it is read, never matched, so it lets the decoder count without blurring
+    which colour belongs to which shape.
     """
 
     def __init__(self, backbone="small_cnn", backbone_weights="none", train_backbone=False, image_size=64,
-                 embed_dim=128, **kwargs):
+                 embed_dim=128, context_heads=0, **kwargs):
         super().__init__(**kwargs)
+        self.context_heads = context_heads
         self.backbone_name, self.backbone_weights = backbone, backbone_weights
         self.train_backbone, self.image_size, self.embed_dim = train_backbone, image_size, embed_dim
         if backbone == SMALL_CNN:
@@ -93,6 +100,7 @@ class ImageEncoder(layers.Layer):
             self.preprocess = BACKBONES[backbone][1]
         self.projection = layers.Dense(embed_dim, name="projection")
         self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm")
+        self.context = CellContext(embed_dim, context_heads, name="context") if context_heads else None
 
     def build(self, input_shape):
         grid = self.backbone.compute_output_shape(tuple(input_shape))
@@ -101,6 +109,8 @@ class ImageEncoder(layers.Layer):
                                         initializer=keras.initializers.RandomNormal(stddev=1.0))
         self.projection.build((None, grid[3]))
         self.norm.build((None, None, self.embed_dim))
+        if self.context:
+            self.context.build((None, None, self.embed_dim))
 
     @property
     def num_cells(self) -> int:
@@ -108,7 +118,7 @@ class ImageEncoder(layers.Layer):
 
     @property
     def feature_dim(self) -> int:
-        return 2 * self.embed_dim
+        return (3 if self.context else 2) * self.embed_dim
 
     def call(self, images, training=False):
         x = self.preprocess(images) if self.preprocess else images
@@ -117,8 +127,10 @@ class ImageEncoder(layers.Layer):
         content = self.norm(self.projection(x))
         position = keras.ops.cast(self.position, content.dtype)
         position = keras.ops.broadcast_to(position[None], keras.ops.shape(content))
-        return keras.ops.concatenate([content, position], axis=-1)
+        parts = [content, self.context(content)] if self.context else [content]
+        return keras.ops.concatenate(parts + [position], axis=-1)
 
     def get_config(self):
         return {**super().get_config(), "backbone": self.backbone_name, "backbone_weights": self.backbone_weights,
-                "train_backbone": self.train_backbone, "image_size": self.image_size, "embed_dim": self.embed_dim}
+                "train_backbone": self.train_backbone, "image_size": self.image_size, "embed_dim": self.embed_dim,
+                "context_heads": self.context_heads}

@@ -170,6 +170,7 @@ def test_a_finished_training_run_is_not_exported_again(tiny_run_dir, tmp_path):
                   "--annotations", str(data / "annotations" / "captions.json"), "--image_dir", str(data / "images"),
                   "--image_size", str(model.image_size), "--embed_dim", str(model.embed_dim),
                   "--num_layers", str(model.num_layers), "--num_heads", str(model.num_heads),
+                  "--context_heads", str(model.context_heads),
                   "--ff_dim", str(model.ff_dim), "--max_length", str(model.max_length),
                   "--contrastive_dim", str(model.contrastive_dim), "--batch_size", str(training.global_batch_size),
                   "--epochs", str(training.epochs), "--steps_per_epoch", str(training.steps_per_epoch),
