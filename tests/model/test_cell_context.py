@@ -1,8 +1,12 @@
+import dataclasses
+
 import keras
 import numpy as np
 
+from captioning.model.captioner import Captioner
 from captioning.model.cell_context import CellContext
 from captioning.model.config import ModelConfig
+from tests.helpers import TINY_MODEL
 
 EMBED_DIM = 16
 
@@ -40,3 +44,15 @@ def test_a_cell_reads_the_same_wherever_the_others_are():
 
 def test_models_saved_before_the_context_load_without_one():
     assert ModelConfig.from_dict({"embed_dim": 32}).context_heads == 0
+
+
+def test_a_model_with_a_context_saves_and_loads_the_same_scores(tmp_path):
+    config = dataclasses.replace(TINY_MODEL, vocab_size=20, context_heads=2)
+    images = np.random.default_rng(0).uniform(0, 255, (2, config.image_size, config.image_size, 3)).astype("float32")
+    tokens = np.random.default_rng(1).integers(4, 20, (2, config.max_length)).astype("int32")
+    model = Captioner(config)
+    assert model.encode_images(images).shape[-1] == 3 * config.embed_dim  # content, context, position
+    model.save_weights(str(tmp_path / "model.weights.h5"))
+    loaded = Captioner(ModelConfig.from_dict(dataclasses.asdict(config)))
+    loaded.load_weights(str(tmp_path / "model.weights.h5"))
+    np.testing.assert_allclose(model(images, tokens), loaded(images, tokens), rtol=1e-5, atol=1e-5)
