@@ -88,9 +88,8 @@ def test_two_workers_give_the_losses_of_one_on_the_same_global_batch(tmp_path):
     single, chief, other = results
     assert (single["replicas"], chief["replicas"]) == (1, 2) and (chief["chief"], other["chief"]) == (True, False)
     assert chief["losses"] == other["losses"]  # one job: every worker reports the same all-reduced loss
-    # As in the two-replica test: equal before the first real update, then within rounding of the gradient sums.
-    np.testing.assert_allclose(single["losses"][:2], chief["losses"][:2], rtol=1e-5)
-    np.testing.assert_allclose(single["losses"][2], chief["losses"][2], rtol=5e-3)
+    # As in the two-replica test: equal before and after the first real update (the summed gradient is clipped).
+    np.testing.assert_allclose(single["losses"], chief["losses"], rtol=1e-5)
 
 
 @RERUN_ON_TF_CRASH

@@ -202,10 +202,11 @@ def test_one_replica_and_two_give_the_same_losses(tmp_path):
     for path, gradient in one["gradients"].items():
         atol = 1e-7 + 1e-5 * np.max(np.abs(gradient))
         np.testing.assert_allclose(gradient, two["gradients"][path], rtol=1e-4, atol=atol, err_msg=path)
-    # After a real update they agree closely but not bit for bit: replicas sum gradients in another order, and
-    # Adam's first steps divide each gradient by its own size, which magnifies rounding in near-zero gradients.
-    np.testing.assert_allclose(one["losses"][2], two["losses"][2], rtol=5e-3)
-    np.testing.assert_allclose(one["weight_sum"], two["weight_sum"], rtol=1e-4)
+    # So do the updates: the sum of the replicas' gradients is what gets clipped. Keras' own clipnorm clipped each
+    # replica's half, which two replicas then added up to as much as twice one device's clipped gradient: the loss
+    # after the first update moved by 0.1-1.3%. What is left is the rounding of the gradient sums.
+    np.testing.assert_allclose(one["losses"][2], two["losses"][2], rtol=1e-5)
+    np.testing.assert_allclose(one["weight_sum"], two["weight_sum"], rtol=1e-6)
 
 
 def test_bad_rows_are_skipped_and_counted(tmp_path):
