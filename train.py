@@ -41,6 +41,9 @@ flags.DEFINE_integer("contrastive_dim", _MODEL.contrastive_dim, "Width of the co
                      "embeddings (CoCa-style).")
 flags.DEFINE_float("contrastive_weight", _TRAIN.contrastive_weight, "Weight of the contrastive loss beside the "
                                                                     "caption loss; 0 trains no contrastive head.")
+flags.DEFINE_float("count_loss_weight", _TRAIN.count_loss_weight, "Weight of the counting loss, which trains the "
+                   "cell context to name how many of each kind a scene holds; only where the data has scenes "
+                   "(the synthetic data does) and the model a context. 0: none.")
 flags.DEFINE_integer("max_length", _MODEL.max_length, "Decoder positions ([start] + words); longer texts truncate.")
 flags.DEFINE_integer("max_vocab_size", 10000, "Vocabulary size cap, special tokens included.")
 flags.DEFINE_integer("min_word_count", 1, "Words rarer than this in training captions map to [unk].")
@@ -71,6 +74,7 @@ cli.define_flag_validators(
                                                   "trains no contrastive head)"),
     ("contrastive_weight", lambda value: value >= 0, "must be 0 (no head) or more"),
     ("context_heads", lambda value: value >= 0, "must be 0 (no cell context) or more"),
+    ("count_loss_weight", lambda value: value >= 0, "must be 0 (no counting loss) or more"),
     ("learning_rate", lambda value: value > 0, "must be more than 0"),
     ("warmup_steps", lambda value: value >= 0, "must be 0 or more"),
     ("dropout", lambda value: 0 <= value < 1, "must be in [0, 1)"),
@@ -96,6 +100,7 @@ def training_config_from_flags() -> TrainingConfig:
                           warmup_steps=FLAGS.warmup_steps, checkpoint_every_steps=FLAGS.checkpoint_every,
                           steps_per_loop=FLAGS.steps_per_loop, log_every_steps=FLAGS.log_every,
                           mixed_precision=FLAGS.mixed_precision, contrastive_weight=FLAGS.contrastive_weight,
+                          count_loss_weight=FLAGS.count_loss_weight,
                           seed=FLAGS.seed)
 
 

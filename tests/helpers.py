@@ -34,7 +34,7 @@ def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINI
     data_dir = os.path.join(str(output_dir), "data")
     annotations = synthetic_dataset(data_dir, num_images, image_size=model_config.image_size, max_objects=max_objects)
     return run_training(model_config, training_config, "coco", annotations, os.path.join(data_dir, "images"),
-                        str(output_dir), log=lambda *_: None, **kwargs)
+                        str(output_dir), **{"log": lambda *_: None, **kwargs})
 
 
 # Lines that say why a process died in native code: TensorFlow's fatal log lines and failed checks, glibc's heap

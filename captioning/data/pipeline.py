@@ -8,13 +8,16 @@ from captioning.data.text import Tokenizer
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def _indexed_examples(examples) -> tf.data.Dataset:
-    """(image path, caption) pairs; `_numbered` later adds each one's position in the stream."""
-    return tf.data.Dataset.from_tensor_slices(([e.image_path for e in examples], [e.caption for e in examples]))
+def _indexed_examples(examples, extras: dict = None) -> tf.data.Dataset:
+    """(image path, caption, extras) triples; `_numbered` later adds each one's position in the stream. `extras`
+    maps names to arrays with a row per example (e.g. the counting loss's "object_counts"), which become features
+    of the same names."""
+    return tf.data.Dataset.from_tensor_slices(([e.image_path for e in examples], [e.caption for e in examples],
+                                               extras or {}))
 
 
 def _numbered(dataset: tf.data.Dataset) -> tf.data.Dataset:
-    return dataset.enumerate().map(lambda index, pair: (pair[0], pair[1], index))
+    return dataset.enumerate().map(lambda index, example: (*example, index))
 
 
 def image_key(name: tf.Tensor) -> tf.Tensor:
@@ -24,8 +27,8 @@ def image_key(name: tf.Tensor) -> tf.Tensor:
 
 
 def _read_images(dataset: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
-    return dataset.map(lambda path, caption, index: (decode_and_resize(tf.io.read_file(path), image_size),
-                                                     image_key(path), caption, index),
+    return dataset.map(lambda path, caption, extras, index: (decode_and_resize(tf.io.read_file(path), image_size),
+                                                             image_key(path), caption, index, extras),
                        num_parallel_calls=AUTOTUNE)
 
 
@@ -44,9 +47,10 @@ def never_null_image(index):
 
 
 def to_features(tokenizer, use_null_image):
-    def to_features(images, image_keys, captions, index):
+    def to_features(images, image_keys, captions, index, extras=None):
         tokens = tokenizer(captions)
         return {
+            **(extras or {}),
             "images": images,
             "image_keys": image_keys,
             "input_ids": tokens["input_ids"],
@@ -58,14 +62,15 @@ def to_features(tokenizer, use_null_image):
 
 
 def training_dataset(examples, tokenizer: Tokenizer, image_size: int, global_batch_size: int, seed: int,
-                     image_dropout: float, start_step: int = 0) -> tf.data.Dataset:
+                     image_dropout: float, start_step: int = 0, extras: dict = None) -> tf.data.Dataset:
     """An endless, shuffled stream of global batches.
 
     The order depends only on `seed`, so resuming at `start_step` skips exactly the examples already seen
     (cheaply: the skip happens before any image is read). Image dropout is drawn per example from the example's
-    position in the stream, so it is the same on one replica or many, and after a resume.
+    position in the stream, so it is the same on one replica or many, and after a resume. Each array of `extras`
+    (a row per example) adds a feature of its name.
     """
-    dataset = _indexed_examples(examples).shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
+    dataset = _indexed_examples(examples, extras).shuffle(len(examples), seed=seed, reshuffle_each_iteration=True)
     dataset = _numbered(dataset.repeat()).skip(start_step * global_batch_size)
     dataset = _read_images(dataset, image_size).batch(global_batch_size, drop_remainder=True)
     return dataset.map(to_features(tokenizer, null_image_draws(seed, image_dropout))).prefetch(AUTOTUNE)

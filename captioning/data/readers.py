@@ -27,6 +27,7 @@ def read_coco(annotations_path, image_dir):
         _field(image, "id", annotations_path): _field(image, "file_name", annotations_path)
         for image in images
     }
+    objects = {image["id"]: _scene_objects(image) for image in images}
     split = _split_from_file_name(annotations_path)
     examples = []
     for annotation in annotations:
@@ -42,9 +43,21 @@ def read_coco(annotations_path, image_dir):
                 caption=_field(annotation, "caption", annotations_path),
                 image_id=str(image_id),
                 split=split,
+                objects=objects[image_id],
             )
         )
     return examples
+
+
+def _scene_objects(image) -> tuple:
+    """The objects of an image's `scene` (written by the synthetic generator), each (shape, colour, x, y); () when
+    it has none or one that does not read as such, which costs that image only its counting targets."""
+    try:
+        objects = tuple((str(o["shape"]), str(o["color"]), float(o["x"]), float(o["y"]))
+                        for o in image["scene"]["objects"])
+    except (KeyError, TypeError, ValueError):
+        return ()
+    return objects if all(0 <= x <= 1 and 0 <= y <= 1 for _, _, x, y in objects) else ()
 
 
 def read_karpathy(json_path, image_dir):

@@ -120,6 +120,10 @@ class ImageEncoder(layers.Layer):
     def feature_dim(self) -> int:
         return (3 if self.context else 2) * self.embed_dim
 
+    def context_of(self, features):
+        """The context part [B, cells, embed_dim] of features this encoder made (a model with a context)."""
+        return features[..., self.embed_dim:2 * self.embed_dim]
+
     def call(self, images, training=False):
         x = self.preprocess(images) if self.preprocess else images
         x = self.backbone(x, training=training and self.train_backbone)

@@ -13,7 +13,7 @@ from captioning.data.inputs import distributed_training_data, evaluation_data
 from captioning.data.text import Tokenizer, Vocabulary
 from captioning.model.captioner import Captioner
 from captioning.model.config import ModelConfig
-from captioning.training import distribute, precision
+from captioning.training import counting, distribute, precision
 from captioning.training.config import TrainingConfig
 from captioning.training.progress import Progress
 from captioning.util import atomic
@@ -99,14 +99,30 @@ class Trainer:
                 self.model = Captioner(model_config)
             if len(train_captions):  # start the output bias at log unigram frequencies: faster, stabler
                 self.model.decoder.output_layer.bias.assign(vocabulary.unigram_log_probs(list(train_captions)))
+            self.count_head = self._build_count_head()
+            self.trained_variables = self.model.trainable_variables + (
+                self.count_head.trainable_variables if self.count_head else [])
             self.optimizer = build_optimizer(training_config, self.policy)
-            self.optimizer.build(self.model.trainable_variables)
+            self.optimizer.build(self.trained_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.checkpoint = tf.train.Checkpoint(model=self.model.variables_by_path(), optimizer=self.optimizer,
-                                              step=self.step)
+                                              step=self.step, **({"count_head": self.count_head}
+                                                                 if self.count_head else {}))
         self.checkpoints = distribute.Checkpoints(self.checkpoint, os.path.join(output_dir, "ckpt"), self.strategy)
         self.is_chief = distribute.is_chief(self.strategy)
         self.tokenizer = Tokenizer(vocabulary, model_config.max_length)
+
+    def _build_count_head(self):
+        """The counting loss's head (counting.py), or None when the run trains none."""
+        if not self.config.count_loss_weight:
+            return None
+        if not self.model.encoder.context:
+            raise ValueError("the counting loss trains the cell context: give --context_heads or "
+                             "--count_loss_weight 0")
+        with precision.dtype_policy(self.policy):
+            head = counting.count_head()
+        head.build((None, None, self.model_config.embed_dim))
+        return head
 
     def restore(self) -> int:
         self.checkpoints.restore_latest()
@@ -118,60 +134,69 @@ class Trainer:
         return int(latest.rsplit("-", 1)[1]) if latest else 0
 
     def _replica_sums(self, batch, training):
-        """-> (summed token loss, correct tokens, summed contrastive loss) of this replica; the contrastive loss is 0
-        without the head and when not training (validation reports the caption loss)."""
+        """-> (summed token loss, correct tokens, summed contrastive loss, summed counting loss) of this replica; the
+        last two are 0 without their heads and when not training (validation reports the caption loss)."""
         model = self.model
         features = model.encode_images(batch["images"], training=training)
         logits = model.decode(model.with_null_image(features, batch["use_null_image"]), batch["input_ids"],
                               training=training)
         loss_sum, correct = masked_loss_and_accuracy(logits, batch)
-        if not (training and model.contrastive):
-            return loss_sum, correct, tf.constant(0.0)
-        contrastive = contrastive_loss_sum(model.embed_images(features),
-                                           model.embed_texts(batch["target_ids"], training=training),
-                                           batch["image_keys"], model.contrastive.logit_scale())
-        return loss_sum, correct, contrastive
+        contrastive = count = tf.constant(0.0)
+        if training and model.contrastive:
+            contrastive = contrastive_loss_sum(model.embed_images(features),
+                                               model.embed_texts(batch["target_ids"], training=training),
+                                               batch["image_keys"], model.contrastive.logit_scale())
+        if training and self.count_head:
+            count = counting.count_loss_sum(self.count_head(model.encoder.context_of(features)),
+                                            batch["object_counts"], model.encoder.grid_shape)
+        return loss_sum, correct, contrastive, count
 
     def _replica_gradients(self, batch):
-        """One replica's share of a training step: gradients and (loss, accuracy, contrastive loss) terms that,
-        summed over the replicas, equal one device's on the same global batch, whatever the number of replicas
-        (each is divided by the whole global batch's token or pair count)."""
+        """One replica's share of a training step: gradients and metric terms (loss, accuracy, contrastive and
+        counting losses) that, summed over the replicas, equal one device's on the same global batch, whatever the
+        number of replicas (each is divided by the whole global batch's token or pair count)."""
         context = tf.distribute.get_replica_context()
         global_tokens = context.all_reduce("sum", tf.reduce_sum(batch["mask"]))
         global_pairs = tf.cast(tf.shape(batch["mask"])[0] * context.num_replicas_in_sync, tf.float32)
         with tf.GradientTape() as tape:
-            loss_sum, correct, contrastive_sum = self._replica_sums(batch, training=True)
-            loss, contrastive = loss_sum / global_tokens, contrastive_sum / global_pairs
-            total = loss + self.config.contrastive_weight * contrastive
+            loss_sum, correct, contrastive_sum, count_sum = self._replica_sums(batch, training=True)
+            loss = loss_sum / global_tokens
+            contrastive, count = contrastive_sum / global_pairs, count_sum / global_pairs
+            total = loss + self.config.contrastive_weight * contrastive + self.config.count_loss_weight * count
             scaled = self.optimizer.scale_loss(total) if precision.needs_loss_scaling(self.policy) else total
-        return tape.gradient(scaled, self.model.trainable_variables), (loss, correct / global_tokens, contrastive)
+        metrics = {"loss": loss, "accuracy": correct / global_tokens, "contrastive_loss": contrastive,
+                   "count_loss": count}
+        return tape.gradient(scaled, self.trained_variables), metrics
 
     def _distributed_step(self, iterator):
         def step_fn(batch):
             gradients, metrics = self._replica_gradients(batch)
             loss_scale = self.optimizer.dynamic_scale if precision.needs_loss_scaling(self.policy) else 1.0
             shares = clipped_shares(gradients, loss_scale)
-            self.optimizer.apply_gradients(zip(shares, self.model.trainable_variables))  # sums the replicas' shares
+            self.optimizer.apply_gradients(zip(shares, self.trained_variables))  # sums the replicas' shares
             return metrics
 
         per_replica = self.strategy.run(step_fn, args=(next(iterator),))
         self.step.assign_add(1)
-        return [self.strategy.reduce("sum", value, axis=None) for value in per_replica]
+        return [self.strategy.reduce("sum", per_replica[name], axis=None) for name in self._metric_names()]
 
     @tf.function
     def _train_loop(self, iterator, steps):
         """`steps` optimizer steps in one call, with no host round trip between them (Keras' steps_per_execution);
-        each step's loss and accuracy go to the default summary writer from inside the graph, so writing them
-        never waits for the host. Returns the last step's loss, accuracy and contrastive loss."""
-        loss = accuracy = contrastive = tf.constant(0.0)
+        each step's metrics go to the default summary writer from inside the graph, so writing them never waits for
+        the host. Returns the last step's metrics, as named by `_metric_names`."""
+        metrics = [tf.constant(0.0)] * len(self._metric_names())
         for _ in tf.range(steps):
-            loss, accuracy, contrastive = self._distributed_step(iterator)
+            metrics = self._distributed_step(iterator)
             with tf.name_scope("/"):  # the root scope: tags "loss", not "while/loss"
-                tf.summary.scalar("loss", loss, step=self.step)
-                tf.summary.scalar("accuracy", accuracy, step=self.step)
-                if self.model.contrastive:
-                    tf.summary.scalar("contrastive_loss", contrastive, step=self.step)
-        return loss, accuracy, contrastive
+                for name, value in zip(self._metric_names(), metrics):
+                    tf.summary.scalar(name, value, step=self.step)
+        return metrics
+
+    def _metric_names(self) -> list:
+        """The training metrics `_train_loop` returns, in order (a head's loss only with its head)."""
+        return ["loss", "accuracy"] + ["contrastive_loss"] * bool(self.model.contrastive) + \
+            ["count_loss"] * bool(self.count_head)
 
     def _train_step(self, iterator):
         return self._train_loop(iterator, tf.constant(1))
@@ -179,7 +204,7 @@ class Trainer:
     @tf.function
     def _eval_step(self, batch):
         def step_fn(batch):
-            loss_sum, correct, _ = self._replica_sums(batch, training=False)
+            loss_sum, correct, _, _ = self._replica_sums(batch, training=False)
             return loss_sum, correct, tf.reduce_sum(batch["mask"])
         sums = self.strategy.run(step_fn, args=(batch,))
         return [self.strategy.reduce("sum", s, axis=None) for s in sums]
@@ -203,7 +228,8 @@ class Trainer:
         stop = config.total_steps if max_steps is None else min(config.total_steps, start + max_steps)
         iterator = iter(distributed_training_data(self.strategy, train_examples, self.tokenizer,
                                                   self.model_config.image_size, config.global_batch_size,
-                                                  config.seed, self.model_config.image_dropout, start))
+                                                  config.seed, self.model_config.image_dropout, start,
+                                                  self._counting_features(train_examples)))
         writers = self._summary_writers()
         step = start
         while step < stop:
@@ -211,7 +237,6 @@ class Trainer:
             epoch_end = min((epoch + 1) * config.steps_per_epoch, stop)
             log(f"epoch {epoch + 1}/{config.epochs}")
             keep_freed_memory()  # after the datasets are built, which lower glibc's trim threshold
-            metric_names = ["loss", "accuracy"] + ["contrastive_loss"] * bool(self.model.contrastive)
             progress = Progress(config.steps_per_epoch, every=config.log_every_steps, log=log)
             progress.update(step - epoch * config.steps_per_epoch)
             started = time.time()
@@ -221,7 +246,7 @@ class Trainer:
                 steps = min(config.steps_per_loop, epoch_end - step, next_checkpoint - step)
                 with writers["train"].as_default():
                     values = self._train_loop(iterator, tf.constant(steps))
-                metrics = dict(zip(metric_names, (float(v) for v in values)))
+                metrics = dict(zip(self._metric_names(), (float(v) for v in values)))
                 loss, accuracy = metrics["loss"], metrics["accuracy"]
                 step += steps
                 progress.update(step - epoch * config.steps_per_epoch, metrics)
@@ -240,6 +265,15 @@ class Trainer:
                 self._save_history(history)
                 log("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
         return history
+
+    def _counting_features(self, train_examples):
+        """The per-example arrays the counting loss reads ({} without its head)."""
+        if not self.count_head:
+            return {}
+        reason = counting.off_reason(self.model_config.context_heads, train_examples)
+        if reason:
+            raise ValueError(f"no counting loss: {reason}")
+        return {"object_counts": counting.counts_array(train_examples)}
 
     def _summary_writers(self) -> dict:
         """TensorBoard writers of the chief; other workers write nothing (TF's convention)."""

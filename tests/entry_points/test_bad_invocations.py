@@ -29,6 +29,7 @@ CASES = [
     (["train.py", "--epochs", "0"], "with 0 there is nothing to train"),
     (["train.py", "--batch_size", "-4"], "flag --batch_size=-4: must be at least 1"),
     (["train.py", "--context_heads", "-1"], "flag --context_heads=-1: must be 0 (no cell context) or more"),
+    (["train.py", "--count_loss_weight", "-1"], "flag --count_loss_weight=-1.0: must be 0 (no counting loss) or more"),
     (["train.py", "--dataset", "coco"], "--dataset other than synthetic needs --annotations"),
     (["train.py", "--dataset", "csv", "--annotations", "{dir}"], "--annotations={dir}: must name an existing file"),
     (["train.py", "--val_fraction", "1"], "--val_fraction=1.0: must be in [0, 1)"),
