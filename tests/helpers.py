@@ -17,9 +17,9 @@ from captioning.model.config import ModelConfig
 from captioning.training.config import TrainingConfig
 
 TINY_MODEL = ModelConfig(max_length=16, image_size=32, embed_dim=32, num_heads=2, num_layers=1, ff_dim=64,
-                         dropout=0.0, image_dropout=0.2, contrastive_dim=16)
+                         dropout=0.0, image_dropout=0.2, context_heads=2, contrastive_dim=16)
 TINY_TRAINING = TrainingConfig(global_batch_size=16, epochs=1, steps_per_epoch=12, learning_rate=3e-3,
-                               warmup_steps=2, checkpoint_every_steps=6, validation_steps=2)
+                               warmup_steps=2, checkpoint_every_steps=6, validation_steps=2, count_loss_weight=1.0)
 
 
 def synthetic_dataset(directory, num_images=60, seed=0, image_size=32, max_objects=MAX_OBJECTS):

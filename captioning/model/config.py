@@ -21,7 +21,7 @@ class ModelConfig:
     ff_dim: int = 256
     dropout: float = 0.1
     image_dropout: float = 0.1  # fraction of training examples that see the learned null image
-    context_heads: int = 0  # heads of the encoder's cell context (cell_context.CellContext); 0: none
+    context_heads: int = 4  # heads of the encoder's cell context (cell_context.CellContext); 0: none
     contrastive_dim: int = 128  # width of the contrastive head's image and text embeddings; 0: no head
 
     def to_json(self) -> str:

@@ -17,7 +17,7 @@ class TrainingConfig:
     validation_steps: int = 20
     mixed_precision: bool = False
     contrastive_weight: float = 0.1  # weight of the contrastive head's InfoNCE loss beside the caption loss
-    count_loss_weight: float = 0.0  # weight of the counting loss (training/counting.py) where the data has scenes
+    count_loss_weight: float = 1.0  # weight of the counting loss (training/counting.py) where the data has scenes
     seed: int = 0
 
     @property

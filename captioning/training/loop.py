@@ -229,7 +229,7 @@ class Trainer:
         iterator = iter(distributed_training_data(self.strategy, train_examples, self.tokenizer,
                                                   self.model_config.image_size, config.global_batch_size,
                                                   config.seed, self.model_config.image_dropout, start,
-                                                  self._counting_features(train_examples)))
+                                                  self.counting_features(train_examples)))
         writers = self._summary_writers()
         step = start
         while step < stop:
@@ -266,7 +266,7 @@ class Trainer:
                 log("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
         return history
 
-    def _counting_features(self, train_examples):
+    def counting_features(self, train_examples):
         """The per-example arrays the counting loss reads ({} without its head)."""
         if not self.count_head:
             return {}

@@ -15,8 +15,11 @@ from tests.helpers import train_model
 # Small images (a 4 x 4 grid) and two decoder layers: the smallest recipe found that learns relations this fast.
 QUICK_MODEL = ModelConfig(max_length=16, image_size=32, embed_dim=64, num_heads=2, num_layers=2, ff_dim=128,
                           dropout=0.0, image_dropout=0.1, contrastive_dim=32)
+# The counting loss at its default weight (1) held this recipe's relations at chance (0.59, in two runs; 0.97 without
+# it, 0.95 at 0.3): on a 4 x 4 grid, at this learning rate and budget, it crowds out the captions.
 QUICK_TRAINING = TrainingConfig(global_batch_size=32, epochs=1, steps_per_epoch=2500, learning_rate=4e-3,
-                                warmup_steps=30, checkpoint_every_steps=2500, validation_steps=2)
+                                warmup_steps=30, checkpoint_every_steps=2500, validation_steps=2,
+                                count_loss_weight=0.3)
 UNSEEN_SEED = 4242  # training uses seed 0
 SIMPLE_WORLD = 2  # objects per scene at most
 

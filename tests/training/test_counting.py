@@ -105,9 +105,7 @@ def test_a_coco_scene_becomes_the_examples_objects_and_a_broken_one_none(tmp_pat
     assert [e.objects for e in examples] == [(("star", "red", 0.25, 0.75),), (), (), ()]
 
 
-COUNTING_MODEL = dataclasses.replace(TINY_MODEL, context_heads=2)
-COUNTING_TRAINING = dataclasses.replace(TINY_TRAINING, count_loss_weight=1.0, steps_per_epoch=24,
-                                        checkpoint_every_steps=12)
+LONGER_TRAINING = dataclasses.replace(TINY_TRAINING, steps_per_epoch=24, checkpoint_every_steps=12)
 
 
 def test_a_run_trains_the_counting_loss_down_and_checkpoints_its_head(tmp_path):
@@ -118,15 +116,15 @@ def test_a_run_trains_the_counting_loss_down_and_checkpoints_its_head(tmp_path):
     annotations = synthetic_dataset(tmp_path / "data", num_images=40)
     examples = read_coco(annotations, str(tmp_path / "data" / "images"))
     vocabulary = Vocabulary.build([e.caption for e in examples])
-    config = dataclasses.replace(COUNTING_MODEL, vocab_size=len(vocabulary))
+    config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
     lines = []
-    trainer = Trainer(config, dataclasses.replace(COUNTING_TRAINING, log_every_steps=4), vocabulary,
+    trainer = Trainer(config, dataclasses.replace(LONGER_TRAINING, log_every_steps=4), vocabulary,
                       str(tmp_path / "run"))
     trainer.fit(examples, [], log=lines.append)
     losses = [float(line.split("count_loss ")[1].split()[0]) for line in lines if "count_loss" in line]
     assert len(losses) == 6 and losses[-1] < 0.9 * losses[0], lines
 
-    resumed = Trainer(config, COUNTING_TRAINING, vocabulary, str(tmp_path / "run"))
+    resumed = Trainer(config, LONGER_TRAINING, vocabulary, str(tmp_path / "run"))
     assert resumed.restore() == 24
     for trained, restored in zip(trainer.count_head.weights, resumed.count_head.weights):
         np.testing.assert_array_equal(trained.numpy(), restored.numpy())
@@ -135,6 +133,6 @@ def test_a_run_trains_the_counting_loss_down_and_checkpoints_its_head(tmp_path):
 def test_train_py_says_in_one_line_why_it_trains_no_counting_loss(tmp_path):
     lines = []
     train_model(tmp_path, dataclasses.replace(TINY_MODEL, context_heads=0),
-                dataclasses.replace(TINY_TRAINING, count_loss_weight=1.0, steps_per_epoch=2), num_images=8,
+                dataclasses.replace(TINY_TRAINING, steps_per_epoch=2), num_images=8,
                 export=False, log=lines.append)
     assert "no counting loss: the model has no cell context to train (--context_heads 0)" in lines

@@ -35,7 +35,8 @@ vocabulary = Vocabulary.build([e.caption for e in examples])
 config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
 keras.utils.set_random_seed(1)
 trainer = Trainer(config, TINY_TRAINING, vocabulary, sys.argv[3], strategy)
-dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25)
+dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25,
+                           extras=trainer.counting_features(examples))
 iterator = iter(strategy.experimental_distribute_dataset(dataset))
 losses = [float(trainer._train_step(iterator)[0]) for _ in range(3)]
 print(json.dumps({"losses": losses, "replicas": strategy.num_replicas_in_sync, "chief": trainer.is_chief}))

@@ -162,7 +162,8 @@ for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
     keras.utils.set_random_seed(1)
     strategy = tf.distribute.MirroredStrategy(devices)
     trainer = Trainer(config, TINY_TRAINING, vocabulary, sys.argv[3] + str(len(devices)), strategy)
-    dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25)
+    dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25,
+                               extras=trainer.counting_features(examples))
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
     @tf.function
@@ -173,8 +174,9 @@ for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
     gradients = first_gradients(next(iter(strategy.experimental_distribute_dataset(dataset))))
     steps = [[float(v) for v in trainer._train_step(iterator)] for _ in range(3)]
     results[len(devices)] = {"losses": [s[0] for s in steps], "contrastive": [s[2] for s in steps],
+                             "count": [s[3] for s in steps],
                              "gradients": {w.path: g.numpy().ravel()[:64].tolist()
-                                           for w, g in zip(trainer.model.trainable_variables, gradients)},
+                                           for w, g in zip(trainer.trained_variables, gradients)},
                              "weight_sum": float(sum(tf.reduce_sum(tf.abs(w)) for w in trainer.model.weights))}
 print(json.dumps(results))
 """
@@ -193,8 +195,12 @@ def test_one_replica_and_two_give_the_same_losses(tmp_path):
     # of two replicas sees the negatives of both (gathered), so it equals one device's on the global batch.
     np.testing.assert_allclose(one["losses"][:2], two["losses"][:2], rtol=1e-5)
     np.testing.assert_allclose(one["contrastive"][:2], two["contrastive"][:2], rtol=1e-5)
-    # So do the gradients, the contrastive head's among them: each replica's loss reaches the other's embeddings.
+    np.testing.assert_allclose(one["count"], two["count"], rtol=1e-5)  # each replica's images, over the global batch
+    assert min(one["count"]) > 0
+    # So do the gradients, the contrastive head's among them (each replica's loss reaches the other's embeddings),
+    # and the counting head's.
     assert any("contrastive" in path for path in one["gradients"])
+    assert any("count_head" in path for path in one["gradients"])
     # Summing a batch in another order moves each element by rounding on the scale of the tensor's terms, not of
     # the element itself: a near-zero bias gradient beside large ones may differ relatively by 1e-3, and one that
     # is zero in exact arithmetic (attention keys' bias) is pure rounding. A replica's missing share would move
