@@ -108,6 +108,7 @@ def measure(case: Case, work_dir: str, steps: int) -> dict:
     from captioning.data import inputs
     from captioning.data.text import Tokenizer, Vocabulary
     from captioning.model.config import ModelConfig
+    from captioning.training import counting
     from captioning.training.config import TrainingConfig
     from captioning.training.loop import Trainer
 
@@ -127,9 +128,9 @@ def measure(case: Case, work_dir: str, steps: int) -> dict:
         seconds = time.perf_counter() - started
         return {"seconds_per_step": seconds / steps, "examples_per_second": case.batch_size * steps / seconds}
     run_dir = os.path.join(work_dir, "runs", f"{os.getpid()}")
+    training = counting.where_possible(training, model_config.context_heads, data, log=lambda *_: None)
     trainer = Trainer(model_config, training, vocabulary, run_dir, strategy)
-    iterator = iter(inputs.distributed_training_data(strategy, data, trainer.tokenizer, case.image_size,
-                                                     case.batch_size, 0, 0.1, 0))
+    iterator = iter(trainer.training_data(data))
     calls = max(1, steps // case.steps_per_loop)
     float(trainer._train_loop(iterator, tf.constant(case.steps_per_loop))[0])  # traces
     started = time.perf_counter()

@@ -8,6 +8,8 @@ many of the scene's objects share its shape, and how many share its shape and co
 The head is a training aid only: it is checkpointed with the run and never exported.
 """
 
+import dataclasses
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -80,3 +82,12 @@ def off_reason(context_heads: int, data) -> str:
     if counts_array(data) is None:
         return "no image of the data says what its scene holds (the synthetic data does)"
     return ""
+
+
+def where_possible(training_config, context_heads: int, data, log=print):
+    """The training config, with no counting loss where this model and data cannot train one (said in a line)."""
+    reason = off_reason(context_heads, data)
+    if not (training_config.count_loss_weight and reason):
+        return training_config
+    log(f"no counting loss: {reason}")
+    return dataclasses.replace(training_config, count_loss_weight=0.0)

@@ -226,10 +226,7 @@ class Trainer:
             log(f"resumed from checkpoint at step {start}")
         config, history = self.config, self._load_history()
         stop = config.total_steps if max_steps is None else min(config.total_steps, start + max_steps)
-        iterator = iter(distributed_training_data(self.strategy, train_examples, self.tokenizer,
-                                                  self.model_config.image_size, config.global_batch_size,
-                                                  config.seed, self.model_config.image_dropout, start,
-                                                  self.counting_features(train_examples)))
+        iterator = iter(self.training_data(train_examples, start))
         writers = self._summary_writers()
         step = start
         while step < stop:
@@ -266,14 +263,17 @@ class Trainer:
                 log("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
         return history
 
-    def counting_features(self, train_examples):
-        """The per-example arrays the counting loss reads ({} without its head)."""
-        if not self.count_head:
-            return {}
-        reason = counting.off_reason(self.model_config.context_heads, train_examples)
-        if reason:
-            raise ValueError(f"no counting loss: {reason}")
-        return {"object_counts": counting.counts_array(train_examples)}
+    def training_data(self, train_examples, start_step: int = 0):
+        """The distributed stream of training batches from `start_step` on, with what the counting loss reads."""
+        extras = {}
+        if self.count_head:
+            reason = counting.off_reason(self.model_config.context_heads, train_examples)
+            if reason:
+                raise ValueError(f"no counting loss: {reason}")
+            extras = {"object_counts": counting.counts_array(train_examples)}
+        return distributed_training_data(self.strategy, train_examples, self.tokenizer, self.model_config.image_size,
+                                         self.config.global_batch_size, self.config.seed,
+                                         self.model_config.image_dropout, start_step, extras)
 
     def _summary_writers(self) -> dict:
         """TensorBoard writers of the chief; other workers write nothing (TF's convention)."""

@@ -49,7 +49,7 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
     os.makedirs(run_dir, exist_ok=True)
     vocabulary, model_config = _vocabulary_and_config(run_dir, model_config, train_captions, max_vocab_size,
                                                       min_word_count, log, chief)
-    training_config = _with_counting_possible(training_config, model_config, train_data, log)
+    training_config = counting.where_possible(training_config, model_config.context_heads, train_data, log)
     trainer = Trainer(model_config, training_config, vocabulary, output_dir, strategy,
                       train_captions=train_captions)
     log(f"training on {trainer.strategy.num_replicas_in_sync} replica(s) "
@@ -87,15 +87,6 @@ def _training_data(format, annotations, image_dir, val_fraction, log, reader_kwa
         return train, val, train.captions()
     splits = load_examples(format, annotations, image_dir, val_fraction, log=log, **(reader_kwargs or {}))
     return splits["train"], splits.get("val", []), [e.caption for e in splits["train"]]
-
-
-def _with_counting_possible(training_config, model_config, train_data, log):
-    """The config, with no counting loss where this model and data cannot train one (said in one line)."""
-    reason = counting.off_reason(model_config.context_heads, train_data)
-    if not (training_config.count_loss_weight and reason):
-        return training_config
-    log(f"no counting loss: {reason}")
-    return dataclasses.replace(training_config, count_loss_weight=0.0)
 
 
 def _save_and_export(trainer, vocabulary, output_dir, metadata, export):

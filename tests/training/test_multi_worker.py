@@ -28,6 +28,7 @@ import dataclasses, keras
 from captioning.data.pipeline import training_dataset
 from captioning.data.readers import read_coco
 from captioning.data.text import Vocabulary
+from captioning.training.counting import counts_array
 from captioning.training.loop import Trainer
 from tests.helpers import TINY_MODEL, TINY_TRAINING
 examples = read_coco(sys.argv[1], sys.argv[2])
@@ -36,7 +37,7 @@ config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
 keras.utils.set_random_seed(1)
 trainer = Trainer(config, TINY_TRAINING, vocabulary, sys.argv[3], strategy)
 dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25,
-                           extras=trainer.counting_features(examples))
+                           extras={"object_counts": counts_array(examples)})
 iterator = iter(strategy.experimental_distribute_dataset(dataset))
 losses = [float(trainer._train_step(iterator)[0]) for _ in range(3)]
 print(json.dumps({"losses": losses, "replicas": strategy.num_replicas_in_sync, "chief": trainer.is_chief}))

@@ -149,6 +149,7 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from captioning.data.pipeline import training_dataset
+from captioning.training.counting import counts_array
 from captioning.training.loop import Trainer
 from captioning.data.readers import read_coco
 from captioning.data.text import Vocabulary
@@ -163,7 +164,7 @@ for devices in (["/cpu:0"], ["/cpu:0", "/cpu:1"]):
     strategy = tf.distribute.MirroredStrategy(devices)
     trainer = Trainer(config, TINY_TRAINING, vocabulary, sys.argv[3] + str(len(devices)), strategy)
     dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0, 0.25,
-                               extras=trainer.counting_features(examples))
+                               extras={"object_counts": counts_array(examples)})
     iterator = iter(strategy.experimental_distribute_dataset(dataset))
 
     @tf.function
