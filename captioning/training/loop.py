@@ -125,6 +125,11 @@ class Trainer:
         return head
 
     def restore(self) -> int:
+        latest = self.checkpoints.latest
+        if latest and self.count_head and not any(
+                name.startswith("count_head/") for name, _ in tf.train.list_variables(latest)):
+            raise ValueError(f"{latest} was trained without the counting loss: resume it with --count_loss_weight 0, "
+                             "or give a new --output_dir")
         self.checkpoints.restore_latest()
         return int(self.step.numpy())
 

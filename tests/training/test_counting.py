@@ -136,3 +136,19 @@ def test_train_py_says_in_one_line_why_it_trains_no_counting_loss(tmp_path):
                 dataclasses.replace(TINY_TRAINING, steps_per_epoch=2), num_images=8,
                 export=False, log=lines.append)
     assert "no counting loss: the model has no cell context to train (--context_heads 0)" in lines
+
+
+def test_resuming_a_run_begun_without_the_counting_loss_says_how_to_go_on(tmp_path):
+    from captioning.data.readers import read_coco
+    from captioning.data.text import Vocabulary
+    from captioning.training.loop import Trainer
+
+    annotations = synthetic_dataset(tmp_path / "data", num_images=20)
+    examples = read_coco(annotations, str(tmp_path / "data" / "images"))
+    vocabulary = Vocabulary.build([e.caption for e in examples])
+    config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
+    without = dataclasses.replace(TINY_TRAINING, count_loss_weight=0.0)
+    Trainer(config, without, vocabulary, str(tmp_path / "run")).fit(examples, [], max_steps=6, log=lambda *_: None)
+    with pytest.raises(ValueError, match="trained without the counting loss: resume it with --count_loss_weight 0"):
+        Trainer(config, TINY_TRAINING, vocabulary, str(tmp_path / "run")).restore()
+    assert Trainer(config, without, vocabulary, str(tmp_path / "run")).restore() == 6  # as it began: it resumes
