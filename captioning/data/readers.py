@@ -49,12 +49,18 @@ def read_coco(annotations_path, image_dir):
     return examples
 
 
+MAX_SCENE_OBJECTS = 32  # counting targets cost objects² per image and pad every image to the most objects
+
+
 def _scene_objects(image) -> tuple:
     """The objects of an image's `scene` (written by the synthetic generator), each (shape, colour, x, y); () when
-    it has none or one that does not read as such, which costs that image only its counting targets."""
+    it has none, more than MAX_SCENE_OBJECTS, or one that does not read as such, which costs that image only its
+    counting targets."""
     try:
-        objects = tuple((str(o["shape"]), str(o["color"]), float(o["x"]), float(o["y"]))
-                        for o in image["scene"]["objects"])
+        listed = image["scene"]["objects"]
+        if len(listed) > MAX_SCENE_OBJECTS:
+            return ()
+        objects = tuple((str(o["shape"]), str(o["color"]), float(o["x"]), float(o["y"])) for o in listed)
     except (KeyError, TypeError, ValueError):
         return ()
     return objects if all(0 <= x <= 1 and 0 <= y <= 1 for _, _, x, y in objects) else ()

@@ -97,12 +97,14 @@ def test_a_coco_scene_becomes_the_examples_objects_and_a_broken_one_none(tmp_pat
     images = [{"id": 1, "file_name": "1.png", "scene": {"objects": objects}},
               {"id": 2, "file_name": "2.png", "scene": {"objects": [{"shape": "star"}]}},
               {"id": 3, "file_name": "3.png", "scene": {"objects": [{**objects[0], "x": float("nan")}]}},
-              {"id": 4, "file_name": "4.png"}]
+              {"id": 4, "file_name": "4.png"},
+              # A crafted scene of 100,000 objects would cost 10^10 comparisons and pad every image to its size.
+              {"id": 5, "file_name": "5.png", "scene": {"objects": objects * 100_000}}]
     path = tmp_path / "captions.json"
     path.write_text(json.dumps({"images": images, "annotations": [
-        {"image_id": i, "caption": "a red star"} for i in (1, 2, 3, 4)]}))
+        {"image_id": i, "caption": "a red star"} for i in (1, 2, 3, 4, 5)]}))
     examples = read_coco(str(path), str(tmp_path))
-    assert [e.objects for e in examples] == [(("star", "red", 0.25, 0.75),), (), (), ()]
+    assert [e.objects for e in examples] == [(("star", "red", 0.25, 0.75),), (), (), (), ()]
 
 
 LONGER_TRAINING = dataclasses.replace(TINY_TRAINING, steps_per_epoch=24, checkpoint_every_steps=12)
