@@ -3,15 +3,14 @@
 A caption loss alone leaves the context short of counting (count 0.87 on the development seed, where the aim is
 0.95): the words after a number are scored by the language prior, and a cell that covers part of a large star
 reads like one of a small star. So, where the data says what a scene holds (the synthetic generator's COCO
-`scene`), a small head reads each cell's context and names two counts at the cell of each object's centre: how
-many of the scene's objects share its shape, and how many share its shape and colour. Every other cell names 0.
-The head is a training aid only: it is checkpointed with the run and never exported.
+`scene`, as captioning.data.scene_counts rows), a small head reads each cell's context and names two counts at the
+cell of each object's centre: how many of the scene's objects share its shape, and how many share its shape and
+colour. Every other cell names 0. The head is a training aid only: it is checkpointed with the run and never exported.
 """
 
 import dataclasses
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from captioning.data import tfrecords
@@ -21,28 +20,8 @@ NUM_COUNTS = 2  # of the shape, of the shape and colour
 OBJECT_CELL_WEIGHT = 16.0  # an object's cell against an empty one: the few cells that carry the counts matter most
 
 
-def object_counts(objects) -> list:
-    """A scene's objects, each (shape, colour, x, y) -> per object [x, y, objects of its shape, objects of its shape
-    and colour]."""
-    return [[x, y, sum(s == shape for s, _, _, _ in objects),
-             sum(s == shape and c == colour for s, c, _, _ in objects)] for shape, colour, x, y in objects]
-
-
-def counts_array(examples):
-    """-> float32 [examples, most objects, 4] (rows of object_counts, zero-padded: a zero count is no object), or
-    None when no example carries its scene's objects."""
-    width = max((len(e.objects) for e in examples), default=0)
-    if not width:
-        return None
-    array = np.zeros((len(examples), width, 4), np.float32)
-    for row, example in enumerate(examples):
-        if example.objects:
-            array[row, :len(example.objects)] = object_counts(example.objects)
-    return array
-
-
 def cell_targets(counts, grid_shape):
-    """counts [B, objects, 4] (counts_array rows) -> int32 [B, rows * cols, 2]: each cell's two count classes, 0
+    """counts [B, objects, 4] (scene_counts.counts_array rows) -> int32 [B, rows * cols, 2]: each cell's two count classes, 0
     where no object is centred. Cells are numbered row by row, as the encoder lays out its grid."""
     rows, cols = grid_shape
     row = tf.minimum(tf.cast(counts[..., 1] * rows, tf.int32), rows - 1)

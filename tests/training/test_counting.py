@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from captioning.data import scene_counts
 from captioning.data.examples import CaptionExample
 from captioning.training import counting
 from tests.helpers import TINY_MODEL, TINY_TRAINING, synthetic_dataset, train_model
@@ -17,12 +18,12 @@ SCENE = (("star", "red", 0.1, 0.9), ("star", "red", 0.6, 0.2), ("star", "blue", 
 
 
 def test_each_object_counts_its_shape_and_its_shape_and_colour():
-    assert counting.object_counts(SCENE) == [[0.1, 0.9, 3, 2], [0.6, 0.2, 3, 2], [0.9, 0.9, 3, 1],
+    assert scene_counts.object_counts(SCENE) == [[0.1, 0.9, 3, 2], [0.6, 0.2, 3, 2], [0.9, 0.9, 3, 1],
                                              [0.4, 0.4, 1, 1]]
 
 
 def test_counts_land_on_the_cell_of_each_centre_row_by_row():
-    counts = tf.constant([counting.object_counts(SCENE)], tf.float32)
+    counts = tf.constant([scene_counts.object_counts(SCENE)], tf.float32)
     targets = counting.cell_targets(counts, (4, 4)).numpy()[0]  # 4 x 4 cells, numbered row by row
     expected = np.zeros((16, 2), np.int32)
     expected[3 * 4 + 0] = [3, 2]  # x 0.1, y 0.9: bottom row, first column
@@ -36,16 +37,16 @@ def test_counts_land_on_the_cell_of_each_centre_row_by_row():
 
 def test_counts_past_the_largest_class_are_named_by_it():
     crowd = tuple(("star", "red", 0.1 * i, 0.5) for i in range(1, 7))  # six red stars
-    targets = counting.cell_targets(tf.constant([counting.object_counts(crowd)], tf.float32), (8, 8)).numpy()
+    targets = counting.cell_targets(tf.constant([scene_counts.object_counts(crowd)], tf.float32), (8, 8)).numpy()
     assert targets.max() == counting.MAX_COUNT
 
 
 def test_examples_without_a_scene_give_zero_rows_and_none_at_all_give_no_array():
     examples = [CaptionExample("a.png", "x", "a", objects=SCENE[:2]), CaptionExample("b.png", "y", "b")]
-    array = counting.counts_array(examples)
+    array = scene_counts.counts_array(examples)
     assert array.shape == (2, 2, 4)
     assert array[1].tolist() == [[0] * 4] * 2
-    assert counting.counts_array(examples[1:]) is None
+    assert scene_counts.counts_array(examples[1:]) is None
 
 
 def one_hot_logits(targets, confidence=20.0):
@@ -55,7 +56,7 @@ def one_hot_logits(targets, confidence=20.0):
 
 
 def test_the_loss_is_near_zero_when_right_and_an_object_cell_costs_more_than_an_empty_one():
-    counts = tf.constant([counting.object_counts(SCENE)], tf.float32)
+    counts = tf.constant([scene_counts.object_counts(SCENE)], tf.float32)
     targets = counting.cell_targets(counts, (4, 4))
     right = one_hot_logits(targets)
     assert float(counting.count_loss_sum(right, counts, (4, 4))) < 1e-3
@@ -72,7 +73,7 @@ def test_the_loss_is_near_zero_when_right_and_an_object_cell_costs_more_than_an_
 
 
 def test_images_without_a_scene_add_nothing_and_the_loss_sums_over_images():
-    counts = tf.constant([counting.object_counts(SCENE), [[0.0] * 4] * 4], tf.float32)
+    counts = tf.constant([scene_counts.object_counts(SCENE), [[0.0] * 4] * 4], tf.float32)
     uniform = tf.zeros((2, 16, 10))
     one = float(counting.count_loss_sum(uniform[:1], counts[:1], (4, 4)))
     assert one == pytest.approx(2 * np.log(counting.MAX_COUNT + 1), rel=1e-5)  # two 5-way guesses per cell

@@ -28,7 +28,7 @@ import dataclasses, keras
 from captioning.data.pipeline import training_dataset
 from captioning.data.readers import read_coco
 from captioning.data.text import Vocabulary
-from captioning.training.counting import counts_array
+from captioning.data.scene_counts import counts_array
 from captioning.training.loop import Trainer
 from tests.helpers import TINY_MODEL, TINY_TRAINING
 examples = read_coco(sys.argv[1], sys.argv[2])

@@ -150,7 +150,7 @@ tf.config.set_logical_device_configuration(tf.config.list_physical_devices("CPU"
                                            [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
 from captioning.data.pipeline import training_dataset
-from captioning.training.counting import counts_array
+from captioning.data.scene_counts import counts_array
 from captioning.training.loop import Trainer
 from captioning.data.readers import read_coco
 from captioning.data.text import Vocabulary
