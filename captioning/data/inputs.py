@@ -9,7 +9,8 @@ from captioning.data import pipeline, tfrecords
 def distributed_training_data(strategy: tf.distribute.Strategy, data, tokenizer, image_size: int,
                               global_batch_size: int, seed: int, image_dropout: float, start_step: int,
                               extras: dict = None):
-    """`extras` (arrays with a row per example, pipeline.training_dataset) are for a list of examples only."""
+    """`extras` (arrays with a row per example, pipeline.training_dataset) are for a list of examples only: TFRecords
+    carry what the counting loss reads in each image's record."""
     if isinstance(data, tfrecords.ShardedRecords):  # each worker reads its own shards
         return strategy.distribute_datasets_from_function(
             lambda context: tfrecords.training_dataset(data, tokenizer, image_size, global_batch_size, seed,

@@ -3,9 +3,12 @@ all its captions. Training then reads a few large files in parallel instead of d
 image file per caption.
 
 Layout of a TFRecords directory:
-  <split>-00000-of-000NN.tfrecord ...   records {image: bytes, captions: [bytes], image_id: bytes}
+  <split>-00000-of-000NN.tfrecord ...   records {image: bytes, captions: [bytes], image_id: bytes,
+                                        object_counts: [float], 4 per object (scene_counts rows), when the source
+                                        says what the image's scene holds}
   <split>-captions.txt                  every caption of the split, one a line (the vocabulary is built from it)
-  manifest.json                         image size, and per split: files, images, captions
+  manifest.json                         image size, and per split: files, images, captions, most_objects (the most
+                                        objects one record lists; 0 when no record says what its scene holds)
 
 Reading: the shards are interleaved in parallel; across the workers of a multi-worker job each worker reads its
 own shards (sharding by file), so no worker decodes another's images.
@@ -18,6 +21,7 @@ import os
 
 import tensorflow as tf
 
+from captioning.data import scene_counts
 from captioning.data.images import decode_and_resize
 from captioning.data.pipeline import AUTOTUNE, image_key, never_null_image, null_image_draws, to_features
 from captioning.util import atomic
@@ -25,7 +29,7 @@ from captioning.util import atomic
 MANIFEST = "manifest.json"
 JPEG_QUALITY = 95
 _RECORD = {"image": tf.io.FixedLenFeature([], tf.string), "captions": tf.io.VarLenFeature(tf.string),
-           "image_id": tf.io.FixedLenFeature([], tf.string)}
+           "image_id": tf.io.FixedLenFeature([], tf.string), "object_counts": tf.io.VarLenFeature(tf.float32)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +42,7 @@ class ShardedRecords:
     num_images: int
     num_captions: int
     image_size: int
+    most_objects: int = 0  # what the counting loss reads: 0 when the records say nothing of their scenes
 
     def captions(self) -> list:
         with open(os.path.join(self.directory, f"{self.split}-captions.txt"), encoding="utf-8") as f:
@@ -60,9 +65,11 @@ def _resized_jpegs(paths, image_size):
 def write_split(examples, directory: str, split: str, image_size: int, images_per_shard: int = 1000) -> dict:
     """Writes one split's shards and captions file; returns its manifest entry. Each shard is written under a
     temporary name and renamed into place, so a reader never sees half a shard."""
-    captions_of = {}
+    captions_of, counts_of = {}, {}
     for example in examples:  # images in first-seen order, each with its captions (newlines would split them)
-        captions_of.setdefault((example.image_id, example.image_path), []).append(" ".join(example.caption.split()))
+        key = (example.image_id, example.image_path)
+        captions_of.setdefault(key, []).append(" ".join(example.caption.split()))
+        counts_of.setdefault(key, scene_counts.object_counts(example.objects))
     images = list(captions_of)
     num_shards = max(1, math.ceil(len(images) / images_per_shard))
     files = [f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]
@@ -74,10 +81,14 @@ def write_split(examples, directory: str, split: str, image_size: int, images_pe
                 features = {"image": _bytes_feature([next(jpegs).numpy()]),
                             "captions": _bytes_feature([c.encode("utf-8") for c in captions_of[key]]),
                             "image_id": _bytes_feature([str(key[0]).encode("utf-8")])}
+                if counts_of[key]:
+                    features["object_counts"] = tf.train.Feature(float_list=tf.train.FloatList(
+                        value=[value for row in counts_of[key] for value in row]))
                 writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
     atomic.write_text(os.path.join(directory, f"{split}-captions.txt"),
                       "".join(f"{c}\n" for key in images for c in captions_of[key]))
-    return {"files": files, "images": len(images), "captions": sum(map(len, captions_of.values()))}
+    return {"files": files, "images": len(images), "captions": sum(map(len, captions_of.values())),
+            "most_objects": max(map(len, counts_of.values()), default=0)}
 
 
 def write_tfrecords(splits: dict, directory: str, image_size: int, images_per_shard: int = 1000) -> dict:
@@ -106,20 +117,23 @@ def open_split(directory: str, split: str):
     if missing:
         raise ValueError(f"{directory}: shard {missing[0]} named in {MANIFEST} is missing")
     return ShardedRecords(directory, split, tuple(os.path.join(directory, name) for name in entry["files"]),
-                          entry["images"], entry["captions"], manifest["image_size"])
+                          entry["images"], entry["captions"], manifest["image_size"], entry.get("most_objects", 0))
 
 
-def _pairs(records: tf.data.Dataset, image_size: int, deterministic: bool = True) -> tf.data.Dataset:
-    """Serialized records -> (pixels, image key, caption), one per caption; each image is decoded once."""
+def _pairs(records: tf.data.Dataset, image_size: int, most_objects: int) -> tf.data.Dataset:
+    """Serialized records -> (pixels, image key, caption, object counts [most_objects, 4], zero-padded), one per
+    caption; each image is decoded once."""
     def parse(serialized):
         example = tf.io.parse_single_example(serialized, _RECORD)
+        counts = tf.reshape(tf.sparse.to_dense(example["object_counts"]), [-1, scene_counts.ROW_WIDTH])
+        counts = tf.pad(counts, [[0, most_objects - tf.shape(counts)[0]], [0, 0]])
         return (decode_and_resize(example["image"], image_size), image_key(example["image_id"]),
-                tf.sparse.to_dense(example["captions"]))
+                tf.sparse.to_dense(example["captions"]), tf.ensure_shape(counts, [most_objects, None]))
 
-    def per_caption(pixels, key, captions):
-        return tf.data.Dataset.from_tensor_slices(captions).map(lambda caption: (pixels, key, caption))
+    def per_caption(pixels, key, captions, counts):
+        return tf.data.Dataset.from_tensor_slices(captions).map(lambda caption: (pixels, key, caption, counts))
 
-    parsed = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=deterministic)
+    parsed = records.map(parse, num_parallel_calls=AUTOTUNE, deterministic=True)
     return parsed.flat_map(per_caption)
 
 
@@ -139,10 +153,11 @@ def training_dataset(records: ShardedRecords, tokenizer, image_size: int, global
     files = files.shuffle(len(records.files), seed=seed, reshuffle_each_iteration=True).repeat()
     serialized = files.interleave(tf.data.TFRecordDataset, cycle_length=min(len(records.files), 8),
                                   num_parallel_calls=AUTOTUNE, deterministic=True)
-    pairs = _pairs(serialized, image_size).shuffle(shuffle_buffer, seed=seed)
+    pairs = _pairs(serialized, image_size, records.most_objects).shuffle(shuffle_buffer, seed=seed)
     # Number every example of every pipeline differently, so image dropout draws differ between workers.
     numbered = pairs.enumerate().map(
-        lambda i, pair: (*pair, i * context.num_input_pipelines + context.input_pipeline_id))
+        lambda i, pair: (*pair[:3], i * context.num_input_pipelines + context.input_pipeline_id,
+                         {"object_counts": pair[3]} if records.most_objects else {}))
     per_worker_step = batch_size * context.num_replicas_in_sync // context.num_input_pipelines
     dataset = numbered.skip(start_step * per_worker_step).batch(batch_size, drop_remainder=True)
     return dataset.map(to_features(tokenizer, null_image_draws(seed, image_dropout)),
@@ -152,8 +167,8 @@ def training_dataset(records: ShardedRecords, tokenizer, image_size: int, global
 def evaluation_dataset(records: ShardedRecords, tokenizer, image_size: int, global_batch_size: int):
     """Every caption of the split once, always with its real image. Every worker reads all shards and
     tf.distribute splits the batches between them (sharding by data), as for per-file reads."""
-    pairs = _pairs(tf.data.TFRecordDataset(list(records.files)), image_size)
-    numbered = pairs.enumerate().map(lambda i, pair: (*pair, i))
+    pairs = _pairs(tf.data.TFRecordDataset(list(records.files)), image_size, records.most_objects)
+    numbered = pairs.enumerate().map(lambda i, pair: (*pair[:3], i))
     dataset = numbered.batch(global_batch_size).map(to_features(tokenizer, never_null_image)).prefetch(AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

@@ -57,7 +57,8 @@ def off_reason(context_heads: int, data) -> str:
     if not context_heads:
         return "the model has no cell context to train (--context_heads 0)"
     if isinstance(data, tfrecords.ShardedRecords):
-        return "TFRecords carry no scenes"
+        return "" if data.most_objects else ("these TFRecords say nothing of their scenes (written from data without "
+                                             "them, or before records carried them: write them again)")
     if not any(example.objects for example in data):  # cheaper than building counts_array to find it empty
         return "no image of the data says what its scene holds (the synthetic data does)"
     return ""

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from captioning.data import scene_counts
 from captioning.data.inputs import distributed_training_data, evaluation_data
+from captioning.data.tfrecords import ShardedRecords
 from captioning.data.text import Tokenizer, Vocabulary
 from captioning.model.captioner import Captioner
 from captioning.model.config import ModelConfig
@@ -276,7 +277,8 @@ class Trainer:
             reason = counting.off_reason(self.model_config.context_heads, train_examples)
             if reason:
                 raise ValueError(f"no counting loss: {reason}")
-            extras = {"object_counts": scene_counts.counts_array(train_examples)}
+            if not isinstance(train_examples, ShardedRecords):  # TFRecords carry them in each image's record
+                extras = {"object_counts": scene_counts.counts_array(train_examples)}
         return distributed_training_data(self.strategy, train_examples, self.tokenizer, self.model_config.image_size,
                                          self.config.global_batch_size, self.config.seed,
                                          self.model_config.image_dropout, start_step, extras)

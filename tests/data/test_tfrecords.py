@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from captioning.data import pipeline, tfrecords
+from captioning.data import pipeline, scene_counts, tfrecords
 from captioning.data.examples import CaptionExample
 from captioning.data.text import Tokenizer, Vocabulary
-from tests.helpers import TINY_MODEL, TINY_TRAINING, write_image
+from tests.helpers import TINY_MODEL, TINY_TRAINING, synthetic_dataset, write_image
 
 SIZE = 32
 
@@ -32,7 +32,7 @@ def records(examples, tmp_path_factory):
     directory = str(tmp_path_factory.mktemp("records"))
     manifest = tfrecords.write_tfrecords({"train": examples}, directory, SIZE, images_per_shard=2)
     assert manifest["splits"]["train"] == {"files": [f"train-0000{i}-of-00004.tfrecord" for i in range(4)],
-                                           "images": 8, "captions": 16}
+                                           "images": 8, "captions": 16, "most_objects": 0}
     return tfrecords.open_split(directory, "train")
 
 
@@ -86,6 +86,31 @@ def test_training_reads_tfrecords_end_to_end(records, tmp_path):
                         tfrecord_dir=records.directory) is None
     assert "16 training and 0 validation captions" in lines and "stopped at step 4 of 12; run again to resume" in lines
     assert "number" in Vocabulary.load(str(tmp_path / "ckpt" / "vocabulary.txt")).tokens
+    assert any(line.startswith("no counting loss: these TFRecords say nothing of their scenes") for line in lines)
+
+
+def test_records_of_scenes_carry_what_each_image_holds_and_train_the_counting_loss(tmp_path):
+    from captioning.data.readers import read_coco
+    from captioning.training.loop import Trainer
+
+    examples = read_coco(synthetic_dataset(tmp_path / "data", num_images=12), str(tmp_path / "data" / "images"))
+    tfrecords.write_tfrecords({"train": examples}, str(tmp_path / "records"), SIZE, images_per_shard=5)
+    records = tfrecords.open_split(str(tmp_path / "records"), "train")
+    expected = scene_counts.counts_array(examples)
+    assert records.most_objects == expected.shape[1] > 1
+    row_of = {int(pipeline.image_key(tf.constant(e.image_id))): row for row, e in enumerate(examples)}
+    tokenizer, vocabulary = tokenizer_for(examples)
+    batch = next(iter(tfrecords.training_dataset(records, tokenizer, SIZE, 16, 0, 0.0, 0,
+                                                 tf.distribute.InputContext())))
+    for key, counts in zip(batch["image_keys"].numpy(), batch["object_counts"].numpy()):
+        np.testing.assert_array_equal(counts, expected[row_of[int(key)]])
+
+    config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
+    lines = []
+    Trainer(config, dataclasses.replace(TINY_TRAINING, log_every_steps=2), vocabulary,
+            str(tmp_path / "run")).fit(records, None, max_steps=2, log=lines.append)
+    losses = [float(line.split("count_loss ")[1].split()[0]) for line in lines if "count_loss" in line]
+    assert losses and min(losses) > 0, lines
 
 
 def test_the_conversion_tool_writes_a_directory_training_reads_and_refuses_bad_input(tmp_path):

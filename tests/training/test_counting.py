@@ -80,15 +80,16 @@ def test_images_without_a_scene_add_nothing_and_the_loss_sums_over_images():
     assert float(counting.count_loss_sum(uniform, counts, (4, 4))) == pytest.approx(one, rel=1e-6)
 
 
-def test_it_is_off_without_a_context_scenes_or_with_tfrecords(tmp_path):
+def test_it_is_off_without_a_context_or_scenes_in_examples_or_tfrecords(tmp_path):
     from captioning.data.tfrecords import ShardedRecords
 
     with_scene = [CaptionExample("a.png", "x", "a", objects=SCENE)]
     assert counting.off_reason(4, with_scene) == ""
     assert "--context_heads 0" in counting.off_reason(0, with_scene)
     assert "says what its scene holds" in counting.off_reason(4, [CaptionExample("a.png", "x", "a")])
-    records = ShardedRecords.__new__(ShardedRecords)  # the type is what matters: TFRecords keep no scenes
-    assert counting.off_reason(4, records) == "TFRecords carry no scenes"
+    records = ShardedRecords("d", "train", ("d/train-00000-of-00001.tfrecord",), 1, 1, 32)
+    assert "these TFRecords say nothing of their scenes" in counting.off_reason(4, records)
+    assert counting.off_reason(4, dataclasses.replace(records, most_objects=3)) == ""
 
 
 def test_a_coco_scene_becomes_the_examples_objects_and_a_broken_one_none(tmp_path):
