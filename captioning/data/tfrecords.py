@@ -125,7 +125,10 @@ def _pairs(records: tf.data.Dataset, image_size: int, most_objects: int) -> tf.d
     caption; each image is decoded once."""
     def parse(serialized):
         example = tf.io.parse_single_example(serialized, _RECORD)
-        counts = tf.reshape(tf.sparse.to_dense(example["object_counts"]), [-1, scene_counts.ROW_WIDTH])
+        values, width = tf.sparse.to_dense(example["object_counts"]), scene_counts.ROW_WIDTH
+        # Rows that do not fit the manifest (a record written by other means) cost the image its counts, not the run.
+        fits = (tf.size(values) % width == 0) & (tf.size(values) <= most_objects * width)
+        counts = tf.reshape(tf.cond(fits, lambda: values, lambda: values[:0]), [-1, width])
         counts = tf.pad(counts, [[0, most_objects - tf.shape(counts)[0]], [0, 0]])
         return (decode_and_resize(example["image"], image_size), image_key(example["image_id"]),
                 tf.sparse.to_dense(example["captions"]), tf.ensure_shape(counts, [most_objects, None]))

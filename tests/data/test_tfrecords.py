@@ -128,3 +128,30 @@ def test_the_conversion_tool_writes_a_directory_training_reads_and_refuses_bad_i
     result = subprocess.run(tool + ["--dataset", "csv", "--annotations", str(tmp_path / "absent.csv")], cwd=root,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_counting_rows_that_do_not_fit_the_manifest_cost_their_image_its_counts_only(tmp_path):
+    """An attack on the reader: records written by other means, whose rows are cut short or outnumber the
+    manifest's most_objects, would fail the reshape or the padding mid-run."""
+    import json
+
+    image = open(write_image(tmp_path / "a.png"), "rb").read()
+    rows = {"good": [0.5, 0.5, 1, 1], "cut_short": [0.5, 0.5, 1], "too_many": [0.5, 0.5, 1, 1] * 3}
+    with tf.io.TFRecordWriter(str(tmp_path / "train-00000-of-00001.tfrecord")) as writer:
+        for name, values in rows.items():
+            features = {"image": tf.train.Feature(bytes_list=tf.train.BytesList(value=[image])),
+                        "captions": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"a red square"])),
+                        "image_id": tf.train.Feature(bytes_list=tf.train.BytesList(value=[name.encode()])),
+                        "object_counts": tf.train.Feature(float_list=tf.train.FloatList(value=values))}
+            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+    (tmp_path / "train-captions.txt").write_text("a red square\n" * 3)
+    (tmp_path / tfrecords.MANIFEST).write_text(json.dumps({"image_size": SIZE, "splits": {"train": {
+        "files": ["train-00000-of-00001.tfrecord"], "images": 3, "captions": 3, "most_objects": 2}}}))
+    records = tfrecords.open_split(str(tmp_path), "train")
+    tokenizer, _ = tokenizer_for([CaptionExample("a.png", "a red square", "a")])
+    batch = next(iter(tfrecords.training_dataset(records, tokenizer, SIZE, 3, 0, 0.0, 0,
+                                                 tf.distribute.InputContext())))
+    counts = dict(zip(batch["image_keys"].numpy(), batch["object_counts"].numpy()))
+    for name in rows:
+        expected = [[0.5, 0.5, 1, 1], [0, 0, 0, 0]] if name == "good" else np.zeros((2, 4))
+        np.testing.assert_array_equal(counts[int(pipeline.image_key(tf.constant(name)))], expected, err_msg=name)
