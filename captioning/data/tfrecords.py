@@ -68,8 +68,9 @@ def write_split(examples, directory: str, split: str, image_size: int, images_pe
     captions_of, counts_of = {}, {}
     for example in examples:  # images in first-seen order, each with its captions (newlines would split them)
         key = (example.image_id, example.image_path)
+        if key not in captions_of:  # an image's counts once, not once per caption
+            counts_of[key] = scene_counts.object_counts(example.objects)
         captions_of.setdefault(key, []).append(" ".join(example.caption.split()))
-        counts_of.setdefault(key, scene_counts.object_counts(example.objects))
     images = list(captions_of)
     num_shards = max(1, math.ceil(len(images) / images_per_shard))
     files = [f"{split}-{i:05d}-of-{num_shards:05d}.tfrecord" for i in range(num_shards)]

@@ -21,8 +21,8 @@ OBJECT_CELL_WEIGHT = 16.0  # an object's cell against an empty one: the few cell
 
 
 def cell_targets(counts, grid_shape):
-    """counts [B, objects, 4] (scene_counts.counts_array rows) -> int32 [B, rows * cols, 2]: each cell's two count classes, 0
-    where no object is centred. Cells are numbered row by row, as the encoder lays out its grid."""
+    """counts [B, objects, 4] (scene_counts.counts_array rows) -> int32 [B, rows * cols, 2]: each cell's two count
+    classes, 0 where no object is centred. Cells are numbered row by row, as the encoder lays out its grid."""
     rows, cols = grid_shape
     row = tf.minimum(tf.cast(counts[..., 1] * rows, tf.int32), rows - 1)
     col = tf.minimum(tf.cast(counts[..., 0] * cols, tf.int32), cols - 1)
