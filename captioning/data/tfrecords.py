@@ -24,6 +24,7 @@ import tensorflow as tf
 from captioning.data import scene_counts
 from captioning.data.images import decode_and_resize
 from captioning.data.pipeline import AUTOTUNE, image_key, never_null_image, null_image_draws, to_features
+from captioning.data.readers import MAX_SCENE_OBJECTS
 from captioning.util import atomic
 
 MANIFEST = "manifest.json"
@@ -117,8 +118,13 @@ def open_split(directory: str, split: str):
     missing = [name for name in entry["files"] if not os.path.isfile(os.path.join(directory, name))]
     if missing:
         raise ValueError(f"{directory}: shard {missing[0]} named in {MANIFEST} is missing")
+    most_objects = entry.get("most_objects", 0)
+    # Every example is padded to it: a crafted manifest could ask for gigabytes per image.
+    if not (isinstance(most_objects, int) and 0 <= most_objects <= MAX_SCENE_OBJECTS):
+        raise ValueError(f"{directory}: {MANIFEST} gives {split} most_objects {most_objects!r}; a record lists 0 to "
+                         f"{MAX_SCENE_OBJECTS} objects")
     return ShardedRecords(directory, split, tuple(os.path.join(directory, name) for name in entry["files"]),
-                          entry["images"], entry["captions"], manifest["image_size"], entry.get("most_objects", 0))
+                          entry["images"], entry["captions"], manifest["image_size"], most_objects)
 
 
 def _pairs(records: tf.data.Dataset, image_size: int, most_objects: int) -> tf.data.Dataset:

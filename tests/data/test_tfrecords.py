@@ -132,7 +132,8 @@ def test_the_conversion_tool_writes_a_directory_training_reads_and_refuses_bad_i
 
 def test_counting_rows_that_do_not_fit_the_manifest_cost_their_image_its_counts_only(tmp_path):
     """An attack on the reader: records written by other means, whose rows are cut short or outnumber the
-    manifest's most_objects, would fail the reshape or the padding mid-run."""
+    manifest's most_objects, would fail the reshape or the padding mid-run; a manifest's most_objects beyond any
+    scene would pad every example to it."""
     import json
 
     image = open(write_image(tmp_path / "a.png"), "rb").read()
@@ -148,6 +149,12 @@ def test_counting_rows_that_do_not_fit_the_manifest_cost_their_image_its_counts_
     (tmp_path / tfrecords.MANIFEST).write_text(json.dumps({"image_size": SIZE, "splits": {"train": {
         "files": ["train-00000-of-00001.tfrecord"], "images": 3, "captions": 3, "most_objects": 2}}}))
     records = tfrecords.open_split(str(tmp_path), "train")
+    manifest = json.loads((tmp_path / tfrecords.MANIFEST).read_text())
+    for most_objects in (10**9, -1, "2"):  # every example is padded to it: 10**9 would be 16 GB an image
+        manifest["splits"]["train"]["most_objects"] = most_objects
+        (tmp_path / tfrecords.MANIFEST).write_text(json.dumps(manifest))
+        with pytest.raises(ValueError, match=f"most_objects {most_objects!r}; a record lists 0 to 32 objects"):
+            tfrecords.open_split(str(tmp_path), "train")
     tokenizer, _ = tokenizer_for([CaptionExample("a.png", "a red square", "a")])
     batch = next(iter(tfrecords.training_dataset(records, tokenizer, SIZE, 3, 0, 0.0, 0,
                                                  tf.distribute.InputContext())))
