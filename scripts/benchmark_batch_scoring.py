@@ -57,7 +57,7 @@ def fastest(run) -> float:
 
 
 def score_in_batches(model_dir: str, pairs, likelihood_only: bool) -> tuple:
-    from captioning.inference.models import open_model
+    from captioning.inference.runners import open_model
     from captioning.jobs.csv_job import run_csv_job
 
     model = open_model(model_dir)

@@ -431,7 +431,7 @@ def main():
     if args.million_child:
         million_child(args.million_child, args.ef)
         return
-    from captioning.search.models import open_local
+    from captioning.search.search_model import open_local
 
     model = open_local(args.model_dir)
     parts = args.parts.split(",")

@@ -178,7 +178,7 @@ def main():
     parser.add_argument("--one_latency_size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--index_dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from captioning.search.models import open_local
+    from captioning.search.search_model import open_local
 
     try:
         model = open_local(args.model_dir)

@@ -137,7 +137,7 @@ def main(argv):
     with tempfile.TemporaryDirectory() as scratch:
         base_path = FLAGS.model_base_path
         if base_path is None:
-            from serving.fake_model import export_fake_model
+            from tests.fake_model import export_fake_model
             export_fake_model(scratch, 1)
             base_path = scratch
         rows = []

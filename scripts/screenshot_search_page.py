@@ -43,7 +43,7 @@ def build_index(model_dir, index_dir, scene_dir, count):
     from captioning.search import sources
     from captioning.search.index import ImageIndex
     from captioning.search.indexing import Indexer
-    from captioning.search.models import open_local
+    from captioning.search.search_model import open_local
 
     os.makedirs(scene_dir)
     for n, scene in enumerate(synthetic.generate_scenes(count, seed=SEED)):

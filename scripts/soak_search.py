@@ -136,7 +136,7 @@ def main():
         model_base_path = args.model_base_path
         if model_base_path is None:
             sys.path.insert(0, REPO)
-            from serving.fake_model import export_fake_model
+            from tests.fake_model import export_fake_model
             model_base_path = os.path.join(scratch, "export")
             export_fake_model(model_base_path, 1)
         port = _free_port()

@@ -326,7 +326,7 @@ def _api_token():
 def _start_up_failures() -> tuple:
     """What a bad start raises (a missing base path, a port in use, an index another process holds, an unreachable
     Qdrant, a model without the contrastive head for search): told in one line, not a traceback."""
-    from captioning.inference.models import MissingSignatureError
+    from captioning.inference.runners import MissingSignatureError
     from captioning.search.index import IndexBusyError
     from captioning.search.opening import IndexUnavailableError
 

@@ -9,7 +9,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # A folder may import its own modules and those of lower floors only; folders on one floor are independent.
 FLOORS = {"util": 0, "data": 1, "model": 2, "export": 3, "training": 4, "inference": 4,
-          "jobs": 5, "evaluate": 5, "search": 5}
+          "jobs": 5, "evaluate": 5, "search": 5, "commands": 6}
 
 
 def module_name(path: pathlib.Path) -> str:

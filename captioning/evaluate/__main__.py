@@ -13,7 +13,7 @@ from absl import flags
 from captioning.data import datasets, synthetic
 from captioning.evaluate.evaluation import evaluate_dataset, evaluate_synthetic, held_out_of_training, markdown_report
 from captioning.inference import ranking
-from captioning.inference.models import LocalModel
+from captioning.inference.runners import LocalModel
 from captioning.model.config import ModelConfig
 from captioning.util import cli
 

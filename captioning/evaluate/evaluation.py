@@ -211,7 +211,7 @@ def evaluate_synthetic(model, image_size: int, seed: int, num_images: int, retri
     """Hard negatives on `num_images` fresh scenes, recall over the first `retrieval_images` with alpha chosen
     on as many scenes from `val_seed` (default seed + 1), and generated captions with `beam_size` (0: none).
     With `held_out` combinations, hard negatives are also measured on scenes made only of them. `model` is a
-    captioning.inference.models.LocalModel."""
+    captioning.inference.runners.LocalModel."""
     scenes = synthetic.generate_scenes(num_images, seed)
     val_seed = seed + 1 if val_seed is None else val_seed
     val = synthetic_set(synthetic.generate_scenes(retrieval_images, val_seed), image_size, val_seed)

@@ -12,7 +12,7 @@ import numpy as np
 from tqdm import tqdm
 
 from captioning.data.validation import caption_problem, image_problem
-from captioning.inference.models import InvalidInputError
+from captioning.inference.runners import InvalidInputError
 from captioning.inference.rows import MAX_ROWS_PER_CALL
 
 ERROR_MESSAGES = {"missing_image": "missing image", "unreadable_image": "unreadable image",

@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from captioning.data import readers
 from captioning.data.validation import image_data_problem
-from captioning.inference import models, ranking
+from captioning.inference import ranking, runners
 from captioning.inference.batch import ERROR_MESSAGES, encode_images, pair_error, score_encoded
 from captioning.jobs.csv_job import JobSummary
 from captioning.jobs.pairs_csv import CsvError, output_columns, scored_row
@@ -196,7 +196,7 @@ class PairScoringHandler(ModelHandler):
         self._scored, self._last_log = 0, None  # per copy: each worker thread unpickles its own
 
     def load_model(self):
-        return models.LocalModel(self.job.model_dir)
+        return runners.LocalModel(self.job.model_dir)
 
     def run_inference(self, batch, model, inference_args=None):
         output = score_image_groups(model, list(batch), self.job)

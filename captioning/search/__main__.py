@@ -13,13 +13,13 @@ import json
 import os
 import sys
 
-from captioning.inference.models import MissingSignatureError
+from captioning.inference.runners import MissingSignatureError
 from captioning.search import retrieval
 from captioning.search.edge_engine import BUILD_SECONDS_PER_VECTOR, FULL_SCAN_VECTORS
 from captioning.search.fetch import FetchOptions
 from captioning.search.index import IndexBusyError, ModelVersionError
 from captioning.search.indexing import BATCH_SIZE, Indexer
-from captioning.search.models import open_local
+from captioning.search.search_model import open_local
 from captioning.search.opening import IndexUnavailableError, open_index
 from captioning.search.push import PAGE_SIZE, push
 from captioning.search.server_engine import ServerEngine

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 import numpy as np
 from tqdm import tqdm
 
-from captioning.inference.models import InvalidInputError
+from captioning.inference.runners import InvalidInputError
 from captioning.search.fetch import FetchError
 from captioning.search.images import ImageError, ImageLimits, image_size
 from captioning.search.index import point_id
@@ -55,7 +55,7 @@ class _Image:
 
 
 class Indexer:
-    """Adds images to `index` with `model` (a captioning.search.models.SearchModel)."""
+    """Adds images to `index` with `model` (a captioning.search.search_model.SearchModel)."""
 
     def __init__(self, index, model, batch_size: int = BATCH_SIZE, cache_features: bool = None, locks: IdLocks = None,
                  image_limits: ImageLimits = ImageLimits()):

@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from captioning.inference.models import InvalidInputError, MissingSignatureError
+from captioning.inference.runners import InvalidInputError, MissingSignatureError
 from captioning.inference.zero_shot import LabelsError
 from captioning.search.fetch import FetchError
 from captioning.search.images import ImageError

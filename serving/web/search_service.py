@@ -16,7 +16,7 @@ import numpy as np
 
 from captioning.export.saved_model import EXTRA_FILES_DIR
 from captioning.inference import ranking, tensors, zero_shot
-from captioning.inference.models import InvalidInputError, MissingSignatureError
+from captioning.inference.runners import InvalidInputError, MissingSignatureError
 from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
 from captioning.search.describe import describe
 from captioning.search.fetch import FetchOptions, fetch_image
@@ -24,7 +24,7 @@ from captioning.search.images import ImageLimits
 from captioning.search.index import ImageIndex
 from captioning.search.indexing import Indexer
 from captioning.search.locks import IdLocks
-from captioning.search.models import SearchModel
+from captioning.search.search_model import SearchModel
 from captioning.search.retrieval import QueryError, Searcher
 from serving.limits import SearchLimits
 from serving.status import ServingError
@@ -35,7 +35,7 @@ class BusyError(RuntimeError):
 
 
 class ServedModel:
-    """captioning.inference.models' `run(signature, inputs)` on one version of a model this server has loaded."""
+    """captioning.inference.runners' `run(signature, inputs)` on one version of a model this server has loaded."""
 
     def __init__(self, registry, predictor, servable):
         self._registry, self._predictor, self._servable = registry, predictor, servable

@@ -1,7 +1,7 @@
 """Every entry point, invoked badly, says what is wrong in one line (`error: ...`) and exits 2, with no traceback.
 
 One table: (entry point, arguments, a substring of the line). Placeholders in the arguments are filled from
-fixtures: {model} the tiny trained model's export, {fake} the fake model (serving/fake_model.py: quick to load),
+fixtures: {model} the tiny trained model's export, {fake} the fake model (tests/fake_model.py: quick to load),
 {no_head} the fake model without the contrastive head, {dir} a fresh
 folder, {file} an existing file, {busy_port} a port another socket holds, {busy_index} an index folder another
 process holds, {closed_url} a URL where nothing listens.
@@ -110,7 +110,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def places(tmp_path_factory, tiny_export_dir, sample_images):
     """The placeholder values, and the busy port and index held for the whole module."""
-    from serving.fake_model import export_fake_model
+    from tests.fake_model import export_fake_model
 
     root = tmp_path_factory.mktemp("bad_invocations")
     fake, no_head = str(root / "fake"), str(root / "no_head")

@@ -14,7 +14,7 @@ import pytest
 from captioning.data import scene_captions, synthetic
 from captioning.evaluate import evaluation
 from captioning.inference import ranking
-from captioning.inference.models import LocalModel
+from captioning.inference.runners import LocalModel
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

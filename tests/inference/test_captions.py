@@ -6,7 +6,7 @@ import pytest
 
 from captioning.data import synthetic
 from captioning.inference.captions import generate_with_signature
-from captioning.inference.models import open_model
+from captioning.inference.runners import open_model
 from captioning.model import generation
 
 

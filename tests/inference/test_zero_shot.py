@@ -5,7 +5,7 @@ import pytest
 
 from captioning.inference import ranking, zero_shot
 from captioning.inference.batch import read_bytes
-from captioning.inference.models import open_model
+from captioning.inference.runners import open_model
 
 LABELS = ["red circle", "green square", "blue star", "yellow triangle"]
 

@@ -11,7 +11,7 @@ import sys
 import pytest
 from PIL import Image
 
-from captioning.inference.models import open_model
+from captioning.inference.runners import open_model
 from captioning.jobs import beam_pipeline
 from captioning.jobs.csv_job import SCORE_COLUMNS, run_csv_job, score_columns
 from captioning.jobs.pairs_csv import CsvError, read_pairs_csv

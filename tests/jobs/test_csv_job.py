@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from captioning.inference import batch
-from captioning.inference.models import InvalidInputError, open_model
+from captioning.inference.runners import InvalidInputError, open_model
 from captioning.jobs.csv_job import run_csv_job
 from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
 from tests.helpers import write_image

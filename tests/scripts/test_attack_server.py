@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from serving.fake_model import export_fake_model
+from tests.fake_model import export_fake_model
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""Fixtures for search: the fake model (serving/fake_model.py, with its stand-in contrastive head), solid-colour
+"""Fixtures for search: the fake model (tests/fake_model.py, with its stand-in contrastive head), solid-colour
 images, an image index, and a local HTTP server to fetch images from."""
 
 import contextlib
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from captioning.data.synthetic import COLORS
-from serving.fake_model import export_fake_model
+from tests.fake_model import export_fake_model
 
 
 def colour_png(name_or_rgb, size=(16, 16)) -> bytes:
@@ -30,7 +30,7 @@ def search_export(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def search_model(search_export):
-    from captioning.search.models import open_local
+    from captioning.search.search_model import open_local
 
     return open_local(search_export)
 

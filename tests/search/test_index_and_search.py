@@ -8,7 +8,7 @@ from captioning.search import sources
 from captioning.search.images import ImageError
 from captioning.search.index import ImageIndex, IndexBusyError, ModelVersionError
 from captioning.search.indexing import Indexer
-from captioning.search.models import SearchModel
+from captioning.search.search_model import SearchModel
 from captioning.search.retrieval import QueryError, Searcher
 from tests.search.conftest import colour_png
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from captioning.inference.tensors import string_array
-from serving.fake_model import export_fake_model
+from tests.fake_model import export_fake_model
 from serving.model_registry import single_model_config
 from serving.server import ModelServer, ServerOptions
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from captioning.data.synthetic import COLORS
-from serving.fake_model import export_fake_model
+from tests.fake_model import export_fake_model
 from serving.server import SearchOptions
 from tests.search.conftest import colour_png, serving_files
 

@@ -1,7 +1,7 @@
 """The model-facing calls of search, in one place.
 
 `runner` is anything with `run(signature, inputs) -> {output: numpy}` and `signature_names()`: a
-captioning.inference.models LocalModel, or the server's in-process model (serving/web/search_service.py). Embeddings
+captioning.inference.runners LocalModel, or the server's in-process model (serving/web/search_service.py). Embeddings
 and features of one model version mean nothing to another, so a SearchModel is one version and the index keeps
 its vectors per version.
 """
@@ -11,7 +11,7 @@ import os
 import numpy as np
 
 from captioning.inference import batch
-from captioning.inference.models import LocalModel, MissingSignatureError
+from captioning.inference.runners import LocalModel, MissingSignatureError
 from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
 
 
