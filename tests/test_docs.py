@@ -225,12 +225,14 @@ def _absl_problems(args: list) -> list:
         arg = args[position]
         position += 1
         if not arg.startswith("--") or arg == "--":
+            problems.append(f"unexpected argument {arg!r} (the entry points take flags only)")
             continue
         name, has_value, value = arg[2:].partition("=")
         if name not in known and name.startswith("no") and name[2:] in known and known[name[2:]].boolean:
             continue
         if name not in known:
             passed.append(arg)
+            position += not has_value and position < len(args) and not args[position].startswith("--")
             continue
         flag = known[name]
         if not has_value and not flag.boolean:
@@ -294,6 +296,7 @@ PLANTED = [  # each must be reported: the check can fail
     ".venv/bin/python -m captioning.evaluate --dataset no_such_format",
     ".venv/bin/python scripts/benchmark_serving.py --model_base_pat checkpoints/export",  # flags under __main__
     ".venv/bin/python scripts/soak_search.py --clients 8 --second 60",  # argparse in main(); abbreviated
+    ".venv/bin/python train.py --output_dir runs/coco ...",  # a placeholder is passed as an argument
     "python train.py",
     ".venv/bin/python no_such_script.py",
     "bash scripts/setup.sh --no_such_flag",
