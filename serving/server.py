@@ -209,7 +209,7 @@ flags.DEFINE_string("index_dir", None, "Image index folder: serves search, /docs
                                        "port (python -m captioning.search builds one).")
 flags.DEFINE_string("qdrant_url", None, "With --index_dir: keep the vectors in this Qdrant server or cluster.")
 flags.DEFINE_boolean("allow_private_urls", False, "Let images be added from loopback, private and link-local URLs.")
-# What one request may cost (README "Limits and security").
+# What one request may cost (docs/serving.md, "Limits and security").
 flags.DEFINE_integer("max_rows_per_call", RequestLimits.max_rows_per_call,
                      "Most rows of any input of one signature call.")
 flags.DEFINE_integer("max_matrix_pairs", RequestLimits.max_matrix_pairs,

@@ -54,8 +54,9 @@ def output_report(output: str, tail: int = 2000) -> str:
 
 class TensorFlowCrash(AssertionError):
     """A subprocess that runs several replicas died in native code (a signal, a TF check, glibc's heap check), not
-    in ours. TF 2.21.0 does so now and then in a multi-replica CPU run's first step (README, "Training on several
-    machines"), so the tests of several replicas run again on it, and only on it, up to twice: RERUN_ON_TF_CRASH.
+    in ours. TF 2.21.0 does so now and then in a multi-replica CPU run's first step (docs/training.md,
+    "Training on several machines"), so the tests of several replicas run again on it, and only on it, up to
+    twice: RERUN_ON_TF_CRASH.
     Once was not enough: in one whole-suite run the lost-worker test's chief crashed in both of its tries."""
 
 

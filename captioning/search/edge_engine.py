@@ -6,7 +6,7 @@ flushes the segments. A lock file keeps the folder to one process, as the WAL wo
 
 Search: segments holding fewer vectors than FULL_SCAN_VECTORS are scanned exactly; `optimize` builds an HNSW
 graph over larger ones, searched with `hnsw_ef` of the collection's size. Both were chosen by
-scripts/benchmark_index.py on the model's own embeddings (README, "Search figures"): stage 1's top K matches
+scripts/benchmark_index.py on the model's own embeddings (docs/search.md, "Search figures"): stage 1's top K matches
 exact search's at recall >= 0.99.
 """
 

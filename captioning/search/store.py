@@ -13,7 +13,8 @@ import tempfile
 import numpy as np
 
 # Cached features are stored in float16: half the disk (32 KB per image for the default model's 8x8x256), the
-# same stage-2 rankings and scores to ~1e-3 (scripts/benchmark_index.py --parts features; README "Search figures").
+# same stage-2 rankings and scores to ~1e-3 (scripts/benchmark_index.py --parts features;
+# docs/search.md, "Search figures").
 # Files written in float32 by earlier versions still load.
 FEATURES_DTYPE = np.float16
 

@@ -1,7 +1,7 @@
 """A model trained for a minute or two on the simpler synthetic world (one and two objects) already prefers the true
 caption over the same caption with one colour or shape word changed, or with the relation's two objects exchanged,
 far more often than chance (0.5); and its contrastive head ranks an image's true caption above other scenes'
-captions. (The crowded world of three and four objects needs the default budget: README, Quality.)"""
+captions. (The crowded world of three and four objects needs the default budget: docs/quality.md.)"""
 
 import numpy as np
 

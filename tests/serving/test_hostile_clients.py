@@ -1,4 +1,4 @@
-"""Hostile and careless clients against the server on loopback (README "Limits and security"): each attack of
+"""Hostile and careless clients against the server on loopback (docs/serving.md, "Limits and security"): each attack of
 scripts/attack_server.py, on the fake model with small limits, so every one is answered quickly with a 4xx naming
 the limit, the trust boundary holds, and concurrent adds, deletes and searches of one image stay consistent."""
 
