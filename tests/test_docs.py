@@ -10,6 +10,7 @@ Run as a script, this file is that child: it reads the commands as JSON on stdin
 
 import argparse
 import contextlib
+import importlib
 import importlib.util
 import io
 import json
@@ -18,6 +19,7 @@ import runpy
 import shlex
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -82,6 +84,14 @@ def split_commands(line: str) -> list:
     return found
 
 
+def installed_commands() -> dict:
+    """The commands `pip install` puts into the environment: name -> "module:function" (pyproject.toml)."""
+    pyproject = REPO / "pyproject.toml"
+    if not pyproject.exists():
+        return {}
+    return tomllib.loads(pyproject.read_text()).get("project", {}).get("scripts", {})
+
+
 def module_file(name: str):
     """The repository file `python -m name` runs, or None when the module is not the project's."""
     base = REPO.joinpath(*name.split("."))
@@ -93,7 +103,8 @@ def module_file(name: str):
 
 def resolve(tokens: list):
     """(problem, None) or (None, program): program None for an outside tool, else (target, args) where target is
-    a repository file of Python to check the flags of, or a shell script's path."""
+    a repository file of Python to check the flags of, a shell script's path, or an installed command's
+    "module:function"."""
     program, rest = tokens[0], tokens[1:]
     if program == PYTHON:
         if len(rest) >= 2 and rest[0] == "-m":
@@ -111,6 +122,11 @@ def resolve(tokens: list):
     if program.startswith("scripts/") and program.endswith(".sh"):
         path = REPO / program
         return (None, (path, rest)) if path.is_file() else (f"no script {program}", None)
+    commands = installed_commands()
+    if program in commands:
+        return f"runs {program} from the PATH: write .venv/bin/{program} (it works without activating)", None
+    if program.startswith(".venv/bin/") and Path(program).name in commands:
+        return None, (commands[Path(program).name], rest)
     if program.startswith(".venv/bin/"):  # a tool installed into the environment (mkdocs, tensorboard)
         found = (Path(sys.executable).parent / Path(program).name).exists()
         return (None, None) if found else (f"no {program} in the environment", None)
@@ -130,6 +146,8 @@ def check_commands(commands: list) -> list:
         problem, program = resolve(tokens)
         if problem:
             problems.append(f"{where}: {problem}")
+        elif program and isinstance(program[0], str):
+            to_probe.append({"where": where, "entry": program[0], "args": program[1]})
         elif program and program[0].suffix == ".sh":
             source = program[0].read_text()
             problems += [f"{where}: {program[0].name} has no flag --{name}"
@@ -149,7 +167,7 @@ def doc_commands() -> list:
             for path in doc_files() for number, line in shell_lines(path) for tokens in split_commands(line)]
 
 
-# --- the child: run each program up to its argument parsing, check its flags -----------------------------------------------------
+# --- the child: run each program up to its argument parsing, check its flags -------------------------------
 
 class _CaughtParser(Exception):
     def __init__(self, parser):
@@ -157,28 +175,36 @@ class _CaughtParser(Exception):
         self.parser = parser
 
 
-def _program_parser(path: Path):
-    """Runs the program as its command line would, up to the moment it parses its arguments: then its absl
-    flags are all defined (None is returned: read flags.FLAGS), or its argparse parser is built (returned).
-    Nothing after that runs."""
+def _start(item: dict):
+    """(name, a function that runs the item's program as its command line would)."""
+    if "entry" in item:
+        module, function = item["entry"].split(":")
+        return item["entry"], lambda: getattr(importlib.import_module(module), function)()
+    path = Path(item["file"])
+    relative = path.relative_to(REPO).with_suffix("")
+    if (REPO / relative.parts[0] / "__init__.py").exists():  # a package's module: as python -m runs it
+        name = ".".join(relative.parts).removesuffix(".__main__")
+        return str(relative) + ".py", lambda: runpy.run_module(name, run_name="__main__")
+    return str(relative) + ".py", lambda: runpy.run_path(str(path), run_name="__main__")
+
+
+def _program_parser(start):
+    """Runs `start` up to the moment the program parses its arguments: then its absl flags are all defined
+    (None is returned: read flags.FLAGS), or its argparse parser is built (returned). Nothing after that runs."""
 
     def catch(parser=None, *args, **kwargs):
         raise _CaughtParser(parser if isinstance(parser, argparse.ArgumentParser) else None)
 
     saved = argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args, app.run, sys.argv
     argparse.ArgumentParser.parse_args = argparse.ArgumentParser.parse_known_args = app.run = catch
-    sys.argv = [str(path)]
-    relative = path.relative_to(REPO).with_suffix("")
+    sys.argv = ["program"]
     try:
-        if (REPO / relative.parts[0] / "__init__.py").exists():  # a package's module: as python -m runs it
-            runpy.run_module(".".join(relative.parts).removesuffix(".__main__"), run_name="__main__")
-        else:
-            runpy.run_path(str(path), run_name="__main__")
+        start()
     except _CaughtParser as caught:
         return caught.parser
     finally:
         argparse.ArgumentParser.parse_args, argparse.ArgumentParser.parse_known_args, app.run, sys.argv = saved
-    raise AssertionError(f"{path.name} ended without parsing its arguments")
+    raise AssertionError("the program ended without parsing its arguments")
 
 
 def _option_strings(parser) -> set:
@@ -269,19 +295,19 @@ def probe(items: list) -> list:
     app.define_help_flags()
     flags.DEFINE_bool("verbose", False, "captioning.util.cli.run defines it for every entry point")
     baseline = set(flags.FLAGS)
-    problems, by_file = [], {}
+    problems, by_program = [], {}
     for item in items:
-        by_file.setdefault(item["file"], []).append(item)
-    for file, file_items in by_file.items():
-        path = Path(file)
+        by_program.setdefault(item.get("entry") or item["file"], []).append(item)
+    for program_items in by_program.values():
+        name, start = _start(program_items[0])
         try:
-            parser = _program_parser(path)
-        except Exception as error:  # a program that cannot even be imported is a finding, not a crash
-            problems += [f"{item['where']}: cannot import {path.name}: {error!r}" for item in file_items]
+            parser = _program_parser(start)
+        except Exception as error:  # a program that cannot even be started is a finding, not a crash
+            problems += [f"{item['where']}: cannot start {name}: {error!r}" for item in program_items]
             continue
-        for item in file_items:
+        for item in program_items:
             found = _argparse_problems(parser, item["args"]) if parser else _absl_problems(item["args"])
-            problems += [f"{item['where']}: {path.relative_to(REPO)}: {problem}" for problem in found]
+            problems += [f"{item['where']}: {name}: {problem}" for problem in found]
         _forget_program(baseline)
     return problems
 
