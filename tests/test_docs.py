@@ -365,6 +365,23 @@ def test_readme_is_a_newcomers_page():
     assert len(lines) <= 300, f"README.md has {len(lines)} lines: move the detail to a page under docs/"
 
 
+def heading_anchors(path: Path) -> set:
+    """The anchors MkDocs (and GitHub) give the page's headings."""
+    from markdown.extensions.toc import slugify  # comes with mkdocs
+
+    headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", path.read_text(), flags=re.S), flags=re.M)
+    return {slugify(heading.replace("`", ""), "-").lower() for heading in headings}
+
+
+def test_readme_links_reach_pages_and_headings():
+    """The site's build checks the pages' links; the README is not among its pages, so its links are checked here."""
+    links = re.findall(r"\]\(([^)#]+\.md)(?:#([^)]+))?\)", README.read_text())
+    assert links
+    for target, anchor in links:
+        assert (REPO / target).is_file(), f"README.md links to a missing {target}"
+        assert not anchor or anchor in heading_anchors(REPO / target), f"{target} has no heading #{anchor}"
+
+
 def test_every_docs_page_is_in_the_site_nav():
     config = yaml.safe_load((REPO / "mkdocs.yml").read_text())
 
