@@ -26,6 +26,7 @@ import pytest
 import yaml
 from absl import app, flags
 from absl import logging as _absl_logging  # noqa: F401 (its flags are every absl program's)
+from markdown.extensions.toc import slugify  # the anchors MkDocs gives headings
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -367,8 +368,6 @@ def test_readme_is_a_newcomers_page():
 
 def heading_anchors(path: Path) -> set:
     """The anchors MkDocs (and GitHub) give the page's headings."""
-    from markdown.extensions.toc import slugify  # comes with mkdocs
-
     headings = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", path.read_text(), flags=re.S), flags=re.M)
     return {slugify(heading.replace("`", ""), "-").lower() for heading in headings}
 
