@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from captioning.export.signatures import SIGNATURES
 from serving.status import invalid_argument
 
 DEFAULT_BATCHED_SIGNATURES = frozenset({"serving_default"})
@@ -25,8 +26,14 @@ class BatchingOptions:
     max_batch_size: int = 64
     batch_timeout_micros: int = 5000
     # Only signatures whose outputs are row-aligned with their inputs may be
-    # batched; score_matrix, for one, is not.
+    # batched; score_matrix, for one, is not (the registry's `batches`).
     signatures: frozenset = DEFAULT_BATCHED_SIGNATURES
+
+    def __post_init__(self):
+        unbatchable = sorted(name for name in self.signatures if name in SIGNATURES and not SIGNATURES[name].batches)
+        if unbatchable:
+            raise ValueError(f"cannot batch {', '.join(unbatchable)}: its outputs are not one row per input row "
+                             "(captioning/export/signatures.py)")
 
 
 class _Task:

@@ -15,6 +15,7 @@ from google.protobuf import text_format
 from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
+from captioning.export.layout import SAVED_MODEL_FILE
 from serving.servable import Servable
 from serving.status import invalid_argument, not_found
 
@@ -202,7 +203,7 @@ def _version_dirs(base_path):
 
 
 def _has_saved_model(path):
-    return any(os.path.exists(os.path.join(path, f)) for f in ("saved_model.pb", "saved_model.pbtxt"))
+    return any(os.path.exists(os.path.join(path, f)) for f in (SAVED_MODEL_FILE, SAVED_MODEL_FILE + "txt"))
 
 
 def _wanted_versions(policy, versions):

@@ -1,7 +1,7 @@
 """A tiny stand-in for the captioning SavedModel, for tests and the benchmark.
 
-It exposes the same signature names, inputs, outputs and dtypes as the real
-export (docs/architecture.md) but computes toy numbers: scores from the image's mean
+It exports the registry's signatures named in FAKED (captioning.export.signatures), with the
+registry's inputs, outputs and dtypes, but computes toy numbers: scores from the image's mean
 pixel value and the text's word count, and a stand-in for the contrastive head
 (`embed_image`, `embed_text`, `contrastive`) that places an image by how close
 its mean colour is to each synthetic-scene colour and a text by the colour
@@ -14,11 +14,16 @@ import os
 import tensorflow as tf
 
 from captioning.data.synthetic import COLORS
+from captioning.export.layout import temporary_name
+from captioning.export.signatures import for_model
 from captioning.model.scoring import derived_scores
 
 _STRINGS = tf.TensorSpec([None], tf.string)
 _COLOR_NAMES = tf.constant(list(COLORS))
 _PALETTE = tf.constant(list(COLORS.values()), tf.float32) / 255.0  # [C, 3]
+# The registry's signatures this double has (tests/export/test_signatures.py holds each to the registry).
+FAKED = ("serving_default", "score_matrix", "encode_image", "score_features", "generate_caption", "embed_image",
+         "embed_text")
 # Every embedding gets this constant component, so a text naming no colour still has unit length.
 _BASE = 0.1
 
@@ -64,8 +69,9 @@ def _word_counts(text):
 
 
 class FakeCaptioner(tf.Module):
-    def __init__(self, version):
+    def __init__(self, version, contrastive=True):
         super().__init__()
+        self.contrastive = contrastive
         # A variable, so the export has a variables/ directory like the real one;
         # it also makes every version's scores differ.
         self.version_bias = tf.Variable(0.01 * version, dtype=tf.float32)
@@ -79,12 +85,12 @@ class FakeCaptioner(tf.Module):
         prior = -1.5 * tf.cast(num_tokens, tf.float32)
         scores = derived_scores(self._log_likelihood(brightness, num_tokens), prior, num_tokens,
                                 tf.zeros_like(num_tokens), num_tokens > 16)
-        scores["contrastive"] = tf.reduce_sum(
-            _colour_embedding(mean_colours) * _text_embedding(text), axis=1)
+        if self.contrastive:
+            scores["contrastive"] = tf.reduce_sum(_colour_embedding(mean_colours) * _text_embedding(text), axis=1)
         return scores
 
     @tf.function(input_signature=[_STRINGS, _STRINGS])
-    def serve(self, image_bytes, text):
+    def serving_default(self, image_bytes, text):
         return self._pair_scores(_mean_colours(image_bytes), text)
 
     @tf.function(input_signature=[_STRINGS, _STRINGS])
@@ -94,13 +100,11 @@ class FakeCaptioner(tf.Module):
         num_tokens = _word_counts(text)[tf.newaxis, :]
         log_likelihood = self._log_likelihood(brightness, num_tokens)
         tokens = tf.cast(num_tokens, tf.float32)
-        return {
-            "log_likelihood": log_likelihood,
-            "mean_log_prob": log_likelihood / tokens,
-            "pmi": log_likelihood + 1.5 * tokens,
-            "contrastive": tf.matmul(_colour_embedding(mean_colours), _text_embedding(text),
-                                     transpose_b=True),
-        }
+        scores = {"log_likelihood": log_likelihood, "mean_log_prob": log_likelihood / tokens,
+                  "pmi": log_likelihood + 1.5 * tokens}
+        if self.contrastive:
+            scores["contrastive"] = tf.matmul(_colour_embedding(mean_colours), _text_embedding(text), transpose_b=True)
+        return scores
 
     @tf.function(input_signature=[_STRINGS])
     def embed_image(self, image_bytes):
@@ -137,20 +141,17 @@ class FakeCaptioner(tf.Module):
 
 
 def export_fake_model(base_path, version, contrastive=True):
-    """Writes version `version` of the fake model under `base_path` (without `contrastive`: no embed_image and
-    embed_text, as a model trained with --contrastive_weight 0).
+    """Writes version `version` of the fake model under `base_path` (without `contrastive`: no embed_image,
+    embed_text or contrastive output, as a model trained with --contrastive_weight 0).
 
     The version is written to a temporary directory and renamed into place, so
     a polling server never sees a half-written version.
     """
-    module = FakeCaptioner(version)
-    signatures = {"serving_default": module.serve, "score_matrix": module.score_matrix,
-                  "encode_image": module.encode_image, "score_features": module.score_features,
-                  "generate_caption": module.generate_caption}
-    if contrastive:
-        signatures.update(embed_image=module.embed_image, embed_text=module.embed_text)
+    module = FakeCaptioner(version, contrastive)
+    signatures = {signature.name: getattr(module, signature.name) for signature in for_model(head=contrastive)
+                  if signature.name in FAKED}
     final_path = os.path.join(base_path, str(version))
-    staging_path = os.path.join(base_path, f".staging-{version}")
+    staging_path = os.path.join(base_path, temporary_name(version, os.getpid()))
     tf.saved_model.save(module, staging_path, signatures=signatures)
     os.rename(staging_path, final_path)
     return final_path

@@ -23,6 +23,7 @@ import sys
 from absl import flags
 
 from captioning.data.validation import caption_problem, image_problem
+from captioning.export import layout
 from captioning.inference import ranking, runners, zero_shot
 from captioning.inference.rows import run_in_batches
 from captioning.inference.zero_shot import DEFAULT_TEMPLATE, LabelsError
@@ -119,7 +120,7 @@ def ranking_choice(model):
         if FLAGS.rank_by not in (ranking.AUTO, *ranking.LIKELIHOOD_SCORES) or FLAGS.alpha is not None:
             raise InputError("--likelihood_only scores no prior: rank by log_likelihood or mean_log_prob")
         return (ranking.LIKELIHOOD_SCORES[0] if FLAGS.rank_by == ranking.AUTO else FLAGS.rank_by), 1.0
-    return ranking.resolve(FLAGS.rank_by, FLAGS.alpha, ranking.read_ranking(model.extra_file(ranking.RANKING_FILE)))
+    return ranking.resolve(FLAGS.rank_by, FLAGS.alpha, ranking.read_ranking(model.extra_file(layout.RANKING_FILE)))
 
 
 def print_table(columns, rows):

@@ -12,6 +12,7 @@ from absl import flags
 
 from captioning.data import datasets, synthetic
 from captioning.evaluate.evaluation import evaluate_dataset, evaluate_synthetic, held_out_of_training, markdown_report
+from captioning.export import layout
 from captioning.inference import ranking
 from captioning.inference.runners import LocalModel
 from captioning.model.config import ModelConfig
@@ -52,7 +53,7 @@ def run(model) -> dict:
                                 FLAGS.retrieval_images, FLAGS.beam_size)
     held_out = (held_out_of_training(model) if FLAGS.held_out_combinations is None
                 else synthetic.parse_combinations(FLAGS.held_out_combinations))
-    image_size = ModelConfig.load(model.extra_file("config.json")).image_size
+    image_size = ModelConfig.load(model.extra_file(layout.CONFIG_FILE)).image_size
     return evaluate_synthetic(model, image_size, FLAGS.seed, FLAGS.num_images, FLAGS.retrieval_images,
                               FLAGS.val_seed, held_out, FLAGS.beam_size)
 
@@ -67,7 +68,7 @@ def main(argv):
     table = markdown_report(report)
     print(table)
     if FLAGS.store_alpha and "val_images" in report.get("alpha", {}):
-        path = model.extra_file(ranking.RANKING_FILE)
+        path = model.extra_file(layout.RANKING_FILE)
         choice = report["alpha"]
         chosen_on = {key: report[key] for key in ("dataset", "annotations", "val_seed") if key in report}
         evidence = {key: value for key, value in choice.items() if key not in ("alpha", "helps")}

@@ -23,6 +23,7 @@ import numpy as np
 
 from captioning.data import readers, scene_captions, synthetic
 from captioning.data.validation import validate_examples
+from captioning.export import layout
 from captioning.inference import batch, ranking
 from captioning.inference.captions import generate_with_signature
 
@@ -285,7 +286,7 @@ def markdown_report(report: dict) -> str:
 def held_out_of_training(model) -> list:
     """The colour-shape combinations the model's synthetic training data held out, if that data is still there."""
     try:
-        with open(model.extra_file("training_metadata.json"), encoding="utf-8") as f:
+        with open(model.extra_file(layout.METADATA_FILE), encoding="utf-8") as f:
             annotations = json.load(f)["dataset"]["annotations"]
         with open(annotations, encoding="utf-8") as f:
             return [tuple(c) for c in json.load(f).get("info", {}).get("held_out", [])]

@@ -1,23 +1,9 @@
 """Export a trained Captioner as a versioned SavedModel that stock TF Serving loads as it is.
 
 Image decoding and tokenization run inside the graph; only core TensorFlow ops are used and nothing is
-XLA-compiled (TF Serving disables XLA). Signatures (the table in docs/architecture.md):
-  serving_default(image_bytes [B], text [B]) -> row-aligned scores
-  score_matrix(image_bytes [N], text [M])    -> [N, M] scores, each image encoded once
-  encode_image(image_bytes [N])              -> image_features [N, grid_cells, feature_dim]
-  score_features(image_features [B, G, D], text [B]) -> serving_default's scores for encode_image's features
-  embed_image(image_bytes [N]) -> embedding [N, D], embed_text(text [M]) -> embedding [M, D]: the contrastive
-                                             head's unit vectors (models that have one; their dot product is the
-                                             `contrastive` output of serving_default and score_matrix)
-  cross_attention(image_bytes [B], text [B]) -> attention [B, blocks, T, cells] (each predicted token's weights
-                                                over the image grid, averaged over heads), token [B, T] (the
-                                                predicted words, then [end]; padding ""), log_prob [B, T]
-  score_text(image_bytes [B], text [B])       -> serving_default's outputs without the prior pass
-                                                (no prior_log_likelihood, no pmi): the decoder runs once
-  score_text_features(image_features [B, G, D], text [B]) -> the same from encode_image's features
-  generate_caption(image_bytes [B], beam_size, max_length, length_penalty scalars)
-                                             -> caption [B, K] (best first), log_likelihood, num_tokens [B, K],
-                                                tokens [B, K, T]; max_length <= 0 means the model's maximum
+XLA-compiled (TF Serving disables XLA). Each signature is a graph function of ScoringModule named as in
+captioning.export.signatures, the one list of signatures (its table is docs/architecture.md's), whose inputs
+give the function's input_signature.
 
 generate_caption's cost grows with beam_size (B * beam_size hypotheses, each re-decoded every step), so the graph
 refuses a beam_size above MAX_BEAM_SIZE, and a max_length above the model's maximum, with INVALID_ARGUMENT before
@@ -32,14 +18,16 @@ import tensorflow as tf
 
 from captioning.data.images import decode_batch
 from captioning.data.text import Tokenizer
+from captioning.export import layout, signatures
 from captioning.model import generation, scoring
 
-EXTRA_FILES_DIR = "assets.extra"  # beside the model: config, vocabulary, training metadata (TF Serving ignores it)
-STRINGS = tf.TensorSpec([None], tf.string)
-FEATURES = tf.TensorSpec([None, None, None], tf.float32)
-SCALAR_INT, SCALAR_FLOAT = tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.float32)
 # Widest beam generate_caption runs; the web page's describe offers at most 8. Stored in the graph as a constant.
 MAX_BEAM_SIZE = 32
+
+
+def _inputs(name: str) -> list:
+    """The input_signature of signature `name`: its registry inputs, in order, every dimension of any size."""
+    return [tf.TensorSpec([None] * len(tensor.shape), tensor.dtype) for tensor in signatures.SIGNATURES[name].inputs]
 
 
 class ScoringModule(tf.Module):
@@ -72,7 +60,7 @@ class ScoringModule(tf.Module):
                                   message=f"{signature} takes row-aligned pairs: image_bytes and text need the same "
                                           f"length{hint}")
 
-    @tf.function(input_signature=[STRINGS, STRINGS])
+    @tf.function(input_signature=_inputs("serving_default"))
     def serving_default(self, image_bytes, text):
         self._assert_row_aligned("serving_default", image_bytes, text,
                                  " (use score_matrix for every image against every text)")
@@ -80,45 +68,45 @@ class ScoringModule(tf.Module):
 
     # serving_default runs the decoder twice (image, then null image for the prior); callers that rank by
     # log_likelihood never read the prior, so these two skip that pass.
-    @tf.function(input_signature=[STRINGS, STRINGS])
+    @tf.function(input_signature=_inputs("score_text"))
     def score_text(self, image_bytes, text):
         self._assert_row_aligned("score_text", image_bytes, text)
         return scoring.pair_likelihood_scores(self.model, self._encode(image_bytes), self._tokenize(text))
 
-    @tf.function(input_signature=[FEATURES, STRINGS])
+    @tf.function(input_signature=_inputs("score_text_features"))
     def score_text_features(self, image_features, text):
         return scoring.pair_likelihood_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
                                               self._tokenize(text))
 
-    @tf.function(input_signature=[STRINGS, STRINGS])
+    @tf.function(input_signature=_inputs("score_matrix"))
     def score_matrix(self, image_bytes, text):
         return scoring.matrix_scores(self.model, self._encode(image_bytes), self._tokenize(text))
 
-    @tf.function(input_signature=[STRINGS])
+    @tf.function(input_signature=_inputs("encode_image"))
     def encode_image(self, image_bytes):
         return {"image_features": tf.cast(self._encode(image_bytes), tf.float32)}
 
-    @tf.function(input_signature=[FEATURES, STRINGS])
+    @tf.function(input_signature=_inputs("score_features"))
     def score_features(self, image_features, text):
         return scoring.pair_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
                                    self._tokenize(text))
 
-    @tf.function(input_signature=[STRINGS])
+    @tf.function(input_signature=_inputs("embed_image"))
     def embed_image(self, image_bytes):
         return {"embedding": scoring.image_embeddings(self.model, self._encode(image_bytes))}
 
-    @tf.function(input_signature=[STRINGS])
+    @tf.function(input_signature=_inputs("embed_text"))
     def embed_text(self, text):
         return {"embedding": scoring.text_embeddings(self.model, self._tokenize(text))}
 
-    @tf.function(input_signature=[STRINGS, STRINGS])
+    @tf.function(input_signature=_inputs("cross_attention"))
     def cross_attention(self, image_bytes, text):
         self._assert_row_aligned("cross_attention", image_bytes, text)
         tokens = self._tokenize(text)
         words = tf.where(tokens["mask"] > 0, tf.gather(self.tokenizer.vocab, tokens["target_ids"]), "")
         return {"token": words, **scoring.token_attention(self.model, self._encode(image_bytes), tokens)}
 
-    @tf.function(input_signature=[STRINGS, SCALAR_INT, SCALAR_INT, SCALAR_FLOAT])
+    @tf.function(input_signature=_inputs("generate_caption"))
     def generate_caption(self, image_bytes, beam_size, max_length, length_penalty):
         max_words = self.model.config.max_length - 1  # one decoder position is [start]
         checks = [
@@ -138,10 +126,9 @@ class ScoringModule(tf.Module):
         return {**result, "caption": tf.reshape(captions, shape[:2])}
 
     def signatures(self) -> dict:
-        names = ["serving_default", "score_matrix", "encode_image", "score_features", "score_text",
-                 "score_text_features", "cross_attention", "generate_caption"]
-        names += ["embed_image", "embed_text"] * bool(self.model.contrastive)
-        return {name: getattr(self, name).get_concrete_function() for name in names}
+        """Every registry signature this model has (embed_* only with the contrastive head)."""
+        return {signature.name: getattr(self, signature.name).get_concrete_function()
+                for signature in signatures.for_model(head=bool(self.model.contrastive))}
 
 
 def next_version(export_base: str) -> int:
@@ -158,11 +145,11 @@ def export_saved_model(module: ScoringModule, export_base: str, extra_files=(), 
     os.makedirs(export_base, exist_ok=True)
     version = version or next_version(export_base)
     final = os.path.join(export_base, str(version))
-    temporary = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    temporary = os.path.join(export_base, layout.temporary_name(version, os.getpid()))
     shutil.rmtree(temporary, ignore_errors=True)
     tf.saved_model.save(module, temporary, signatures=module.signatures())
-    os.makedirs(os.path.join(temporary, EXTRA_FILES_DIR))
+    os.makedirs(os.path.join(temporary, layout.EXTRA_FILES_DIR))
     for path in extra_files:
-        shutil.copy(path, os.path.join(temporary, EXTRA_FILES_DIR))
+        shutil.copy(path, os.path.join(temporary, layout.EXTRA_FILES_DIR))
     os.rename(temporary, final)
     return final

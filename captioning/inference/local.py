@@ -4,7 +4,7 @@ import os
 
 import tensorflow as tf
 
-from captioning.export.saved_model import EXTRA_FILES_DIR
+from captioning.export.layout import EXTRA_FILES_DIR, SAVED_MODEL_FILE
 from captioning.inference.rows import run_in_batches
 
 
@@ -14,13 +14,13 @@ class ModelNotFoundError(FileNotFoundError):
 
 def resolve_version_dir(model_dir: str) -> str:
     """A version directory itself, or the newest integer version under an export base directory."""
-    if os.path.exists(os.path.join(model_dir, "saved_model.pb")):
+    if os.path.exists(os.path.join(model_dir, SAVED_MODEL_FILE)):
         return model_dir
     versions = sorted((int(d) for d in os.listdir(model_dir) if d.isdigit()), reverse=True) \
         if os.path.isdir(model_dir) else []
     for version in versions:
         path = os.path.join(model_dir, str(version))
-        if os.path.exists(os.path.join(path, "saved_model.pb")):
+        if os.path.exists(os.path.join(path, SAVED_MODEL_FILE)):
             return path
     raise ModelNotFoundError(f"no exported SavedModel in {model_dir} (expected {model_dir}/<version>/saved_model.pb;"
                              " run python train.py first)")

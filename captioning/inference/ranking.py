@@ -2,7 +2,8 @@
 
 Ranking texts for one image by log_likelihood favours texts the language model likes anyway (short, common
 ones). `debiased = log_likelihood - alpha * prior_log_likelihood` removes that prior in part (alpha = 1 is pmi).
-Evaluation picks alpha on validation data and writes it to `<version>/assets.extra/ranking.json`; ranking
+Evaluation picks alpha on validation data and writes it to `<version>/assets.extra/ranking.json`
+(captioning.export.layout); ranking
 uses it by default only when it measurably beat plain log_likelihood there.
 """
 
@@ -13,7 +14,6 @@ import numpy as np
 
 from captioning.util import atomic
 
-RANKING_FILE = "ranking.json"
 SCORES = ("log_likelihood", "mean_log_prob", "pmi", "debiased", "contrastive")
 LIKELIHOOD_SCORES = ("log_likelihood", "mean_log_prob", "contrastive")  # computable without the prior pass
 AUTO = "auto"  # debiased when the stored alpha helps, otherwise log_likelihood
@@ -45,9 +45,12 @@ def resolve(rank_by: str, alpha, stored) -> tuple[str, float]:
     if rank_by == AUTO:
         wanted = alpha is not None or bool(stored and stored.get("use_by_default"))
         rank_by = "debiased" if wanted else "log_likelihood"
-    if alpha is None:
-        alpha = stored["alpha"] if stored else 1.0  # without evaluation, debiased means pmi
-    return rank_by, float(alpha)
+    return rank_by, stored_alpha(stored) if alpha is None else float(alpha)
+
+
+def stored_alpha(stored) -> float:
+    """The alpha of a stored ranking; without evaluation, 1 (debiased means pmi)."""
+    return float(stored["alpha"]) if stored else 1.0
 
 
 def ranking_scores(scores: dict, rank_by: str, alpha: float):

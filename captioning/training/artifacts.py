@@ -5,11 +5,11 @@ import json
 import os
 
 from captioning.data.text import Vocabulary
+from captioning.export.layout import CONFIG_FILE, METADATA_FILE, VOCABULARY_FILE
 from captioning.model.config import ModelConfig
 from captioning.util import atomic
 
-CONFIG_FILE, VOCABULARY_FILE, WEIGHTS_FILE = "config.json", "vocabulary.txt", "model.weights.h5"
-METADATA_FILE, CURVES_FILE = "training_metadata.json", "training_curves.png"
+WEIGHTS_FILE, CURVES_FILE = "model.weights.h5", "training_curves.png"
 
 
 def save_trained_model(model_dir: str, model, vocabulary: Vocabulary, metadata: dict) -> None:

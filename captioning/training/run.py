@@ -6,6 +6,7 @@ import os
 from captioning.data import inputs, tfrecords
 from captioning.data.datasets import load_examples
 from captioning.data.text import Vocabulary
+from captioning.export import layout
 from captioning.export.saved_model import ScoringModule, export_saved_model, next_version
 from captioning.model.config import ModelConfig
 from captioning.training import artifacts, counting, distribute
@@ -17,8 +18,8 @@ from captioning.util import atomic
 def _vocabulary_and_config(run_dir, model_config, train_captions, max_vocab_size, min_word_count, log, chief=True):
     """A resumed run keeps the vocabulary and model shape it started with, whatever the flags say now. Every
     worker builds the same vocabulary from the same data; only the chief writes it."""
-    vocabulary_path = os.path.join(run_dir, artifacts.VOCABULARY_FILE)
-    config_path = os.path.join(run_dir, artifacts.CONFIG_FILE)
+    vocabulary_path = os.path.join(run_dir, layout.VOCABULARY_FILE)
+    config_path = os.path.join(run_dir, layout.CONFIG_FILE)
     if os.path.exists(vocabulary_path) and os.path.exists(config_path):
         saved = ModelConfig.load(config_path)
         if dataclasses.replace(saved, vocab_size=0) != dataclasses.replace(model_config, vocab_size=0):
@@ -94,5 +95,5 @@ def _save_and_export(trainer, vocabulary, output_dir, metadata, export):
     if not export:
         return None
     extra = [os.path.join(output_dir, name) for name in
-             (artifacts.CONFIG_FILE, artifacts.VOCABULARY_FILE, artifacts.METADATA_FILE)]
+             (layout.CONFIG_FILE, layout.VOCABULARY_FILE, layout.METADATA_FILE)]
     return export_saved_model(ScoringModule(trainer.model, vocabulary), os.path.join(output_dir, "export"), extra)

@@ -14,7 +14,7 @@ import uuid
 import grpc
 import numpy as np
 
-from captioning.export.saved_model import EXTRA_FILES_DIR
+from captioning.export.layout import EXTRA_FILES_DIR, RANKING_FILE
 from captioning.inference import ranking, tensors, zero_shot
 from captioning.inference.runners import InvalidInputError, MissingSignatureError
 from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
@@ -173,7 +173,7 @@ class SearchService:
         alpha), and the generated captions."""
         self.check_counts(labels=len(labels))
         model = self.model()
-        stored = ranking.read_ranking(model.runner.extra_file(ranking.RANKING_FILE))
+        stored = ranking.read_ranking(model.runner.extra_file(RANKING_FILE))
         rank_by, alpha = ranking.resolve(ranking.AUTO, None, stored)
         return describe(model, data, zero_shot.read_labels(labels) if labels else [], template, beam_size,
                         rank_by, alpha)

@@ -13,6 +13,7 @@ import pytest
 
 from captioning.data import scene_captions, synthetic
 from captioning.evaluate import evaluation
+from captioning.export import layout
 from captioning.inference import ranking
 from captioning.inference.runners import LocalModel
 
@@ -143,6 +144,6 @@ def test_synthetic_cli_reports_everything_and_stores_alpha(model_copy, tmp_path)
     assert report["held_out"]["combinations"] == ["red:star"]
     assert {"color", "shape", "size"} <= set(report["held_out"]["hard_negatives"])
     assert "Held-out colour-shape combinations (red:star)" in (tmp_path / "report.md").read_text()
-    stored = ranking.read_ranking(os.path.join(model_copy, "1", "assets.extra", ranking.RANKING_FILE))
+    stored = ranking.read_ranking(os.path.join(model_copy, "1", layout.EXTRA_FILES_DIR, layout.RANKING_FILE))
     assert stored["alpha"] == report["alpha"]["alpha"] and stored["use_by_default"] == report["alpha"]["helps"]
     assert stored["p_value"] == report["alpha"]["p_value"]

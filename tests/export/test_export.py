@@ -7,7 +7,7 @@ import pytest
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow.python.framework import op_def_registry
 
-from captioning.export.saved_model import EXTRA_FILES_DIR
+from captioning.export import layout
 
 # Ops that exist only to run XLA clusters: TF Serving disables XLA, so none may appear.
 XLA_OPS = {"XlaLaunch", "_XlaCompile", "_XlaRun", "_XlaMerge", "XlaCallModule"}
@@ -16,7 +16,7 @@ XLA_OPS = {"XlaLaunch", "_XlaCompile", "_XlaRun", "_XlaMerge", "XlaCallModule"}
 @pytest.fixture(scope="module")
 def saved_model(tiny_export_dir):
     proto = saved_model_pb2.SavedModel()
-    with open(os.path.join(tiny_export_dir, "1", "saved_model.pb"), "rb") as f:
+    with open(os.path.join(tiny_export_dir, "1", layout.SAVED_MODEL_FILE), "rb") as f:
         proto.ParseFromString(f.read())
     assert len(proto.meta_graphs) == 1
     return proto.meta_graphs[0]
@@ -30,10 +30,10 @@ def all_nodes(graph_def):
 
 def test_layout_tag_and_extras(tiny_export_dir, saved_model):
     version_dir = os.path.join(tiny_export_dir, "1")
-    assert {"saved_model.pb", "variables", "assets.extra"} <= set(os.listdir(version_dir))
+    assert {layout.SAVED_MODEL_FILE, "variables", layout.EXTRA_FILES_DIR} <= set(os.listdir(version_dir))
     assert list(saved_model.meta_info_def.tags) == ["serve"]
-    extras = set(os.listdir(os.path.join(version_dir, EXTRA_FILES_DIR)))
-    assert {"config.json", "vocabulary.txt", "training_metadata.json"} <= extras
+    extras = set(os.listdir(os.path.join(version_dir, layout.EXTRA_FILES_DIR)))
+    assert {layout.CONFIG_FILE, layout.VOCABULARY_FILE, layout.METADATA_FILE} <= extras
 
 
 def test_signatures_match_the_design(saved_model):
@@ -76,7 +76,7 @@ def test_cross_attention_is_a_distribution_over_the_grid_for_each_scored_word(ti
         image = f.read()
     texts = ["a red circle", "a large blue square on the left"]
     result = scorer.run("cross_attention", {"image_bytes": [image] * 2, "text": texts})
-    config = ModelConfig.load(scorer.extra_file("config.json"))
+    config = ModelConfig.load(scorer.extra_file(layout.CONFIG_FILE))
     cells = (config.image_size // 8) ** 2  # the small CNN halves the side three times
     assert result["attention"].shape == (2, config.num_layers, 8, cells)  # the longest text: 7 words + [end]
     np.testing.assert_allclose(result["attention"].sum(axis=-1), 1.0, rtol=1e-5)

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from captioning.export import layout
 from captioning.inference import ranking, zero_shot
 from captioning.inference.batch import read_bytes
 from captioning.inference.runners import open_model
@@ -51,7 +52,7 @@ def test_auto_ranking_debiases_only_when_evaluation_said_it_helps(rank_by, alpha
 
 
 def test_ranking_file_round_trip(tmp_path):
-    path = str(tmp_path / "assets.extra" / ranking.RANKING_FILE)
+    path = str(tmp_path / layout.EXTRA_FILES_DIR / layout.RANKING_FILE)
     assert ranking.read_ranking(path) is None
     ranking.write_ranking(path, 0.3, True, {"val_images": 100})
     assert ranking.read_ranking(path) == {"alpha": 0.3, "use_by_default": True, "val_images": 100}

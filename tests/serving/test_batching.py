@@ -174,3 +174,11 @@ def test_score_matrix_is_not_batched(servers, png, predict_request, batch_sizes)
                               signature="score_matrix")
     concurrently(lambda: batched.prediction.Predict(request, timeout=30), [()] * 4)
     assert batch_sizes == []
+
+
+def test_only_signatures_the_registry_says_batch_can_be_batched():
+    from captioning.export.signatures import SIGNATURES
+
+    assert all(SIGNATURES[name].batches for name in BatchingOptions().signatures)
+    with pytest.raises(ValueError, match="cannot batch generate_caption, score_matrix"):
+        BatchingOptions(signatures=frozenset({"serving_default", "score_matrix", "generate_caption"}))
