@@ -30,7 +30,6 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from captioning.data import scene_captions, synthetic  # noqa: E402
-from captioning.inference.batch import score_matrix  # noqa: E402
 from captioning.util import cli  # noqa: E402
 from captioning.util.memory import peak_memory_mb  # noqa: E402
 
@@ -78,7 +77,7 @@ def run_recall(model, args):
     embed_seconds = time.perf_counter() - started
     contrastive = text_vectors @ image_vectors.T  # what the index's cosine search returns for unit vectors
     started = time.perf_counter()
-    log_likelihood = score_matrix(model.runner, images, texts)["log_likelihood"].T  # [queries, images]
+    log_likelihood = model.score_matrix(images, texts)["log_likelihood"].T  # [queries, images]
     exhaustive_seconds = time.perf_counter() - started
     rows = [("stage 1 only (contrastive)", recall(ranks_of_truth(contrastive, truth)), 0)]
     for k in args.candidates:
@@ -86,7 +85,7 @@ def run_recall(model, args):
     rows.append((f"exhaustive log-likelihood ({len(images)})", recall(ranks_of_truth(log_likelihood, truth)),
                  len(images)))
     print(f"\nText->image recall: {len(texts)} queries (full captions) over {len(images)} unseen synthetic images "
-          f"(seed {RECALL_SEED}), model {model.runner.path}\n")
+          f"(seed {RECALL_SEED}), model {model.path}\n")
     print("| method | R@1 | R@5 | R@10 | pairs scored per query | vs exhaustive |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, values, pairs in rows:

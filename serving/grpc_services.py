@@ -16,7 +16,7 @@ from tensorflow_serving.apis import (
 )
 
 from captioning.inference import tensors
-from serving.servable import SIGNATURE_DEF_FIELD
+from captioning.inference.grpc_client import SIGNATURE_DEF_FIELD
 from serving.status import ServingError, invalid_argument
 
 

@@ -13,9 +13,9 @@ import grpc
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
+from captioning.inference.grpc_client import SIGNATURE_DEF_FIELD
 from serving import json_tensors
 from serving.predictor import DEFAULT_SIGNATURE
-from serving.servable import SIGNATURE_DEF_FIELD
 from serving.status import ServingError, invalid_argument
 
 # TF Serving's path patterns (http_rest_api_util.cc); it only claims /v1/ paths.

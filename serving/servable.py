@@ -8,8 +8,6 @@ from tensorflow_serving.apis import get_model_metadata_pb2
 from serving.status import from_tf_error
 
 SERVING_TAG = "serve"
-# The one metadata field TF Serving's GetModelMetadata knows.
-SIGNATURE_DEF_FIELD = "signature_def"
 
 
 @dataclass(frozen=True)
@@ -56,7 +54,7 @@ class Servable:
         }
 
     def signature_def_map(self):
-        """The metadata TF Serving returns under SIGNATURE_DEF_FIELD."""
+        """The metadata TF Serving returns under its one metadata field, signature_def."""
         return get_model_metadata_pb2.SignatureDefMap(signature_def=self.signature_defs)
 
 

@@ -26,6 +26,7 @@ from captioning.data.validation import validate_examples
 from captioning.export import layout
 from captioning.inference import batch, ranking
 from captioning.inference.captions import generate_with_signature
+from captioning.inference.rows import run_in_batches
 
 SCORES = ("log_likelihood", "mean_log_prob", "pmi")  # what every model gives; "contrastive" joins where it has a head
 KS = (1, 5, 10)
@@ -55,8 +56,9 @@ def scores_of(scores: dict, alpha: float = None) -> dict:
     return chosen
 
 
-def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0, alpha: float = None) -> dict:
-    """kind -> {"pairs": n, score: accuracy} for each score of `scores_of` (a tie counts as a miss)."""
+def hard_negative_accuracy(model, scenes, image_size: int, seed: int = 0, alpha: float = None) -> dict:
+    """kind -> {"pairs": n, score: accuracy} for each score of `scores_of` (a tie counts as a miss); `model` is any
+    captioning.inference.runners.ModelRunner, local or remote."""
     rng = np.random.default_rng(seed)
     images, texts, kinds = [], [], []
     for scene in scenes:
@@ -65,7 +67,7 @@ def hard_negative_accuracy(scorer, scenes, image_size: int, seed: int = 0, alpha
             images += [encoded, encoded]
             texts += [true, false]
             kinds.append(kind)
-    scores = scores_of(scorer.score(images, texts), alpha)
+    scores = scores_of(run_in_batches(model, "serving_default", {"image_bytes": images, "text": texts}), alpha)
     kinds = np.array(kinds)
     results = {}
     for kind in sorted(set(kinds)):
@@ -212,18 +214,18 @@ def evaluate_synthetic(model, image_size: int, seed: int, num_images: int, retri
     """Hard negatives on `num_images` fresh scenes, recall over the first `retrieval_images` with alpha chosen
     on as many scenes from `val_seed` (default seed + 1), and generated captions with `beam_size` (0: none).
     With `held_out` combinations, hard negatives are also measured on scenes made only of them. `model` is a
-    captioning.inference.runners.LocalModel."""
+    captioning.inference.runners.ModelRunner."""
     scenes = synthetic.generate_scenes(num_images, seed)
     val_seed = seed + 1 if val_seed is None else val_seed
     val = synthetic_set(synthetic.generate_scenes(retrieval_images, val_seed), image_size, val_seed)
     report = {"seed": seed, "val_seed": val_seed, "num_images": num_images, "retrieval_images": retrieval_images,
               **evaluate_retrieval(model, synthetic_set(scenes[:retrieval_images], image_size, seed), val, beam_size)}
     alpha = report["alpha"]["alpha"]
-    report["hard_negatives"] = hard_negative_accuracy(model.scorer, scenes, image_size, seed, alpha)
+    report["hard_negatives"] = hard_negative_accuracy(model, scenes, image_size, seed, alpha)
     if held_out:
         held_out_scenes = synthetic.generate_scenes(num_images, seed, held_out, require_held_out=True)
         report["held_out"] = {"combinations": [":".join(c) for c in held_out],
-                              "hard_negatives": hard_negative_accuracy(model.scorer, held_out_scenes, image_size,
+                              "hard_negatives": hard_negative_accuracy(model, held_out_scenes, image_size,
                                                                        seed, alpha)}
     return report
 

@@ -6,13 +6,15 @@
 """
 import grpc
 import numpy as np
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
 
 from captioning.inference import tensors
 from captioning.inference.rows import MAX_ROWS_PER_CALL
 
 # Images can be large; allow what the server allows.
 MAX_MESSAGE_BYTES = 2**31 - 1
+# The one metadata field of TF Serving's GetModelMetadata: the model's SignatureDefs.
+SIGNATURE_DEF_FIELD = "signature_def"
 
 
 class PredictionError(Exception):
@@ -45,18 +47,34 @@ class PredictionClient:
         carrying the gRPC status code and message.
         """
         request = predict_pb2.PredictRequest()
-        request.model_spec.name = self.model_name
+        self._name_model(request.model_spec)
         request.model_spec.signature_name = signature_name or self.signature_name
-        if self.version is not None:
-            request.model_spec.version.value = self.version
         for name, value in inputs.items():
             request.inputs[name].CopyFrom(tensors.to_proto(value, use_tensor_content=True))
         request.output_filter.extend(output_filter)
+        response = self._call(self._stub.Predict, request)
+        return {name: tensors.from_proto(proto) for name, proto in response.outputs.items()}
+
+    def signature_outputs(self) -> dict:
+        """{signature name: set of its output names} of the model version a call reaches (GetModelMetadata)."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest(metadata_field=[SIGNATURE_DEF_FIELD])
+        self._name_model(request.model_spec)
+        response = self._call(self._stub.GetModelMetadata, request)
+        signature_defs = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_defs)
+        return {name: set(signature.outputs) for name, signature in signature_defs.signature_def.items()
+                if not name.startswith("__")}  # TensorFlow's own __saved_model_init_op is no signature to call
+
+    def _name_model(self, model_spec):
+        model_spec.name = self.model_name
+        if self.version is not None:
+            model_spec.version.value = self.version
+
+    def _call(self, method, request):
         try:
-            response = self._stub.Predict(request, timeout=self.timeout)
+            return method(request, timeout=self.timeout)
         except grpc.RpcError as error:
             raise PredictionError(error.code(), error.details()) from None
-        return {name: tensors.from_proto(proto) for name, proto in response.outputs.items()}
 
     def score(self, image_bytes, texts, rows_per_request=MAX_ROWS_PER_CALL):
         """Scores row-aligned (image, text) pairs with the client's signature.

@@ -4,7 +4,11 @@
     model.run("encode_image", {"image_bytes": [png]})["image_features"]
 
 Inputs are lists of bytes/str (DT_STRING) or numpy arrays/scalars of the signature's dtype; outputs are numpy.
+Every runner (LocalModel, RemoteModel, and the server's in-process ServedModel) is a ModelRunner: callers use
+only what that protocol names (tests/serving/test_model_runners.py runs each against it).
 """
+
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -19,6 +23,28 @@ class InvalidInputError(ValueError):
     """The model rejected the inputs (INVALID_ARGUMENT: an undecodable image, a text without words)."""
 
 
+@runtime_checkable
+class ModelRunner(Protocol):
+    """One exported model version, called by signature name."""
+
+    path: str  # where the model is, for messages: a version directory, or model@server
+
+    def run(self, name: str, inputs: dict) -> dict:
+        """Signature `name` on `inputs` -> {output: numpy array}; MissingSignatureError when the model has no such
+        signature, InvalidInputError when the model rejects the inputs."""
+
+    def signature_names(self) -> set:
+        """The signatures the model was exported with."""
+
+    def output_names(self, name: str) -> set:
+        """The outputs of signature `name` (whether a score is there, e.g. the contrastive head's);
+        MissingSignatureError when the model has no such signature."""
+
+    def extra_file(self, name: str) -> str | None:
+        """The path of a file exported beside the model (captioning.export.layout), or None where the caller cannot
+        reach the model's files (a remote server)."""
+
+
 def _missing(name, where):
     return MissingSignatureError(f"{where} has no {name!r} signature; re-export the model with this version of "
                                  "captioning.export.saved_model")
@@ -30,30 +56,29 @@ class LocalModel:
     def __init__(self, model_dir: str):
         from captioning.inference.local import SavedModelScorer  # imports TensorFlow: only when needed
 
-        self.scorer = SavedModelScorer(model_dir)  # also serves the scorer-style APIs (score, score_matrix)
-        self.path = self.scorer.path
+        self._scorer = SavedModelScorer(model_dir)
+        self.path = self._scorer.path
 
     def run(self, name: str, inputs: dict) -> dict:
-        import tensorflow as tf
+        import tensorflow as tf  # loaded by SavedModelScorer already; named here for its error class
 
-        if name not in self.scorer.model.signatures:
+        if name not in self._scorer.model.signatures:
             raise _missing(name, self.path)
         try:
-            return self.scorer.run(name, inputs)
+            return self._scorer.run(name, inputs)
         except tf.errors.InvalidArgumentError as error:
             raise InvalidInputError(tf_error_line(error.message)) from None
 
     def extra_file(self, name: str) -> str:
-        return self.scorer.extra_file(name)
+        return self._scorer.extra_file(name)
 
     def signature_names(self) -> set:
-        return set(self.scorer.model.signatures)
+        return set(self._scorer.model.signatures)
 
     def output_names(self, name: str) -> set:
-        """The outputs of signature `name` (e.g. whether score_features has the contrastive head's score)."""
-        if name not in self.scorer.model.signatures:
+        if name not in self._scorer.model.signatures:
             raise _missing(name, self.path)
-        return set(self.scorer.model.signatures[name].structured_outputs)
+        return set(self._scorer.model.signatures[name].structured_outputs)
 
 
 class RemoteModel:
@@ -66,14 +91,20 @@ class RemoteModel:
         self._server, self._model_name, self._version = server, model_name, version
         self._client = None
 
-    def run(self, name: str, inputs: dict) -> dict:
+    def _connected(self):
         # tensorflow_serving's protos import TensorFlow: only when a server is called
-        from captioning.inference.grpc_client import PredictionClient, PredictionError
+        from captioning.inference.grpc_client import PredictionClient
 
         if self._client is None:
             self._client = PredictionClient(self._server, model_name=self._model_name, version=self._version)
+        return self._client
+
+    def run(self, name: str, inputs: dict) -> dict:
+        from captioning.inference.grpc_client import PredictionError  # loaded by _connected already
+
+        client = self._connected()
         try:
-            return self._client.predict({key: np.asarray(value) if np.isscalar(value) else value
+            return client.predict({key: np.asarray(value) if np.isscalar(value) else value
                                          for key, value in inputs.items()}, signature_name=name)
         except PredictionError as error:
             if "not found" in error.details and name in error.details:
@@ -81,6 +112,16 @@ class RemoteModel:
             if error.code.name == "INVALID_ARGUMENT":
                 raise InvalidInputError(tf_error_line(error.details)) from None
             raise
+
+    def signature_names(self) -> set:
+        """From the server's GetModelMetadata: the signatures of the version a call would reach now."""
+        return set(self._connected().signature_outputs())
+
+    def output_names(self, name: str) -> set:
+        outputs = self._connected().signature_outputs()
+        if name not in outputs:
+            raise _missing(name, self.path)
+        return outputs[name]
 
     def extra_file(self, name: str) -> None:
         """Files beside a served model are not reachable from the client."""

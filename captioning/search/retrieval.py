@@ -7,7 +7,8 @@ headline score, and the best `k` returned with both scores. Stage 2 either score
 on the first queries and keeps the faster.
 
 For one text the prior log P(text) is the same for every image, so `debiased` (log_likelihood - alpha * prior)
-ranks images exactly as log_likelihood does; it is offered for its values, comparable with text rankings.
+ranks images exactly as log_likelihood does; it is offered for its values, comparable with text rankings, and
+uses the model's stored alpha as every other ranking does (captioning.inference.ranking).
 """
 
 import time
@@ -28,10 +29,10 @@ class QueryError(ValueError):
 
 
 class Searcher:
-    def __init__(self, index, model, stage2: str = "auto", alpha: float = 1.0):
+    def __init__(self, index, model, stage2: str = "auto"):
         if stage2 not in STAGE2_WAYS:
             raise ValueError(f"stage2 must be one of {STAGE2_WAYS}")
-        self.index, self.model, self.stage2, self.alpha = index, model, stage2, alpha
+        self.index, self.model, self.stage2, self.alpha = index, model, stage2, model.alpha()
         self.timings = {"features": [], "images": []}  # seconds of each stage-2 way, while measuring
 
     def search(self, text: str, k: int = 10, candidates: int = DEFAULT_CANDIDATES,

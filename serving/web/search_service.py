@@ -14,10 +14,9 @@ import uuid
 import grpc
 import numpy as np
 
-from captioning.export.layout import EXTRA_FILES_DIR, RANKING_FILE
-from captioning.inference import ranking, tensors, zero_shot
+from captioning.export.layout import EXTRA_FILES_DIR
+from captioning.inference import tensors, zero_shot
 from captioning.inference.runners import InvalidInputError, MissingSignatureError
-from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
 from captioning.search.describe import describe
 from captioning.search.fetch import FetchOptions, fetch_image
 from captioning.search.images import ImageLimits
@@ -35,18 +34,25 @@ class BusyError(RuntimeError):
 
 
 class ServedModel:
-    """captioning.inference.runners' `run(signature, inputs)` on one version of a model this server has loaded."""
+    """A captioning.inference.runners.ModelRunner on one version of a model this server has loaded, called in
+    process through the Predictor (its validation, limits and batching)."""
 
-    def __init__(self, registry, predictor, servable):
-        self._registry, self._predictor, self._servable = registry, predictor, servable
+    def __init__(self, predictor, servable):
+        self._predictor, self._servable = predictor, servable
+        self.path = servable.path
 
-    def signature_names(self):
+    def signature_names(self) -> set:
         return set(self._servable.signatures)
 
-    def extra_file(self, name):
+    def output_names(self, name: str) -> set:
+        if name not in self._servable.signatures:
+            raise MissingSignatureError(f"the served model has no {name!r} signature")
+        return set(self._servable.signatures[name].outputs)
+
+    def extra_file(self, name: str) -> str:
         return os.path.join(self._servable.path, EXTRA_FILES_DIR, name)
 
-    def run(self, name, inputs):
+    def run(self, name: str, inputs: dict) -> dict:
         arrays = {key: tensors.string_array(value) if isinstance(value, list) else np.asarray(value)
                   for key, value in inputs.items()}
         try:
@@ -83,7 +89,7 @@ class SearchService:
 
     def model(self) -> SearchModel:
         servable = self._registry.get(self._model_name)
-        return SearchModel(ServedModel(self._registry, self._predictor, servable), servable.version)
+        return SearchModel(ServedModel(self._predictor, servable), servable.version)
 
     def _indexer(self, model):
         return Indexer(self.index, model, locks=self._image_locks, image_limits=self.image_limits)
@@ -172,11 +178,7 @@ class SearchService:
         """Labels ranked as `get_similarity_score.py --labels` ranks them (--rank_by auto with the model's stored
         alpha), and the generated captions."""
         self.check_counts(labels=len(labels))
-        model = self.model()
-        stored = ranking.read_ranking(model.runner.extra_file(RANKING_FILE))
-        rank_by, alpha = ranking.resolve(ranking.AUTO, None, stored)
-        return describe(model, data, zero_shot.read_labels(labels) if labels else [], template, beam_size,
-                        rank_by, alpha)
+        return describe(self.model(), data, zero_shot.read_labels(labels) if labels else [], template, beam_size)
 
     def check_counts(self, labels=0, texts=0):
         """QueryError when a request names more labels or texts than the limits allow."""
@@ -185,8 +187,7 @@ class SearchService:
 
     def score(self, data, texts):
         self.check_counts(texts=len(texts))
-        outputs = run_in_batches(self.model().runner, "serving_default",
-                                 {"image_bytes": [data] * len(texts), "text": list(texts)}, MAX_ROWS_PER_CALL)
+        outputs = self.model().score_pairs([data] * len(texts), texts)
         return [{"text": text, "scores": {name: values[n].item() for name, values in outputs.items()}}
                 for n, text in enumerate(texts)]
 

@@ -147,3 +147,16 @@ def test_synthetic_cli_reports_everything_and_stores_alpha(model_copy, tmp_path)
     stored = ranking.read_ranking(os.path.join(model_copy, "1", layout.EXTRA_FILES_DIR, layout.RANKING_FILE))
     assert stored["alpha"] == report["alpha"]["alpha"] and stored["use_by_default"] == report["alpha"]["helps"]
     assert stored["p_value"] == report["alpha"]["p_value"]
+
+
+def test_hard_negatives_measure_the_same_through_a_server(tiny_export_dir):
+    """The evaluation calls a model only through the runner protocol, so a served model gives the local numbers."""
+    from captioning.inference.runners import RemoteModel
+    from tests.serving.conftest import MODEL, running_server
+
+    scenes = synthetic.generate_scenes(12, seed=5)
+    local = evaluation.hard_negative_accuracy(LocalModel(tiny_export_dir), scenes, 32, seed=5, alpha=0.5)
+    with running_server(tiny_export_dir) as server:
+        remote = RemoteModel(f"127.0.0.1:{server.grpc_port}", MODEL)
+        assert evaluation.hard_negative_accuracy(remote, scenes, 32, seed=5, alpha=0.5) == local
+    assert {"color", "shape", "size"} <= set(local) and all(kind["pairs"] for kind in local.values())

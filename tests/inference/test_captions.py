@@ -6,6 +6,8 @@ import pytest
 
 from captioning.data import synthetic
 from captioning.inference.captions import generate_with_signature
+from captioning.inference.local import SavedModelScorer
+from captioning.inference.rows import run_in_batches
 from captioning.inference.runners import open_model
 from captioning.model import generation
 
@@ -24,13 +26,14 @@ def images(sample_images):
 def test_generated_log_likelihood_equals_scoring_the_generated_text(exported, images):
     generated = generate_with_signature(exported, images, beam_size=3, length_penalty=0.5)
     captions = [caption for per_image in generated["caption"] for caption in per_image]
-    scored = exported.scorer.score([image for image in images for _ in range(3)], captions)
+    scored = run_in_batches(exported, "serving_default",
+                            {"image_bytes": [image for image in images for _ in range(3)], "text": captions})
     np.testing.assert_allclose(scored["log_likelihood"], generated["log_likelihood"].ravel(), atol=1e-4)
     np.testing.assert_array_equal(scored["num_tokens"], generated["num_tokens"].ravel())
 
 
-def test_generate_caption_signature_decodes_in_one_graph_call(exported):
-    graph = exported.scorer.model.signatures["generate_caption"].graph.as_graph_def()
+def test_generate_caption_signature_decodes_in_one_graph_call(tiny_export_dir):
+    graph = SavedModelScorer(tiny_export_dir).model.signatures["generate_caption"].graph.as_graph_def()
     ops = {node.op for node in graph.node} | {node.op for f in graph.library.function for node in f.node_def}
     assert ops & {"While", "StatelessWhile"}, "the decoding loop must be a graph while loop"
 

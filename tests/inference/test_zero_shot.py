@@ -6,6 +6,7 @@ import pytest
 from captioning.export import layout
 from captioning.inference import ranking, zero_shot
 from captioning.inference.batch import read_bytes
+from captioning.inference.rows import run_in_batches
 from captioning.inference.runners import open_model
 
 LABELS = ["red circle", "green square", "blue star", "yellow triangle"]
@@ -66,7 +67,8 @@ def test_labels_are_ranked_best_first_by_the_scores_of_their_prompts(tiny_export
     for image, rows in zip(image_bytes, results):
         assert [row["score"] for row in rows] == sorted((row["score"] for row in rows), reverse=True)
         assert sorted(row["label"] for row in rows) == sorted(LABELS)
-        scores = model.scorer.score([image] * len(rows), [row["prompt"] for row in rows])
+        scores = run_in_batches(model, "serving_default",
+                                {"image_bytes": [image] * len(rows), "text": [row["prompt"] for row in rows]})
         np.testing.assert_allclose([row["log_likelihood"] for row in rows], scores["log_likelihood"], atol=1e-4)
         expected = scores["log_likelihood"] - 0.5 * scores["prior_log_likelihood"]
         np.testing.assert_allclose([row["score"] for row in rows], expected, atol=1e-4)

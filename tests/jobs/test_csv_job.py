@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from captioning.inference import batch
+from captioning.inference.rows import run_in_batches
 from captioning.inference.runners import InvalidInputError, open_model
 from captioning.jobs.csv_job import run_csv_job
 from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
@@ -84,7 +85,8 @@ def test_scores_equal_serving_default_and_each_image_is_encoded_once(model, pair
     scored = batch.score_pairs(counting, paths, captions, batch_size=2, progress=False)
     assert sum(counting.encoded) == scored.images_encoded == 4  # red.png, three samples; not one per row
     good = [i for i, error in enumerate(scored.errors) if not error]
-    expected = model.scorer.score([batch.read_bytes(paths[i]) for i in good], [captions[i] for i in good])
+    expected = run_in_batches(model, "serving_default", {"image_bytes": [batch.read_bytes(paths[i]) for i in good],
+                                                         "text": [captions[i] for i in good]})
     for name, values in expected.items():
         np.testing.assert_allclose(scored.scores[name][good], values, rtol=1e-5, atol=1e-5, err_msg=name)
 

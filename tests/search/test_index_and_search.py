@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from captioning.data.synthetic import COLORS
+from captioning.inference.runners import LocalModel
 from captioning.search import sources
 from captioning.search.images import ImageError
 from captioning.search.index import ImageIndex, IndexBusyError, ModelVersionError
@@ -102,8 +103,8 @@ def test_bad_queries(filled, search_model):
             searcher.search(text, k=k)
 
 
-def test_a_new_model_version_says_so_and_reindexing_fixes_it(filled, search_model):
-    newer = SearchModel(search_model.runner, version=2)
+def test_a_new_model_version_says_so_and_reindexing_fixes_it(filled, search_export):
+    newer = SearchModel(LocalModel(search_export), version=2)
     with pytest.raises(ModelVersionError, match="images embedded by model version 1, but the model is version 2.*"
                                                 "reindex"):
         Searcher(filled, newer).search("red")

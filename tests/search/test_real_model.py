@@ -31,7 +31,7 @@ def test_two_stage_search_with_the_real_signatures(model, sample_images, tmp_pat
         index.close()
     assert [row["id"] for row in by_features] == [row["id"] for row in by_images]
     images = [Path(row["source"]).read_bytes() for row in by_images]
-    expected = model.runner.run("serving_default", {"image_bytes": images, "text": [text] * 3})
+    expected = model.score_pairs(images, [text] * 3)
     for rows in (by_features, by_images):
         np.testing.assert_allclose([row["log_likelihood"] for row in rows], expected["log_likelihood"],
                                    rtol=1e-4, atol=1e-4)

@@ -164,23 +164,27 @@ def test_a_new_model_version_asks_for_reindexing(start_server, tmp_path):
         assert found["payload"]["model_version"] == 2
 
 
-def test_describe_ranks_labels_with_the_stored_alpha_as_the_command_line_does(start_server, tmp_path):
+def test_describe_and_search_use_the_stored_alpha_as_the_command_line_does(start_server, tmp_path):
     base_path = tmp_path / "export"
     export_fake_model(str(base_path), 1)
     dark = colour_png((20, 20, 30))
     # The fake model: log_likelihood -n(1 + brightness), prior -1.5n for a prompt of n words, so log_likelihood
-    # prefers the short label and pmi (debiased with alpha 1) the long one.
+    # prefers the short label and debiased with alpha 0.9 (n (0.35 - brightness)) the long one.
     with start_server(base_path, search=SearchOptions(str(tmp_path / "index"))) as server:
         plain = httpx.post(f"http://127.0.0.1:{server.rest_port}/api/describe",
                            files={"file": ("d.png", dark)}, data={"labels": "cat,big black cat"}).json()
     assert [label["label"] for label in plain["labels"]] == ["cat", "big black cat"]
     (base_path / "1" / "assets.extra").mkdir(exist_ok=True)
-    (base_path / "1" / "assets.extra" / "ranking.json").write_text('{"alpha": 1.0, "use_by_default": true}')
+    (base_path / "1" / "assets.extra" / "ranking.json").write_text('{"alpha": 0.9, "use_by_default": true}')
     with start_server(base_path, search=SearchOptions(str(tmp_path / "index"))) as server:
-        stored = httpx.post(f"http://127.0.0.1:{server.rest_port}/api/describe",
-                            files={"file": ("d.png", dark)}, data={"labels": "cat,big black cat"}).json()
+        url = f"http://127.0.0.1:{server.rest_port}"
+        stored = httpx.post(f"{url}/api/describe", files={"file": ("d.png", dark)},
+                            data={"labels": "cat,big black cat"}).json()
+        assert httpx.post(f"{url}/api/images", files={"file": ("d.png", dark)}).status_code == 201
+        (found,) = httpx.get(f"{url}/search", params={"q": "a dark shape", "rank_by": "debiased"}).json()
     assert [label["label"] for label in stored["labels"]] == ["big black cat", "cat"]
-    assert all(label["score"] == pytest.approx(label["pmi"]) for label in stored["labels"])
+    for row in stored["labels"] + [found]:  # debiased = log_likelihood - alpha * prior, the prior = ll - pmi
+        assert row["score"] == pytest.approx(row["log_likelihood"] - 0.9 * (row["log_likelihood"] - row["pmi"]))
 
 
 def test_the_server_command_serves_search_docs_and_page(tmp_path, fake_export, free_port):
