@@ -1,11 +1,15 @@
-"""What both index engines share: collection names, hits, errors, the gallery's order field.
+"""What both index engines share: the IndexEngine protocol, collection names, hits, errors, the gallery's order
+field.
 
 The two engines, `edge_engine.EdgeEngine` (embedded, a folder) and `server_engine.ServerEngine` (a Qdrant server
-or cluster), offer the same calls to `index.ImageIndex`: versions, count, existing, upsert, search, get, delete,
-scroll (id order, optionally with vectors), newest (gallery order), optimize and close.
+or cluster), are IndexEngines: `index.ImageIndex` calls nothing else of them (tests/search/test_engines.py holds
+both to the protocol).
 """
 
 import dataclasses
+from typing import Protocol, runtime_checkable
+
+import numpy as np
 
 COLLECTION_PREFIX = "images_v"
 # Payload field ordering the gallery: when the point was added, in UTC microseconds, unique within an index (each
@@ -27,6 +31,48 @@ class Hit:
     id: str
     score: float  # cosine similarity of the image and query embeddings: the `contrastive` score
     payload: dict
+
+
+@runtime_checkable
+class IndexEngine(Protocol):
+    """One vector collection per model version (collection_name), points keyed by image id."""
+
+    def versions(self) -> dict:
+        """{version: point count} of every collection."""
+
+    def count(self, version: int) -> int:
+        """Points of the version's collection (0 when it has none)."""
+
+    def existing(self, version: int, ids: list) -> set:
+        """The ids among `ids` that the collection holds."""
+
+    def upsert(self, version: int, ids: list, vectors: np.ndarray, payloads: list) -> None:
+        """Writes the points as one update, creating the collection for the vectors' size when needed."""
+
+    def search(self, version: int, vector: np.ndarray, limit: int) -> list:
+        """The `limit` nearest points by cosine, as Hits, best first."""
+
+    def get(self, version: int, ids: list) -> dict:
+        """{id: payload} of the ids the collection holds."""
+
+    def delete(self, version: int, ids: list) -> None:
+        """Removes the points (ids it does not hold are ignored)."""
+
+    def scroll(self, version: int, offset: str = None, limit: int = 100, with_vectors: bool = False) -> tuple:
+        """(entries in id order from `offset`: (id, payload) or with_vectors (id, payload, vector), next offset or
+        None)."""
+
+    def newest(self, version: int, before: int = None, limit: int = 100) -> list:
+        """(id, payload) of up to `limit` points, newest first, added at or before `before` (ORDER_FIELD)."""
+
+    def optimize(self, version: int) -> bool:
+        """Builds the search graph where the engine leaves that to the caller; True when it did any work."""
+
+    def unindexed(self, version: int) -> int:
+        """Points not covered by a search graph (searched by scanning)."""
+
+    def close(self) -> None:
+        """Flushes and releases the collection's files or connection."""
 
 
 def collection_name(version: int) -> str:

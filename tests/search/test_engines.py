@@ -1,6 +1,7 @@
 """What the index engines add beyond indexing and search: batched writes, the gallery order, HNSW against exact
 search, converting an old local-mode folder, and pushing a collection to a server."""
 
+import inspect
 import logging
 
 import numpy as np
@@ -8,10 +9,34 @@ import pytest
 
 from captioning.data.synthetic import COLORS
 from captioning.search import edge_engine, sources
+from captioning.search.engine import ORDER_FIELD, Hit, IndexEngine
 from captioning.search.index import ImageIndex
 from captioning.search.indexing import Indexer
 from captioning.search.push import push
 from tests.search.conftest import open_index
+
+
+def test_each_engine_keeps_the_engine_protocol(index):
+    engine = index.engine
+    assert isinstance(engine, IndexEngine)
+    for name in (name for name in dir(IndexEngine) if not name.startswith("_")):
+        wanted = list(inspect.signature(getattr(IndexEngine, name)).parameters.values())[1:]  # without self
+        given = inspect.signature(getattr(engine, name)).parameters.values()
+        assert [(p.name, p.kind, p.default) for p in given] == [(p.name, p.kind, p.default) for p in wanted], name
+    ids = ["00000000-0000-0000-0000-000000000001", "00000000-0000-0000-0000-000000000002"]
+    vectors = np.eye(2, 4, dtype=np.float32)
+    engine.upsert(7, ids, vectors, [{"n": 1, ORDER_FIELD: 1}, {"n": 2, ORDER_FIELD: 2}])
+    assert engine.versions() == {7: 2} and engine.count(7) == 2 and engine.count(8) == 0
+    assert engine.existing(7, ids + ["00000000-0000-0000-0000-000000000003"]) == set(ids)
+    (hit,) = engine.search(7, vectors[1], 1)
+    assert isinstance(hit, Hit) and hit.id == ids[1] and hit.score == pytest.approx(1.0)
+    assert {key: payload["n"] for key, payload in engine.get(7, ids).items()} == {ids[0]: 1, ids[1]: 2}
+    entries, next_offset = engine.scroll(7, limit=1, with_vectors=True)
+    assert len(entries) == 1 and len(entries[0]) == 3 and next_offset == ids[1]
+    assert [image_id for image_id, _ in engine.newest(7)] == [ids[1], ids[0]]
+    assert isinstance(engine.optimize(7), bool) and engine.unindexed(7) >= 0
+    engine.delete(7, ids[:1])
+    assert engine.count(7) == 1 and engine.get(7, ids[:1]) == {}
 
 
 def test_one_update_per_indexing_batch(index, search_model, colour_folder):
