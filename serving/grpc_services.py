@@ -60,7 +60,7 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         servable = self._registry.get(*requested_version(request.model_spec))
         signature_name, outputs = self._predictor.predict(
             servable, request.model_spec.signature_name, request.inputs,
-            request.output_filter, decode=tensors.from_proto)
+            request.output_filter, decode=tensors.from_proto, measure=tensors.proto_size)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = servable.version

@@ -52,14 +52,19 @@ class Predictor:
                                f'Serving signature key "{name}" not found.')
         return servable.signatures[name]
 
-    def predict(self, servable, signature_name, inputs, output_filter=(), decode=None):
+    def predict(self, servable, signature_name, inputs, output_filter=(), decode=None, measure=None):
         """Runs one request; returns (signature name, {output alias: array}).
 
         `inputs` maps aliases to raw values that `decode(value)` turns into numpy
         arrays (raising ValueError if malformed); by default they already are.
+        `measure(value)` gives a raw value's TensorSize without building it, so the
+        limits are checked before anything is allocated from a declared shape.
         """
         signature = self.signature(servable, signature_name)
-        arrays = _request_inputs(signature, inputs, decode or (lambda value: value))
+        _check_aliases(signature, inputs)
+        if measure is not None:
+            self.limits.check_sizes(_each_input(signature, inputs, measure))
+        arrays = _each_input(signature, inputs, decode or (lambda value: value))
         wanted = _output_aliases(signature, output_filter)
         _check_inputs(signature, arrays)
         self.limits.check(signature.name, arrays)
@@ -68,7 +73,7 @@ class Predictor:
         return signature.name, {alias: outputs[alias] for alias in wanted}
 
 
-def _request_inputs(signature, inputs, decode):
+def _check_aliases(signature, inputs):
     expected, sent = set(signature.inputs), set(inputs)
     if len(sent) != len(expected):
         raise invalid_argument(
@@ -76,18 +81,24 @@ def _request_inputs(signature, inputs, decode):
             f"len({{{_join(sent)}}}) != len({{{_join(expected)}}}). "
             f"Sent extra: {{{_join(sent - expected)}}}. "
             f"Missing but required: {{{_join(expected - sent)}}}.")
-    arrays = {}
     for alias in signature.inputs:
         if alias not in inputs:
             raise invalid_argument(
                 f"Signature input alias: {alias}(feed name: {signature.feed_names[alias]}) "
                 f"not found in request and no default value provided. Inputs expected to "
                 f"be in the request {{{_join(sent)}}}, or default input alias set: ")
+
+
+def _each_input(signature, inputs, function):
+    """{alias: function(value)} for the signature's inputs; a ValueError is TF Serving's parsing error (its
+    message, which names only the alias)."""
+    results = {}
+    for alias in signature.inputs:
         try:
-            arrays[alias] = decode(inputs[alias])
+            results[alias] = function(inputs[alias])
         except ValueError:
             raise invalid_argument(f"tensor parsing error: {alias}") from None
-    return arrays
+    return results
 
 
 def _output_aliases(signature, output_filter):

@@ -219,8 +219,17 @@ flags.DEFINE_integer("max_caption_length", RequestLimits.max_caption_length, "La
 flags.DEFINE_integer("max_caption_hypotheses", RequestLimits.max_caption_hypotheses,
                      "Most images x beam_size of one generate_caption call.")
 flags.DEFINE_integer("max_image_pixels", ImageLimits.max_pixels,
-                     "Most pixels of one image, width x height x frames (an animation's frames are all decompressed).")
+                     "Most pixels of one image as its decoder allocates them, summed over an animation's frames (each "
+                     "GIF frame at its own size).")
 flags.DEFINE_integer("max_image_frames", ImageLimits.max_frames, "Most frames of one animated image.")
+flags.DEFINE_integer("max_request_pixels", RequestLimits.max_request_pixels,
+                     "Most pixels of all the images of one call together.")
+flags.DEFINE_integer("max_request_frames", RequestLimits.max_request_frames,
+                     "Most frames of all the images of one call together.")
+flags.DEFINE_integer("max_input_elements", RequestLimits.max_input_elements,
+                     "Most values of all the inputs of one call, checked from the declared shapes before parsing.")
+flags.DEFINE_integer("max_input_bytes", RequestLimits.max_input_bytes,
+                     "Most bytes of all the inputs of one call (strings by their length), checked before parsing.")
 flags.DEFINE_integer("max_search_results", SearchLimits.max_results, "Largest k of /search.")
 flags.DEFINE_integer("max_search_candidates", SearchLimits.max_candidates,
                      "Largest candidates (K) of /search: images reranked by log-likelihood.")
@@ -247,7 +256,8 @@ flags.register_validator("max_matrix_pairs", lambda value: value >= CLIENT_PAIRS
                          message=f"--max_matrix_pairs must be at least {CLIENT_PAIRS}: the project's own clients "
                                  "send that many image-text pairs in one score_matrix call")
 for _name in ("max_beam_size", "max_caption_length", "max_caption_hypotheses", "max_image_pixels",
-              "max_image_frames", "max_search_results", "max_search_candidates", "max_labels", "max_texts",
+              "max_image_frames", "max_request_pixels", "max_request_frames", "max_input_elements", "max_input_bytes",
+              "max_search_results", "max_search_candidates", "max_labels", "max_texts",
               "max_upload_bytes", "max_url_bytes", "url_timeout_seconds", "max_concurrent_fetches"):
     flags.register_validator(_name, lambda value: value > 0, message=f"--{_name} must be positive")
 cli.define_flag_validators(
@@ -286,7 +296,10 @@ def options_from_flags():
         model_configs=configs,
         limits=RequestLimits(FLAGS.max_rows_per_call, FLAGS.max_matrix_pairs, FLAGS.max_beam_size,
                              FLAGS.max_caption_length, ImageLimits(FLAGS.max_image_pixels, FLAGS.max_image_frames),
-                             max_caption_hypotheses=FLAGS.max_caption_hypotheses),
+                             max_caption_hypotheses=FLAGS.max_caption_hypotheses,
+                             max_input_elements=FLAGS.max_input_elements, max_input_bytes=FLAGS.max_input_bytes,
+                             max_request_pixels=FLAGS.max_request_pixels,
+                             max_request_frames=FLAGS.max_request_frames),
         allowed_hosts=tuple(FLAGS.allowed_hosts),
         api_token=_api_token(),
         host=FLAGS.host,

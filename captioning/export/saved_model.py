@@ -8,7 +8,8 @@ give the function's input_signature.
 generate_caption's cost grows with beam_size (B * beam_size hypotheses, each re-decoded every step), so the graph
 refuses a beam_size above MAX_BEAM_SIZE, and a max_length above the model's maximum, with INVALID_ARGUMENT before
 it allocates anything: stock TF Serving is bounded as well as the project's server. Every signature that takes
-image_bytes refuses an image of more than captioning.data.images.MAX_IMAGE_PIXELS pixels the same way.
+image_bytes refuses an image of more than captioning.data.images.MAX_IMAGE_PIXELS pixels the same way (a GIF
+frame measured at its own size), and bytes the decoder would take whose size cannot be read first.
 """
 
 import os

@@ -1,11 +1,14 @@
 """TensorProto <-> numpy conversion with TensorFlow's own rules.
 
 Shared by the server and the client, so neither needs tf.make_tensor_proto /
-tf.make_ndarray.  Parsing follows Tensor::FromProto: values come either from
-`tensor_content` (raw little-endian bytes) or from the typed repeated field;
-a typed field with fewer values than the shape needs is padded with its last
-value (or zeros when empty), and extra values are ignored.
+tf.make_ndarray.  Values come either from `tensor_content` (raw little-endian
+bytes) or from the typed repeated field, and must be exactly as many as the
+shape holds: Tensor::FromProto pads a short field with its last value, which
+lets a few bytes declare billions of elements, so here that is malformed.
+`proto_size` measures a tensor from its shape and its payload's own length
+without allocating anything, so a server checks its limits before parsing.
 """
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,38 +108,71 @@ def to_proto(array, use_tensor_content=False):
     return proto
 
 
-def from_proto(proto):
-    """Parses a TensorProto into a numpy array; ValueError if it is malformed."""
-    spec = _DTYPES.get(proto.dtype)
-    if spec is None:
-        raise ValueError(f"unsupported dtype {dtype_name(proto.dtype)}")
+@dataclass(frozen=True)
+class TensorSize:
+    """What a tensor costs: its shape, element count and bytes (a string tensor's: the strings' lengths)."""
+    shape: tuple
+    elements: int
+    bytes: int
+
+    @property
+    def rows(self):
+        return self.shape[0] if self.shape else 1
+
+    @classmethod
+    def of_array(cls, array):
+        if array.dtype == object:
+            nbytes = sum(len(value) for value in array.reshape(-1))
+        else:
+            nbytes = array.nbytes
+        return cls(tuple(array.shape), int(array.size), nbytes)
+
+
+def proto_size(proto):
+    """The TensorSize of a TensorProto from its shape and its values' own length, allocating nothing (no product
+    of dimensions is trusted before the values are counted); ValueError when the values do not match the shape."""
+    spec = _spec(proto)
     shape = _shape(proto.tensor_shape)
-    count = int(np.prod(shape, dtype=np.int64))
+    count = math.prod(shape)  # a Python int: no overflow, however large the declared dimensions
     if proto.tensor_content:
         if proto.dtype == types_pb2.DT_STRING:
             raise ValueError("string tensors must use string_val")
+        needed = count * spec.numpy.itemsize
+        if len(proto.tensor_content) != needed:
+            raise ValueError(f"tensor_content holds {len(proto.tensor_content)} bytes; shape {shape} of "
+                             f"{spec.name} needs {needed}")
+        return TensorSize(tuple(shape), count, needed)
+    values = getattr(proto, spec.field)
+    if len(values) != count:
+        raise ValueError(f"{spec.field} holds {len(values)} values; shape {shape} needs {count}")
+    nbytes = sum(map(len, values)) if proto.dtype == types_pb2.DT_STRING else count * spec.numpy.itemsize
+    return TensorSize(tuple(shape), count, nbytes)
+
+
+def from_proto(proto):
+    """Parses a TensorProto into a numpy array; ValueError if it is malformed or its values do not match its
+    shape. Allocates no more than the values' own size."""
+    spec = _spec(proto)
+    size = proto_size(proto)
+    if proto.tensor_content:
         data = np.frombuffer(proto.tensor_content, dtype=spec.numpy.newbyteorder("<"))
-        if data.size != count:
-            raise ValueError(f"tensor_content holds {data.size} values, shape needs {count}")
-        return data.astype(spec.numpy, copy=False).reshape(shape)
+        return data.astype(spec.numpy, copy=False).reshape(size.shape)
     values = getattr(proto, spec.field)
     if proto.dtype == types_pb2.DT_STRING:
-        flat = np.empty(count, dtype=object)
-        flat[: min(len(values), count)] = list(values[:count])
-        flat[len(values):] = values[-1] if len(values) else b""
+        flat = np.empty(size.elements, dtype=object)
+        flat[:] = list(values)
     elif proto.dtype == types_pb2.DT_HALF:
-        flat = _fill(np.array(values, dtype=np.uint16).view(np.float16), count)
+        flat = np.array(values, dtype=np.uint16).view(np.float16)
     else:
-        flat = _fill(np.array(values, dtype=spec.numpy), count)
-    return flat.reshape(shape)
+        flat = np.array(values, dtype=spec.numpy)
+    return flat.reshape(size.shape)
 
 
-def _fill(values, count):
-    if values.size >= count:
-        return values[:count]
-    if values.size == 0:
-        return np.zeros(count, dtype=values.dtype)
-    return np.concatenate([values, np.full(count - values.size, values[-1], dtype=values.dtype)])
+def _spec(proto):
+    spec = _DTYPES.get(proto.dtype)
+    if spec is None:
+        raise ValueError(f"unsupported dtype {dtype_name(proto.dtype)}")
+    return spec
 
 
 def _shape(shape_proto):

@@ -60,3 +60,28 @@ def test_a_single_frame_gif_decodes_as_before():
     data = encoded(image, "GIF")
     np.testing.assert_array_equal(decode_first_frame(tf.constant(data)).numpy(),
                                   tf.io.decode_image(data, channels=3, expand_animations=False).numpy())
+
+
+def test_a_gif_frame_is_measured_at_its_own_size_not_the_screens():
+    image = Image.new("P", (300, 200), 1)
+    gif = bytearray(encoded(image, "GIF"))
+    gif[3:6], gif[6:10] = b"88a", b"\1\0\1\0"  # any GIF8 version is decoded; the screen says 1x1
+    assert int(header_pixels(tf.constant(bytes(gif)))) == 60_000
+    with pytest.raises(tf.errors.InvalidArgumentError, match="more than 59999 pixels"):
+        decode_first_frame(tf.constant(bytes(gif)), max_pixels=59_999)
+    assert decode_first_frame(tf.constant(bytes(gif)), max_pixels=60_000).shape == (200, 300, 3)
+
+
+@pytest.mark.parametrize("options", [{}, {"lossless": True}])
+def test_a_still_webp_is_measured_and_decoded(options):
+    data = encoded(Image.new("RGB", (37, 11), (10, 200, 30)), "WEBP", **options)
+    assert int(header_pixels(tf.constant(data))) == 37 * 11
+    assert decode_first_frame(tf.constant(data)).shape == (11, 37, 3)
+
+
+def test_bytes_the_decoder_takes_but_whose_size_cannot_be_read_are_refused():
+    frames = [Image.new("RGB", (20, 20), (40 * n, 0, 0)) for n in range(3)]
+    animated_webp = encoded(frames[0], "WEBP", save_all=True, append_images=frames[1:])
+    for data in (animated_webp, b"\xff\x0a" + bytes(64)):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="size cannot be read before decoding"):
+            decode_first_frame(tf.constant(data))

@@ -1,13 +1,17 @@
 """generate_caption refuses a beam or a length past its limits inside the SavedModel, so stock TF Serving answers
-INVALID_ARGUMENT too, and does so before it allocates the beam."""
+INVALID_ARGUMENT too, and does so before it allocates the beam; the image signatures refuse an image past the
+pixel limit, measured as the decoder measures it."""
 
+import io
 import os
 import time
 
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from captioning.data import synthetic
+from captioning.data.images import MAX_IMAGE_PIXELS
 from captioning.export.saved_model import MAX_BEAM_SIZE
 from tests.helpers import TINY_MODEL
 
@@ -49,3 +53,16 @@ def test_max_length_past_the_model_is_refused(generate):
     assert generate(1, max_length=words)["tokens"].shape[-1] <= words + 1
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"max_length must be at most {words}"):
         generate(1, max_length=words + 1)
+
+
+def test_a_gif_frame_past_the_pixel_limit_behind_a_1x1_screen_is_refused(tiny_export_dir):
+    # Stock TF Serving runs only the graph: its check must measure the frame as the decoder does (its own
+    # descriptor's size, any GIF8 version), not the logical screen.
+    side = int(MAX_IMAGE_PIXELS ** 0.5) + 1
+    buffer = io.BytesIO()
+    Image.new("P", (side, side), 1).save(buffer, "GIF")
+    gif = bytearray(buffer.getvalue())
+    gif[3:6], gif[6:10] = b"88a", b"\1\0\1\0"
+    signature = tf.saved_model.load(os.path.join(tiny_export_dir, "1")).signatures["encode_image"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="MAX_IMAGE_PIXELS"):
+        signature(image_bytes=tf.constant([bytes(gif)]))

@@ -37,11 +37,35 @@ def test_parses_tensorflow_made_protos():
     assert list(tensors.from_proto(tf.make_tensor_proto([b"a", b"b"]))) == [b"a", b"b"]
 
 
-def test_short_typed_field_is_padded_with_last_value_like_tensorflow():
-    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
+@pytest.mark.parametrize("dtype, field", [(types_pb2.DT_FLOAT, "float_val"), (types_pb2.DT_STRING, "string_val"),
+                                          (types_pb2.DT_INT8, "int_val"), (types_pb2.DT_HALF, "half_val")])
+def test_values_that_do_not_fill_the_shape_are_malformed_not_padded(dtype, field):
+    # Tensor::FromProto would pad with the last value: a few bytes declaring billions of elements.
+    proto = tensor_pb2.TensorProto(dtype=dtype)
     proto.tensor_shape.dim.add(size=3)
-    proto.float_val.append(7.0)
-    np.testing.assert_array_equal(tensors.from_proto(proto), tf.make_ndarray(proto))
+    getattr(proto, field).append(b"x" if dtype == types_pb2.DT_STRING else 7)
+    for parse in (tensors.proto_size, tensors.from_proto):
+        with pytest.raises(ValueError, match=f"{field} holds 1 values; shape \\[3\\] needs 3"):
+            parse(proto)
+
+
+def test_a_huge_declared_shape_is_measured_without_allocating():
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_STRING)
+    proto.tensor_shape.dim.add(size=2**62)
+    proto.tensor_shape.dim.add(size=2**62)  # the product overflows int64; measured as a Python int
+    with pytest.raises(ValueError, match="string_val holds 0 values"):
+        tensors.proto_size(proto)
+    proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT, tensor_content=b"\0" * 8)
+    proto.tensor_shape.dim.add(size=200_000_000)
+    with pytest.raises(ValueError, match=r"tensor_content holds 8 bytes; shape \[200000000\] of float needs 8000"):
+        tensors.proto_size(proto)
+
+
+def test_proto_size_counts_rows_values_and_bytes():
+    assert tensors.proto_size(tensors.to_proto([b"abc", b"de"])) == tensors.TensorSize((2,), 2, 5)
+    size = tensors.proto_size(tensors.to_proto(np.zeros((4, 3), np.float32), use_tensor_content=True))
+    assert (size.rows, size.elements, size.bytes) == (4, 12, 48)
+    assert tensors.proto_size(tensors.to_proto(np.float64(2.0))).rows == 1
 
 
 def test_empty_string_list_is_a_string_tensor():

@@ -84,7 +84,7 @@ def test_add_from_url_and_describe_and_score(http):
     ("GET", "/search", {"params": {"q": "red", "k": 0}}, 400, "query k: Input should be greater than or equal to 1"),
     ("GET", "/search", {"params": {"q": "  "}}, 400, "the query has no words to search for"),
     ("POST", "/api/images", {"files": {"file": ("x.png", b"not an image", "image/png")}}, 400,
-     "not a readable image (JPEG, PNG, BMP or GIF)"),
+     "not a readable image (JPEG, PNG, BMP, GIF or WebP)"),
     ("POST", "/api/images", {}, 400, "give exactly one of file (an upload), url or id"),
     ("POST", "/api/images", {"data": {"url": "ftp://example.com/a.png"}}, 400,
      "ftp://example.com/a.png: only http and https URLs can be fetched"),
