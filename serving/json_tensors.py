@@ -30,20 +30,66 @@ class Format(enum.Enum):
 
 
 def parse_body(body):
-    """The request's JSON object, or TF Serving's parse error."""
-    if not body:
-        raise invalid_argument("JSON Parse error: The document is empty")
+    """The request's JSON object, or TF Serving's parse error (rapidjson's message and byte offset)."""
     try:
-        doc = json.loads(body)
+        text = body.decode("utf-8") if isinstance(body, (bytes, bytearray)) else body
     except UnicodeDecodeError as error:
-        raise invalid_argument(f"JSON Parse error: Invalid encoding in string. at offset: {error.start}")
+        raise _parse_error("Invalid encoding in string.", error.start) from None
+    if not text.strip(_JSON_SPACE):
+        raise _parse_error("The document is empty.", len(body))
+    try:
+        doc = json.loads(text)
     except json.JSONDecodeError as error:
-        raise invalid_argument(f"JSON Parse error: {error.msg} at offset: {error.pos}")
+        raise _parse_error(_rapidjson_message(error), len(text[:error.pos].encode("utf-8"))) from None
     except RecursionError:
         raise invalid_argument("JSON Parse error: the document is nested too deeply") from None
     if not isinstance(doc, dict):
         raise _format_error(doc, "Is not object")
     return doc
+
+
+_JSON_SPACE = " \t\n\r"
+# Python's json messages -> rapidjson's (error/en.h), which TF Serving's answers carry.
+_RAPIDJSON_MESSAGES = (
+    ("Expecting value", "Invalid value."),
+    ("Extra data", "The document root must not be followed by other values."),
+    ("Expecting property name", "Missing a name for object member."),
+    ("Expecting ':'", "Missing a colon after a name of object member."),
+    ("Unterminated string", "Missing a closing quotation mark in string."),
+    ("Invalid \\escape", "Invalid escape character in string."),
+    ("Invalid \\u", "Incorrect hex digit after \\u escape in string."),
+    ("Invalid control character", "Invalid encoding in string."),
+)
+
+
+def _rapidjson_message(error):
+    if error.msg.startswith("Expecting ',' delimiter"):  # rapidjson says which bracket it expected
+        return ("Missing a comma or '}' after an object member." if _innermost_bracket(error.doc, error.pos) == "{"
+                else "Missing a comma or ']' after an array element.")
+    for python, rapidjson in _RAPIDJSON_MESSAGES:
+        if error.msg.startswith(python):
+            return rapidjson
+    return "Unspecific syntax error."
+
+
+def _innermost_bracket(text, end):
+    """The innermost '[' or '{' still open at `end`, skipping strings."""
+    stack, in_string, escaped = [], False, False
+    for char in text[:end]:
+        if in_string:
+            in_string = escaped or char != '"'
+            escaped = not escaped and char == "\\"
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            stack.append(char)
+        elif char in "]}" and stack:
+            stack.pop()
+    return stack[-1] if stack else None
+
+
+def _parse_error(message, offset):
+    return invalid_argument(f"JSON Parse error: {message} at offset: {offset}")
 
 
 def signature_name(doc):
@@ -297,8 +343,18 @@ def _json_type(value):
     return {dict: "Object", list: "Array", str: "String"}.get(type(value), "Number")
 
 
+_EXCERPT_CHARS = 200  # of a request echoed in an error message
+
+
 def _dump(value):
-    return json.dumps(value)
+    """The JSON of `value`, cut to a short excerpt: written piece by piece, so a huge document is never written
+    whole just to be quoted."""
+    text = ""
+    for piece in json.JSONEncoder().iterencode(value):
+        text += piece
+        if len(text) > _EXCERPT_CHARS:
+            return text[:_EXCERPT_CHARS] + "..."
+    return text
 
 
 def _shape(shape):

@@ -34,11 +34,14 @@ from serving.model_registry import ModelRegistry, read_model_config_file, single
 from serving.predictor import Predictor  # noqa: E402
 from serving.rest_api import RestApi  # noqa: E402
 from serving.web.app import create_app  # noqa: E402
-from serving.web.guards import LOOPBACK_NAMES, WebGuards, is_loopback  # noqa: E402
+from serving.web.connections import ConnectionLimits, reserve_file_descriptors  # noqa: E402
+from serving.web.guards import LOOPBACK_NAMES, MAX_JSON_BYTES, WebGuards, is_loopback  # noqa: E402
 from serving.web.http_server import HttpServer  # noqa: E402
 
 # TF Serving lifts gRPC's 4 MB default to the protobuf maximum; so do we.
 MAX_MESSAGE_BYTES = 2**31 - 1
+GRPC_QUEUED_CALLS_PER_THREAD = 4  # gRPC calls running or waiting for a thread, per --grpc_max_threads
+GRPC_STREAMS_PER_CONNECTION = 100  # calls at once on one gRPC connection
 _SERVICES = ("tensorflow.serving.PredictionService", "tensorflow.serving.ModelService")
 
 
@@ -53,6 +56,8 @@ class ServerOptions:
     grpc_max_threads: int = 64
     # Larger gRPC requests get RESOURCE_EXHAUSTED, larger REST bodies 413.
     max_request_bytes: int = MAX_MESSAGE_BYTES
+    max_json_bytes: int = MAX_JSON_BYTES  # a REST body to TF Serving's routes; larger ones get 413
+    connections: ConnectionLimits = field(default_factory=ConnectionLimits)  # REST connections; gRPC's idle time
     limits: RequestLimits = field(default_factory=RequestLimits)  # what one Predict call may cost
     shutdown_grace_seconds: float = 30.0
     search: "SearchOptions | None" = None  # None: no search API or page
@@ -96,13 +101,21 @@ class ModelServer:
         if options.search and options.rest_api_port is not None:
             # Opens the index and warms the search signatures up: ready before any port opens.
             self.search = _search_service(options.search, self.registry, self.predictor)
+        connections = options.connections
+        reserve_file_descriptors(connections.max_connections)
         self._grpc_server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=options.grpc_max_threads, thread_name_prefix="grpc"),
+            # Calls past this wait for no thread: RESOURCE_EXHAUSTED at once.
+            maximum_concurrent_rpcs=GRPC_QUEUED_CALLS_PER_THREAD * options.grpc_max_threads,
             options=[
                 ("grpc.max_receive_message_length", options.max_request_bytes),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 # Without this a second server could silently share the port.
                 ("grpc.so_reuseport", 0),
+                # The same deadlines as the REST port's: a connection's handshake, and its idle time.
+                ("grpc.server_handshake_timeout_ms", int(connections.header_timeout_seconds * 1000)),
+                ("grpc.max_connection_idle_ms", int(connections.idle_timeout_seconds * 1000)),
+                ("grpc.max_concurrent_streams", GRPC_STREAMS_PER_CONNECTION),
             ])
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
             PredictionService(self.registry, self.predictor), self._grpc_server)
@@ -122,7 +135,7 @@ class ModelServer:
         self._grpc_server.start()
         if options.rest_api_port is not None:
             app = create_app(RestApi(self.registry, self.predictor), self.search, _web_guards(options))
-            self._rest_server = HttpServer(options.host, options.rest_api_port, app)
+            self._rest_server = HttpServer(options.host, options.rest_api_port, app, connections)
             try:
                 self._rest_server.start(options.shutdown_grace_seconds)
             except OSError as error:
@@ -167,7 +180,8 @@ def _web_guards(options):
     allowed = LOOPBACK_NAMES if is_loopback(host) or host in ("0.0.0.0", "::", "") else LOOPBACK_NAMES + (host,)
     search_limits = options.search.limits if options.search else SearchLimits()
     return WebGuards(allowed_hosts=tuple(allowed) + tuple(options.allowed_hosts), api_token=options.api_token,
-                     max_request_bytes=options.max_request_bytes, max_upload_bytes=search_limits.max_upload_bytes)
+                     max_request_bytes=options.max_request_bytes, max_upload_bytes=search_limits.max_upload_bytes,
+                     max_json_bytes=options.max_json_bytes)
 
 
 def _search_service(options, registry, predictor):
@@ -205,6 +219,13 @@ flags.DEFINE_integer("batch_timeout_micros", 5000, "Longest a request waits for 
 flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Interval between checks for new versions.")
 flags.DEFINE_integer("grpc_max_threads", 64, "Threads handling gRPC requests.")
 flags.DEFINE_integer("max_request_bytes", MAX_MESSAGE_BYTES, "Largest gRPC request or REST body accepted.")
+flags.DEFINE_integer("max_json_bytes", MAX_JSON_BYTES, "Largest JSON body to TF Serving's REST routes (/v1/...).")
+flags.DEFINE_integer("max_connections", ConnectionLimits.max_connections,
+                     "Most open REST connections; more are answered 503 and closed.")
+flags.DEFINE_float("header_timeout_seconds", ConnectionLimits.header_timeout_seconds,
+                   "Longest a connection may take to send a request's headers (REST) or its handshake (gRPC).")
+flags.DEFINE_float("idle_timeout_seconds", ConnectionLimits.idle_timeout_seconds,
+                   "Longest a connection may stay open idle between requests (REST keep-alive, gRPC).")
 flags.DEFINE_string("index_dir", None, "Image index folder: serves search, /docs and the search page on the REST "
                                        "port (python -m captioning.search builds one).")
 flags.DEFINE_string("qdrant_url", None, "With --index_dir: keep the vectors in this Qdrant server or cluster.")
@@ -257,6 +278,7 @@ flags.register_validator("max_matrix_pairs", lambda value: value >= CLIENT_PAIRS
                                  "send that many image-text pairs in one score_matrix call")
 for _name in ("max_beam_size", "max_caption_length", "max_caption_hypotheses", "max_image_pixels",
               "max_image_frames", "max_request_pixels", "max_request_frames", "max_input_elements", "max_input_bytes",
+              "max_json_bytes", "max_connections", "header_timeout_seconds", "idle_timeout_seconds",
               "max_search_results", "max_search_candidates", "max_labels", "max_texts",
               "max_upload_bytes", "max_url_bytes", "url_timeout_seconds", "max_concurrent_fetches"):
     flags.register_validator(_name, lambda value: value > 0, message=f"--{_name} must be positive")
@@ -309,6 +331,8 @@ def options_from_flags():
         file_system_poll_wait_seconds=FLAGS.file_system_poll_wait_seconds,
         grpc_max_threads=FLAGS.grpc_max_threads,
         max_request_bytes=FLAGS.max_request_bytes,
+        max_json_bytes=FLAGS.max_json_bytes,
+        connections=ConnectionLimits(FLAGS.max_connections, FLAGS.header_timeout_seconds, FLAGS.idle_timeout_seconds),
         search=SearchOptions(FLAGS.index_dir, configs[0].name, FLAGS.qdrant_url, FLAGS.allow_private_urls,
                              SearchLimits(FLAGS.max_search_results, FLAGS.max_search_candidates, FLAGS.max_labels,
                                           FLAGS.max_texts, FLAGS.max_upload_bytes, FLAGS.max_url_bytes,

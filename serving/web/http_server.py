@@ -7,14 +7,17 @@ import threading
 import uvicorn
 from absl import logging
 
+from serving.web.connections import ConnectionLimits
+
 
 class HttpServer:
     """Serves `app` on (host, port); port 0 picks a free port. The socket is bound in `start`, so the port opens
     only when the server starts; `stop(grace)` stops accepting, lets requests in flight finish for up to `grace`
     seconds, and closes the port."""
 
-    def __init__(self, host, port, app):
+    def __init__(self, host, port, app, limits=None):
         self._host, self._requested_port, self._app = host, port, app
+        self._limits = limits or ConnectionLimits()
         self._socket = None
         self._server = None
         self._thread = None
@@ -27,7 +30,8 @@ class HttpServer:
         self._socket.bind((self._host, self._requested_port))
         self.port = self._socket.getsockname()[1]
         config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=grace_seconds, timeout_keep_alive=30)
+                                timeout_graceful_shutdown=grace_seconds, http=self._limits.protocol(),
+                                timeout_keep_alive=self._limits.idle_timeout_seconds)
         self._server = uvicorn.Server(config)
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), name="http-server", daemon=True)

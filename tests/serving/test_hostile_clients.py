@@ -20,24 +20,30 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from captioning.inference.tensors import TensorSize
 from serving.limits import RequestLimits, SearchLimits
 from serving.server import SearchOptions
+from serving.status import ServingError
+from serving.web.connections import ConnectionLimits
 from tests.helpers import animated_gif, dripping_server
 from tests.search.conftest import colour_png
 
 pytestmark = pytest.mark.timeout(120)
 MODEL = "captioner"
-LIMITS = RequestLimits(max_matrix_pairs=2048, max_beam_size=4, max_caption_length=12, max_caption_hypotheses=8)
+LIMITS = RequestLimits(max_matrix_pairs=2048, max_beam_size=4, max_caption_length=12, max_caption_hypotheses=8,
+                       max_request_pixels=3_000_000)
 SEARCH_LIMITS = SearchLimits(max_results=20, max_candidates=32, max_labels=10, max_texts=100,
                              max_upload_bytes=256 * 1024, url_timeout_seconds=1.0, max_concurrent_fetches=2)
 MAX_REQUEST_BYTES = 1 << 20
+MAX_JSON_BYTES = 600 << 10
 
 
 @pytest.fixture(scope="module")
 def server(start_server, fake_export, tmp_path_factory):
     search = SearchOptions(str(tmp_path_factory.mktemp("hostile_index")), allow_private_urls=True,
                            limits=SEARCH_LIMITS)
-    with start_server(fake_export, search=search, limits=LIMITS, max_request_bytes=MAX_REQUEST_BYTES) as server:
+    with start_server(fake_export, search=search, limits=LIMITS, max_request_bytes=MAX_REQUEST_BYTES,
+                      max_json_bytes=MAX_JSON_BYTES) as server:
         yield server
 
 
@@ -115,6 +121,65 @@ def test_animated_and_huge_images_are_refused_from_their_headers(http):
     assert time.monotonic() - started < 5
 
 
+def _grpc_error(stubs, request):
+    with pytest.raises(grpc.RpcError) as error:
+        stubs.prediction.Predict(request, timeout=10)
+    return error.value.code(), error.value.details()
+
+
+def test_a_declared_shape_is_checked_before_anything_is_built(server, grpc_stubs, predict_request):
+    stubs = grpc_stubs(server.grpc_port)
+    request = predict_request({"image_bytes": np.array([b"x"], object)}, signature="embed_image")
+    tensor = request.inputs["image_bytes"]
+    tensor.ClearField("string_val")
+    # A few bytes declaring 2^40 rows and no values: building the declared array first would ask for 8 TB.
+    tensor.tensor_shape.dim[0].size = 2**40
+    code, details = _grpc_error(stubs, request)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details == "tensor parsing error: image_bytes"
+    tensor.tensor_shape.dim[0].size = 300
+    tensor.string_val.extend([b"x"] * 300)  # as many values as rows: the row limit answers
+    code, details = _grpc_error(stubs, request)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and "--max_rows_per_call" in details
+    features = predict_request({"image_features": np.zeros((1, 2, 2), np.float32), "text": np.array([b"a"], object)},
+                               signature="score_features")
+    features.inputs["image_features"].tensor_shape.dim[1].size = 2**40  # one float declared as 2^41 of them
+    code, details = _grpc_error(stubs, features)
+    assert code == grpc.StatusCode.INVALID_ARGUMENT and details == "tensor parsing error: image_features"
+    stubs.channel.close()
+
+
+def test_the_inputs_of_a_call_are_bounded_in_values_and_bytes_from_their_sizes():
+    limits = RequestLimits(max_input_elements=1000, max_input_bytes=5000)
+    limits.check_sizes({"image_features": TensorSize((1, 10, 90), 900, 3600), "text": TensorSize((1,), 1, 10)})
+    for sizes, flag in [({"image_features": TensorSize((2, 10, 50), 1000, 4000), "text": TensorSize((2,), 2, 4)},
+                         "--max_input_elements"),
+                        ({"image_bytes": TensorSize((3,), 3, 6000)}, "--max_input_bytes")]:
+        with pytest.raises(ServingError, match=flag):
+            limits.check_sizes(sizes)
+
+
+def _png(width, height):
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_the_images_of_one_call_share_a_pixel_budget(http):
+    image = b64(_png(1000, 1000))  # 1 megapixel each: far under the per-image limit
+    assert predict(http, "embed_image", {"image_bytes": [image] * 3}).status_code == 200
+    assert_refused(predict(http, "embed_image", {"image_bytes": [image] * 4}), 400, "4 images decode to 4000000",
+                   "--max_request_pixels")
+
+
+def test_a_gif_frame_larger_than_its_screen_is_measured_at_its_own_size(http):
+    buffer = io.BytesIO()
+    Image.new("P", (7000, 7000), 1).save(buffer, "GIF")
+    gif = bytearray(buffer.getvalue())
+    gif[3:6], gif[6:10] = b"88a", b"\1\0\1\0"  # a version Pillow does not open, a 1x1 screen: 49 Mpx decoded
+    assert_refused(predict(http, "embed_image", {"image_bytes": [b64(bytes(gif))]}), 400, "(1x1 GIF) decodes to "
+                   "49000000 pixels", "--max_image_pixels")
+
+
 def test_deeply_nested_json_is_a_400(http):
     for depth in (100000, 500):
         response = http.post(f"/v1/models/{MODEL}:predict",
@@ -177,6 +242,15 @@ def test_a_chunked_body_is_cut_off_at_the_limit(server):
     status, sent = _send_chunked(server.rest_port, "/api/images",
                                  {"Content-Type": "multipart/form-data; boundary=x"}, 64 << 20, part)
     assert status == 413 and sent < 32 * SEARCH_LIMITS.max_upload_bytes
+
+
+def test_a_json_body_has_its_own_cap_and_errors_quote_only_an_excerpt(http):
+    assert_refused(http.post(f"/v1/models/{MODEL}:predict", content=b"[" + b"0," * (MAX_JSON_BYTES // 2) + b"0]",
+                             headers={"Content-Type": "application/json"}), 413, "--max_json_bytes")
+    body = b'{"instances":[' + b"0," * 100_000 + b'0],"inputs":1}'  # 200 KB, both keys: TF Serving quotes it
+    response = http.post(f"/v1/models/{MODEL}:predict", content=body, headers={"Content-Type": "application/json"})
+    assert_refused(response, 400, "expecting only one of 'inputs' or 'instances'")
+    assert len(response.content) < 500
 
 
 def test_an_upload_has_its_own_cap(http):
@@ -253,9 +327,63 @@ def test_cross_origin_writes_are_refused_and_same_origin_ones_pass(http, server)
     own = {"Origin": f"http://127.0.0.1:{server.rest_port}"}
     assert add(http, colour_png((1, 2, 3)), **own).status_code in (200, 201)
     assert add(http, colour_png((1, 2, 4))).status_code == 201  # no Origin: curl, scripts
-    # Reading is not a write, and TF Serving's routes stay as open as TF Serving's.
+    # Origins are scheme, host and port; an Origin never holds credentials.
+    for origin in (f"https://127.0.0.1:{server.rest_port}", f"ftp://127.0.0.1:{server.rest_port}",
+                   f"http://evil.com@127.0.0.1:{server.rest_port}"):
+        assert_refused(add(http, colour_png((1, 2, 5)), Origin=origin), 403, "cross-origin")
+    # Reading is not a write.
     assert http.get("/api/images/count", headers=evil).status_code == 200
-    assert predict(http, "embed_text", {"text": ["a red circle"]}).status_code == 200
+
+
+def test_the_model_routes_refuse_what_a_foreign_page_can_send_without_a_preflight(http, server):
+    path, body = f"/v1/models/{MODEL}:predict", b'{"signature_name": "embed_text", "inputs": {"text": ["a"]}}'
+    own = f"http://127.0.0.1:{server.rest_port}"
+    for headers in ({"Origin": "http://evil.example", "Content-Type": "text/plain"},
+                    {"Origin": "http://evil.example", "Content-Type": "application/json"},
+                    {"Origin": own, "Content-Type": "text/plain"},
+                    {"Referer": "http://evil.example/page", "Content-Type": "application/x-www-form-urlencoded"},
+                    {"Sec-Fetch-Site": "cross-site", "Content-Type": "multipart/form-data; boundary=x"}):
+        assert http.post(path, content=body, headers=headers).status_code == 403, headers
+    # curl (form-urlencoded by default), Python clients, TF Serving's clients and this server's own page pass.
+    for headers in ({"Content-Type": "application/x-www-form-urlencoded"}, {"Content-Type": "application/json"},
+                    {}, {"Origin": own, "Content-Type": "application/json; charset=utf-8",
+                         "Sec-Fetch-Site": "same-origin"}):
+        assert http.post(path, content=body, headers=headers).status_code == 200, headers
+
+
+def _read_until_closed(sock):
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
+def test_content_length_with_transfer_encoding_is_a_400_that_closes_the_connection(server):
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                     "GET /api/images/count HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1") == 1  # the smuggled GET is not served
+
+
+def test_half_sent_headers_time_out_and_connections_past_the_cap_are_refused(start_server, fake_export):
+    limits = ConnectionLimits(max_connections=20, header_timeout_seconds=1.0, idle_timeout_seconds=1.0)
+    with start_server(fake_export, connections=limits) as server:
+        port = server.rest_port
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+        for sock in held:
+            sock.sendall(b"GET /v1/models/captioner HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
+            refused = _read_until_closed(extra)
+        assert refused.startswith(b"HTTP/1.1 503") and b"--max_connections" in refused
+        for sock in held:  # each is ended by its header deadline (the read waits for it; no sleep)
+            assert _read_until_closed(sock).startswith(b"HTTP/1.1 408")
+            sock.close()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            assert client.get(f"/v1/models/{MODEL}").status_code == 200
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:  # nothing sent: closed silently
+            assert _read_until_closed(idle) == b""
 
 
 def test_the_page_is_served_with_security_headers(http):

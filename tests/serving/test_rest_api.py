@@ -87,7 +87,14 @@ def test_version_in_path(call, images):
 
 
 @pytest.mark.parametrize("body, status, error", [
-    (b"", 400, "JSON Parse error: The document is empty"),
+    (b"", 400, "JSON Parse error: The document is empty. at offset: 0"),
+    (b'{"instances": [1 2]}', 400, "JSON Parse error: Missing a comma or ']' after an array element. at offset: 17"),
+    (b'{"instances": [1] "x": 2}', 400,
+     "JSON Parse error: Missing a comma or '}' after an object member. at offset: 18"),
+    (b'{"a": "[", "b" 1}', 400, "JSON Parse error: Missing a colon after a name of object member. at offset: 15"),
+    (b'{"instances": [1]} x', 400,
+     "JSON Parse error: The document root must not be followed by other values. at offset: 19"),
+    (b'{"instances": ["\xff"]}', 400, "JSON Parse error: Invalid encoding in string. at offset: 16"),
     ([1, 2], 400, "JSON Value: [1, 2] Is not object"),
     ({"instances": []}, 400, 'JSON Value: {"instances": []} No values in \'instances\' array'),
     ({}, 400, "Missing 'inputs' or 'instances' key"),
@@ -111,6 +118,30 @@ def test_version_in_path(call, images):
 ])
 def test_request_errors_use_tf_servings_messages(call, body, status, error):
     assert call("POST", PREDICT, body) == (status, {"error": error})
+
+
+# TF Serving's own handler cases (http_rest_api_handler_test.cc: UnsupportedApiCalls, PredictModelNameVersionErrors,
+# PredictRequestErrors), on this model: its "incorrect type" case sends numbers to a signature of one string input.
+@pytest.mark.parametrize("method, path, body, status, error", [
+    ("GET", "/v1/foo", b"", 400, "Malformed request"),
+    ("POST", "/v1/foo", b"", 400, "Malformed request"),
+    ("GET", "/v1/models", b"", 400, "Missing model name"),
+    ("POST", "/v1/models", b"", 400, "Malformed request"),
+    ("GET", "/v1/models/foo:predict", b"", 400, "Malformed request"),
+    ("GET", "/v1/models/foo/version/50:predict", b"", 400, "Malformed request"),
+    ("POST", "/v1/models/foo/version/50:regress", b"", 400, "Malformed request"),
+    ("POST", "/v1/models/foo/versions/HELLO:regress", b"", 400, "Malformed request"),
+    ("POST", f"/v1/models/foo/versions/{2**64 - 1}:regress", b"", 400, "Failed to convert version"),
+    ("POST", "/v1/models/foo:predict", b'{ "instances": [1] }', 404, ""),
+    ("POST", "/v1/models/foo/versions/50:predict", b'{ "instances": [1] }', 404, ""),
+    ("POST", f"/v1/models/{MODEL}99:predict", b'{ "instances": [1] }', 404, ""),
+    ("POST", PREDICT, b"", 400, "JSON Parse error: The document is empty"),
+    ("POST", PREDICT, b"instances = [1, 2]", 400, "JSON Parse error: Invalid value"),
+    ("POST", PREDICT, b'{ "signature_name": "embed_text", "instances": [1, 2] }', 400, "not of expected type: string"),
+])
+def test_tf_servings_own_handler_cases(call, method, path, body, status, error):
+    got_status, got = call(method, path, body)
+    assert got_status == status and error in got["error"], got
 
 
 def test_model_errors_are_bad_requests(call, images):
