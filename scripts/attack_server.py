@@ -134,11 +134,11 @@ class Server:
         self.starts = 0
 
     def start(self):
-        self.port = free_port()
+        self.port, self.grpc_port = free_port(), free_port()
         self.starts += 1
         index_dir = os.path.join(self.work_dir, f"index{self.starts}")
         command = [sys.executable, "-m", "serving.server", f"--model_base_path={self.model_base_path}",
-                   f"--index_dir={index_dir}", "--port=0", f"--rest_api_port={self.port}",
+                   f"--index_dir={index_dir}", f"--port={self.grpc_port}", f"--rest_api_port={self.port}",
                    "--max_request_bytes=16777216", *self.extra_flags]
         self.log = open(os.path.join(self.work_dir, f"server{self.starts}.log"), "w")
         self.process = subprocess.Popen(command, cwd=self.repo, stdout=self.log, stderr=subprocess.STDOUT)
@@ -446,6 +446,159 @@ ATTACKS = {
     "8 concurrent adds of one new image": attack_same_image_adds,
     "add/delete/search race on 3 images": attack_add_delete_search_race,
 }
+
+
+# The second round (issue 29): declared sizes, what an image costs, a budget per call, connections, JSON bodies,
+# cross-site requests and framing.
+
+def _field(number, payload):
+    """One length-delimited protobuf field."""
+    return bytes([number << 3 | 2]) + _varint(len(payload)) + payload
+
+
+def _varint(value):
+    out = b""
+    while value > 0x7F:
+        out += bytes([value & 0x7F | 0x80])
+        value >>= 7
+    return out + bytes([value])
+
+
+def attack_declared_rows(ctx):
+    """A 54-byte gRPC PredictRequest whose image_bytes tensor declares 20 million rows and carries no values, written
+    by hand (so the script needs no TensorFlow)."""
+    import grpc  # deferred: only this attack speaks gRPC
+
+    shape = _field(2, b"\x08" + _varint(20_000_000))  # TensorShapeProto.dim { size }
+    tensor = b"\x08\x07" + _field(2, shape)  # TensorProto: dtype DT_STRING (7), tensor_shape
+    model_spec = _field(1, MODEL.encode()) + _field(3, b"embed_image")
+    request = _field(1, model_spec) + _field(2, _field(1, b"image_bytes") + _field(2, tensor))
+    with grpc.insecure_channel(f"127.0.0.1:{ctx.server.grpc_port}") as channel:
+        predict = channel.unary_unary("/tensorflow.serving.PredictionService/Predict")
+        try:
+            predict(request, timeout=60)
+            return "OK"
+        except grpc.RpcError as error:
+            return f"{error.code().name} {error.details()}"[:100]
+
+
+def _gif_with_small_screen(side):
+    """One side x side frame behind a 1x1 logical screen, version GIF88a (Pillow does not open it)."""
+    buffer = io.BytesIO()
+    Image.new("P", (side, side), 1).save(buffer, "GIF")
+    gif = bytearray(buffer.getvalue())
+    gif[3:6], gif[6:10] = b"88a", b"\1\0\1\0"
+    return bytes(gif)
+
+
+def _b64(data):
+    return {"b64": base64.b64encode(data).decode()}
+
+
+def attack_gif_frame_past_screen(ctx):
+    return _predict(ctx, json.dumps({"signature_name": "embed_image",
+                                     "instances": [_b64(_gif_with_small_screen(8000))]}))
+
+
+@functools.cache
+def _tall_gif():
+    buffer = io.BytesIO()
+    Image.new("P", (6000, 6600), 1).save(buffer, "GIF")  # 39.6 Mpx: under the 40 Mpx per-image limit
+    return buffer.getvalue()
+
+
+def attack_many_images_under_the_limit(ctx):
+    return _predict(ctx, json.dumps({"signature_name": "embed_image", "instances": [_b64(_tall_gif())] * 8}))
+
+
+def attack_half_sent_headers(ctx):
+    """1,500 connections that send half their headers; GET /api/images/count while they are held and 12 s later;
+    then what became of them."""
+    held = []
+    for _ in range(1500):
+        sock = socket.create_connection(("127.0.0.1", ctx.server.port), timeout=5)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        held.append(sock)
+    time.sleep(1.0)
+    with ctx.client(30) as http:
+        during = http.get("/api/images/count").status_code
+        time.sleep(12)
+        after = http.get("/api/images/count").status_code
+    outcomes = [_outcome(sock) for sock in held]
+    for sock in held:
+        sock.close()
+    tally = ", ".join(f"{outcomes.count(kind)} {kind}" for kind in sorted(set(outcomes)))
+    return f"count {during}, then {after} after 12 s; the 1,500: {tally}"
+
+
+def _outcome(sock):
+    """What the server did with a held connection: answered 503 or 408 and closed it, closed it, or kept it open."""
+    sock.setblocking(False)
+    data = b""
+    try:
+        while chunk := sock.recv(65536):
+            data += chunk
+        state = "closed"
+    except BlockingIOError:
+        state = "open"
+    except ConnectionError:
+        state = "closed"
+    return f"{data.split()[1].decode()} and {state}" if data.startswith(b"HTTP/1.1 ") else state
+
+
+def attack_json_echo(ctx):
+    body = b'{"instances":[' + b"0," * 3_999_999 + b'0],"inputs":1}'  # 8 MB, both keys
+    with ctx.client(90) as http:
+        response = http.post(f"/v1/models/{MODEL}:predict", content=body, headers={"Content-Type": "application/json"})
+    return f"{response.status_code}, a {len(response.content):,}-byte answer"
+
+
+def attack_cross_site_predict(ctx):
+    body = json.dumps({"signature_name": "embed_image", "instances": [_b64(png())]})
+    with ctx.client() as http:
+        return _answer(http.post(f"/v1/models/{MODEL}:predict", content=body,
+                                 headers={"Content-Type": "text/plain", "Origin": "http://evil.example"}))
+
+
+def attack_https_origin(ctx):
+    with ctx.client() as http:
+        return _answer(http.post("/api/images", files={"file": ("x.png", png((1, 2, 9)), "image/png")},
+                                 headers={"Origin": f"https://127.0.0.1:{ctx.server.port}"}))
+
+
+def attack_length_and_chunked(ctx):
+    """Content-Length and Transfer-Encoding together, then a pipelined GET on the same connection."""
+    with socket.create_connection(("127.0.0.1", ctx.server.port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n"
+                     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/images/count HTTP/1.1\r\n"
+                     "Host: 127.0.0.1\r\n\r\n".encode())
+        answer = b""
+        try:
+            while chunk := sock.recv(65536):
+                answer += chunk
+        except TimeoutError:
+            pass
+    statuses = [line.split()[1].decode() for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
+    return " then ".join(statuses) + ("; connection kept" if not answer or b"connection: close" not in
+                                      answer.lower() else "; connection closed")
+
+
+def attack_malformed_json(ctx):
+    return _predict(ctx, "instances = [1, 2]")
+
+
+SECOND_ROUND = {
+    "gRPC: 54 bytes declaring 20,000,000 rows": attack_declared_rows,
+    "GIF88a, 1x1 screen, one 8000x8000 frame": attack_gif_frame_past_screen,
+    "8 GIFs of 6000x6600 in one embed_image call": attack_many_images_under_the_limit,
+    "1,500 half-sent headers": attack_half_sent_headers,
+    "8 MB of numbers with both instances and inputs": attack_json_echo,
+    "text/plain :predict from a foreign Origin": attack_cross_site_predict,
+    "Origin https://127.0.0.1:port on POST /api/images": attack_https_origin,
+    "Content-Length + chunked, then a pipelined GET": attack_length_and_chunked,
+    "malformed JSON (instances = [1, 2])": attack_malformed_json,
+}
+ATTACKS.update(SECOND_ROUND)
 
 
 # Attacks on a second server, with a token (when the checkout knows --api_token_file) and no private URLs.
