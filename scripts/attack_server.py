@@ -142,7 +142,7 @@ class Server:
                    "--max_request_bytes=16777216", *self.extra_flags]
         self.log = open(os.path.join(self.work_dir, f"server{self.starts}.log"), "w")
         self.process = subprocess.Popen(command, cwd=self.repo, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 180
+        deadline = time.monotonic() + 600  # a loaded 2-core machine can take minutes to load TensorFlow
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 if httpx.get(f"{self.url}/v1/models/{MODEL}", timeout=2).status_code == 200:
@@ -150,6 +150,8 @@ class Server:
             except httpx.HTTPError:
                 pass
             time.sleep(0.3)
+        if self.process.poll() is None:
+            self.kill()  # not left running behind the script
         raise SystemExit(f"the server in {self.repo} did not start; see {self.log.name}")
 
     @property

@@ -100,15 +100,18 @@ def signature_name(doc):
     return name
 
 
-def request_inputs(doc, input_dtypes):
+def request_inputs(doc, input_dtypes, check_sizes=None):
     """(Format, {alias: array}) from a predict request.
 
-    `input_dtypes` maps the signature's input aliases to DataType enums.
+    `input_dtypes` maps the signature's input aliases to DataType enums. `check_sizes({alias: TensorSize})`, when
+    given, sees the sizes the inputs declare (their lists' lengths) before any array is built.
     """
     has_rows, has_columns = Format.ROW.value in doc, Format.COLUMNAR.value in doc
     if has_rows and has_columns:
         raise _format_error(doc, "Not formatted correctly expecting only one of 'inputs' or "
                                  "'instances' keys to exist ")
+    if check_sizes is not None:
+        check_sizes(_declared_sizes(doc, input_dtypes))
     if has_rows:
         return Format.ROW, _from_instances(doc, input_dtypes)
     if has_columns:
@@ -218,15 +221,46 @@ class _Column:
         return np.stack(self.items)
 
 
+def _declared_sizes(doc, input_dtypes):
+    """{alias: TensorSize} the inputs declare, read along each list's first element (what building them checks
+    every other element against), building nothing; inputs whose layout is malformed are left to the parse."""
+    def size(shape, dtype):
+        elements = math.prod(shape)
+        itemsize = 0 if dtype == types_pb2.DT_STRING else np.dtype(_NUMPY.get(dtype, np.float64)).itemsize
+        return tensors.TensorSize(tuple(shape), elements, elements * itemsize)  # strings: the body cap bounds them
+
+    instances, columns = doc.get(Format.ROW.value), doc.get(Format.COLUMNAR.value)
+    if isinstance(instances, list) and instances:
+        first = instances[0]
+        if _is_named_object(first):
+            return {name: size([len(instances)] + _probe_shape(first[name]), dtype)
+                    for name, dtype in input_dtypes.items() if name in first}
+        if len(input_dtypes) == 1:
+            (name, dtype), = input_dtypes.items()
+            return {name: size([len(instances)] + _probe_shape(first), dtype)}
+    if _is_named_object(columns):
+        return {name: size(_probe_shape(columns[name]), dtype)
+                for name, dtype in input_dtypes.items() if name in columns}
+    if columns is not None and len(input_dtypes) == 1:
+        (name, dtype), = input_dtypes.items()
+        return {name: size(_probe_shape(columns), dtype)}
+    return {}
+
+
+def _probe_shape(value):
+    """A nested list's shape read along its first elements (at most _MAX_RANK + 1 levels)."""
+    shape = []
+    while isinstance(value, list) and len(shape) <= _MAX_RANK:
+        shape.append(len(value))
+        if not value:
+            break
+        value = value[0]
+    return shape
+
+
 def _to_array(value, dtype):
     """A dense tensor from nested JSON lists, checking every level like TF Serving."""
-    shape = []
-    probe = value
-    while isinstance(probe, list):
-        shape.append(len(probe))
-        if not probe:
-            break
-        probe = probe[0]
+    shape = _probe_shape(value)
     if len(shape) > _MAX_RANK:  # also bounds _fill's recursion
         raise invalid_argument(f"JSON list nested {len(shape)} deep: a tensor has at most {_MAX_RANK} dimensions")
     flat = []

@@ -73,7 +73,7 @@ class RestApi:
         if not input_dtypes:
             raise invalid_argument(
                 f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
-        request_format, inputs = json_tensors.request_inputs(doc, input_dtypes)
+        request_format, inputs = json_tensors.request_inputs(doc, input_dtypes, self._predictor.limits.check_sizes)
         _, outputs = self._predictor.predict(servable, signature_name, inputs)
         return json_tensors.response_json(outputs, request_format)
 

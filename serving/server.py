@@ -221,7 +221,8 @@ flags.DEFINE_integer("grpc_max_threads", 64, "Threads handling gRPC requests.")
 flags.DEFINE_integer("max_request_bytes", MAX_MESSAGE_BYTES, "Largest gRPC request or REST body accepted.")
 flags.DEFINE_integer("max_json_bytes", MAX_JSON_BYTES, "Largest JSON body to TF Serving's REST routes (/v1/...).")
 flags.DEFINE_integer("max_connections", ConnectionLimits.max_connections,
-                     "Most open REST connections; more are answered 503 and closed.")
+                     "Most open REST connections: past it a new one closes the one waiting longest for headers, or "
+                     "gets 503 when every one is busy.")
 flags.DEFINE_float("header_timeout_seconds", ConnectionLimits.header_timeout_seconds,
                    "Longest a connection may take to send a request's headers (REST) or its handshake (gRPC).")
 flags.DEFINE_float("idle_timeout_seconds", ConnectionLimits.idle_timeout_seconds,

@@ -4,9 +4,11 @@ many are open at once.
 uvicorn has an idle keep-alive deadline (timeout_keep_alive, armed only after a response) and limit_concurrency
 (a 503 once a request's headers have arrived, while every connection still holds its file descriptor); neither
 ends a connection that sends half its headers and waits. So the h11 protocol is subclassed: a connection has
-`header_timeout_seconds` from its start (or from its previous response) to the end of a request's headers, and a
-connection past `max_connections` gets a 503 and is closed at once, before it reads anything, so the process
-never runs out of file descriptors for its own files.
+`header_timeout_seconds` from its start (or from its previous response) to the end of a request's headers. At
+`max_connections` a new connection closes the one that has waited longest for headers (an idle or half-sent one:
+a client that holds slots open loses them to clients that use them); when every connection is busy with a
+request, the new one gets a 503 and is closed before anything is read. The process never runs out of file
+descriptors for its own files.
 """
 
 import dataclasses
@@ -24,7 +26,7 @@ FILES_KEPT_FOR_THE_SERVER = 1024  # model files, the index, gRPC connections: ne
 
 @dataclasses.dataclass(frozen=True)
 class ConnectionLimits:
-    max_connections: int = 1000  # open REST connections; more are answered 503 and closed
+    max_connections: int = 1000  # open REST connections (then the longest waiting for headers closes, or 503)
     header_timeout_seconds: float = 10.0  # from connecting (or the last response) to a request's last header
     idle_timeout_seconds: float = 5.0  # keep-alive: an idle connection is closed after this long
 
@@ -37,7 +39,7 @@ class LimitedH11Protocol(H11Protocol):
     limits = ConnectionLimits()
 
     def connection_made(self, transport):
-        if len(self.connections) >= self.limits.max_connections:
+        if len(self.connections) >= self.limits.max_connections and not self._close_longest_waiting():
             body = (b'{"error": "this server has %d open connections, its limit (--max_connections); try again '
                     b'later"}' % self.limits.max_connections)
             transport.write(_REFUSED % (len(body), body))
@@ -72,6 +74,18 @@ class LimitedH11Protocol(H11Protocol):
         if getattr(self, "_header_deadline", None) is not None:
             self._header_deadline.cancel()
             self._header_deadline = None
+
+    def _close_longest_waiting(self):
+        """Closes the open connection that has waited longest for a request's headers; False if none waits."""
+        waiting = [connection for connection in self.connections
+                   if getattr(connection, "_header_deadline", None) is not None
+                   and not connection.transport.is_closing()]
+        if not waiting:
+            return False
+        longest = min(waiting, key=lambda connection: connection._header_deadline.when())
+        longest._cancel_header_deadline()
+        longest.transport.close()
+        return True
 
     def _headers_too_slow(self):
         self._header_deadline = None

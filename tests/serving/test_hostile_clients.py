@@ -19,8 +19,10 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
+from tensorflow.core.framework import types_pb2
 
 from captioning.inference.tensors import TensorSize
+from serving import json_tensors
 from serving.limits import RequestLimits, SearchLimits
 from serving.server import SearchOptions
 from serving.status import ServingError
@@ -156,6 +158,11 @@ def test_the_inputs_of_a_call_are_bounded_in_values_and_bytes_from_their_sizes()
                         ({"image_bytes": TensorSize((3,), 3, 6000)}, "--max_input_bytes")]:
         with pytest.raises(ServingError, match=flag):
             limits.check_sizes(sizes)
+    # A REST request's sizes are read from its lists before any array is built.
+    seen = []
+    json_tensors.request_inputs({"inputs": {"image_features": [[[0.5] * 3] * 2], "text": ["a"]}},
+                                {"image_features": types_pb2.DT_FLOAT, "text": types_pb2.DT_STRING}, seen.append)
+    assert seen == [{"image_features": TensorSize((1, 2, 3), 6, 24), "text": TensorSize((1,), 1, 0)}]
 
 
 def _png(width, height):
@@ -367,23 +374,38 @@ def test_content_length_with_transfer_encoding_is_a_400_that_closes_the_connecti
     assert answer.startswith(b"HTTP/1.1 400") and answer.count(b"HTTP/1.1") == 1  # the smuggled GET is not served
 
 
-def test_half_sent_headers_time_out_and_connections_past_the_cap_are_refused(start_server, fake_export):
-    limits = ConnectionLimits(max_connections=20, header_timeout_seconds=1.0, idle_timeout_seconds=1.0)
+def test_half_sent_headers_time_out_and_give_way_to_new_connections_past_the_cap(start_server, fake_export):
+    limits = ConnectionLimits(max_connections=20, header_timeout_seconds=2.0, idle_timeout_seconds=1.0)
     with start_server(fake_export, connections=limits) as server:
         port = server.rest_port
         held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
         for sock in held:
             sock.sendall(b"GET /v1/models/captioner HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as extra:
-            refused = _read_until_closed(extra)
-        assert refused.startswith(b"HTTP/1.1 503") and b"--max_connections" in refused
-        for sock in held:  # each is ended by its header deadline (the read waits for it; no sleep)
-            assert _read_until_closed(sock).startswith(b"HTTP/1.1 408")
-            sock.close()
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:  # the 21st connection
             assert client.get(f"/v1/models/{MODEL}").status_code == 200
+        # One half-sent connection (the one waiting longest) made way for it, closed without an answer; the others
+        # end at their header deadline with a 408 (each read waits for its end; no sleep).
+        endings = [_read_until_closed(sock) for sock in held]
+        assert endings.count(b"") == 1
+        assert all(ending.startswith(b"HTTP/1.1 408") for ending in endings if ending)
         with socket.create_connection(("127.0.0.1", port), timeout=10) as idle:  # nothing sent: closed silently
             assert _read_until_closed(idle) == b""
+        for sock in held:
+            sock.close()
+
+
+def test_connections_past_the_cap_are_refused_when_every_one_is_busy(start_server, fake_export):
+    limits = ConnectionLimits(max_connections=5, header_timeout_seconds=30.0, idle_timeout_seconds=30.0)
+    with start_server(fake_export, connections=limits) as server:
+        busy = [socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) for _ in range(5)]
+        for sock in busy:  # headers complete, the body never comes: each holds a request in progress
+            sock.sendall(f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode())
+        with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as extra:
+            refused = _read_until_closed(extra)
+        assert refused.startswith(b"HTTP/1.1 503") and b"--max_connections" in refused
+        for sock in busy:
+            sock.close()
 
 
 def test_the_page_is_served_with_security_headers(http):
