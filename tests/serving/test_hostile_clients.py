@@ -251,9 +251,14 @@ def test_a_chunked_body_is_cut_off_at_the_limit(server):
     assert status == 413 and sent < 32 * SEARCH_LIMITS.max_upload_bytes
 
 
-def test_a_json_body_has_its_own_cap_and_errors_quote_only_an_excerpt(http):
-    assert_refused(http.post(f"/v1/models/{MODEL}:predict", content=b"[" + b"0," * (MAX_JSON_BYTES // 2) + b"0]",
-                             headers={"Content-Type": "application/json"}), 413, "--max_json_bytes")
+def test_a_json_body_has_its_own_cap_and_errors_quote_only_an_excerpt(http, server):
+    # Declared over the cap: answered before the body is read (sent raw: the answer comes while a client that
+    # sent the body would still be sending, and the connection closes).
+    with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as sock:
+        sock.sendall(f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: "
+                     f"application/json\r\nContent-Length: {MAX_JSON_BYTES + 1}\r\n\r\n".encode())
+        answer = _read_until_closed(sock)
+    assert answer.startswith(b"HTTP/1.1 413") and b"--max_json_bytes" in answer
     body = b'{"instances":[' + b"0," * 100_000 + b'0],"inputs":1}'  # 200 KB, both keys: TF Serving quotes it
     response = http.post(f"/v1/models/{MODEL}:predict", content=body, headers={"Content-Type": "application/json"})
     assert_refused(response, 400, "expecting only one of 'inputs' or 'instances'")
@@ -399,8 +404,10 @@ def test_connections_past_the_cap_are_refused_when_every_one_is_busy(start_serve
     with start_server(fake_export, connections=limits) as server:
         busy = [socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) for _ in range(5)]
         for sock in busy:  # headers complete, the body never comes: each holds a request in progress
-            sock.sendall(f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{".encode())
+            sock.sendall(f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue"
+                         "\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n".encode())
+        for sock in busy:  # the server asks for the body: it has the headers and waits
+            assert sock.recv(64).startswith(b"HTTP/1.1 100")
         with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as extra:
             refused = _read_until_closed(extra)
         assert refused.startswith(b"HTTP/1.1 503") and b"--max_connections" in refused
