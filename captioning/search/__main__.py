@@ -163,5 +163,10 @@ def main(argv=None) -> int:
         index.close()
 
 
+def run() -> None:
+    """The `captioning-search` command (also `python -m captioning.search`)."""
+    sys.exit(cli.quiet_on_closed_pipe(main)())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

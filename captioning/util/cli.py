@@ -11,12 +11,15 @@ A script that imports TensorFlow at its top calls cli.quiet_start() before those
 """
 
 import argparse
+import difflib
+import functools
 import os
 import sys
 
 from captioning.util.logging_setup import VERBOSE_ENV, quiet_tensorflow_unless_verbose
 
 USAGE_EXIT_CODE = 2
+CLOSED_PIPE_EXIT_CODE = 141
 VERBOSE_HELP = f"Show TensorFlow's C++ start-up and log lines (also {VERBOSE_ENV}=1)."
 
 
@@ -71,33 +74,77 @@ def can_write_file(path: str) -> bool:
         not os.path.exists(path) or os.access(path, os.W_OK))
 
 
+def unknown_flag(name: str, known_names) -> str:
+    """`unknown flag --txt (did you mean --text?)`: the closest known flag by difflib, when one is close."""
+    name = name.lstrip("-").split("=", 1)[0]
+    # Names compared without their dashes (shared dashes would make unrelated names look alike), and closer than
+    # difflib's default: a suggestion should be what the user meant.
+    closest = difflib.get_close_matches(name, [known.lstrip("-") for known in known_names], n=1, cutoff=0.7)
+    return f"unknown flag --{name}" + (f" (did you mean --{closest[0]}?)" if closest else "")
+
+
+def _absl_flag_names() -> list:
+    from absl import flags
+
+    return [f"--{name}" for name in flags.FLAGS]
+
+
 def _flags_parser(known_only: bool):
     def parse(argv):
         from absl import flags
 
         try:
             return flags.FLAGS(argv, known_only=known_only)
+        except flags.UnrecognizedFlagError as error:
+            sys.exit(fail(f"{unknown_flag(error.flagname, _absl_flag_names())} (see --helpshort)"))
         except flags.Error as error:
             sys.exit(fail(f"{error} (see --helpshort)"))
+        except SystemExit as done:  # absl's --help and --helpfull print the help, then exit with 1: it succeeded
+            sys.exit(0 if done.code == 1 else done.code)
 
     return parse
 
 
 def unexpected_arguments(arguments) -> str:
+    """What is wrong with arguments no flag took: the first unknown flag among them (with the closest real one), or
+    words outside any flag."""
+    flags_given = [argument for argument in arguments if argument.startswith("-")]
+    if flags_given:
+        return unknown_flag(flags_given[0], _absl_flag_names())
     return f"unexpected arguments: {' '.join(arguments)} (flags are written --name=value)"
 
 
+def quiet_on_closed_pipe(main):
+    """`main`, ended quietly when its reader stops early (`... | head`): no BrokenPipeError traceback, and exit code
+    141 as a shell's own commands give (128 + SIGPIPE). SIGPIPE itself stays ignored, as Python sets it, so that a
+    server's closed socket is an error it handles, not the end of the process."""
+
+    @functools.wraps(main)
+    def wrapped(*args, **kwargs):
+        try:
+            result = main(*args, **kwargs)
+            sys.stdout.flush()  # what is still buffered goes now, while a closed pipe can be handled here
+            return result
+        except BrokenPipeError:
+            # Python flushes stdout once more on the way out: let that write go nowhere.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return CLOSED_PIPE_EXIT_CODE
+
+    return wrapped
+
+
 def run(main, expected=(), pass_unknown_flags: bool = False) -> None:
-    """absl's app.run(main), plus --verbose, flag errors in one line with exit code 2, and UsageError (or any
-    exception type in `expected`) raised by `main` turned into one line with exit code 2. With
-    `pass_unknown_flags`, flags absl does not know reach `main` in argv[1:] (another library's options), and
-    `main` decides what to do with them."""
+    """absl's app.run(main), plus --verbose, flag errors in one line with exit code 2 (an unknown flag named, with the
+    closest real one), UsageError (or any exception type in `expected`) raised by `main` turned into one line with
+    exit code 2, and a closed output pipe ending the run quietly. With `pass_unknown_flags`, flags absl does not know
+    reach `main` in argv[1:] (another library's options), and `main` decides what to do with them."""
     from absl import app, flags
 
     quiet_start()
     if "verbose" not in flags.FLAGS:
         flags.DEFINE_bool("verbose", False, VERBOSE_HELP)
 
+    @quiet_on_closed_pipe
     def checked_main(argv):
         if len(argv) > 1 and not pass_unknown_flags:
             return fail(unexpected_arguments(argv[1:]))
@@ -127,6 +174,24 @@ class ArgumentParser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
         if self.add_help:  # parents built with add_help=False are merged into parsers that already have it
             self.add_argument("--verbose", action="store_true", help=VERBOSE_HELP)
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, but an unknown flag is named on its own with the closest real one (of any subcommand)."""
+        namespace, extras = self.parse_known_args(args, namespace)
+        flags_given = [argument for argument in extras if argument.startswith("-")]
+        if flags_given:
+            self.error(unknown_flag(flags_given[0], self._flag_names()))
+        if extras:
+            self.error(f"unrecognized arguments: {' '.join(extras)}")
+        return namespace
+
+    def _flag_names(self) -> list:
+        names = [name for name in self._option_string_actions if name.startswith("--")]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for parser in action.choices.values():
+                    names += [name for name in parser._option_string_actions if name.startswith("--")]
+        return sorted(set(names))
 
     def error(self, message):
         sys.exit(fail(f"{message} (see {self.prog} --help)"))

@@ -35,12 +35,14 @@ CASES = [
     (["train.py", "--val_fraction", "1"], "--val_fraction=1.0: must be in [0, 1)"),
     (["train.py", "--output_dir", "{file}"], "is a file: give a folder"),
     (["train.py", "--tfrecords", "{dir}/none"], "must name a folder written by scripts/make_tfrecords.py"),
-    (["train.py", "--no_such_flag"], "Unknown command line flag 'no_such_flag'"),
+    (["train.py", "--no_such_flag"], "unknown flag --no_such_flag (see --helpshort)"),  # nothing close
+    (["train.py", "--epoch", "2"], "unknown flag --epoch (did you mean --epochs?)"),
     (["train.py", "--epochs=2", "3"], "unexpected arguments: 3"),
     # get_similarity_score.py
     (["get_similarity_score.py", "--generate", "--image_path", "{image}", "--beam_size", "0"],
      "flag --beam_size=0: must be at least 1"),
     (["get_similarity_score.py", "--image_path", "{dir}/missing.png", "--text", "a cat"], "no such file"),
+    (["get_similarity_score.py", "--txt", "a cat"], "unknown flag --txt (did you mean --text?)"),
     (["get_similarity_score.py", "--labels_file", "{dir}"], "--labels_file={dir}: must name an existing file"),
     (["get_similarity_score.py", "--generate", "--image_path", "{image}", "--model_dir", "{model}",
       "--beam_size", "33"], "beam_size must be at most 32"),  # the exported graph's own limit
@@ -63,7 +65,9 @@ CASES = [
      "cannot reach the Qdrant server at {closed_url}"),
     ([*SEARCH, "count", "--index_dir", "{file}", "--model_dir", "{fake}"], "is a file: give a folder"),
     ([*SEARCH, "frobnicate"], "invalid choice: 'frobnicate'"),
+    ([*SEARCH, "list", "--index_dir", "{dir}/index", "--josn"], "unknown flag --josn (did you mean --json?)"),
     # python -m serving.server
+    ([*SERVER, "--model_base_pth", "{fake}"], "unknown flag --model_base_pth (did you mean --model_base_path?)"),
     ([*SERVER, "--model_base_path", "{dir}/missing"], "--model_base_path={dir}/missing: must name an existing folder"),
     ([*SERVER, "--model_config_file", "{bad_config}"], "is not a valid model config text proto"),
     ([*SERVER, "--model_config_file", "{config_with_missing_path}"], "Could not find base path"),

@@ -118,3 +118,18 @@ def test_push_names_what_is_wrong_in_one_line(tmp_path, search_export, colour_fo
     assert main(["push", "--index_dir", index_dir, "--qdrant_url", unreachable]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith(f"error: Qdrant server {unreachable}:") and "refused" in error and "\n" not in error
+
+
+def test_a_closed_pipe_ends_list_quietly(tmp_path, search_export, colour_folder):
+    """`python -m captioning.search list ... | head -1`: the reader has gone by the time the listing is written."""
+    common = ["--index_dir", str(tmp_path / "index"), "--model_dir", search_export]
+    assert cli("add", *common, colour_folder["red"], colour_folder["blue"]).returncode == 0
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        listed = subprocess.run([sys.executable, "-m", "captioning.search", "list", *common], cwd=REPO,
+                                stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=180)
+    finally:
+        os.close(write_end)
+    assert listed.stderr == ""
+    assert listed.returncode == 141
