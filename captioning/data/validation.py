@@ -13,7 +13,8 @@ import os
 import unicodedata
 
 from PIL import Image
-from tqdm import tqdm
+
+from captioning.util.progress_bars import progress_bar
 
 # PIL's names for the formats captioning.data.images.decode_and_resize accepts. MPO is
 # how PIL names the multi-picture JPEGs some cameras write; TensorFlow reads them as JPEG.
@@ -61,10 +62,8 @@ def validate_examples(examples, num_threads=8, progress=True):
     show_progress = progress and len(paths) > _PROGRESS_BAR_MIN_IMAGES
     with concurrent.futures.ThreadPoolExecutor(max_workers=num_threads) as pool:
         results = pool.map(image_problem, paths)
-        progress_bar = tqdm(
-            results, total=len(paths), desc="checking images", unit="image", disable=not show_progress
-        )
-        problems = dict(zip(paths, progress_bar, strict=True))
+        bar = progress_bar(results, total=len(paths), desc="checking images", unit="image", disable=not show_progress)
+        problems = dict(zip(paths, bar, strict=True))
     kept = []
     skipped = collections.Counter()
     for example in examples:

@@ -9,11 +9,11 @@ error message instead of stopping the job.
 import dataclasses
 
 import numpy as np
-from tqdm import tqdm
 
 from captioning.data.validation import caption_problem, image_problem
-from captioning.inference.runners import InvalidInputError
 from captioning.inference.rows import MAX_ROWS_PER_CALL
+from captioning.inference.runners import InvalidInputError
+from captioning.util.progress_bars import progress_bar
 
 ERROR_MESSAGES = {"missing_image": "missing image", "unreadable_image": "unreadable image",
                   "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)",
@@ -95,7 +95,8 @@ def score_pairs(model, image_paths, captions, batch_size: int = MAX_ROWS_PER_CAL
             rows_of_image.setdefault(path, []).append(row)
     scores, encoded = {}, 0
     paths = list(rows_of_image)
-    with tqdm(total=sum(map(len, rows_of_image.values())), unit="pair", desc="scoring", disable=not progress) as bar:
+    total = sum(map(len, rows_of_image.values()))
+    with progress_bar(total=total, unit="pair", desc="scoring", disable=not progress) as bar:
         for start in range(0, len(paths), images_per_chunk):
             chunk = paths[start:start + images_per_chunk]
             features = dict(zip(chunk, encode_images(model, [read_bytes(path) for path in chunk])))

@@ -7,12 +7,10 @@ again skips what is already in (same content, same id) and continues. Each batch
 """
 
 import dataclasses
-import sys
 import time
 from datetime import datetime, timezone
 
 import numpy as np
-from tqdm import tqdm
 
 from captioning.inference.runners import InvalidInputError
 from captioning.search.fetch import FetchError
@@ -20,6 +18,7 @@ from captioning.search.images import ImageError, ImageLimits, image_size
 from captioning.search.index import point_id
 from captioning.search.locks import IdLocks
 from captioning.search.store import content_hash
+from captioning.util.progress_bars import progress_bar
 
 BATCH_SIZE = 32
 
@@ -74,7 +73,7 @@ class Indexer:
         items = list(items)
         result = AddResult()
         started = time.monotonic()
-        with tqdm(total=len(items), unit="image", desc="indexing", disable=not progress, file=sys.stderr) as bar:
+        with progress_bar(total=len(items), unit="image", desc="indexing", disable=not progress) as bar:
             for start in range(0, len(items), self.batch_size):
                 batch = items[start:start + self.batch_size]
                 self._add_batch([self._load(source, loader, result) for source, loader in batch], result)

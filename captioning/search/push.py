@@ -6,11 +6,11 @@ features stay in the index folder: serve with `--index_dir` (the store) and `--q
 """
 
 import dataclasses
-import sys
 import time
 
 import numpy as np
-from tqdm import tqdm
+
+from captioning.util.progress_bars import progress_bar
 
 PAGE_SIZE = 256
 
@@ -30,8 +30,7 @@ def push(index, destination, version: int, page_size: int = PAGE_SIZE, progress:
     """Copies `version`'s points of `index` (an ImageIndex) into `destination` (an engine, e.g. ServerEngine)."""
     result = PushResult()
     started = time.monotonic()
-    with tqdm(total=index.count(version), unit="image", desc="pushing", disable=not progress,
-              file=sys.stderr) as bar:
+    with progress_bar(total=index.count(version), unit="image", desc="pushing", disable=not progress) as bar:
         page = []
         for entry in index.all_entries(version, with_vectors=True, page_size=page_size):
             page.append(entry)
