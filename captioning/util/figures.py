@@ -41,10 +41,16 @@ def _save(figure, path: str) -> None:
 def draw_image_captions(path: str, image_paths, captions, values, errors, score_name: str,
                         max_pairs: int = 40, columns: int = 4) -> None:
     """A grid of the first `max_pairs` rows: the image, its caption and its score (or why it has none)."""
+    _save(image_captions_figure(image_paths, captions, values, errors, score_name, max_pairs, columns), path)
+
+
+def image_captions_figure(image_paths, captions, values, errors, score_name: str, max_pairs: int, columns: int):
     shown = min(len(captions), max_pairs)
     rows = max(1, -(-shown // columns))
     plt = _pyplot()
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False)
+    # Constrained layout leaves room for the title above the first row (tight_layout ignores a figure's title).
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False,
+                                layout="constrained")
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index >= shown:
@@ -57,8 +63,7 @@ def draw_image_captions(path: str, image_paths, captions, values, errors, score_
         axis.set_title(f"{caption}\n{score_name} = {values[index]:.2f}", fontsize=8)
     if shown < len(captions):
         figure.suptitle(f"first {shown} of {len(captions)} rows")
-    figure.tight_layout()
-    _save(figure, path)
+    return figure
 
 
 def draw_similarity_matrix(path: str, image_paths, texts, matrix: np.ndarray, score_name: str) -> None:
@@ -117,7 +122,7 @@ def draw_cross_attention(path: str, image_bytes: bytes, text: str, tokens, log_p
     blocks, num_tokens, cells = attention.shape
     side = int(round(cells ** 0.5))
     figure, axes = plt.subplots(blocks, num_tokens + 1, figsize=(1.9 * (num_tokens + 1), 2.1 * blocks + 0.6),
-                                squeeze=False)
+                                squeeze=False, layout="constrained")  # room for the title, as above
     extent = (0, pixels.shape[1], pixels.shape[0], 0)  # the grid stretched over the whole picture
     for block in range(blocks):
         axes[block, 0].imshow(pixels)
@@ -136,5 +141,4 @@ def draw_cross_attention(path: str, image_bytes: bytes, text: str, tokens, log_p
             axis.set_yticks([])
     figure.suptitle(f"where the model looks for each word of \"{textwrap.shorten(text, 70, placeholder='…')}\" "
                     "(brighter = more attention; under each word its log-probability)", fontsize=10)
-    figure.tight_layout()
     _save(figure, path)
