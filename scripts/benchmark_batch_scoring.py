@@ -25,11 +25,10 @@ import time
 import numpy as np
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.data import synthetic_dataset  # noqa: E402
-from captioning.inference import batch  # noqa: E402
-from captioning.jobs import pairs_csv  # noqa: E402
-from captioning.util import cli, memory  # noqa: E402
+from captioning.data import synthetic_dataset
+from captioning.inference import batch
+from captioning.jobs import pairs_csv
+from captioning.util import cli, memory
 
 FLAGS = flags.FLAGS
 cli.define_model_dir_flag()

@@ -27,9 +27,9 @@ import time
 import numpy as np
 from absl import app, flags
 
+from captioning.data import synthetic_dataset
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, REPO)
-from captioning.data import synthetic_dataset  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")

@@ -18,8 +18,7 @@ import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.util import cli  # noqa: E402
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", "checkpoints", "A trained model's folder (config.json, vocabulary.txt, "

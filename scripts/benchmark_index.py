@@ -37,9 +37,8 @@ import warnings
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.data import scene_captions, synthetic  # noqa: E402
-from captioning.util.memory import peak_memory_mb  # noqa: E402
+from captioning.data import scene_captions, synthetic
+from captioning.util.memory import peak_memory_mb
 
 REAL_SEED = 7_000_002  # scenes no training run uses (training: --seed and --seed + 1)
 QUERY_SEED = 11

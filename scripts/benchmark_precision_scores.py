@@ -8,14 +8,12 @@ Every one of --num_images fresh synthetic scenes is scored against the full capt
 """
 
 import os
-import sys
 import time
 
 import numpy as np
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.util import cli  # noqa: E402
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("run_dir", "checkpoints", "A trained model's directory (config.json, vocabulary.txt, "

@@ -28,10 +28,9 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.data import scene_captions, synthetic  # noqa: E402
-from captioning.util import cli  # noqa: E402
-from captioning.util.memory import peak_memory_mb  # noqa: E402
+from captioning.data import scene_captions, synthetic
+from captioning.util import cli
+from captioning.util.memory import peak_memory_mb
 
 RECALL_SEED = 7_000_001  # training uses --seed (0) and --seed + 1 for validation
 LATENCY_SEED = 7_000_002

@@ -18,8 +18,7 @@ import tempfile
 import time
 from concurrent import futures
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.util import cli  # noqa: E402
+from captioning.util import cli
 
 cli.quiet_start()  # before the imports below load TensorFlow
 

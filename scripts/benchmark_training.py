@@ -21,8 +21,7 @@ import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.util import cli  # noqa: E402
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("cases", [], "Cases to run (default: all).")

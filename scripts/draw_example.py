@@ -5,15 +5,13 @@
 """
 
 import os
-import sys
 
 import numpy as np
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captioning.data import scene_captions, synthetic  # noqa: E402
-from captioning.util import cli  # noqa: E402
+from captioning.data import scene_captions, synthetic
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output", "checkpoints/example.png", "Where to write the PNG.")

@@ -8,13 +8,10 @@ Training costs about 3x the forward pass (forward, then gradients for activation
 that train; a frozen backbone (the default) runs forward only.
 """
 
-import os
-import sys
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.util import cli  # noqa: E402
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("backbone", "EfficientNetB0", "Backbone, as train.py's --backbone.")

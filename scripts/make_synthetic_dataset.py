@@ -4,15 +4,13 @@
 """
 
 import os
-import sys
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from captioning.data.synthetic import parse_combinations  # noqa: E402
-from captioning.data.synthetic_dataset import write_coco_dataset  # noqa: E402
-from captioning.util import cli  # noqa: E402
+from captioning.data.synthetic import parse_combinations
+from captioning.data.synthetic_dataset import write_coco_dataset
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Where to write images/ and annotations/captions.json.", required=True)

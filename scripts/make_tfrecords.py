@@ -10,14 +10,12 @@ ceil(images / --images_per_shard) shards; give at least as many shards as traini
 """
 
 import os
-import sys
 import time
 
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.data.dataset_flags import dataset_source  # noqa: E402  (defines the dataset flags)
-from captioning.util import cli  # noqa: E402
+from captioning.data.dataset_flags import dataset_source  # defines the dataset flags
+from captioning.util import cli
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("output_dir", None, "Where the shards, captions files and manifest.json go.", required=True)

@@ -10,14 +10,11 @@ with or without each colour: 90), is the one each score ranks first true of the 
     python scripts/probe_counts.py --model_dir checkpoints/export --seed 2024 --num_scenes 1500
 """
 
-import os
-import sys
 
 import numpy as np
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.util import cli  # noqa: E402
+from captioning.util import cli
 
 cli.quiet_start()  # before the imports below load TensorFlow
 

@@ -9,14 +9,11 @@
     python scripts/probe_relations.py --model_dir checkpoints/export --num_scenes 200 --show 12
 """
 
-import os
-import sys
 
 import numpy as np
 from absl import flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.util import cli  # noqa: E402
+from captioning.util import cli
 
 cli.quiet_start()  # before the imports below load TensorFlow
 

@@ -14,8 +14,7 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.data import synthetic  # noqa: E402
+from captioning.data import synthetic
 
 SEED = 7_000_003  # scenes no training run uses
 QUERY = "a red circle left of a blue square"

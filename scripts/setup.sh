@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv (once) and install the pinned requirements; --dev adds the test tools.
+# Create .venv (once), install the pinned requirements and the project (editable); --dev adds the test tools.
 #   bash scripts/setup.sh          # to run train.py, get_similarity_score.py, the server
 #   bash scripts/setup.sh --dev    # ... and the tests, with Debian's chromium + chromium-driver where apt exists
 set -euo pipefail
@@ -34,4 +34,7 @@ python3 -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newe
 [[ -x .venv/bin/python ]] || python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "${requirements[@]}"
+# The project itself, editable: its commands (captioning-train, -score, -serve, -search, -evaluate) land in
+# .venv/bin and the scripts import the package from this folder. Its dependencies are the pins just installed.
+.venv/bin/python -m pip install --quiet --no-deps -e .
 echo "ready: .venv/bin/python ($(.venv/bin/python -c 'from captioning.util import cli; cli.quiet_start(); import tensorflow as tf; print("tensorflow", tf.__version__)'))"  # quiet: no TF start-up lines

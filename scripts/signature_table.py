@@ -5,12 +5,10 @@ while a page's table differs.
     .venv/bin/python scripts/signature_table.py
 """
 
-import os
 import pathlib
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from captioning.export.signatures import markdown_table  # noqa: E402
+from captioning.export.signatures import markdown_table
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs"
 PAGES = (DOCS / "architecture.md", DOCS / "serving.md")

@@ -391,5 +391,10 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `captioning-serve` command (also `python -m serving.server`)."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

@@ -7,6 +7,10 @@ import pytest
 from captioning.data import synthetic
 from tests.helpers import train_model
 
+# Commands the tests start (scripts/*.py import the installed package) read this checkout, not an installed copy.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
+
 
 @pytest.fixture(scope="session")
 def tiny_run_dir(tmp_path_factory):

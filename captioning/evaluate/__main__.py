@@ -47,7 +47,7 @@ cli.define_flag_validators(
 datasets.require_annotations_flag()
 
 
-def run(model) -> dict:
+def evaluate_model(model) -> dict:
     if FLAGS.dataset != "synthetic":
         return evaluate_dataset(model, FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, FLAGS.split,
                                 FLAGS.retrieval_images, FLAGS.beam_size)
@@ -62,7 +62,7 @@ def main(argv):
     del argv
     try:
         model = LocalModel(FLAGS.model_dir)
-        report = {"model": model.path, **run(model)}
+        report = {"model": model.path, **evaluate_model(model)}
     except (ValueError, OSError) as error:
         return cli.fail(error)
     table = markdown_report(report)
@@ -81,5 +81,10 @@ def main(argv):
     return 0
 
 
-if __name__ == "__main__":
+def run() -> None:
+    """The `captioning-evaluate` command (also `python -m captioning.evaluate`)."""
     cli.run(main)
+
+
+if __name__ == "__main__":
+    run()

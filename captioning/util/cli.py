@@ -133,6 +133,18 @@ def quiet_on_closed_pipe(main):
     return wrapped
 
 
+def _help_describes(module_name: str) -> None:
+    """absl's --help prints the started file's docstring and the flags it defined; a command started through a shim
+    (`python train.py`) or an installed wrapper (`captioning-train`) has both in its own module instead."""
+    from absl import flags
+
+    if module_name == "__main__":
+        return
+    sys.modules["__main__"].__doc__ = sys.modules[module_name].__doc__
+    for flag in flags.FLAGS.get_key_flags_for_module(module_name):
+        flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
+
+
 def run(main, expected=(), pass_unknown_flags: bool = False) -> None:
     """absl's app.run(main), plus --verbose, flag errors in one line with exit code 2 (an unknown flag named, with the
     closest real one), UsageError (or any exception type in `expected`) raised by `main` turned into one line with
@@ -143,6 +155,7 @@ def run(main, expected=(), pass_unknown_flags: bool = False) -> None:
     quiet_start()
     if "verbose" not in flags.FLAGS:
         flags.DEFINE_bool("verbose", False, VERBOSE_HELP)
+    _help_describes(main.__module__)
 
     @quiet_on_closed_pipe
     def checked_main(argv):
