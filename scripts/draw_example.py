@@ -9,7 +9,6 @@ import os
 import numpy as np
 from absl import flags
 
-
 from captioning.data import scene_captions, synthetic
 from captioning.util import cli
 

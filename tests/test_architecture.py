@@ -9,7 +9,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # A folder may import its own modules and those of lower floors only; folders on one floor are independent.
 FLOORS = {"util": 0, "data": 1, "model": 2, "export": 3, "training": 4, "inference": 4,
-          "jobs": 5, "evaluate": 5, "search": 5, "commands": 6}
+          "jobs": 5, "evaluate": 5, "search": 5, "api": 5, "commands": 6}
 # serving's floors, by module (web/ is one folder: its modules may import each other). serving may import any of
 # captioning.
 SERVING_FLOORS = {"status": 0, "limits": 1, "json_tensors": 1, "batching": 1, "servable": 1,
