@@ -5,9 +5,9 @@ before it returns, so a `kill -9` loses at most the update in flight and the nex
 flushes the segments. A lock file keeps the folder to one process, as the WAL would, but with a clear message.
 
 Search: segments holding fewer vectors than FULL_SCAN_VECTORS are scanned exactly; `optimize` builds an HNSW
-graph over larger ones, searched with `hnsw_ef` of the collection's size. Both were chosen by
-scripts/benchmark_index.py on the model's own embeddings (docs/search.md, "Search figures"): stage 1's top K matches
-exact search's at recall >= 0.99.
+graph and int8 codes (kept in RAM) over larger ones. A query walks the graph on the codes with a fixed ef and
+rescores OVERSAMPLING times its limit in float (`engine`: the settings and why). Shards created before these
+settings keep their own config (no int8 codes) and are searched with the same fixed ef.
 """
 
 import fcntl
@@ -25,32 +25,47 @@ from qdrant_edge import (
     EdgeShard,
     EdgeVectorParams,
     HnswIndexConfig,
+    Memory,
     OrderBy,
     PayloadSchemaType,
     Point,
     Query,
+    QuantizationSearchParams,
     QueryRequest,
+    ScalarQuantizationConfig,
+    ScalarType,
     ScrollRequest,
     SearchParams,
     UpdateOperation,
 )
 
-from captioning.search.engine import COLLECTION_PREFIX, ORDER_FIELD, Hit, IndexBusyError, collection_name
+from captioning.search.engine import (
+    COLLECTION_PREFIX,
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
+    INT8_QUANTILE,
+    ORDER_FIELD,
+    OVERSAMPLING,
+    SEARCH_EF,
+    Hit,
+    IndexBusyError,
+    collection_name,
+)
 
 # Exact search below this many vectors in a segment, HNSW above: an exact scan of 100,000 128-d vectors took
 # 4 ms here (so about 1 ms at 20,000), and the HNSW build about 1.3 ms per vector on 2 shared cores: worth it only
 # for large segments.
 FULL_SCAN_VECTORS = 20_000
-HNSW_M, HNSW_EF_CONSTRUCT = 16, 128
 BUILD_SECONDS_PER_VECTOR = 0.0013  # measured at 100,000 (133 s): for the CLI's estimate
-# Search-time candidate list, growing with the collection. Recall@64 against exact search (the model's embeddings,
-# caption queries): at 100,000 images 0.985 at ef 64, 0.993 at 128, 0.995 at 256; at 1,000,000 0.977 at 1024,
-# 0.998 at 2048 (2.5 ms). One point of ef per 400 images, at least 256, meets 0.99 at both with a margin.
-HNSW_EF_MIN, POINTS_PER_EF = 256, 400
 
 
-def hnsw_ef(points: int) -> int:
-    return max(HNSW_EF_MIN, points // POINTS_PER_EF)
+INT8_CODES = ScalarQuantizationConfig(type=ScalarType.Int8, quantile=INT8_QUANTILE, memory=Memory.Pinned)
+
+
+def search_params(limit: int, ef: int = SEARCH_EF) -> SearchParams:
+    """A query's parameters: the fixed ef (at least the limit), int8 candidates rescored in float."""
+    return SearchParams(hnsw_ef=max(ef, limit),
+                        quantization=QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING))
 
 
 def _kilobytes(vectors: int, dim: int) -> int:
@@ -70,7 +85,6 @@ class EdgeEngine:
             raise IndexBusyError(f"{folder}: the index is open in another process (a running server?); add and "
                                  "search through that server's API, or stop it first") from None
         self._shards = {}  # version -> EdgeShard, opened on first use
-        self._ef = {}  # version -> hnsw_ef of its size, kept up to date by every write
         # One call at a time: the bindings hold the GIL through most calls anyway, and a lock keeps the
         # open-or-create of a shard from racing.
         self._lock = threading.RLock()
@@ -91,23 +105,18 @@ class EdgeEngine:
         shard = self._shards.get(version)
         if shard is None and os.path.exists(os.path.join(self._path(version), "edge_config.json")):
             shard = self._shards[version] = EdgeShard.load(self._path(version))
-            self._resize(version)
         elif shard is None and dim:
             shard = self._shards[version] = EdgeShard.create(self._path(version), self._config(dim))
             shard.update(UpdateOperation.create_field_index(ORDER_FIELD, PayloadSchemaType.Integer))
-            self._resize(version)
         return shard
 
-    def _resize(self, version: int) -> None:
-        """Sets the version's search ef from its size (after opening it and after every write)."""
-        self._ef[version] = hnsw_ef(self._shards[version].count(CountRequest(exact=True)))
-
     @staticmethod
-    def _config(dim: int):
+    def _config(dim: int, m: int = HNSW_M, ef_construct: int = HNSW_EF_CONSTRUCT, quantization=INT8_CODES):
+        """A new shard's config; the benchmark passes other m, ef_construct or codes (None: float only)."""
         threshold = _kilobytes(FULL_SCAN_VECTORS, dim)
         return EdgeConfig(vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
-                          hnsw_config=HnswIndexConfig(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT,
-                                                      full_scan_threshold=threshold),
+                          hnsw_config=HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=threshold),
+                          quantization_config=quantization,
                           optimizers=EdgeOptimizersConfig(indexing_threshold=threshold))
 
     def versions(self) -> dict:
@@ -139,16 +148,14 @@ class EdgeEngine:
                   for i, vector, payload in zip(ids, np.asarray(vectors, np.float32), payloads)]
         with self._lock:
             self._shard(version, vectors.shape[1]).update(UpdateOperation.upsert_points(points))
-            self._resize(version)
 
     def search(self, version: int, vector: np.ndarray, limit: int) -> list:
         with self._lock:
             shard = self._shard(version)
             if shard is None:
                 return []
-            params = SearchParams(hnsw_ef=max(self._ef[version], limit))
             found = shard.query(QueryRequest(query=Query.Nearest(np.asarray(vector, np.float32).tolist()),
-                                             limit=limit, with_payload=True, params=params))
+                                             limit=limit, with_payload=True, params=search_params(limit)))
         return [Hit(str(p.id), float(p.score), p.payload) for p in found]
 
     def get(self, version: int, ids: list) -> dict:
@@ -164,7 +171,6 @@ class EdgeEngine:
             shard = self._shard(version)
             if ids and shard is not None:
                 shard.update(UpdateOperation.delete_points(ids))
-                self._resize(version)
 
     def scroll(self, version: int, offset: str = None, limit: int = 100, with_vectors: bool = False) -> tuple:
         with self._lock:
@@ -187,7 +193,7 @@ class EdgeEngine:
         return [(str(record.id), record.payload) for record in records]
 
     def optimize(self, version: int) -> bool:
-        """Builds the HNSW graph of segments past FULL_SCAN_VECTORS; True when it did any work. Blocks every other
+        """Builds the HNSW graph and int8 codes of segments past FULL_SCAN_VECTORS; True when it did any work. Blocks every other
         call of this process while it runs (tens of seconds at 100,000 images)."""
         with self._lock:
             shard = self._shard(version)

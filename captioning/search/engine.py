@@ -17,6 +17,15 @@ COLLECTION_PREFIX = "images_v"
 # Qdrant compares order values as float64, exact only below 2**53.
 ORDER_FIELD = "added_us"
 
+# How both engines build and search a collection, chosen by scripts/benchmark_index.py --parts levers
+# (docs/benchmarks.md, "Index levers"): a search ef growing with the collection (2,500 at 1,000,000) cost more than
+# the graph saves, and past a few hundred a walk costs as much as a scan; a fixed ef on int8 codes, the candidates
+# rescored in float, kept recall@10 at 1.000 at 100,000.
+HNSW_M, HNSW_EF_CONSTRUCT = 16, 128
+SEARCH_EF = 128  # candidates the graph walk keeps (at least the query's limit), whatever the collection's size
+INT8_QUANTILE = 0.99  # int8 codes span this quantile of the values: a few outliers do not stretch the scale
+OVERSAMPLING = 2.0  # int8 candidates per result, rescored with the float vectors, so codes cost no recall
+
 
 class ModelVersionError(RuntimeError):
     """The index holds embeddings of another model version than the one asked to search or add with."""

@@ -1,6 +1,8 @@
 """A Qdrant server or cluster as the index engine, through qdrant-client: the same calls as the embedded engine.
 
-The server builds its HNSW index and flushes by itself. In tests, qdrant-client's local mode (a folder or
+The server builds its HNSW index and flushes by itself. A collection gets the embedded engine's settings (HNSW m and
+ef_construct, int8 codes in RAM) and is searched with the same fixed ef, rescoring oversampled candidates in float;
+`create_collection` also takes a cluster's shard and replica counts (docs/search.md, "Beyond one machine"). In tests, qdrant-client's local mode (a folder or
 ":memory:") speaks the same API and stands in for a server.
 """
 
@@ -10,7 +12,17 @@ import warnings
 
 import numpy as np
 
-from captioning.search.engine import COLLECTION_PREFIX, ORDER_FIELD, Hit, collection_name
+from captioning.search.engine import (
+    COLLECTION_PREFIX,
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
+    INT8_QUANTILE,
+    ORDER_FIELD,
+    OVERSAMPLING,
+    SEARCH_EF,
+    Hit,
+    collection_name,
+)
 
 
 class ServerEngine:
@@ -43,15 +55,25 @@ class ServerEngine:
         with self._lock:
             return self.client.count(collection_name(version), exact=True).count if self._exists(version) else 0
 
-    def _ensure_collection(self, version: int, dim: int) -> str:
+    def create_collection(self, version: int, dim: int, shard_number: int = None, replication_factor: int = None):
+        """Creates the version's collection with the index's settings; on a cluster, split into `shard_number`
+        shards each held by `replication_factor` nodes (the server's defaults when None)."""
         from qdrant_client import models
 
         name = collection_name(version)
-        if not self.client.collection_exists(name):
-            self.client.create_collection(name, vectors_config=models.VectorParams(size=dim,
-                                                                                   distance=models.Distance.COSINE))
+        with self._lock:
+            self.client.create_collection(
+                name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                hnsw_config=models.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
+                quantization_config=models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
+                    type=models.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)),
+                shard_number=shard_number, replication_factor=replication_factor)
             self._index_order_field(name)
-        return name
+
+    def _ensure_collection(self, version: int, dim: int) -> str:
+        if not self._exists(version):
+            self.create_collection(version, dim)
+        return collection_name(version)
 
     def _index_order_field(self, name: str) -> None:
         """The gallery orders by ORDER_FIELD, which a server can only do with an integer index on it (creating it
@@ -82,11 +104,15 @@ class ServerEngine:
             self.client.upsert(self._ensure_collection(version, vectors.shape[1]), points, wait=True)
 
     def search(self, version: int, vector: np.ndarray, limit: int) -> list:
+        from qdrant_client import models
+
+        params = models.SearchParams(hnsw_ef=max(SEARCH_EF, limit), quantization=models.QuantizationSearchParams(
+            rescore=True, oversampling=OVERSAMPLING))
         with self._lock:
             if not self._exists(version):
                 return []
             found = self.client.query_points(collection_name(version), query=np.asarray(vector, np.float32).tolist(),
-                                             limit=limit, with_payload=True).points
+                                             limit=limit, with_payload=True, search_params=params).points
         return [Hit(str(p.id), float(p.score), p.payload) for p in found]
 
     def get(self, version: int, ids: list) -> dict:
