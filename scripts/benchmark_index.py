@@ -4,9 +4,14 @@ embedded index of earlier versions (qdrant-client's local mode), and float16 vs 
     python scripts/benchmark_index.py --model_dir checkpoints/export
     python scripts/benchmark_index.py --model_dir checkpoints/export --parts index,features --vectors 100000
     python scripts/benchmark_index.py --model_dir checkpoints/export --parts million --million 1000000
+    python scripts/benchmark_index.py --parts levers --lever_vectors 100000
 
 What it measures, in one process per part (a part's peak memory is its own):
 
+- levers: --lever_vectors clustered vectors of width --dim (2,000 clusters per 100,000) and queries near stored
+  vectors; one build per lever of LEVERS (HNSW m, ef_construct, int8 or binary codes), each in a child process,
+  and on it stage 1 at several search settings (ef, rescoring, oversampling), timed in turn with an exact numpy
+  scan on each query (medians, ratio), recall@10 against exact, build time and the index's resident memory.
 - index: --real_images unseen synthetic scenes are indexed with the model (images/s, split into model time,
   store files and index updates). The index is then grown to --vectors points by noisy copies of those real
   embeddings (each copy points at its original's image and features, so stage 2 scores real features): the
@@ -14,8 +19,12 @@ What it measures, in one process per part (a part's peak memory is its own):
   recall@16/@64 against an exact numpy scan), the HNSW build time, the whole two-stage query (text embedding,
   stage 1, stage 2 from cached features) at K=16 and K=64, the index's open time, disk per image and peak memory.
   The same points are then written to qdrant-client's local mode (the earlier embedded index) for the before/after.
-- million: --million clustered vectors of the model's width (noisy copies of the real embeddings), stage 1 exact
-  and with HNSW; the HNSW build runs in a child process bounded by --build_timeout seconds (it holds the GIL).
+- million: the chosen settings (captioning/search/engine.py) at --million clustered vectors as in levers, against
+  the index as it was (float vectors, ef growing with the collection) and other ef: stage 1 and the numpy scan in
+  turn, recall@10, resident memory, write rate, search before the graph is built, build and reopen time, disk per
+  vector; then the whole query (embed_text, stage 1, stage 2 = score_features of the K candidates' features read
+  from files) with its breakdown, and how many of its reranked top 10 match those reranked from the exact top K.
+  The build runs in a child process bounded by --build_timeout seconds (it holds the GIL).
 - features: for --feature_queries captions, the K=64 candidates scored from float32 and from float16 features:
   stage 2's time (load + score) and how far the two agree (same top 10, rank correlation, largest difference).
 
@@ -43,6 +52,9 @@ from captioning.util.memory import peak_memory_mb
 REAL_SEED = 7_000_002  # scenes no training run uses (training: --seed and --seed + 1)
 QUERY_SEED = 11
 COPY_NOISE = 0.2  # norm of the noise added to a real embedding before normalising: copies stay near it
+CLUSTER_SPREAD, QUERY_NOISE = 0.6, 0.3  # norms of the noise around a cluster's centre, around a query's vector
+UNBUILT_QUERIES = 20  # searched before the HNSW build (each a scan)
+WARM_QUERIES = 5  # first queries of a row, left out of its medians
 
 
 def percentiles(seconds) -> tuple:
@@ -173,9 +185,10 @@ def run_index(model, args):
     started = time.perf_counter()
     index.optimize(version)
     build_seconds = time.perf_counter() - started
-    default_ef = edge_engine.hnsw_ef(index.count(version))
+    default_ef = edge_engine.SEARCH_EF
     for ef in args.ef:
-        stage1[f"HNSW, ef {ef}"] = stage1_figures(searching(SearchParams(hnsw_ef=ef)), text_vectors, exact_top)
+        stage1[f"HNSW, ef {ef}"] = stage1_figures(searching(edge_engine.search_params(64, ef)), text_vectors,
+                                                  exact_top)
     stage1[f"the index's search (ef {default_ef})"] = stage1_figures(
         lambda v, k: rows_of(index.search(version, v, k)), text_vectors, exact_top)
     stage1["exact"] = stage1_figures(searching(SearchParams(exact=True)), text_vectors, exact_top)
@@ -279,91 +292,291 @@ def local_mode_figures(work, version, ids, payloads, vectors, copy_ids, text_vec
             "disk": folder_bytes(path) / len(all_ids)}
 
 
+def clustered_vectors(count, dim, rng) -> np.ndarray:
+    """`count` unit vectors around count / 50 random centres (2,000 clusters per 100,000, as in issue 33)."""
+    centres = rng.normal(size=(max(1, count // 50), dim)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    vectors = centres[rng.integers(0, len(centres), count)]
+    vectors += rng.normal(scale=CLUSTER_SPREAD / np.sqrt(dim), size=(count, dim)).astype(np.float32)
+    return (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).astype(np.float32)
+
+
+# Each lever is one build (HNSW m, ef_construct, quantization) and the searches measured on it: first the index as
+# it was (float vectors, ef growing with the collection), then the chosen settings, then one change at a time.
+LEVERS = [
+    ({"change": "as before", "m": 16, "ef_construct": 128},
+     [{"ef": "adaptive"}, {"ef": 512}, {"ef": 128}, {"ef": 64}]),
+    ({"change": "int8 codes", "m": 16, "ef_construct": 128, "quantization": "int8"},
+     [{"ef": 512, "rescore": False}, {"ef": 512, "rescore": True, "oversampling": 1},
+      {"ef": "adaptive", "rescore": True, "oversampling": 2}, {"ef": 128, "rescore": True, "oversampling": 2},
+      {"ef": 512, "rescore": True, "oversampling": 2}]),
+    ({"change": "binary codes", "m": 16, "ef_construct": 128, "quantization": "binary"},
+     [{"ef": 512, "rescore": True, "oversampling": 2}, {"ef": 512, "rescore": True, "oversampling": 4}]),
+    ({"change": "ef_construct", "m": 16, "ef_construct": 64, "quantization": "int8"},
+     [{"ef": 512, "rescore": True, "oversampling": 2}]),
+    ({"change": "HNSW m", "m": 8, "ef_construct": 128, "quantization": "int8"},
+     [{"ef": 512, "rescore": True, "oversampling": 2}]),
+]
+
+
+def clustered_queries(count, dim, queries, rng) -> tuple:
+    """(clustered_vectors, `queries` unit vectors near randomly chosen ones)."""
+    vectors = clustered_vectors(count, dim, rng)
+    near = vectors[rng.integers(0, len(vectors), queries)]
+    near += rng.normal(scale=QUERY_NOISE / np.sqrt(dim), size=near.shape).astype(np.float32)
+    return vectors, near / np.linalg.norm(near, axis=1, keepdims=True)
+
+
+def run_levers(args):
+    """One child process per build of LEVERS on --lever_vectors clustered vectors, queries near stored ones."""
+    vectors, queries = clustered_queries(args.lever_vectors, args.dim, args.queries, np.random.default_rng(2))
+    print(f"\nLevers at {len(vectors)} clustered vectors of width {args.dim} ({len(vectors) // 50} clusters), "
+          f"{len(queries)} queries near stored vectors, top {args.candidates}; stage 1 and the numpy scan timed "
+          "in turn on each query (medians)\n")
+    print("| change | setting | stage-1 p50 ms | scan p50 ms | ratio | recall@10 | build s | index RSS MB |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for build, searches in LEVERS:
+        def row(line, build=build):
+            if "stage1" in line:
+                print(f"| {build['change']} | m {build['m']}, ef_construct {build['ef_construct']}, "
+                      f"{line['name']} | {line['stage1']:.2f} | {line['scan']:.2f} | {line['ratio']:.2f} | "
+                      f"{line['recall10']:.3f} | {line['build_s']:.0f} | {line['rss_mb']:.0f} |", flush=True)
+        shard_run(args, vectors, queries, {"build": build, "searches": searches}, row)
+
+
 def run_million(model, args):
-    """Exact figures here; the HNSW build and its figures in a child process bounded by --build_timeout."""
-    work = tempfile.mkdtemp(prefix="benchmark_million-", dir=args.work_dir)
+    """The chosen settings at --million clustered vectors (queries near stored vectors, as in run_levers): stage 1
+    against the numpy scan, memory, build, and the whole query with its breakdown, the model embedding each caption
+    and scoring the K candidates' features (a vector's image: a real scene, row modulo --real_images); in a child
+    process bounded by --build_timeout (the build holds the GIL)."""
     scenes = synthetic.generate_scenes(args.real_images, seed=REAL_SEED)
-    real = model.embed_images([synthetic.render_scene_png(scene, 64) for scene in scenes])
+    features = model.encode_images([synthetic.render_scene_png(scene, 64) for scene in scenes]).astype(np.float16)
     rng = np.random.default_rng(1)
-    vectors, _ = noisy_copies(real, args.million, rng)
+    vectors, queries = clustered_queries(args.million, args.dim, args.queries, rng)
     texts = query_texts(args.queries)
-    text_vectors = np.stack([model.embed_text(text) for text in texts])
-    np.save(os.path.join(work, "vectors.npy"), vectors)
-    np.save(os.path.join(work, "queries.npy"), text_vectors)
-    del vectors
-    command = [sys.executable, os.path.abspath(__file__), "--million_child", work, "--ef",
-               ",".join(map(str, args.ef))]
-    print(f"\nStage 1 at {args.million} clustered vectors of width {real.shape[1]} (noisy copies of "
-          f"{len(real)} real image embeddings), top 64, {len(texts)} caption queries\n")
-    print("| search | p50 ms | p99 ms | recall@16 | recall@64 |")
-    print("|---|---:|---:|---:|---:|")
+    print(f"\nStage 1 at {len(vectors)} clustered vectors of width {args.dim} ({len(vectors) // 50} clusters), "
+          f"{len(queries)} queries near stored vectors, top {args.candidates}; stage 1 and the numpy scan timed in "
+          "turn on each query (medians)\n")
+    print("| search | stage-1 p50 ms | p99 ms | scan p50 ms | ratio | recall@10 | index RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    from captioning.search import edge_engine
+
+    chosen = {"ef": edge_engine.SEARCH_EF, "rescore": True, "oversampling": edge_engine.OVERSAMPLING}
+    searches = [{"ef": "adaptive", "ignore": True}, {"ef": edge_engine.SEARCH_EF, "ignore": True}] + [
+        {"ef": ef, "rescore": True, "oversampling": edge_engine.OVERSAMPLING} for ef in ("adaptive", 64, 128, 256)
+        if ef != edge_engine.SEARCH_EF] + [chosen]
+    build = {"change": "chosen", "m": edge_engine.HNSW_M, "ef_construct": edge_engine.HNSW_EF_CONSTRUCT,
+             "quantization": "int8"}
+    base = np.arange(len(vectors)) % len(features)
     lines = []
 
-    def read(stream):
-        for line in stream:
-            lines.append(json.loads(line))
-            row = lines[-1]
-            if "p50" in row:
-                print(f"| {row['name']} | {row['p50']:.2f} | {row['p99']:.2f} | {row['recall16']:.3f} | "
-                      f"{row['recall64']:.3f} |", flush=True)
+    def row(line):
+        lines.append(line)
+        if "stage1" in line:
+            print(f"| {line['name']} | {line['stage1']:.2f} | {line['p99']:.2f} | {line['scan']:.2f} | "
+                  f"{line['ratio']:.2f} | {line['recall10']:.3f} | {line['rss_mb']:.0f} |", flush=True)
 
+    shard_run(args, vectors, queries, {"build": build, "searches": searches, "whole": {
+        "model_dir": args.model_dir, "texts": texts, "search": chosen}}, row, extra={"base": base, "features": features})
+    for line in lines:
+        if "insert_s" in line:
+            print(f"\nWrites: {line['points']} points in {line['insert_s']:.0f} s ({line['points'] / line['insert_s']:.0f}"
+                  f"/s, batches of 1024); before the graph is built, stage 1 scans: p50 {line['unbuilt_p50']:.1f} ms, "
+                  f"recall@10 {line['unbuilt_recall10']:.3f}. HNSW + int8 build: {line['build_s']:.0f} s. Reopen: "
+                  f"{line['open_s']:.2f} s. Disk: {line['disk_per_vector']:.0f} bytes per vector.")
+        if "whole" in line:
+            w = line["whole"]
+            print(f"\nWhole query at {args.million} images (model {args.model_dir}: embed_text of a caption, stage 1 "
+                  f"with the chosen settings on a query vector of the set above, stage 2 = score_features of the "
+                  f"K={args.candidates} candidates' features loaded from float16 files), medians\n")
+            print("| embed_text ms | stage 1 ms | stage 2 ms | whole p50 ms | whole p99 ms | reranked top 10 same as "
+                  "from exact candidates |")
+            print("|---:|---:|---:|---:|---:|---:|")
+            print(f"| {w['embed']:.1f} | {w['stage1']:.2f} | {w['stage2']:.1f} | {w['p50']:.1f} | {w['p99']:.1f} | "
+                  f"{w['reranked_recall10']:.3f} |")
+
+
+def shard_run(args, vectors, queries, spec, on_line, extra=None):
+    """Runs `spec` in a child process on these vectors and queries; calls `on_line` with each JSON line."""
+    work = tempfile.mkdtemp(prefix="benchmark_shard-", dir=args.work_dir)
     try:
+        np.save(os.path.join(work, "vectors.npy"), vectors)
+        np.save(os.path.join(work, "queries.npy"), queries)
+        for name, values in (extra or {}).items():
+            if values is not None:
+                np.save(os.path.join(work, f"{name}.npy"), values)
+        with open(os.path.join(work, "spec.json"), "w") as f:
+            json.dump({**spec, "candidates": args.candidates}, f)
+        command = [sys.executable, os.path.abspath(__file__), "--shard_child", work]
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
-            reader = threading.Thread(target=read, args=(child.stdout,), daemon=True)
+            reader = threading.Thread(target=lambda: [on_line(json.loads(line)) for line in child.stdout],
+                                      daemon=True)
             reader.start()
             try:
                 child.wait(timeout=args.build_timeout)
             except subprocess.TimeoutExpired:
                 child.kill()
-                print(f"| HNSW | not done within --build_timeout {args.build_timeout:.0f} s | | | |")
+                print(f"| {spec['build']['change']}: not done within --build_timeout {args.build_timeout:.0f} s |")
             reader.join(timeout=10)
     finally:
         shutil.rmtree(work)
-    for row in lines:
-        if "seconds" in row:
-            print(f"\n{row['name']}: {row['seconds']:.0f} s")
 
 
-def million_child(work, efs):
-    """Child of run_million: one JSON line per figure, as soon as it is known."""
-    from qdrant_edge import Query, QueryRequest, SearchParams
+def resident_mb() -> float:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+
+def exact_top(vectors, queries, k) -> np.ndarray:
+    """[Q, k] rows of the k nearest vectors of each query, best first (in chunks: 200 x 1M scores is 800 MB)."""
+    tops = []
+    for query in queries:
+        scores = vectors @ query
+        top = np.argpartition(-scores, k)[:k]
+        tops.append(top[np.argsort(-scores[top])])
+    return np.stack(tops)
+
+
+def shard_child(work):
+    """Child of shard_run: builds one shard, measures its searches; one JSON line per figure."""
+    import gc
+
+    from qdrant_edge import (BinaryQuantizationConfig, EdgeShard, Memory, Point, QuantizationSearchParams, Query,
+                             QueryRequest, SearchParams, UpdateOperation)
 
     from captioning.search import edge_engine
 
+    with open(os.path.join(work, "spec.json")) as f:
+        spec = json.load(f)
     vectors = np.load(os.path.join(work, "vectors.npy"))
-    text_vectors = np.load(os.path.join(work, "queries.npy"))
-    exact_top = np.argsort(-(text_vectors @ vectors.T), axis=1)[:, :64]
-    engine = edge_engine.EdgeEngine(os.path.join(work, "edge"))
+    queries = np.load(os.path.join(work, "queries.npy"))
+    k = spec["candidates"]
+    truth = exact_top(vectors, queries, 10)
+    build = spec["build"]
+    codes = {"int8": edge_engine.INT8_CODES, "binary": BinaryQuantizationConfig(memory=Memory.Pinned),
+             None: None}[build.get("quantization")]
+    config = edge_engine.EdgeEngine._config(vectors.shape[1], m=build["m"], ef_construct=build["ef_construct"],
+                                            quantization=codes)
+    path = os.path.join(work, "shard")
+    shard = EdgeShard.create(path, config)
     started = time.perf_counter()
     for start in range(0, len(vectors), 1024):
-        rows = range(start, min(start + 1024, len(vectors)))
-        engine.upsert(1, list(rows), vectors[start:start + 1024], [{} for _ in rows])
-    print(json.dumps({"name": f"writing {len(vectors)} points", "seconds": time.perf_counter() - started}),
-          flush=True)
-    shard = engine._shard(1)
+        shard.update(UpdateOperation.upsert_points([Point(id=n, vector=vectors[n].tolist(), payload={})
+                                                    for n in range(start, min(start + 1024, len(vectors)))]))
+    insert_s = time.perf_counter() - started
 
-    def search(params):
-        return lambda vector, limit: [int(p.id) for p in shard.query(QueryRequest(
-            query=Query.Nearest(vector.tolist()), limit=limit, params=params))]
+    def params(search):
+        ef = max(256, len(vectors) // 400) if search.get("ef") == "adaptive" else search.get("ef")
+        quantization = QuantizationSearchParams(ignore=search.get("ignore", False), rescore=search.get("rescore"),
+                                                oversampling=search.get("oversampling"))
+        return SearchParams(hnsw_ef=ef, quantization=quantization)
 
-    numpy_times = []
-    for vector in text_vectors:
-        started = time.perf_counter()
-        scores = vectors @ vector
-        np.argpartition(-scores, 64)[:64]
-        numpy_times.append(time.perf_counter() - started)
-    p50, p99 = percentiles(numpy_times)
-    print(json.dumps({"name": "numpy scan (one matrix product)", "p50": p50, "p99": p99, "recall16": 1.0,
-                      "recall64": 1.0}), flush=True)
-    print(json.dumps({"name": "Edge exact", **stage1_figures(search(SearchParams(exact=True)), text_vectors,
-                                                               exact_top)}), flush=True)
+    def query(vector, search_params, limit=k):
+        return [int(p.id) for p in shard.query(QueryRequest(query=Query.Nearest(vector.tolist()), limit=limit,
+                                                            params=search_params))]
+
+    unbuilt = [(time.perf_counter(), query(vector, params(spec["searches"][-1])), time.perf_counter())
+               for vector in queries[:UNBUILT_QUERIES]]
     started = time.perf_counter()
-    engine.optimize(1)
-    print(json.dumps({"name": "HNSW build", "seconds": time.perf_counter() - started}), flush=True)
-    for ef in efs:
-        print(json.dumps({"name": f"Edge HNSW, ef {ef}", **stage1_figures(search(SearchParams(hnsw_ef=ef)),
-                                                                            text_vectors, exact_top)}), flush=True)
-    engine.close()
+    shard.optimize()
+    build_s = time.perf_counter() - started
+    shard.flush()
+    shard.close()
+    del shard
+    gc.collect()
+    before = resident_mb()
+    started = time.perf_counter()
+    shard = EdgeShard.load(path)
+    open_s = time.perf_counter() - started
+    print(json.dumps({"points": len(vectors), "insert_s": insert_s, "build_s": build_s, "open_s": open_s,
+                      "disk_per_vector": folder_bytes(path) / len(vectors),
+                      "unbuilt_p50": 1000 * np.median([end - begin for begin, _, end in unbuilt]),
+                      "unbuilt_recall10": recall_at_10([found for _, found, _ in unbuilt], truth)}), flush=True)
+    for search in spec["searches"]:
+        search_params = params(search)
+        found, times, scan_times = [], [], []
+        for vector in queries:
+            started = time.perf_counter()
+            scores = vectors @ vector
+            top = np.argpartition(-scores, k)[:k]
+            top[np.argsort(-scores[top])]
+            scan_times.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            found.append(query(vector, search_params))
+            times.append(time.perf_counter() - started)
+        stage1, p99 = percentiles(warm(times))
+        scan, _ = percentiles(warm(scan_times))
+        print(json.dumps({"name": search_name(search, len(vectors)), "stage1": stage1, "p99": p99, "scan": scan,
+                          "ratio": stage1 / scan, "recall10": recall_at_10(found, truth),
+                          "build_s": build_s, "rss_mb": resident_mb() - before}), flush=True)
+    if "whole" in spec:
+        print(json.dumps({"whole": whole_query(work, spec, vectors, queries, lambda v: query(
+            v, params(spec["whole"]["search"])))}), flush=True)
+    shard.close()
+
+
+def whole_query(work, spec, vectors, queries, search) -> dict:
+    """embed_text + stage 1 + stage 2 (score_features of the K candidates' features, read from files) per text,
+    stage 1 searching the n-th query vector for the n-th text; and how many of the reranked top 10 match those
+    reranked from the exact top K."""
+    from captioning.search.search_model import open_local
+
+    model = open_local(spec["whole"]["model_dir"])
+    base = np.load(os.path.join(work, "base.npy"))
+    features = np.load(os.path.join(work, "features.npy"))
+    folder = os.path.join(work, "features")
+    os.makedirs(folder)
+    for row, values in enumerate(features):  # one file per real image, as the index's store keeps them
+        np.save(os.path.join(folder, f"{row}.npy"), values)
+    del features
+    k = spec["candidates"]
+
+    def stage2(rows, text):
+        loaded = np.stack([np.load(os.path.join(folder, f"{base[row]}.npy")) for row in rows]).astype(np.float32)
+        return model.score_features(loaded, text)["log_likelihood"]
+
+    def reranked_top10(rows, text):
+        return {rows[n] for n in np.argsort(-stage2(rows, text), kind="stable")[:10]}
+
+    parts, agreement = [], []
+    for n, text in enumerate(spec["whole"]["texts"]):
+        started = time.perf_counter()
+        model.embed_text(text)
+        embedded = time.perf_counter()
+        rows = search(queries[n])
+        searched = time.perf_counter()
+        scores = stage2(rows, text)
+        done = time.perf_counter()
+        parts.append((embedded - started, searched - embedded, done - searched, done - started))
+        chosen = {rows[i] for i in np.argsort(-scores, kind="stable")[:10]}
+        exact = exact_top(vectors, queries[n:n + 1], k)[0].tolist()
+        agreement.append(len(chosen & reranked_top10(exact, text)) / 10)
+    parts = np.array(warm(parts))
+    p50, p99 = percentiles(parts[:, 3])
+    return {"embed": 1000 * np.median(parts[:, 0]), "stage1": 1000 * np.median(parts[:, 1]),
+            "stage2": 1000 * np.median(parts[:, 2]), "p50": p50, "p99": p99,
+            "reranked_recall10": float(np.mean(agreement))}
+
+
+def warm(values) -> list:
+    """The values after the first WARM_QUERIES (all of them in a run too short to spare those)."""
+    return values[WARM_QUERIES:] if len(values) > 2 * WARM_QUERIES else values
+
+
+def recall_at_10(found, truth) -> float:
+    return float(np.mean([len(set(rows[:10]) & set(top.tolist())) / 10 for rows, top in zip(found, truth)]))
+
+
+def search_name(search, points) -> str:
+    ef = f"ef {max(256, points // 400)} (one per 400 points)" if search.get("ef") == "adaptive" else \
+        f"ef {search['ef']}"
+    if search.get("ignore"):
+        return f"{ef}, float vectors"
+    if "rescore" not in search:
+        return ef
+    if not search["rescore"]:
+        return f"{ef}, codes only"
+    return f"{ef}, rescore x{search['oversampling']:g}"
 
 
 def run_features(model, args):
@@ -414,7 +627,7 @@ def run_features(model, args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_dir", default=os.path.join("checkpoints", "export"))
-    parser.add_argument("--parts", default="index,features,million")
+    parser.add_argument("--parts", default="levers,index,features,million")
     parser.add_argument("--real_images", type=int, default=3000, help="Unseen scenes embedded by the model.")
     parser.add_argument("--vectors", type=int, default=100_000, help="Index size for the index part.")
     parser.add_argument("--million", type=int, default=1_000_000, help="Vectors for the million part.")
@@ -422,18 +635,26 @@ def main():
     parser.add_argument("--local_queries", type=int, default=50, help="Stage-1 queries on the local mode (slow).")
     parser.add_argument("--feature_queries", type=int, default=50)
     parser.add_argument("--ef", default="64,128,256,512", help="HNSW search-time ef values to measure.")
-    parser.add_argument("--build_timeout", type=float, default=1800, help="Seconds for the 1,000,000-vector part.")
+    parser.add_argument("--lever_vectors", type=int, default=100_000, help="Vectors for the levers part.")
+    parser.add_argument("--dim", type=int, default=128, help="Vector width for the levers part.")
+    parser.add_argument("--candidates", type=int, default=16, help="Stage-1 K of the levers and million parts.")
+    parser.add_argument("--build_timeout", type=float, default=3600, help="Seconds for each shard built in a child "
+                        "process (levers, million).")
     parser.add_argument("--work_dir", default=None, help="Where the temporary indexes go (default: the temp dir).")
-    parser.add_argument("--million_child", help=argparse.SUPPRESS)
+    parser.add_argument("--shard_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     args.ef = [int(ef) for ef in args.ef.split(",")]
-    if args.million_child:
-        million_child(args.million_child, args.ef)
+    if args.shard_child:
+        shard_child(args.shard_child)
+        return
+    parts = args.parts.split(",")
+    if "levers" in parts:
+        run_levers(args)
+    if not {"index", "features", "million"} & set(parts):
         return
     from captioning.search.search_model import open_local
 
     model = open_local(args.model_dir)
-    parts = args.parts.split(",")
     if "index" in parts:
         run_index(model, args)
     if "features" in parts:
