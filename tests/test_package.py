@@ -62,8 +62,9 @@ def test_each_command_is_the_clone_s_program_and_answers_help(command):
     for result in (installed, clone):
         assert result.returncode == 0, result.stderr[-2000:]
         assert flag in result.stdout
-    # The same program: the same flags (absl: "  --name: ...", argparse: "  --name ...").
+    # The same program: the same flags (absl: "  --name: ...", argparse: "  --name ..."), under its own name.
     assert flags_listed(installed.stdout) == flags_listed(clone.stdout)
+    assert command in installed.stdout
 
 
 def flags_listed(help_text: str) -> set:

@@ -28,6 +28,12 @@ from captioning.util import cli
 from captioning.util.memory import peak_memory_mb
 
 
+def _program_name() -> str:
+    """How the user started this: `python -m captioning.search`, or the installed `captioning-search`."""
+    started = os.path.basename(sys.argv[0])
+    return "python -m captioning.search" if started in ("__main__.py", "-c", "") else started
+
+
 def _parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--index_dir", required=True, help="Folder of the index (embedded Qdrant, images, features).")
@@ -35,7 +41,7 @@ def _parser():
                         help="Export base directory (newest version) or a version directory.")
     common.add_argument("--qdrant_url", default=None, help="Use this Qdrant server or cluster instead of the folder.")
     common.add_argument("--json", action="store_true", help="Print JSON.")
-    parser = cli.ArgumentParser(prog="python -m captioning.search", description=__doc__.split("\n\n")[0])
+    parser = cli.ArgumentParser(prog=_program_name(), description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     add = commands.add_parser("add", parents=[common], help="Add images: files, folders, CSVs of paths/URLs, URLs.")
     add.add_argument("paths", nargs="+", metavar="PATH")
