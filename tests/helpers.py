@@ -87,10 +87,12 @@ def animated_gif(frames, side) -> bytes:
 
 
 @contextlib.contextmanager
-def dripping_server(header_first: bool = True, images: dict = None):
+def dripping_server(header_first: bool = True, images: dict = None, seconds: float = 5, outcomes=None):
     """A loopback server (yields its base URL) that answers `images` (path -> bytes) at once and every other path
-    with one byte every 0.2 s for 5 s: in the body after the headers, or with `header_first=False` in the headers
-    themselves."""
+    with one byte every 0.2 s for `seconds`: in the body after the headers, or with `header_first=False` in the
+    headers themselves. Each drip puts into the queue `outcomes`, if given, "hung up" when the client went away
+    before the drip ended, else "finished": the server's own record, so a test asserts that a deadline cut the
+    client off without timing it."""
 
     class Drip(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -106,14 +108,16 @@ def dripping_server(header_first: bool = True, images: dict = None):
                 self.end_headers()
             else:
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Slow: ")
-            stop_at = time.monotonic() + 5
+            outcome, stop_at = "finished", time.monotonic() + seconds
             try:
                 while time.monotonic() < stop_at:
                     self.wfile.write(b"\x89")
                     self.wfile.flush()
                     time.sleep(0.2)
             except OSError:
-                pass
+                outcome = "hung up"
+            if outcomes is not None:
+                outcomes.put(outcome)
 
         def log_message(self, *args):
             pass
