@@ -271,8 +271,12 @@ def rank_labels():
     for rank_number, row in enumerate(rows, start=1):
         row["rank"] = rank_number
     print(f"ranked by {rank_by}" + (f" (alpha {alpha:g})" if rank_by == "debiased" else ""))
-    print_table(["rank", "score", "log_likelihood", "pmi", *(["contrastive"] * ("contrastive" in rows[0])), "label"],
-                rows)
+    print_table(["rank", "score", "confidence", "log_likelihood", "pmi",
+                 *(["contrastive"] * ("contrastive" in rows[0])), "label"], rows)
+    unknown = sorted({word for row in rows for word in row["unknown_words"] or ()})
+    if unknown:
+        print(f"warning: the model does not know {', '.join(map(repr, unknown))}: each reads as [unk], so those "
+              "labels' scores mean little")
 
 
 def choose_mode():

@@ -104,6 +104,15 @@ class ImageIndex:
         """{id: payload} of the ids this version holds."""
         return self.engine.get(version, _point_ids(ids))
 
+    def vector(self, version: int, image_id: str):
+        """The stored embedding of one image, or None when this version does not hold it."""
+        ids = _point_ids([image_id])
+        if not ids:
+            return None
+        # A page of one from its own id: scrolls run in id order, inclusive of the offset.
+        page, _ = self.engine.scroll(version, ids[0], 1, True)
+        return page[0][2] if page and page[0][0] == ids[0] else None
+
     def delete(self, version: int, ids: list) -> list:
         """Removes these ids (and their stored images once no version refers to them); returns those removed."""
         payloads = self.get(version, ids)

@@ -1,4 +1,4 @@
-"""A content-addressed folder of the indexed images and their cached encoder features.
+"""A content-addressed folder of the indexed images, their cached encoder features and their thumbnails.
 
 Stage 2 of a search rescores the candidates from these files, and re-indexing for a new model version re-embeds
 them, so an image added from a URL or an upload needs nothing outside the index folder. Every file is written to
@@ -11,6 +11,8 @@ import os
 import tempfile
 
 import numpy as np
+
+from captioning.search.thumbnails import make_thumbnail
 
 # Cached features are stored in float16: half the disk (32 KB per image for the default model's 8x8x256), the
 # same stage-2 rankings and scores to ~1e-3 (scripts/benchmark_index.py --parts features;
@@ -45,6 +47,9 @@ class ImageStore:
     def _features_path(self, version: int, digest: str) -> str:
         return os.path.join(self.root, "features", f"v{version}", digest[:2], digest + ".npy")
 
+    def _thumbnail_path(self, size: int, digest: str) -> str:
+        return os.path.join(self.root, "thumbnails", str(size), digest[:2], digest + ".webp")
+
     def put_image(self, digest: str, data: bytes) -> None:
         if not os.path.exists(self._image_path(digest)):
             _write_atomically(self._image_path(digest), data)
@@ -52,6 +57,17 @@ class ImageStore:
     def image(self, digest: str) -> bytes:
         with open(self._image_path(digest), "rb") as f:
             return f.read()
+
+    def thumbnail(self, digest: str, size: int) -> bytes:
+        """The image's thumbnail (captioning.search.thumbnails), made from the stored image on first use and kept."""
+        path = self._thumbnail_path(size, digest)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            data = make_thumbnail(self.image(digest), size)
+            _write_atomically(path, data)
+            return data
 
     def put_features(self, version: int, digest: str, features: np.ndarray) -> None:
         path = self._features_path(version, digest)
@@ -68,12 +84,12 @@ class ImageStore:
             return None
 
     def remove(self, digest: str) -> None:
-        """Drops the image and its features of every version (after its index entries are gone)."""
+        """Drops the image, its features of every version and its thumbnails (after its index entries are gone)."""
         paths = [self._image_path(digest)]
-        features_root = os.path.join(self.root, "features")
-        if os.path.isdir(features_root):
-            paths += [os.path.join(features_root, version, digest[:2], digest + ".npy")
-                      for version in os.listdir(features_root)]
+        for folder, suffix in (("features", ".npy"), ("thumbnails", ".webp")):
+            root = os.path.join(self.root, folder)
+            if os.path.isdir(root):
+                paths += [os.path.join(root, kind, digest[:2], digest + suffix) for kind in os.listdir(root)]
         for path in paths:
             try:
                 os.unlink(path)

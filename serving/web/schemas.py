@@ -17,6 +17,21 @@ class SearchResult(BaseModel):
     payload: dict
 
 
+class SimilarImage(BaseModel):
+    id: str
+    source: str
+    similarity: float = Field(description="Cosine similarity of the two images' embeddings (-1 to 1).")
+    payload: dict
+
+
+class Limits(BaseModel):
+    max_upload_bytes: int = Field(description="Largest image a request may upload.")
+    max_image_pixels: int = Field(description="Most pixels (width x height x frames) of an image.")
+    max_labels: int
+    max_results: int
+    fetches_private_urls: bool = Field(description="Whether URLs on loopback or private addresses are fetched.")
+
+
 class AddedImage(BaseModel):
     id: str
     added: bool = Field(description="False when the index already held this image (same content).")
@@ -47,7 +62,10 @@ class Count(BaseModel):
 class Label(BaseModel):
     label: str
     prompt: str
-    score: float
+    score: float = Field(description="The ranking score (log_likelihood, or debiased with the stored alpha).")
+    confidence: float = Field(description="Softmax of the scores over this image's labels: relative, sums to 1.")
+    unknown_words: list[str] | None = Field(description="Words of the prompt the model does not know (each reads "
+                                                        "as [unk]); null when its vocabulary is unavailable.")
     log_likelihood: float
     mean_log_prob: float
     pmi: float

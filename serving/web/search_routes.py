@@ -4,7 +4,7 @@ import asyncio
 import io
 from typing import Literal
 
-from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi import APIRouter, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
@@ -14,6 +14,7 @@ from captioning.search import retrieval
 from captioning.search.fetch import without_userinfo
 from captioning.search.images import image_size
 from captioning.search.sources import display_name
+from captioning.search.thumbnails import MEDIA_TYPE as THUMBNAIL_TYPE
 from serving.web import schemas
 
 _ERRORS = {status: {"model": schemas.ErrorResponse, "description": description} for status, description in (
@@ -100,6 +101,35 @@ def search_router(service):
         with Image.open(io.BytesIO(data)) as image:
             kind = image.format.lower()
         return Response(data, media_type=f"image/{kind}", headers={"Cache-Control": "max-age=86400"})
+
+    @router.get("/api/images/{image_id}/thumbnail", summary="A small preview of the image",
+                responses={200: {"content": {THUMBNAIL_TYPE: {}}}, 304: {"description": "Not modified"}})
+    async def thumbnail(image_id: str, request: Request):
+        """At most 192 pixels a side, made on first use and kept with the index. An id names one content, so the
+        answer never changes: cached for a year, revalidated by its ETag."""
+        try:
+            data, digest = await run_in_threadpool(service.thumbnail, image_id)
+        except KeyError:
+            raise HTTPException(404, f"no image with id {image_id} in the index") from None
+        headers = {"Cache-Control": "max-age=31536000, immutable", "ETag": f'"{digest}"'}
+        if request.headers.get("if-none-match") == headers["ETag"]:
+            return Response(status_code=304, headers=headers)
+        return Response(data, media_type=THUMBNAIL_TYPE, headers=headers)
+
+    @router.get("/api/images/{image_id}/similar", response_model=list[schemas.SimilarImage],
+                summary="Images like an indexed one")
+    async def similar(image_id: str, k: int = Query(12, ge=1, description="Images to return (at most "
+                                                                             "--max_search_results).")):
+        """The images whose embeddings are nearest this image's stored one (it is left out), best first."""
+        try:
+            rows = await run_in_threadpool(service.similar, image_id, k)
+        except KeyError:
+            raise HTTPException(404, f"no image with id {image_id} in the index") from None
+        return [{**row, "source": display_name(row["source"]), "payload": _shown(row["payload"])} for row in rows]
+
+    @router.get("/api/limits", response_model=schemas.Limits, summary="The limits a request can run into")
+    async def limits():
+        return service.page_limits()
 
     @router.delete("/api/images/{image_id}", status_code=204, responses=_WRITE_ERRORS, summary="Delete an image")
     async def delete_image(image_id: str):

@@ -25,6 +25,7 @@ from captioning.search.indexing import Indexer
 from captioning.search.locks import IdLocks
 from captioning.search.search_model import SearchModel
 from captioning.search.retrieval import QueryError, Searcher
+from captioning.search.thumbnails import THUMBNAIL_SIZE
 from serving.limits import SearchLimits
 from serving.status import ServingError
 
@@ -132,6 +133,36 @@ class SearchService:
                 return self.index.store.image(payload["sha256"]), payload
             except FileNotFoundError:  # only another process sharing a Qdrant server could have removed it
                 raise KeyError(image_id) from None
+
+    def thumbnail(self, image_id):
+        """(thumbnail bytes, the image's content hash) of an indexed image; KeyError when the index lacks it."""
+        version = self.model().version
+        with self._image_locks.hold([image_id]):  # a delete removes the thumbnail under the same lock
+            payload = self.index.get(version, [image_id]).get(image_id)
+            if payload is None:
+                raise KeyError(image_id)
+            try:
+                return self.index.store.thumbnail(payload["sha256"], THUMBNAIL_SIZE), payload["sha256"]
+            except FileNotFoundError:
+                raise KeyError(image_id) from None
+
+    def similar(self, image_id, k):
+        """The `k` images whose embeddings are nearest this indexed image's stored one (itself left out), best
+        first: dicts of id, source, similarity (cosine) and payload; KeyError when the index lacks it."""
+        _at_most(k, self.limits.max_results, "k", "--max_search_results")
+        version = self._checked_version()
+        vector = self.index.vector(version, image_id)
+        if vector is None:
+            raise KeyError(image_id)
+        hits = self.index.search(version, vector, k + 1)
+        return [{"id": hit.id, "source": hit.payload["source"], "similarity": hit.score, "payload": hit.payload}
+                for hit in hits if hit.id != image_id][:k]
+
+    def page_limits(self):
+        """The limits a user can run into, for the page to check and explain before it sends anything."""
+        return {"max_upload_bytes": self.limits.max_upload_bytes, "max_image_pixels": self.image_limits.max_pixels,
+                "max_labels": self.limits.max_labels, "max_results": self.limits.max_results,
+                "fetches_private_urls": self.fetch_options.allow_private}
 
     def list(self, offset, limit):
         if offset is not None:

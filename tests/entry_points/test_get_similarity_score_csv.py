@@ -110,9 +110,18 @@ def test_labels_are_ranked_and_texts_keep_the_single_image_mode(tiny_export_dir,
     assert ranked["rank_by"] == "log_likelihood"  # the tiny model has no stored alpha
     assert sorted(r["label"] for r in ranked["results"]) == ["blue star", "green square", "red circle",
                                                              "yellow triangle"]
-    assert [r["prompt"] for r in ranked["results"] if r["label"] == "blue star"] == ["a photo of a blue star"]
+    assert [r["prompt"] for r in ranked["results"] if r["label"] == "blue star"] == ["a blue star"]
     scores = [r["score"] for r in ranked["results"]]
     assert scores == sorted(scores, reverse=True)
+    assert all(r["unknown_words"] == [] for r in ranked["results"])  # the default prompt's words are known
+    # A label the model cannot read is flagged in the table and in --json.
+    result = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], "--labels", "red circle,zebra")
+    assert result.returncode == 0, result.stderr
+    assert "warning: the model does not know 'zebra'" in result.stdout and "confidence" in result.stdout
+    result = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], "--labels", "red circle,zebra",
+                     "--json")
+    assert {r["label"]: r["unknown_words"] for r in json.loads(result.stdout)["results"]} == {
+        "red circle": [], "zebra": ["zebra"]}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -72,3 +72,19 @@ def test_labels_are_ranked_best_first_by_the_scores_of_their_prompts(tiny_export
         np.testing.assert_allclose([row["log_likelihood"] for row in rows], scores["log_likelihood"], atol=1e-4)
         expected = scores["log_likelihood"] - 0.5 * scores["prior_log_likelihood"]
         np.testing.assert_allclose([row["score"] for row in rows], expected, atol=1e-4)
+        # Relative confidence: the softmax of the ranking scores, in their order, summing to 1.
+        confidence = [row["confidence"] for row in rows]
+        assert confidence == sorted(confidence, reverse=True) and sum(confidence) == pytest.approx(1.0)
+        assert confidence[0] / confidence[1] == pytest.approx(np.exp(rows[0]["score"] - rows[1]["score"]), rel=1e-4)
+        assert all(row["unknown_words"] == [] for row in rows)  # every word is one of the scenes' captions'
+    # "photo" and "zebra" are not: the labels whose prompts hold them say so.
+    flagged = zero_shot.rank_labels(model, image_bytes[:1], ["red circle", "zebra"], "a photo of a {}")[0]
+    assert {row["label"]: row["unknown_words"] for row in flagged} == {"red circle": ["photo"],
+                                                                       "zebra": ["photo", "zebra"]}
+
+
+def test_unknown_words_are_found_as_the_model_splits_words():
+    known = {"a", "red", "circle", "left", "of"}
+    assert zero_shot.unknown_words(["a Red-circle", "a photo of a zebra", "a photo, a photo"], known) == [
+        [], ["photo", "zebra"], ["photo"]]
+    np.testing.assert_allclose(zero_shot.softmax(np.array([[-1000.0, -1000.0 - np.log(3)]])), [[0.75, 0.25]])

@@ -52,6 +52,19 @@ def test_delete_list_and_count(index, search_model, colour_folder):
         index.store.image(sha_of(colour_png("red")))
 
 
+def test_an_images_stored_embedding_and_thumbnail(index, search_model, colour_folder):
+    result = Indexer(index, search_model).add(sources.expand(colour_folder.values()), progress=False)
+    red = next(i for i, p in index.get(1, result.added).items() if p["source"] == colour_folder["red"])
+    np.testing.assert_allclose(index.vector(1, red), search_model.embed_images([colour_png("red")])[0], atol=1e-5)
+    assert index.vector(1, "00000000-0000-0000-0000-000000000000") is None and index.vector(1, "nope") is None
+    assert index.vector(2, red) is None  # another version's collection does not hold it
+    digest = sha_of(colour_png("red"))
+    assert index.store.thumbnail(digest, 8)[:4] == b"RIFF"  # a WebP, kept with the index until the image goes
+    index.delete(1, [red])
+    with pytest.raises(FileNotFoundError):
+        index.store.thumbnail(digest, 8)
+
+
 def sha_of(data):
     from captioning.search.store import content_hash
     return content_hash(data)

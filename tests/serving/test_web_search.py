@@ -1,9 +1,13 @@
 """The search, index, label, caption and score API on the server's REST port, and its docs."""
 
+import io
 import time
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
+from PIL import Image
 
 from captioning.data.synthetic import COLORS
 from tests.fake_model import export_fake_model
@@ -70,7 +74,9 @@ def test_add_from_url_and_describe_and_score(http):
     body = described.json()
     # The fake model's log-likelihood ignores colour words, so the labels tie; the real model's would not.
     assert sorted(label["label"] for label in body["labels"]) == ["blue", "green", "red"]
-    assert {label["prompt"] for label in body["labels"]} >= {"a photo of a blue"}
+    assert {label["prompt"] for label in body["labels"]} >= {"a blue"}
+    assert sum(label["confidence"] for label in body["labels"]) == pytest.approx(1.0)
+    assert all(label["unknown_words"] is None for label in body["labels"])  # the fake export has no vocabulary
     assert body["captions"][0]["caption"] == "a blue picture"
     by_id = http.post("/api/describe", data={"id": added.json()["id"]}).json()
     assert by_id["labels"] == [] and by_id["captions"][0]["caption"] == "a blue picture"
@@ -101,8 +107,55 @@ def test_bad_input_is_a_4xx_with_a_json_error(http, colour_ids, method, path, kw
 
 def test_delete(http):
     added = upload(http, colour_png((1, 2, 3)), "gone.png").json()
+    assert http.get(f"/api/images/{added['id']}/thumbnail").status_code == 200
     assert http.delete(f"/api/images/{added['id']}").status_code == 204
-    assert http.get(f"/api/images/{added['id']}/file").status_code == 404
+    for route in ("file", "thumbnail", "similar"):
+        assert http.get(f"/api/images/{added['id']}/{route}").status_code == 404
+
+
+def _photo_jpeg(width, height) -> bytes:
+    """A smooth photo-like JPEG: gradients, so a thumbnail's size shows in its bytes."""
+    x, y = np.meshgrid(np.linspace(0, 255, width), np.linspace(0, 255, height))
+    pixels = np.stack([x, y, (x + y) / 2], axis=-1).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def test_thumbnails_are_small_cached_with_the_index_and_gone_with_the_image(http, server):
+    photo = _photo_jpeg(3000, 2000)
+    added = upload(http, photo, "big.jpg").json()
+    first = http.get(f"/api/images/{added['id']}/thumbnail")
+    assert first.status_code == 200 and first.headers["content-type"] == "image/webp"
+    assert "immutable" in first.headers["cache-control"] and len(first.content) < len(photo) / 20
+    with Image.open(io.BytesIO(first.content)) as thumbnail:
+        assert thumbnail.size == (192, 128)
+    digest = first.headers["etag"].strip('"')
+    thumbnails = Path(server.search.index.index_dir) / "thumbnails"
+    assert [path.stem for path in thumbnails.rglob("*.webp")] == [digest]  # kept with the index, by content
+    again = http.get(f"/api/images/{added['id']}/thumbnail", headers={"If-None-Match": first.headers["etag"]})
+    assert again.status_code == 304 and not again.content
+    small = http.get(f"/api/images/{upload(http, colour_png('green', size=(48, 40)), 'g.png').json()['id']}/thumbnail")
+    with Image.open(io.BytesIO(small.content)) as thumbnail:
+        assert thumbnail.size == (48, 40)  # never enlarged: the page draws small originals with sharp pixels
+    assert http.delete(f"/api/images/{added['id']}").status_code == 204
+    assert digest not in {path.stem for path in thumbnails.rglob("*.webp")}
+
+
+def test_more_like_this_searches_by_the_stored_embedding(http, colour_ids):
+    reddish = upload(http, colour_png((210, 40, 35)), "reddish.png").json()["id"]
+    rows = http.get(f"/api/images/{colour_ids['red']}/similar", params={"k": 3}).json()
+    assert len(rows) == 3 and colour_ids["red"] not in {row["id"] for row in rows}
+    similarities = [row["similarity"] for row in rows]
+    assert similarities == sorted(similarities, reverse=True)
+    # The fake embedding places an image by its colour: the other red is the nearest.
+    assert rows[0]["id"] == reddish and rows[0]["source"] == "upload:reddish.png" and similarities[0] > 0.9
+    assert http.get(f"/api/images/{colour_ids['red']}/similar", params={"k": 1000}).status_code == 400
+
+
+def test_the_page_can_read_the_limits(http):
+    assert http.get("/api/limits").json() == {"max_upload_bytes": 20 * 2**20, "max_image_pixels": 40_000_000,
+                                              "max_labels": 100, "max_results": 100, "fetches_private_urls": True}
 
 
 def test_the_gallery_pages_newest_first_and_shows_no_server_paths(start_server, fake_export, tmp_path):
@@ -176,6 +229,7 @@ def test_describe_and_search_use_the_stored_alpha_as_the_command_line_does(start
     assert [label["label"] for label in plain["labels"]] == ["cat", "big black cat"]
     (base_path / "1" / "assets.extra").mkdir(exist_ok=True)
     (base_path / "1" / "assets.extra" / "ranking.json").write_text('{"alpha": 0.9, "use_by_default": true}')
+    (base_path / "1" / "assets.extra" / "vocabulary.txt").write_text("[pad]\n[unk]\n[start]\n[end]\na\nblack\ncat\n")
     with start_server(base_path, search=SearchOptions(str(tmp_path / "index"))) as server:
         url = f"http://127.0.0.1:{server.rest_port}"
         stored = httpx.post(f"{url}/api/describe", files={"file": ("d.png", dark)},
@@ -185,13 +239,16 @@ def test_describe_and_search_use_the_stored_alpha_as_the_command_line_does(start
     assert [label["label"] for label in stored["labels"]] == ["big black cat", "cat"]
     for row in stored["labels"] + [found]:  # debiased = log_likelihood - alpha * prior, the prior = ll - pmi
         assert row["score"] == pytest.approx(row["log_likelihood"] - 0.9 * (row["log_likelihood"] - row["pmi"]))
+    # Relative confidence from the scores the labels are ranked by; the word the vocabulary lacks is named.
+    assert stored["labels"][0]["confidence"] / stored["labels"][1]["confidence"] == pytest.approx(
+        np.exp(stored["labels"][0]["score"] - stored["labels"][1]["score"]), rel=1e-4)
+    assert [label["unknown_words"] for label in stored["labels"]] == [["big"], []]
 
 
 def test_the_server_command_serves_search_docs_and_page(tmp_path, fake_export, free_port):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     from tests.serving.test_lifecycle import wait_for_port
 
