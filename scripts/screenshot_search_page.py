@@ -1,10 +1,11 @@
-"""Screenshots of the search page with a trained model: the collection, search results, and a description.
+"""Screenshots of the search page with a trained model: the first screen, a search, the viewer, and 400 px wide.
 
     python scripts/screenshot_search_page.py --model_dir checkpoints/export --out_dir docs
 
 Indexes --images unseen synthetic scenes (files named scene-NNNN.png) into a temporary index, starts
 `python -m serving.server` on it, and drives headless Chromium (Debian's chromium and chromium-driver, as
-tests/serving/test_web_page.py does) to write search_gallery.png, search_results.png and search_describe.png.
+tests/serving/test_web_page.py does) to write search_gallery.png, search_results.png, search_viewer.png and
+search_narrow.png.
 """
 import argparse
 import os
@@ -69,8 +70,9 @@ def browser(window):
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
 
 
-def screenshots(url, out_dir, describe_file, window):
+def screenshots(url, out_dir, window):
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -90,19 +92,21 @@ def screenshots(url, out_dir, describe_file, window):
         wait.until(ready.text_to_be_present_in_element((By.ID, "gallery-title"), "images"))
         wait.until(images_loaded)
         save("search_gallery.png")
-        driver.find_element(By.ID, "query").send_keys(QUERY)
-        driver.find_element(By.ID, "k").clear()
-        driver.find_element(By.ID, "k").send_keys("12")
-        driver.find_element(By.CSS_SELECTOR, "#search-form button").click()
+        driver.find_element(By.ID, "query").send_keys(QUERY, Keys.ENTER)
         wait.until(ready.text_to_be_present_in_element((By.ID, "message"), "results"))
         wait.until(images_loaded)
         save("search_results.png")
-        driver.get(url)
-        driver.find_element(By.ID, "file").send_keys(describe_file)
-        driver.find_element(By.ID, "describe").click()
-        wait.until(ready.text_to_be_present_in_element((By.ID, "message"), "Labels best first"))
+        driver.find_element(By.CSS_SELECTOR, "#results .result").click()
+        wait.until(ready.text_to_be_present_in_element((By.ID, "viewer-query"), "log-likelihood"))
+        wait.until(lambda _: driver.find_elements(By.CSS_SELECTOR, "#label-list .label"))
         wait.until(images_loaded)
-        save("search_describe.png")
+        save("search_viewer.png")
+        driver.find_element(By.ID, "viewer-close").click()
+        driver.set_window_size(400, 900)
+        driver.get(url)
+        wait.until(ready.text_to_be_present_in_element((By.ID, "gallery-title"), "images"))
+        wait.until(images_loaded)
+        save("search_narrow.png")
     finally:
         driver.quit()
 
@@ -118,20 +122,17 @@ def main():
     with tempfile.TemporaryDirectory() as work:
         index_dir, scene_dir = os.path.join(work, "index"), os.path.join(work, "scenes")
         build_index(args.model_dir, index_dir, scene_dir, args.images)
-        describe_file = os.path.join(work, "to_describe.png")
-        with open(describe_file, "wb") as f:
-            f.write(synthetic.render_scene_png(synthetic.generate_scenes(1, seed=SEED + 1)[0], 64))
         rest_port = free_port()
         server = subprocess.Popen([sys.executable, "-m", "serving.server", f"--model_base_path={args.model_dir}",
                                    f"--index_dir={index_dir}", f"--port={free_port()}", f"--rest_api_port={rest_port}"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             wait_for_port(rest_port, server)
-            screenshots(f"http://127.0.0.1:{rest_port}/", args.out_dir, describe_file, args.window)
+            screenshots(f"http://127.0.0.1:{rest_port}/", args.out_dir, args.window)
         finally:
             server.terminate()
             server.wait(timeout=60)
-    print(f"wrote search_gallery.png, search_results.png and search_describe.png to {args.out_dir}")
+    print(f"wrote search_gallery.png, search_results.png, search_viewer.png and search_narrow.png to {args.out_dir}")
 
 
 if __name__ == "__main__":
