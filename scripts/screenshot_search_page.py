@@ -27,7 +27,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_for_port(port, process, seconds=180):
+def wait_for_port(port, process, seconds=600):  # a loaded machine can take minutes to load TensorFlow
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -131,7 +131,11 @@ def main():
             screenshots(f"http://127.0.0.1:{rest_port}/", args.out_dir, args.window)
         finally:
             server.terminate()
-            server.wait(timeout=60)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
     print(f"wrote search_gallery.png, search_results.png, search_viewer.png and search_narrow.png to {args.out_dir}")
 
 

@@ -47,6 +47,7 @@ async function call(path, options) {
 }
 
 const megabytes = (bytes) => `${(bytes / 2 ** 20).toFixed(bytes < 10 * 2 ** 20 ? 1 : 0)} MB`;
+const fileSize = (bytes) => bytes < 2 ** 20 ? `${Math.max(1, Math.round(bytes / 1024))} KB` : megabytes(bytes);
 const megapixels = (pixels) => `${Math.round(pixels / 1e6)} megapixels`;
 
 // The API's one-line errors, told as a user would say them; the rule that matches first wins.
@@ -261,7 +262,7 @@ function openIndexed(entry) {
   const size = payload.width ? `${payload.width}×${payload.height} pixels, ` : "";
   openViewer({
     id: entry.id, name: shownName(payload.source), src: `/api/images/${encodeURIComponent(entry.id)}/file`,
-    facts: `${size}${megabytes(payload.bytes || 0)}, added ${when(payload.added)}`,
+    facts: `${size}${fileSize(payload.bytes || 0)}, added ${when(payload.added)}`,
   });
 }
 
@@ -288,27 +289,34 @@ function imageForm(image) {
   return form;
 }
 
-function describeCurrent() {
-  return busy($("rank-labels"), async () => {
-    const image = current;
-    const number = ++describeNumber;
-    const form = imageForm(image);
-    form.append("labels", $("labels").value);
-    $("captions").replaceChildren(element("li", "pending", "Writing captions…"));
-    $("label-list").replaceChildren();
-    $("raw-toggle").hidden = true;
-    $("raw-scores").hidden = true;
-    try {
-      const described = await call("/api/describe", { method: "POST", body: form });
-      if (number !== describeNumber) return;
-      showCaptions(described.captions);
-      showLabels(described.labels);
-    } catch (error) {
-      if (number !== describeNumber) return;
-      $("captions").replaceChildren();
-      say(plain(error), true, "viewer-message");
+// Not `busy`: opening another image must describe it even while the last one's answer is on its way (that
+// answer is dropped); the Rank button is disabled until the newest answer is in.
+async function describeCurrent() {
+  const image = current;
+  const number = ++describeNumber;
+  const form = imageForm(image);
+  form.append("labels", $("labels").value);
+  $("rank-labels").disabled = true;
+  $("rank-labels").setAttribute("aria-busy", "true");
+  $("captions").replaceChildren(element("li", "pending", "Writing captions…"));
+  $("label-list").replaceChildren();
+  $("raw-toggle").hidden = true;
+  $("raw-scores").hidden = true;
+  try {
+    const described = await call("/api/describe", { method: "POST", body: form });
+    if (number !== describeNumber) return;
+    showCaptions(described.captions);
+    showLabels(described.labels);
+  } catch (error) {
+    if (number !== describeNumber) return;
+    $("captions").replaceChildren();
+    say(plain(error), true, "viewer-message");
+  } finally {
+    if (number === describeNumber) {
+      $("rank-labels").disabled = false;
+      $("rank-labels").removeAttribute("aria-busy");
     }
-  });
+  }
 }
 
 function showCaptions(captions) {
@@ -356,12 +364,14 @@ $("raw-toggle").addEventListener("click", () => {
 });
 $("labels-form").addEventListener("submit", (event) => {
   event.preventDefault();
-  if (current) describeCurrent();
+  if (current && !$("rank-labels").disabled) describeCurrent();
 });
 $("viewer-close").addEventListener("click", () => $("viewer").close());
 $("viewer").addEventListener("close", () => {
   current = null;
   describeNumber += 1;
+  $("rank-labels").disabled = false;
+  $("rank-labels").removeAttribute("aria-busy");
 });
 
 $("viewer-similar").addEventListener("click", () => busy($("viewer-similar"), async () => {
@@ -469,7 +479,7 @@ function describeChosen(file, url) {
   if (file) {
     const refusal = tooLarge(file);
     if (refusal) throw new ApiError(413, refusal);
-    openViewer({ file, name: file.name, src: URL.createObjectURL(file), facts: `${megabytes(file.size)}, not in ` +
+    openViewer({ file, name: file.name, src: URL.createObjectURL(file), facts: `${fileSize(file.size)}, not in ` +
       "the collection" });
   } else {
     openViewer({ url, name: url, src: url, facts: "From the web, not in the collection" });
