@@ -14,10 +14,11 @@ import time
 
 from absl import flags
 
-from captioning.data.dataset_flags import dataset_source  # defines the dataset flags
+from captioning.data.dataset_flags import dataset_source, define_dataset_flags
 from captioning.util import cli
 
 FLAGS = flags.FLAGS
+define_dataset_flags()
 flags.DEFINE_string("output_dir", None, "Where the shards, captions files and manifest.json go.", required=True)
 flags.DEFINE_integer("image_size", 64, "Side the images are resized to (the model's --image_size).")
 flags.DEFINE_integer("images_per_shard", 1000, "Images per shard file.")

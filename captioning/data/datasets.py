@@ -9,16 +9,6 @@ from captioning.data.validation import require_usable, validate_examples
 FORMATS = ("synthetic", "coco", "karpathy", "flickr", "csv")
 
 
-def require_annotations_flag() -> None:
-    """For entry points with --dataset and --annotations flags: every format but synthetic needs its captions file,
-    checked when the flags are parsed."""
-    from absl import flags  # an entry point's dependency, not the library's
-
-    flags.register_multi_flags_validator(
-        ["dataset", "annotations"], lambda values: values["dataset"] == "synthetic" or bool(values["annotations"]),
-        message="--dataset other than synthetic needs --annotations (its captions file)")
-
-
 def ensure_synthetic_dataset(data_dir: str, num_images: int, seed: int, image_size: int, held_out=(),
                              max_objects: int = synthetic.MAX_OBJECTS) -> str:
     """Writes the synthetic dataset in COCO format unless the same one is already there; returns the

@@ -6,11 +6,11 @@
 """
 
 import json
-import os
 
 from absl import flags
 
-from captioning.data import datasets, synthetic
+from captioning.data import synthetic
+from captioning.data.dataset_flags import define_held_out_flag, define_source_flags
 from captioning.evaluate.evaluation import evaluate_dataset, evaluate_synthetic, held_out_of_training, markdown_report
 from captioning.export import layout
 from captioning.inference import ranking
@@ -20,23 +20,18 @@ from captioning.util import cli
 
 FLAGS = flags.FLAGS
 cli.define_model_dir_flag()
-flags.DEFINE_enum("dataset", "synthetic", datasets.FORMATS, "Dataset format.")
-flags.DEFINE_string("annotations", None, "With --dataset other than synthetic: its annotations file.")
-flags.DEFINE_string("image_dir", None, "Folder the dataset's image paths are relative to.")
+define_source_flags()
+define_held_out_flag()
 flags.DEFINE_string("split", "test", "Split to evaluate; alpha is chosen on the val split.")
 flags.DEFINE_integer("seed", 12345, "Scene seed; use one never used in training.")
 flags.DEFINE_integer("val_seed", None, "Scene seed of the synthetic validation scenes (default: seed + 1).")
 flags.DEFINE_integer("num_images", 500, "Scenes for hard-negative accuracy.")
 flags.DEFINE_integer("retrieval_images", 100, "Images for recall@k, alpha and caption metrics.")
-flags.DEFINE_list("held_out_combinations", None, "Colour:shape pairs for held-out accuracy, e.g. red:star "
-                                                 "(default: those the model's synthetic training held out).")
 flags.DEFINE_integer("beam_size", 3, "Beam width of the generated captions; 0 skips caption metrics.")
 flags.DEFINE_bool("store_alpha", True, "Write the chosen alpha to the model's assets.extra/ranking.json.")
 flags.DEFINE_string("output_json", None, "Also write the report here.")
 flags.DEFINE_string("output_markdown", None, "Also write the Markdown table here.")
 cli.define_flag_validators(
-    ("annotations", os.path.isfile, "must name an existing file"),
-    ("image_dir", os.path.isdir, "must name an existing folder"),
     ("num_images", lambda value: value >= 1, "must be at least 1"),
     ("retrieval_images", lambda value: value >= 2, "must be at least 2 (recall ranks images against each other)"),
     ("beam_size", lambda value: value >= 0, "must be 0 (no caption metrics) or more"),
@@ -44,7 +39,6 @@ cli.define_flag_validators(
     ("output_json", cli.can_write_file, "cannot be written: give a file in a writable, existing folder"),
     ("output_markdown", cli.can_write_file, "cannot be written: give a file in a writable, existing folder"),
 )
-datasets.require_annotations_flag()
 
 
 def evaluate_model(model) -> dict:

@@ -10,7 +10,7 @@ from captioning.export import layout
 from captioning.export.saved_model import ScoringModule, export_saved_model, next_version
 from captioning.model.config import ModelConfig
 from captioning.training import artifacts, counting, distribute
-from captioning.training.config import TrainingConfig
+from captioning.training.config import TrainingConfig, model_to_train
 from captioning.training.loop import Trainer
 from captioning.util import atomic
 
@@ -42,6 +42,7 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
     With `tfrecord_dir` (scripts/make_tfrecords.py) it reads that directory's train and val splits instead of the
     dataset files. In a multi-worker job (TF_CONFIG) only the chief writes files; the others return None."""
     strategy = strategy or distribute.make_strategy()  # first: the multi-worker runtime is set up only at start
+    model_config = model_to_train(model_config, training_config)
     chief = distribute.is_chief(strategy)
     train_data, val_data, train_captions = _training_data(format, annotations, image_dir, val_fraction, log,
                                                           reader_kwargs, tfrecord_dir)

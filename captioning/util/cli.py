@@ -1,11 +1,12 @@
 """What every entry point shares: TensorFlow's start-up noise hidden from the first line (unless --verbose), flags
-checked before any work, and an expected failure told in one line, `error: <problem and fix>`, with exit code 2
-(bad usage) instead of a traceback.
+checked before any work, and an expected failure (the error tree of captioning.util.errors) told in one line,
+`error: <problem and fix>`, with its kind's exit code (2) instead of a traceback.
 
     from captioning.util import cli
     ...
     if __name__ == "__main__":
-        cli.run(main)               # absl entry points; argparse ones use cli.ArgumentParser and cli.quiet_start()
+        cli.run(main)                                  # absl flags
+        sys.exit(cli.run_parsed(main, parser, argv))   # argparse (subcommands): the same errors and exit codes
 
 A script that imports TensorFlow at its top calls cli.quiet_start() before those imports.
 """
@@ -16,15 +17,16 @@ import functools
 import os
 import sys
 
+from captioning.util import errors
 from captioning.util.logging_setup import VERBOSE_ENV, quiet_tensorflow_unless_verbose
 
-USAGE_EXIT_CODE = 2
+USAGE_EXIT_CODE = errors.OUTCOMES[errors.InvalidInput].exit_code
 CLOSED_PIPE_EXIT_CODE = 141
 VERBOSE_HELP = f"Show TensorFlow's C++ start-up and log lines (also {VERBOSE_ENV}=1)."
 
 
-class UsageError(Exception):
-    """A bad invocation or an expected failure; its message names the problem and the fix."""
+class UsageError(errors.InvalidInput):
+    """A bad invocation; its message names the problem and the fix."""
 
 
 def fail(message, exit_code: int = USAGE_EXIT_CODE) -> int:
@@ -145,11 +147,28 @@ def _help_describes(module_name: str) -> None:
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
 
 
+def call(main, *args, expected=()) -> int:
+    """main(*args), with an error of the tree (or of a type in `expected`) told in one line and its exit code."""
+    try:
+        return main(*args)
+    except (errors.CaptioningError, *expected) as error:
+        code = errors.outcome(error).exit_code if isinstance(error, errors.CaptioningError) else USAGE_EXIT_CODE
+        return fail(error, exit_code=code)
+
+
+def run_parsed(main, parser, argv=None) -> int:
+    """The argparse twin of run(): the quiet start-up, parser.parse_args(argv) (one-line errors, exit code 2, with
+    cli.ArgumentParser), then main(args) through call()."""
+    quiet_start()
+    return call(main, parser.parse_args(argv))
+
+
 def run(main, expected=(), pass_unknown_flags: bool = False) -> None:
     """absl's app.run(main), plus --verbose, flag errors in one line with exit code 2 (an unknown flag named, with the
-    closest real one), UsageError (or any exception type in `expected`) raised by `main` turned into one line with
-    exit code 2, and a closed output pipe ending the run quietly. With `pass_unknown_flags`, flags absl does not know
-    reach `main` in argv[1:] (another library's options), and `main` decides what to do with them."""
+    closest real one), an error of the tree (or any exception type in `expected`) raised by `main` told in one line
+    with its exit code (call()), and a closed output pipe ending the run quietly. With `pass_unknown_flags`, flags
+    absl does not know reach `main` in argv[1:] (another library's options), and `main` decides what to do with
+    them."""
     from absl import app, flags
 
     quiet_start()
@@ -161,10 +180,7 @@ def run(main, expected=(), pass_unknown_flags: bool = False) -> None:
     def checked_main(argv):
         if len(argv) > 1 and not pass_unknown_flags:
             return fail(unexpected_arguments(argv[1:]))
-        try:
-            return main(argv)
-        except (UsageError, *expected) as error:
-            return fail(error)
+        return call(main, argv, expected=expected)
 
     app.run(checked_main, flags_parser=_flags_parser(known_only=pass_unknown_flags))
 

@@ -32,9 +32,8 @@ def test_which_lines_are_noise():
     assert verbose_requested(["train.py", "--verbose"], {}) and not verbose_requested(["train.py"], {})
 
 
-# Imports every library module (not the commands, the entry points' __main__ nor dataset_flags, whose job is defining
-# flags) after TensorFlow, and prints what it changed of the process: stderr, file descriptor 2, logging, absl flags,
-# environment.
+# Imports every library module (not the entry points: __main__ and commands/, whose job is defining flags) after
+# TensorFlow, and prints what it changed of the process: stderr, file descriptor 2, logging, absl flags, environment.
 LIBRARY_IMPORT = """
 import logging, os, pkgutil, sys, importlib
 import tensorflow as tf
@@ -49,7 +48,7 @@ def state():
 before = state()
 import captioning
 names = [m.name for m in pkgutil.walk_packages(captioning.__path__, "captioning.")
-         if not m.name.endswith(("__main__", "dataset_flags")) and not m.name.startswith("captioning.commands.")]
+         if not m.name.endswith("__main__") and not m.name.startswith("captioning.commands.")]
 for name in names:
     importlib.import_module(name)
 after = state()
