@@ -5,7 +5,6 @@ the generated base classes, which answer UNIMPLEMENTED.
 """
 import functools
 
-import grpc
 from absl import logging
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -17,21 +16,22 @@ from tensorflow_serving.apis import (
 
 from captioning.inference import tensors
 from captioning.inference.grpc_client import SIGNATURE_DEF_FIELD
-from serving.status import ServingError, invalid_argument
+from captioning.util.errors import CaptioningError
+from serving.status import from_error, invalid_argument
 
 
 def _rpc(method):
-    """Turns ServingErrors into gRPC statuses; anything else is INTERNAL."""
+    """Turns errors into gRPC statuses (status.from_error); a bug is INTERNAL, logged here and named to no client."""
 
     @functools.wraps(method)
     def wrapper(self, request, context):
         try:
             return method(self, request, context)
-        except ServingError as error:
-            context.abort(error.code, error.grpc_message)
         except Exception as error:  # a bug must fail one request, not the server
-            logging.exception("%s failed", method.__name__)
-            context.abort(grpc.StatusCode.INTERNAL, str(error))
+            failure = from_error(error)
+            if not isinstance(error, CaptioningError):
+                logging.exception("%s failed", method.__name__)
+            context.abort(failure.code, failure.grpc_message)
 
     return wrapper
 

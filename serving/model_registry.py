@@ -16,6 +16,7 @@ from tensorflow_serving.apis import get_model_status_pb2
 from tensorflow_serving.config import model_server_config_pb2
 
 from captioning.export.layout import SAVED_MODEL_FILE
+from captioning.util.errors import InvalidInput
 from serving.servable import Servable
 from serving.status import invalid_argument, not_found
 
@@ -35,12 +36,12 @@ def read_model_config_file(path):
     with open(path) as f:
         config = text_format.Parse(f.read(), model_server_config_pb2.ModelServerConfig())
     if config.WhichOneof("config") != "model_config_list":
-        raise ValueError(f"{path}: only model_config_list is supported")
+        raise InvalidInput(f"{path}: only model_config_list is supported")
     configs = list(config.model_config_list.config)
     for model in configs:
         if model.model_platform not in _PLATFORMS:
-            raise ValueError(f"{path}: model {model.name!r} has unsupported platform "
-                             f"{model.model_platform!r}")
+            raise InvalidInput(f"{path}: model {model.name!r} has unsupported platform "
+                               f"{model.model_platform!r}")
     return configs
 
 

@@ -14,9 +14,10 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
 from captioning.inference.grpc_client import SIGNATURE_DEF_FIELD
+from captioning.util.errors import CaptioningError
 from serving import json_tensors
 from serving.predictor import DEFAULT_SIGNATURE
-from serving.status import ServingError, invalid_argument
+from serving.status import ServingError, from_error, invalid_argument
 
 # TF Serving's path patterns (http_rest_api_util.cc); it only claims /v1/ paths.
 _API_PATH = re.compile(r"/v1/.*", re.I)
@@ -38,8 +39,9 @@ class RestApi:
             return HTTPStatus.NOT_FOUND, json.dumps({"error": f"Not found: {path}"})
         try:
             return HTTPStatus.OK, self._dispatch(method, path, body)
-        except ServingError as error:
-            return error.http_status, json.dumps({"error": error.message})
+        except CaptioningError as error:  # anything else is a bug: the app's handler logs it and answers 500
+            failure = from_error(error)
+            return failure.http_status, json.dumps({"error": failure.message})
 
     def _dispatch(self, method, path, body):
         pattern = {"POST": _POST_PATH, "GET": _GET_PATH}.get(method)

@@ -5,6 +5,7 @@ import tensorflow as tf
 from tensorflow.python.saved_model import loader_impl
 from tensorflow_serving.apis import get_model_metadata_pb2
 
+from captioning.util.errors import InvalidInput
 from serving.status import from_tf_error
 
 SERVING_TAG = "serve"
@@ -63,7 +64,7 @@ def _read_signature_defs(path):
     for meta_graph in saved_model.meta_graphs:
         if SERVING_TAG in meta_graph.meta_info_def.tags:
             return dict(meta_graph.signature_def)
-    raise ValueError(f"SavedModel at {path} has no MetaGraph tagged {SERVING_TAG!r}")
+    raise InvalidInput(f"SavedModel at {path} has no MetaGraph tagged {SERVING_TAG!r}")
 
 
 def _signature(name, function, signature_def):

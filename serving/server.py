@@ -26,6 +26,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc  # noqa: E402
 
 from captioning.search.images import ImageLimits  # noqa: E402
+from captioning.util.errors import CaptioningError  # noqa: E402
 from captioning.util.memory import keep_freed_memory  # noqa: E402
 from serving.batching import BatchingOptions  # noqa: E402
 from serving.grpc_services import ModelService, PredictionService  # noqa: E402
@@ -361,14 +362,9 @@ def _api_token():
     return token
 
 
-def _start_up_failures() -> tuple:
-    """What a bad start raises (a missing base path, a port in use, an index another process holds, an unreachable
-    Qdrant, a model without the contrastive head for search): told in one line, not a traceback."""
-    from captioning.inference.runners import MissingSignatureError
-    from captioning.search.index import IndexBusyError
-    from captioning.search.opening import IndexUnavailableError
-
-    return OSError, IndexBusyError, IndexUnavailableError, MissingSignatureError
+# What a bad start raises (a missing base path, a port in use, an index another process holds, an unreachable
+# Qdrant, a model without the contrastive head for search): told in one line, not a traceback.
+_START_UP_FAILURES = (OSError, CaptioningError)
 
 
 def main(argv):
@@ -376,7 +372,7 @@ def main(argv):
     keep_freed_memory()  # tensor buffers are reused across requests instead of page-faulted in each time
     try:
         server = ModelServer(options_from_flags())  # a base path in --model_config_file may be missing
-    except _start_up_failures() as error:
+    except _START_UP_FAILURES as error:
         return cli.fail(error)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.request_stop())
@@ -384,7 +380,7 @@ def main(argv):
         try:
             if server.start():
                 server.wait()
-        except _start_up_failures() as error:
+        except _START_UP_FAILURES as error:
             return cli.fail(error)
     finally:
         server.stop()

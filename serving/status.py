@@ -4,6 +4,8 @@ from http import HTTPStatus
 
 import grpc
 
+from captioning.util.errors import CaptioningError, client_message, outcome
+
 # TF Serving truncates long error messages the same way (grpc_status_util.cc).
 _MESSAGE_LIMIT = 1024
 
@@ -36,13 +38,14 @@ _GRAPH_ERROR_PREFIX = re.compile(
 _OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]\s*$")
 
 
-class ServingError(Exception):
+class ServingError(CaptioningError):
     """A failed request: a gRPC status code plus TF Serving's message."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, http_status=None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self._http_status = http_status  # None: TF Serving's for the code
 
     @property
     def grpc_message(self):
@@ -52,7 +55,7 @@ class ServingError(Exception):
 
     @property
     def http_status(self):
-        return int(_HTTP_STATUS.get(self.code, HTTPStatus.INTERNAL_SERVER_ERROR))
+        return self._http_status or int(_HTTP_STATUS.get(self.code, HTTPStatus.INTERNAL_SERVER_ERROR))
 
 
 def invalid_argument(message):
@@ -61,6 +64,15 @@ def invalid_argument(message):
 
 def not_found(message):
     return ServingError(grpc.StatusCode.NOT_FOUND, message)
+
+
+def from_error(error: BaseException) -> ServingError:
+    """What a client is told of `error`: a ServingError as it is, an error of the tree with its kind's code
+    (captioning.util.errors.OUTCOMES), anything else INTERNAL with a message that names nothing of it."""
+    if isinstance(error, ServingError):
+        return error
+    result = outcome(error)
+    return ServingError(grpc.StatusCode[result.grpc_code], client_message(error), result.http_status)
 
 
 def from_tf_error(error):

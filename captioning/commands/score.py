@@ -26,10 +26,11 @@ from captioning.data.validation import caption_problem, image_problem
 from captioning.export import layout
 from captioning.inference import ranking, runners, zero_shot
 from captioning.inference.rows import run_in_batches
-from captioning.inference.zero_shot import DEFAULT_TEMPLATE, LabelsError
+from captioning.inference.zero_shot import DEFAULT_TEMPLATE
 from captioning.jobs.csv_job import SCORE_COLUMNS, run_csv_job, score_columns
-from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
+from captioning.jobs.pairs_csv import read_pairs_csv
 from captioning.util import cli
+from captioning.util.errors import CaptioningError, InvalidInput
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("image_path", None, "Image file (JPEG, PNG, BMP or GIF).")
@@ -82,7 +83,7 @@ cli.define_flag_validators(
 )
 
 
-class InputError(ValueError):
+class InputError(InvalidInput):
     """Bad user input: reported in one line with exit code 2."""
 
 
@@ -304,9 +305,11 @@ def main(argv):
         if len(argv) > 1:
             raise InputError(cli.unexpected_arguments(argv[1:]))
         choose_mode()()
-    except (InputError, CsvError, LabelsError, runners.InvalidInputError, OSError) as error:
+    except OSError as error:  # a file that cannot be read or written
         return cli.fail(error)
-    except Exception as error:  # a server or model error: one line, not a traceback
+    except CaptioningError:
+        raise  # cli.run tells it in one line, with its kind's exit code
+    except Exception as error:  # a model's own error: one line, not a traceback
         return cli.fail(f"scoring failed: {error}", exit_code=1)
     return 0
 

@@ -16,7 +16,7 @@ from captioning.data.dataset_flags import dataset_source, define_dataset_flags
 from captioning.model.config import ModelConfig
 from captioning.training.config import TrainingConfig
 from captioning.util import cli, config_fields
-from captioning.util.errors import tf_error_line
+from captioning.util.errors import CaptioningError, outcome, tf_error_line
 
 FLAGS = flags.FLAGS
 
@@ -59,9 +59,9 @@ def main(argv):
                                    export=FLAGS.export, max_vocab_size=FLAGS.max_vocab_size,
                                    min_word_count=FLAGS.min_word_count, reader_kwargs=kwargs,
                                    tfrecord_dir=FLAGS.tfrecords)
-    except (ValueError, RuntimeError, OSError) as error:
+    except (CaptioningError, OSError) as error:  # a user's error (the tree) or a file's; anything else is a bug
         logging.debug("training failed", exc_info=True)
-        return cli.fail(error)
+        return cli.fail(error, exit_code=outcome(error).exit_code if isinstance(error, CaptioningError) else 2)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.AbortedError, tf.errors.InternalError) as error:  # a peer of a multi-worker job died
         logging.debug("training failed", exc_info=True)

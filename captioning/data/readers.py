@@ -13,6 +13,7 @@ import json
 import os
 
 from captioning.data.examples import CaptionExample
+from captioning.util.errors import InvalidInput
 
 SPLITS = ("train", "val", "test")
 # Other names the datasets use: Karpathy's "restval" is extra training data and
@@ -33,7 +34,7 @@ def read_coco(annotations_path, image_dir):
     for annotation in annotations:
         image_id = _field(annotation, "image_id", annotations_path)
         if image_id not in file_names:
-            raise ValueError(
+            raise InvalidInput(
                 f"annotations file {annotations_path} has a caption for image_id {image_id!r}, "
                 "which is not in its 'images' list"
             )
@@ -114,14 +115,14 @@ def parse_csv_rows(text, csv_path):
     reader.fieldnames = [name.strip() for name in reader.fieldnames or []]
     if not {"image_path", "caption"} <= set(reader.fieldnames):
         found = ",".join(reader.fieldnames) or "nothing"
-        raise ValueError(f"CSV file {csv_path} needs an 'image_path,caption' header, found {found!r}")
+        raise InvalidInput(f"CSV file {csv_path} needs an 'image_path,caption' header, found {found!r}")
     try:
         # Short rows give None for their missing columns.
         rows = [{name: value or "" for name, value in row.items()} for row in reader]
     except csv.Error as error:
         # The inner reader's line_num counts the line that failed; DictReader's lags behind.
         line = reader.reader.line_num
-        raise ValueError(f"CSV file {csv_path} is malformed at line {line}: {error}") from None
+        raise InvalidInput(f"CSV file {csv_path} is malformed at line {line}: {error}") from None
     return reader.fieldnames, rows
 
 
@@ -153,9 +154,9 @@ _READERS = {"coco": read_coco, "karpathy": read_karpathy, "flickr": read_flickr,
 def read_dataset(format, annotations_path, image_dir=None, **kwargs):
     """Read a "coco", "karpathy", "flickr" or "csv" dataset; kwargs go to that reader."""
     if format not in _READERS:
-        raise ValueError(f"unknown dataset format {format!r}; expected one of: {', '.join(_READERS)}")
+        raise InvalidInput(f"unknown dataset format {format!r}; expected one of: {', '.join(_READERS)}")
     if image_dir is None and format != "csv":
-        raise ValueError(f"dataset format {format!r} needs image_dir")
+        raise InvalidInput(f"dataset format {format!r} needs image_dir")
     return _READERS[format](annotations_path, image_dir, **kwargs)
 
 
@@ -168,7 +169,7 @@ def assign_validation_split(examples, fraction=0.05, seed=0):
     Unlabelled ("") examples become "train". Returns a new list.
     """
     if not 0 <= fraction < 1:
-        raise ValueError(f"validation fraction must be in [0, 1), got {fraction}")
+        raise InvalidInput(f"validation fraction must be in [0, 1), got {fraction}")
     if any(example.split == "val" for example in examples):
         return list(examples)
     trainable = ("train", "")
@@ -199,7 +200,7 @@ def group_by_split(examples):
 
 def _read_text(path, what):
     if not os.path.isfile(path):
-        raise ValueError(f"{what} {path} does not exist")
+        raise InvalidInput(f"{what} {path} does not exist")
     with open(path, "rb") as file:
         return decode_text(file.read(), path, what)
 
@@ -211,7 +212,7 @@ def decode_text(data, path, what):
         # inside quoted captions as they are, for the csv module to see.
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
+        raise InvalidInput(f"{what} {path} is not UTF-8 text ({error.reason} at byte {error.start})") from None
 
 
 def _load_json_lists(path, *keys):
@@ -219,10 +220,10 @@ def _load_json_lists(path, *keys):
     try:
         data = json.loads(_read_text(path, "annotations file"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"annotations file {path} is not valid JSON: {error}") from None
+        raise InvalidInput(f"annotations file {path} is not valid JSON: {error}") from None
     for key in keys:
         if not isinstance(data, dict) or not isinstance(data.get(key), list):
-            raise ValueError(f"annotations file {path} has no {key!r} list")
+            raise InvalidInput(f"annotations file {path} has no {key!r} list")
     return [data[key] for key in keys]
 
 
@@ -230,14 +231,14 @@ def _field(record, key, path):
     try:
         return record[key]
     except (KeyError, TypeError):
-        raise ValueError(f"annotations file {path} has an entry without {key!r}: {record!r:.100}") from None
+        raise InvalidInput(f"annotations file {path} has an entry without {key!r}: {record!r:.100}") from None
 
 
 def _canonical_split(name, source):
     split = _SPLIT_ALIASES.get(name, name)
     if split not in SPLITS:
         allowed = ", ".join([*SPLITS, *_SPLIT_ALIASES])
-        raise ValueError(f"{source}: unknown split {name!r}; expected one of: {allowed}")
+        raise InvalidInput(f"{source}: unknown split {name!r}; expected one of: {allowed}")
     return split
 
 
@@ -252,7 +253,7 @@ def _parse_token_line(line, path):
     # reads the copies of Flickr8k.token.txt whose tabs became spaces.
     name, _, caption = line.strip().replace("\t", " ", 1).partition(" ")
     if "#" not in name:
-        raise ValueError(
+        raise InvalidInput(
             f"captions file {path} has a line that is not '<image>#<n><TAB><caption>': {line!r:.100}"
         )
     return name.rpartition("#")[0], caption.strip()

@@ -16,6 +16,8 @@ import math
 import numpy as np
 from PIL import Image, ImageDraw
 
+from captioning.util.errors import InvalidInput
+
 COLORS = {
     "red": (220, 30, 30),
     "green": (30, 170, 40),
@@ -100,7 +102,7 @@ def parse_combinations(items) -> list:
     for item in items:
         color, _, shape = item.strip().partition(":")
         if not color or not shape or ":" in shape:
-            raise ValueError(f"held-out combination {item!r} is not colour:shape, e.g. red:star")
+            raise InvalidInput(f"held-out combination {item!r} is not colour:shape, e.g. red:star")
         combinations.append((color, shape))
     return combinations
 
@@ -122,8 +124,8 @@ class _Identities:
 def _validate_held_out(held_out, require_held_out):
     for color, shape in held_out:
         if color not in COLORS or shape not in SHAPES:
-            raise ValueError(f"unknown colour or shape in held-out combination {color}:{shape}; colours: "
-                             f"{', '.join(COLORS)}; shapes: {', '.join(SHAPES)}")
+            raise InvalidInput(f"unknown colour or shape in held-out combination {color}:{shape}; colours: "
+                               f"{', '.join(COLORS)}; shapes: {', '.join(SHAPES)}")
     if require_held_out and not held_out:
         raise ValueError("require_held_out needs a non-empty held_out list")
 
@@ -138,7 +140,7 @@ def generate_scene(rng: np.random.Generator, held_out=(), require_held_out: bool
     background = str(rng.choice(["noise", "gradient", "gradient_noise"]))
     seed = int(rng.integers(2**31))
     if not 1 <= max_objects <= MAX_OBJECTS:
-        raise ValueError(f"scenes hold 1 to {MAX_OBJECTS} objects, not at most {max_objects}")
+        raise InvalidInput(f"scenes hold 1 to {MAX_OBJECTS} objects, not at most {max_objects}")
     odds = np.array([odds for count, odds in OBJECT_COUNT_ODDS.items() if count <= max_objects])
     num_objects = int(rng.choice(len(odds), p=odds / odds.sum())) + 1
     if num_objects == 1:

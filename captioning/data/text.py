@@ -11,6 +11,7 @@ import numpy as np
 import tensorflow as tf
 
 from captioning.util import atomic
+from captioning.util.errors import InvalidInput
 
 PAD, UNK, START, END = "[pad]", "[unk]", "[start]", "[end]"
 SPECIAL_TOKENS = (PAD, UNK, START, END)
@@ -59,7 +60,7 @@ class Vocabulary:
         with open(path, encoding="utf-8") as f:
             tokens = f.read().splitlines()
         if tuple(tokens[: len(SPECIAL_TOKENS)]) != SPECIAL_TOKENS:
-            raise ValueError(f"{path} is not a vocabulary file: it must start with {', '.join(SPECIAL_TOKENS)}")
+            raise InvalidInput(f"{path} is not a vocabulary file: it must start with {', '.join(SPECIAL_TOKENS)}")
         return cls(tokens)
 
     def __len__(self) -> int:

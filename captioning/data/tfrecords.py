@@ -26,6 +26,7 @@ from captioning.data.images import decode_and_resize
 from captioning.data.pipeline import AUTOTUNE, image_key, never_null_image, null_image_draws, to_features
 from captioning.data.readers import MAX_SCENE_OBJECTS
 from captioning.util import atomic
+from captioning.util.errors import InvalidInput
 
 MANIFEST = "manifest.json"
 JPEG_QUALITY = 95
@@ -108,8 +109,8 @@ def open_split(directory: str, split: str):
     TFRecords directory of this kind is a one-line ValueError."""
     path = os.path.join(directory, MANIFEST)
     if not os.path.isfile(path):
-        raise ValueError(f"{directory} is not a TFRecords directory (no {MANIFEST}; write one with "
-                         "scripts/make_tfrecords.py)")
+        raise InvalidInput(f"{directory} is not a TFRecords directory (no {MANIFEST}; write one with "
+                           "scripts/make_tfrecords.py)")
     with open(path, encoding="utf-8") as f:
         manifest = json.load(f)
     entry = manifest["splits"].get(split)
@@ -117,12 +118,12 @@ def open_split(directory: str, split: str):
         return None
     missing = [name for name in entry["files"] if not os.path.isfile(os.path.join(directory, name))]
     if missing:
-        raise ValueError(f"{directory}: shard {missing[0]} named in {MANIFEST} is missing")
+        raise InvalidInput(f"{directory}: shard {missing[0]} named in {MANIFEST} is missing")
     most_objects = entry.get("most_objects", 0)
     # Every example is padded to it: a crafted manifest could ask for gigabytes per image.
     if not (isinstance(most_objects, int) and 0 <= most_objects <= MAX_SCENE_OBJECTS):
-        raise ValueError(f"{directory}: {MANIFEST} gives {split} most_objects {most_objects!r}; a record lists 0 to "
-                         f"{MAX_SCENE_OBJECTS} objects")
+        raise InvalidInput(f"{directory}: {MANIFEST} gives {split} most_objects {most_objects!r}; a record lists 0 to "
+                           f"{MAX_SCENE_OBJECTS} objects")
     return ShardedRecords(directory, split, tuple(os.path.join(directory, name) for name in entry["files"]),
                           entry["images"], entry["captions"], manifest["image_size"], most_objects)
 
@@ -154,9 +155,9 @@ def training_dataset(records: ShardedRecords, tokenizer, image_size: int, global
     gives the context): it reads every n-th shard of n pipelines, interleaving them in parallel, and resuming at
     `start_step` skips what this pipeline consumed before."""
     if len(records.files) < context.num_input_pipelines:
-        raise ValueError(f"{records.directory}: {len(records.files)} {records.split} shard(s) for "
-                         f"{context.num_input_pipelines} workers; write at least one shard per worker "
-                         "(scripts/make_tfrecords.py --images_per_shard)")
+        raise InvalidInput(f"{records.directory}: {len(records.files)} {records.split} shard(s) for "
+                           f"{context.num_input_pipelines} workers; write at least one shard per worker "
+                           "(scripts/make_tfrecords.py --images_per_shard)")
     batch_size = context.get_per_replica_batch_size(global_batch_size)
     files = tf.data.Dataset.from_tensor_slices(list(records.files)).shard(context.num_input_pipelines,
                                                                           context.input_pipeline_id)

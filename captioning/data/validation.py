@@ -16,6 +16,8 @@ from PIL import Image
 
 from captioning.util.progress_bars import progress_bar
 
+from captioning.util.errors import InvalidInput
+
 # PIL's names for the formats captioning.data.images.decode_and_resize accepts. MPO is
 # how PIL names the multi-picture JPEGs some cameras write; TensorFlow reads them as JPEG.
 _TF_DECODABLE_FORMATS = {"JPEG", "MPO", "PNG", "BMP", "GIF"}
@@ -48,7 +50,7 @@ class SkipReport:
         return line
 
 
-class NoUsableExamplesError(ValueError):
+class NoUsableExamplesError(InvalidInput):
     """Every row was skipped, so there is nothing to train or evaluate on."""
 
 

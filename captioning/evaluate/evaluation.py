@@ -27,6 +27,7 @@ from captioning.export import layout
 from captioning.inference import batch, ranking
 from captioning.inference.captions import generate_with_signature
 from captioning.inference.rows import run_in_batches
+from captioning.util.errors import InvalidInput
 
 SCORES = ("log_likelihood", "mean_log_prob", "pmi")  # what every model gives; "contrastive" joins where it has a head
 KS = (1, 5, 10)
@@ -236,7 +237,7 @@ def evaluate_dataset(model, format: str, annotations: str, image_dir: str, split
     splits = readers.group_by_split(examples)
     if not splits.get(split):
         found = ", ".join(name or "(none)" for name in splits) or "nothing usable"
-        raise ValueError(f"{annotations} has no usable {split!r} examples (splits: {found}; {skipped.summary()})")
+        raise InvalidInput(f"{annotations} has no usable {split!r} examples (splits: {found}; {skipped.summary()})")
     val = dataset_set(splits["val"], retrieval_images) if splits.get("val") else None
     return {"dataset": format, "annotations": annotations, "split": split, "skipped": skipped.summary(),
             **evaluate_retrieval(model, dataset_set(splits[split], retrieval_images), val, beam_size)}

@@ -10,6 +10,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, predict
 
 from captioning.inference import tensors
 from captioning.inference.rows import MAX_ROWS_PER_CALL
+from captioning.util.errors import Unavailable
 
 # Images can be large; allow what the server allows.
 MAX_MESSAGE_BYTES = 2**31 - 1
@@ -17,7 +18,7 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 SIGNATURE_DEF_FIELD = "signature_def"
 
 
-class PredictionError(Exception):
+class PredictionError(Unavailable):
     """A failed Predict call; `code` is the grpc.StatusCode, `details` the server's message."""
 
     def __init__(self, code, details):

@@ -6,9 +6,10 @@ import tensorflow as tf
 
 from captioning.export.layout import EXTRA_FILES_DIR, SAVED_MODEL_FILE
 from captioning.inference.rows import run_in_batches
+from captioning.util.errors import NotFound
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(NotFound, FileNotFoundError):
     pass
 
 

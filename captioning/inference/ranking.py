@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from captioning.util import atomic
+from captioning.util.errors import InvalidInput
 
 SCORES = ("log_likelihood", "mean_log_prob", "pmi", "debiased", "contrastive")
 LIKELIHOOD_SCORES = ("log_likelihood", "mean_log_prob", "contrastive")  # computable without the prior pass
@@ -58,6 +59,6 @@ def ranking_scores(scores: dict, rank_by: str, alpha: float):
     if rank_by == "debiased":
         return debiased(scores["log_likelihood"], scores["pmi"], alpha)
     if rank_by not in scores:
-        raise ValueError(f"the model gives no {rank_by!r} score (contrastive needs a model trained with a contrastive "
-                         "head: python train.py --contrastive_weight > 0)")
+        raise InvalidInput(f"the model gives no {rank_by!r} score (contrastive needs a model trained with a "
+                           "contrastive head: python train.py --contrastive_weight > 0)")
     return np.asarray(scores[rank_by])

@@ -12,14 +12,14 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from captioning.util.errors import tf_error_line
+from captioning.util.errors import InvalidInput, Unsupported, tf_error_line
 
 
-class MissingSignatureError(LookupError):
+class MissingSignatureError(Unsupported, LookupError):
     """The model was exported without a signature this feature needs."""
 
 
-class InvalidInputError(ValueError):
+class InvalidInputError(InvalidInput):
     """The model rejected the inputs (INVALID_ARGUMENT: an undecodable image, a text without words)."""
 
 
@@ -107,7 +107,7 @@ class RemoteModel:
             return client.predict({key: np.asarray(value) if np.isscalar(value) else value
                                          for key, value in inputs.items()}, signature_name=name)
         except PredictionError as error:
-            if "not found" in error.details and name in error.details:
+            if error.code.name == "FAILED_PRECONDITION":  # TF Serving's code for a signature the model lacks
                 raise _missing(name, self.path) from None
             if error.code.name == "INVALID_ARGUMENT":
                 raise InvalidInputError(tf_error_line(error.details)) from None

@@ -14,12 +14,13 @@ import numpy as np
 from captioning.data.text import SPECIAL_TOKENS, Vocabulary, split_words
 from captioning.data.validation import caption_problem
 from captioning.inference import batch, ranking
+from captioning.util.errors import InvalidInput
 
 DEFAULT_TEMPLATE = "a {}"
 VOCABULARY_FILE = "vocabulary.txt"  # exported beside the model (captioning.training.artifacts)
 
 
-class LabelsError(ValueError):
+class LabelsError(InvalidInput):
     """No usable labels, or a prompt template without a `{}` for the label."""
 
 

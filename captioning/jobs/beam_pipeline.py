@@ -30,6 +30,7 @@ from captioning.inference.batch import ERROR_MESSAGES, encode_images, pair_error
 from captioning.jobs.csv_job import JobSummary
 from captioning.jobs.pairs_csv import CsvError, output_columns, scored_row
 from captioning.util import memory
+from captioning.util.errors import InvalidInput
 from captioning.util.logging_setup import root_logger_kept
 
 # Beam's import logs a warning through the root logger; keep that logger as the process had it.
@@ -267,7 +268,7 @@ def job_metrics(result) -> dict:
     return found
 
 
-class PipelineSetupError(ValueError):
+class PipelineSetupError(InvalidInput):
     """Beam's options name an unknown runner or option."""
 
 

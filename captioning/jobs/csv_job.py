@@ -7,6 +7,7 @@ import time
 from captioning.inference import batch, ranking
 from captioning.jobs import pairs_csv
 from captioning.util import figures, memory
+from captioning.util.errors import InvalidInput
 
 SCORE_COLUMNS = ("log_likelihood", "num_tokens", "mean_log_prob", "perplexity", "prior_log_likelihood", "pmi",
                  "unknown_tokens", "truncated")
@@ -50,7 +51,7 @@ def run_csv_job(model, pairs: pairs_csv.PairsCsv, output_path: str, rank_by: str
     """Scores `pairs` (pairs_csv.read_pairs_csv) into `output_path`; bad rows get an error column.
     `likelihood_only` skips the prior pass and its columns (rank_by must then not need the prior)."""
     if likelihood_only and rank_by not in ranking.LIKELIHOOD_SCORES:
-        raise ValueError(f"ranking by {rank_by} needs the prior; drop --likelihood_only")
+        raise InvalidInput(f"ranking by {rank_by} needs the prior; drop --likelihood_only")
     started = time.perf_counter()
     image_paths, captions = pairs.image_paths(), pairs.captions()
     scored = batch.score_pairs(model, image_paths, captions, progress=progress,

@@ -7,9 +7,10 @@ import os
 
 from captioning.data import readers
 from captioning.inference.batch import ScoredPairs
+from captioning.util.errors import InvalidInput
 
 
-class CsvError(ValueError):
+class CsvError(InvalidInput):
     """A CSV that cannot be read as pairs: missing, malformed or without the image_path,caption header."""
 
 

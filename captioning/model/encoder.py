@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from captioning.model.cell_context import CellContext
+from captioning.util.errors import InvalidInput
 
 # keras.applications backbones: constructor and the matching input preprocessing.
 BACKBONES = {
@@ -21,14 +22,14 @@ BACKBONES = {
 SMALL_CNN = "small_cnn"
 
 
-class BackboneWeightsError(RuntimeError):
+class BackboneWeightsError(InvalidInput):
     """Pretrained weights could not be loaded (offline, or a bad path)."""
 
 
 def build_backbone(name: str, weights: str, image_size: int) -> keras.Model:
     """A keras.applications backbone without its classifier head; `weights` is imagenet, none or a path."""
     if name not in BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; choose {SMALL_CNN} or one of: {', '.join(BACKBONES)}")
+        raise InvalidInput(f"unknown backbone {name!r}; choose {SMALL_CNN} or one of: {', '.join(BACKBONES)}")
     constructor, _ = BACKBONES[name]
     keras_weights = None if weights in ("none", "", None) else weights
     try:

@@ -13,17 +13,15 @@ import json
 import os
 import sys
 
-from captioning.inference.runners import MissingSignatureError
 from captioning.search import retrieval
 from captioning.search.edge_engine import BUILD_SECONDS_PER_VECTOR, FULL_SCAN_VECTORS
 from captioning.search.fetch import FetchOptions
-from captioning.search.index import IndexBusyError, ModelVersionError
 from captioning.search.indexing import BATCH_SIZE, Indexer
 from captioning.search.search_model import open_local
-from captioning.search.opening import IndexUnavailableError, open_index
+from captioning.search.opening import open_index
 from captioning.search.push import PAGE_SIZE, push
 from captioning.search.server_engine import ServerEngine
-from captioning.search.sources import SourceError, expand
+from captioning.search.sources import expand
 from captioning.util import cli
 from captioning.util.memory import peak_memory_mb
 
@@ -144,29 +142,27 @@ def _run(args, index):
     return 0
 
 
-def main(argv=None) -> int:
-    cli.quiet_start()  # nothing has imported TensorFlow yet
-    args = _parser().parse_args(argv)
+def _main(args) -> int:
     if os.path.exists(args.index_dir) and not os.path.isdir(args.index_dir):
         return cli.fail(f"--index_dir {args.index_dir} is a file: give a folder (created if missing)")
-    try:
-        # push reads the embedded index and writes to --qdrant_url
-        index = open_index(args.index_dir, None if args.command == "push" else args.qdrant_url)
-    except (IndexBusyError, IndexUnavailableError) as error:
-        return cli.fail(error)
+    # push reads the embedded index and writes to --qdrant_url
+    index = open_index(args.index_dir, None if args.command == "push" else args.qdrant_url)
     try:
         return _run(args, index)
-    except (SourceError, ModelVersionError, MissingSignatureError, retrieval.QueryError, FileNotFoundError,
-            ValueError) as error:
+    except FileNotFoundError as error:  # a --model_dir without a model
         return cli.fail(error)
     except Exception as error:
         from qdrant_client.http.exceptions import ApiException  # heavy: only on the way out
 
         if isinstance(error, ApiException):  # unreachable, refused, or an error status from the server
             return cli.fail(f"Qdrant server {args.qdrant_url}: {error}")
-        raise
+        raise  # an error of the tree is told by cli.run_parsed in one line; anything else is a bug
     finally:
         index.close()
+
+
+def main(argv=None) -> int:
+    return cli.run_parsed(_main, _parser(), argv)
 
 
 def run() -> None:

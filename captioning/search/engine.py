@@ -11,6 +11,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from captioning.util.errors import Conflict, Unavailable
+
 COLLECTION_PREFIX = "images_v"
 # Payload field ordering the gallery: when the point was added, in UTC microseconds, unique within an index (each
 # image of a batch gets its own), so pages newest first split exactly at a value. Microseconds, not nanoseconds:
@@ -27,11 +29,11 @@ INT8_QUANTILE = 0.99  # int8 codes span this quantile of the values: a few outli
 OVERSAMPLING = 2.0  # int8 candidates per result, rescored with the float vectors, so codes cost no recall
 
 
-class ModelVersionError(RuntimeError):
+class ModelVersionError(Conflict):
     """The index holds embeddings of another model version than the one asked to search or add with."""
 
 
-class IndexBusyError(RuntimeError):
+class IndexBusyError(Unavailable):
     """The embedded index allows one process per folder, and another one (a server?) has it open."""
 
 

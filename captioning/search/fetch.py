@@ -21,6 +21,7 @@ import time
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from captioning.search.images import ImageError, ImageLimits, image_size
+from captioning.util.errors import InvalidInput
 
 _REDIRECTS = (301, 302, 303, 307, 308)
 _READ_BYTES = 16384  # small reads, so the deadline is checked often
@@ -29,7 +30,7 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _RESOLVERS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="resolve")
 
 
-class FetchError(ValueError):
+class FetchError(InvalidInput):
     """A URL that cannot or may not be fetched as an image; the message names the URL and why."""
 
 

@@ -14,6 +14,7 @@ import warnings
 from PIL import Image
 
 from captioning.data.image_headers import HeaderError, ImageCost, measure
+from captioning.util.errors import InvalidInput
 
 FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")  # what the exported graph's decode_image reads
 # A 40-megapixel photo; a larger picture is more likely a decompression bomb. Checked here in Python, with no
@@ -22,7 +23,7 @@ MAX_PIXELS = 40_000_000
 MAX_FRAMES = 100
 
 
-class ImageError(ValueError):
+class ImageError(InvalidInput):
     """Bytes that are not a decodable JPEG, PNG, BMP, GIF or WebP, or an image past a limit."""
 
 

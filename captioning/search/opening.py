@@ -6,9 +6,10 @@ import contextlib
 import warnings
 
 from captioning.search.index import ImageIndex
+from captioning.util.errors import Unavailable
 
 
-class IndexUnavailableError(RuntimeError):
+class IndexUnavailableError(Unavailable):
     """The Qdrant server named by --qdrant_url does not answer."""
 
 

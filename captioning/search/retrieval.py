@@ -17,6 +17,7 @@ import numpy as np
 
 from captioning.data.validation import caption_problem
 from captioning.inference import ranking
+from captioning.util.errors import InvalidInput
 
 DEFAULT_CANDIDATES = 64
 STAGE2_WAYS = ("auto", "features", "images")
@@ -24,7 +25,7 @@ RANK_BY = ("log_likelihood", "debiased")
 _MEASURED_QUERIES = 2  # the first call of a signature pays for warm-up; the second is the measurement
 
 
-class QueryError(ValueError):
+class QueryError(InvalidInput):
     """A query that cannot be searched: no words, or k/candidates out of range."""
 
 

@@ -15,6 +15,7 @@ from captioning.inference import batch, ranking, zero_shot
 from captioning.inference.captions import generate_with_signature
 from captioning.inference.runners import LocalModel, MissingSignatureError, ModelRunner
 from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
+from captioning.util.errors import InvalidInput
 
 
 class SearchModel:
@@ -108,6 +109,6 @@ def open_local(model_dir: str) -> SearchModel:
     model = LocalModel(model_dir)
     name = os.path.basename(os.path.normpath(model.path))
     if not name.isdigit():
-        raise ValueError(f"{model.path}: a model version directory must be named by its integer version")
+        raise InvalidInput(f"{model.path}: a model version directory must be named by its integer version")
     return SearchModel(model, int(name))
 

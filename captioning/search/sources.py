@@ -8,12 +8,13 @@ import csv
 import os
 
 from captioning.search.fetch import FetchOptions, fetch_image, is_url, without_userinfo
+from captioning.util.errors import InvalidInput
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 CSV_COLUMNS = ("image_path", "path", "url", "image_url")  # the first present names the images; else column one
 
 
-class SourceError(ValueError):
+class SourceError(InvalidInput):
     """A PATH argument that names nothing to index (missing file, unreadable CSV)."""
 
 

@@ -14,6 +14,8 @@ import socket
 
 import tensorflow as tf
 
+from captioning.util.errors import InvalidInput
+
 # A peer that stops answering fails the collectives after this long instead of hanging the job forever; the
 # coordination service's heartbeat usually notices a dead worker sooner.
 COLLECTIVE_TIMEOUT_SECONDS = 300
@@ -28,7 +30,7 @@ def cluster_size(tf_config: str = None) -> int:
         cluster = json.loads(text)["cluster"]
         return sum(len(cluster.get(job, [])) for job in ("chief", "worker"))
     except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"TF_CONFIG is not valid JSON with a 'cluster' of chief/worker addresses: {error}") from None
+        raise InvalidInput(f"TF_CONFIG is not valid JSON with a 'cluster' of chief/worker addresses: {error}") from None
 
 
 def local_cluster(workers: int) -> list:

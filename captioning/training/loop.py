@@ -19,6 +19,7 @@ from captioning.training import counting, distribute, precision
 from captioning.training.config import TrainingConfig
 from captioning.training.progress import Progress
 from captioning.util import atomic
+from captioning.util.errors import InvalidInput
 from captioning.util.memory import keep_freed_memory
 
 
@@ -119,8 +120,8 @@ class Trainer:
         if not self.config.count_loss_weight:
             return None
         if not self.model.encoder.context:
-            raise ValueError("the counting loss trains the cell context: give --context_heads or "
-                             "--count_loss_weight 0")
+            raise InvalidInput("the counting loss trains the cell context: give --context_heads or "
+                               "--count_loss_weight 0")
         with precision.dtype_policy(self.policy):
             head = counting.count_head()
         head.build((None, None, self.model_config.embed_dim))
@@ -130,8 +131,8 @@ class Trainer:
         latest = self.checkpoints.latest
         if latest and self.count_head and not any(
                 name.startswith("count_head/") for name, _ in tf.train.list_variables(latest)):
-            raise ValueError(f"{latest} was trained without the counting loss: resume it with --count_loss_weight 0, "
-                             "or give a new --output_dir")
+            raise InvalidInput(f"{latest} was trained without the counting loss: resume it with --count_loss_weight 0, "
+                               "or give a new --output_dir")
         self.checkpoints.restore_latest()
         return int(self.step.numpy())
 
@@ -276,7 +277,7 @@ class Trainer:
         if self.count_head:
             reason = counting.off_reason(self.model_config.context_heads, train_examples)
             if reason:
-                raise ValueError(f"no counting loss: {reason}")
+                raise InvalidInput(f"no counting loss: {reason}")
             if not isinstance(train_examples, ShardedRecords):  # TFRecords carry them in each image's record
                 extras = {"object_counts": scene_counts.counts_array(train_examples)}
         return distributed_training_data(self.strategy, train_examples, self.tokenizer, self.model_config.image_size,

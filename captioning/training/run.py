@@ -13,6 +13,7 @@ from captioning.training import artifacts, counting, distribute
 from captioning.training.config import TrainingConfig, model_to_train
 from captioning.training.loop import Trainer
 from captioning.util import atomic
+from captioning.util.errors import InvalidInput
 
 
 def _vocabulary_and_config(run_dir, model_config, train_captions, max_vocab_size, min_word_count, log, chief=True):
@@ -85,7 +86,7 @@ def _training_data(format, annotations, image_dir, val_fraction, log, reader_kwa
     if tfrecord_dir:
         train, val = tfrecords.open_split(tfrecord_dir, "train"), tfrecords.open_split(tfrecord_dir, "val")
         if train is None:
-            raise ValueError(f"{tfrecord_dir} has no train split")
+            raise InvalidInput(f"{tfrecord_dir} has no train split")
         return train, val, train.captions()
     splits = load_examples(format, annotations, image_dir, val_fraction, log=log, **(reader_kwargs or {}))
     return splits["train"], splits.get("val", []), [e.caption for e in splits["train"]]

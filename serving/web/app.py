@@ -3,14 +3,16 @@
     app = create_app(RestApi(registry, predictor), search_service_or_None, WebGuards(...))
 
 serving/web/guards.py holds the trust boundary (allowed host names, same-origin writes, the write token, security
-headers) and the body limits. Every error is JSON `{"error": "..."}` with a 4xx status for bad input (5xx only
-for a bug, and the server stays up). Swagger UI's files come from the swagger-ui-bundle package: the page works
+headers) and the body limits. Every error is JSON `{"error": "..."}`, with the status of its kind
+(captioning.util.errors.OUTCOMES: 4xx for bad input); a bug is a 500 that names nothing of it (the log does), and
+the server stays up. Swagger UI's files come from the swagger-ui-bundle package: the page works
 without internet access.
 """
 
 import os
 
 import swagger_ui_bundle
+from absl import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -18,21 +20,15 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from captioning.inference.runners import InvalidInputError, MissingSignatureError
-from captioning.inference.zero_shot import LabelsError
-from captioning.search.fetch import FetchError
-from captioning.search.images import ImageError
-from captioning.search.index import ModelVersionError
-from captioning.search.retrieval import QueryError
-from serving.status import ServingError
+from captioning.util.errors import CaptioningError, Unavailable, client_message
+from serving.status import from_error
 from serving.web.guards import WebGuards
 from serving.web.search_routes import search_router
-from serving.web.search_service import BusyError
 from serving.web.tf_serving_routes import tf_serving_router
 
 OPENAPI_PATH = "/v1/openapi.json"
 _STATIC = os.path.join(os.path.dirname(__file__), "static")
-_BAD_INPUT = (QueryError, ImageError, FetchError, LabelsError, InvalidInputError)
+RETRY_AFTER_SECONDS = 5  # told to a client whose request found something busy or unreachable
 
 
 def _error(status, message):
@@ -61,28 +57,16 @@ def create_app(rest_api, search_service=None, guards=WebGuards()):
     async def invalid_request(request: Request, error: RequestValidationError):
         return _error(400, _validation_message(error))
 
-    @app.exception_handler(ModelVersionError)
-    async def version_changed(request: Request, error: ModelVersionError):
-        return _error(409, str(error))
-
-    @app.exception_handler(MissingSignatureError)
-    async def missing_signature(request: Request, error: MissingSignatureError):
-        return _error(501, str(error))
-
-    @app.exception_handler(ServingError)
-    async def serving_error(request: Request, error: ServingError):
-        return _error(error.http_status, error.message)
-
-    @app.exception_handler(BusyError)
-    async def busy(request: Request, error: BusyError):
-        return JSONResponse({"error": str(error)}, status_code=503, headers={"Retry-After": "5"})
+    @app.exception_handler(CaptioningError)
+    async def expected(request: Request, error: CaptioningError):
+        failure = from_error(error)  # its kind's status; a ServingError's, TF Serving's for its code
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if isinstance(error, Unavailable) else None
+        return JSONResponse({"error": failure.message}, status_code=failure.http_status, headers=headers)
 
     @app.exception_handler(Exception)
     async def bug(request: Request, error: Exception):
-        return _error(500, f"internal error: {error.__class__.__name__}: {error}")
-
-    for kind in _BAD_INPUT:
-        app.add_exception_handler(kind, lambda request, error: _error(400, str(error)))
+        logging.error("%s %s failed", request.method, request.url.path, exc_info=error)
+        return _error(from_error(error).http_status, client_message(error))
 
     app.mount("/static", StaticFiles(directory=_STATIC), name="static")
     app.mount("/docs-assets", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")

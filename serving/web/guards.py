@@ -30,6 +30,8 @@ from starlette.datastructures import Headers
 from starlette.middleware.trustedhost import parse_host_header
 from starlette.responses import JSONResponse
 
+from captioning.util.errors import OUTCOMES, OverLimit
+
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _WRITES = ((frozenset({"POST"}), re.compile(r"/api/images/?")), (frozenset({"DELETE"}), re.compile(r"/api/images/.+")),
@@ -80,8 +82,8 @@ class WebGuards:
         app.add_middleware(Framing)
 
 
-class _TooLarge(Exception):
-    pass
+class _TooLarge(OverLimit):
+    """A body grew past its limit while read: stops the app reading it (BodyLimit then answers 413)."""
 
 
 class BodyLimit:
@@ -105,7 +107,7 @@ class BodyLimit:
         limit, flag = self._limit(scope["path"])
 
         def too_large():
-            return _error(413, f"request body is larger than this server's limit of {limit} bytes ({flag})",
+            return _error(OUTCOMES[OverLimit].http_status, f"request body is larger than this server's limit of {limit} bytes ({flag})",
                           Connection="close")  # the unread rest of the body cannot be followed by a request
 
         declared = Headers(scope=scope).get("content-length")

@@ -23,14 +23,15 @@ from captioning.search.images import ImageLimits
 from captioning.search.index import ImageIndex
 from captioning.search.indexing import Indexer
 from captioning.search.locks import IdLocks
-from captioning.search.search_model import SearchModel
 from captioning.search.retrieval import QueryError, Searcher
+from captioning.search.search_model import SearchModel
 from captioning.search.thumbnails import THUMBNAIL_SIZE
+from captioning.util.errors import Unavailable
 from serving.limits import SearchLimits
 from serving.status import ServingError
 
 
-class BusyError(RuntimeError):
+class BusyError(Unavailable):
     """Every URL-fetch slot is taken: answered 503, try again later."""
 
 
