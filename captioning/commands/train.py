@@ -25,8 +25,8 @@ def define_flags() -> None:
     """The model's and the training's flags come from their configs' fields (defaults, help and checks); the rest
     are the run's own."""
     define_dataset_flags()
-    config_fields.define_flags(ModelConfig)
-    config_fields.define_flags(TrainingConfig)
+    config_fields.define_flags(ModelConfig, __name__)
+    config_fields.define_flags(TrainingConfig, __name__)
     flags.DEFINE_string("tfrecords", None, "Train on this TFRecords directory (scripts/make_tfrecords.py) instead "
                                            "of reading the dataset's image files.")
     flags.DEFINE_string("output_dir", "checkpoints", "Checkpoints, logs, the trained model and export/<version>/.")

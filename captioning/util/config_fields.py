@@ -8,7 +8,7 @@ with the same defaults, help and checks.
         def __post_init__(self):
             check_fields(self)
 
-    define_flags(TrainingConfig)                      # in an entry point: --epochs, checked at flag parsing
+    define_flags(TrainingConfig, __name__)            # in an entry point: --epochs, checked at flag parsing
     TrainingConfig(**values_from_flags(TrainingConfig))
 """
 
@@ -63,16 +63,17 @@ def command_line_fields(config_class):
     return [field for field in dataclasses.fields(config_class) if field.metadata.get("help")]
 
 
-def define_flags(config_class) -> None:
+def define_flags(config_class, module_name: str) -> None:
     """An absl flag per field with help text, with the field's default and its rule as the flag's validator (one
-    line at flag parsing, before anything heavy loads)."""
+    line at flag parsing, before anything heavy loads). `module_name` (the entry point's __name__) is where --help
+    lists them."""
     from absl import flags  # an entry point's dependency, not the library's
 
     define = {int: flags.DEFINE_integer, float: flags.DEFINE_float, bool: flags.DEFINE_bool, str: flags.DEFINE_string}
     for field in command_line_fields(config_class):
         kind = next(kind for kind in (bool, int, float, str) if kind in _types(field.type))
         name, rule = flag_name(field), field.metadata.get("rule")
-        define[kind](name, field.default, field.metadata["help"])
+        define[kind](name, field.default, field.metadata["help"], module_name=module_name)
         if rule:
             flags.register_validator(name, lambda value, check=rule.check: value is None or check(value),
                                      message=rule.text)
