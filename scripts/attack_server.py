@@ -384,7 +384,7 @@ def attack_same_image_adds(ctx):
     for n in range(5):
         data = png((n, 99, 7))
         with ThreadPoolExecutor(8) as pool:
-            statuses = list(pool.map(lambda _: _post_file(ctx, data), range(8)))
+            statuses = list(pool.map(lambda _, data=data: _post_file(ctx, data), range(8)))
         rounds.append(statuses.count(201))
     return f"201s per round of 8 adds of one image: {rounds}"
 

@@ -428,9 +428,9 @@ def _decimal(value, float_type):
         return "NaN"
     if math.isinf(value):
         return "-Infinity" if value < 0 else "Infinity"
-    text = "%g" % value
+    text = f"{value:g}"
     if float_type(float(text)) != float_type(value):
-        text = "%.*g" % (17 if float_type is np.float64 else 9, value)
+        text = f"{value:.{17 if float_type is np.float64 else 9}g}"
     if "." not in text and "e" not in text:
         text += ".0"
     return text

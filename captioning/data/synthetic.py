@@ -234,7 +234,8 @@ def _shape_polygon(shape, cx, cy, r):
         return [(cx + r * math.cos(a), cy + r * math.sin(a)) for a in np.radians([-90, 30, 150])]
     if shape == "star":
         radii = [r if i % 2 == 0 else r * 0.45 for i in range(10)]
-        return [(cx + q * math.cos(a), cy + q * math.sin(a)) for q, a in zip(radii, np.radians(np.arange(-90, 270, 36)))]
+        angles = np.radians(np.arange(-90, 270, 36))
+        return [(cx + q * math.cos(a), cy + q * math.sin(a)) for q, a in zip(radii, angles)]
     if shape == "cross":
         a, b = r, r * 0.35
         return [(cx - b, cy - a), (cx + b, cy - a), (cx + b, cy - b), (cx + a, cy - b), (cx + a, cy + b),

@@ -17,9 +17,9 @@ from captioning.search import retrieval
 from captioning.search.edge_engine import BUILD_SECONDS_PER_VECTOR, FULL_SCAN_VECTORS
 from captioning.search.fetch import FetchOptions
 from captioning.search.indexing import BATCH_SIZE, Indexer
-from captioning.search.search_model import open_local
 from captioning.search.opening import open_index
 from captioning.search.push import PAGE_SIZE, push
+from captioning.search.search_model import open_local
 from captioning.search.server_engine import ServerEngine
 from captioning.search.sources import expand
 from captioning.util import cli

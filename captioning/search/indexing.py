@@ -8,7 +8,7 @@ again skips what is already in (same content, same id) and continues. Each batch
 
 import dataclasses
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -132,7 +132,7 @@ class Indexer:
             return
         data = [image.data for image in new]
         features = self.model.encode_images(data) if self.cache_features else None
-        now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         for n, image in enumerate(new):
             self.index.store.put_image(image.digest, image.data)
             if features is not None:

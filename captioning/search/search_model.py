@@ -13,8 +13,8 @@ import numpy as np
 from captioning.export import layout
 from captioning.inference import batch, ranking, zero_shot
 from captioning.inference.captions import generate_with_signature
-from captioning.inference.runners import LocalModel, MissingSignatureError, ModelRunner
 from captioning.inference.rows import MAX_ROWS_PER_CALL, run_in_batches
+from captioning.inference.runners import LocalModel, MissingSignatureError, ModelRunner
 from captioning.util.errors import InvalidInput
 
 

@@ -11,8 +11,8 @@ import tensorflow as tf
 
 from captioning.data import scene_counts
 from captioning.data.inputs import distributed_training_data, evaluation_data
-from captioning.data.tfrecords import ShardedRecords
 from captioning.data.text import Tokenizer, Vocabulary
+from captioning.data.tfrecords import ShardedRecords
 from captioning.model.captioner import Captioner
 from captioning.model.config import ModelConfig
 from captioning.training import counting, distribute, precision

@@ -107,7 +107,8 @@ class BodyLimit:
         limit, flag = self._limit(scope["path"])
 
         def too_large():
-            return _error(OUTCOMES[OverLimit].http_status, f"request body is larger than this server's limit of {limit} bytes ({flag})",
+            return _error(OUTCOMES[OverLimit].http_status,
+                          f"request body is larger than this server's limit of {limit} bytes ({flag})",
                           Connection="close")  # the unread rest of the body cannot be followed by a request
 
         declared = Headers(scope=scope).get("content-length")

@@ -12,6 +12,7 @@ import pytest
 from captioning.model.config import ModelConfig
 from captioning.util.config_fields import ConfigError, command_line_fields, flag_name
 from captioning.util.errors import InvalidInput
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

@@ -79,7 +79,7 @@ def test_all_entries_carry_the_stored_vectors(index, search_model, colour_folder
     Indexer(index, search_model).add(sources.expand([colour_folder["red"], colour_folder["blue"]]), progress=False)
     entries = list(index.all_entries(1, with_vectors=True, page_size=1))
     assert len(entries) == 2
-    for image_id, payload, vector in entries:
+    for image_id, _payload, vector in entries:
         (hit,) = index.search(1, vector, 1)
         assert hit.id == image_id and hit.score == pytest.approx(1.0, abs=1e-5)
 

@@ -21,9 +21,9 @@ def test_fetches_an_image_from_an_allowed_private_host(file_server):
 
 
 def test_refuses_loopback_private_and_link_local_hosts_by_default(file_server):
-    with file_server({"/red.png": (200, {}, colour_png("red"))}) as base:
-        with pytest.raises(FetchError, match="private, loopback or link-local.*--allow_private_urls"):
-            fetch_image(f"{base}/red.png")
+    with file_server({"/red.png": (200, {}, colour_png("red"))}) as base, \
+            pytest.raises(FetchError, match="private, loopback or link-local.*--allow_private_urls"):
+        fetch_image(f"{base}/red.png")
     for url in ("http://10.1.2.3/a.png", "http://192.168.0.1/a.png", "http://169.254.169.254/latest/meta-data",
                 "http://[::1]/a.png", "http://0.0.0.0/a.png"):
         with pytest.raises(FetchError, match="refused"):

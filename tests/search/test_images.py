@@ -9,7 +9,6 @@ from captioning.search.images import ImageError, ImageLimits, decoding_cost, ima
 from tests.helpers import animated_gif
 
 
-
 def png(side):
     buffer = io.BytesIO()
     Image.new("RGB", (side, side)).save(buffer, "PNG")

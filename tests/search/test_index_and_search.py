@@ -9,8 +9,8 @@ from captioning.search import sources
 from captioning.search.images import ImageError
 from captioning.search.index import ImageIndex, IndexBusyError, ModelVersionError
 from captioning.search.indexing import Indexer
-from captioning.search.search_model import SearchModel
 from captioning.search.retrieval import QueryError, Searcher
+from captioning.search.search_model import SearchModel
 from tests.search.conftest import colour_png
 
 

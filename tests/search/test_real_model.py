@@ -9,8 +9,8 @@ import pytest
 from captioning.search import sources
 from captioning.search.index import ImageIndex
 from captioning.search.indexing import Indexer
-from captioning.search.search_model import open_local
 from captioning.search.retrieval import Searcher
+from captioning.search.search_model import open_local
 
 
 @pytest.fixture(scope="module")

@@ -14,9 +14,9 @@ from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, predict
 
 from captioning.inference import tensors
 from serving.batching import BatchingOptions
-from tests.fake_model import export_fake_model
 from serving.model_registry import single_model_config
 from serving.server import ModelServer, ServerOptions
+from tests.fake_model import export_fake_model
 
 MODEL = "captioner"
 

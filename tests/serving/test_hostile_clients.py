@@ -489,7 +489,7 @@ def test_concurrent_adds_of_one_new_image_answer_one_201(http):
     for round_number in range(3):
         data = colour_png((round_number, 77, 200))
         with ThreadPoolExecutor(6) as pool:
-            statuses = list(pool.map(lambda _: add(http, data).status_code, range(6)))
+            statuses = list(pool.map(lambda _, data=data: add(http, data).status_code, range(6)))
         assert sorted(statuses) == [200] * 5 + [201], statuses
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from captioning.inference.tensors import string_array
-from tests.fake_model import export_fake_model
 from serving.model_registry import single_model_config
 from serving.server import ModelServer, ServerOptions
+from tests.fake_model import export_fake_model
 
 REPO = Path(__file__).resolve().parents[2]
 

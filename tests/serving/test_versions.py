@@ -7,8 +7,8 @@ import pytest
 from tensorflow_serving.apis import get_model_status_pb2, model_pb2
 
 from captioning.inference.tensors import string_array
-from tests.fake_model import export_fake_model
 from serving.model_registry import read_model_config_file
+from tests.fake_model import export_fake_model
 
 State = get_model_status_pb2.ModelVersionStatus
 

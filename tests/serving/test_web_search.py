@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from captioning.data.synthetic import COLORS
-from tests.fake_model import export_fake_model
 from serving.server import SearchOptions
+from tests.fake_model import export_fake_model
 from tests.search.conftest import colour_png, serving_files
 
 

@@ -12,8 +12,15 @@ import numpy as np
 import pytest
 
 from captioning.data.validation import NoUsableExamplesError
-from tests.helpers import (RERUN_ON_TF_CRASH, TINY_MODEL, TINY_TRAINING, assert_processes, output_report,
-                           synthetic_dataset, train_model)
+from tests.helpers import (
+    RERUN_ON_TF_CRASH,
+    TINY_MODEL,
+    TINY_TRAINING,
+    assert_processes,
+    output_report,
+    synthetic_dataset,
+    train_model,
+)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim", "32", "--num_heads", "2",

@@ -8,12 +8,11 @@ from captioning.util import atomic
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     path = tmp_path / "model.weights.h5"
     atomic.write_text(str(path), "old")
-    with pytest.raises(RuntimeError):
-        with atomic.replaced_on_success(str(path)) as temporary:
-            assert temporary.endswith(".weights.h5") and os.path.dirname(temporary) == str(tmp_path)
-            with open(temporary, "w") as f:
-                f.write("half")
-            raise RuntimeError("interrupted")
+    with pytest.raises(RuntimeError), atomic.replaced_on_success(str(path)) as temporary:
+        assert temporary.endswith(".weights.h5") and os.path.dirname(temporary) == str(tmp_path)
+        with open(temporary, "w") as f:
+            f.write("half")
+        raise RuntimeError("interrupted")
     assert path.read_text() == "old" and os.listdir(tmp_path) == ["model.weights.h5"]
 
 
