@@ -57,7 +57,7 @@ def main(argv):
     try:
         model = LocalModel(FLAGS.model_dir)
         report = {"model": model.path, **evaluate_model(model)}
-    except (ValueError, OSError) as error:
+    except OSError as error:  # a file that cannot be read (an error of the tree is told by cli.run)
         return cli.fail(error)
     table = markdown_report(report)
     print(table)
