@@ -57,3 +57,14 @@ def test_unknown_model_and_pinned_version(server, png):
         assert raised.value.code == grpc.StatusCode.NOT_FOUND
     with PredictionClient(f"127.0.0.1:{server.grpc_port}", version=1) as client:
         assert client.score([png()], ["a"])["num_tokens"][0] == 1
+
+
+def test_a_remote_model_tells_a_missing_signature_by_its_status_code(server, png):
+    """FAILED_PRECONDITION is TF Serving's answer to a signature the model lacks, whatever its message says."""
+    from captioning.inference.runners import InvalidInputError, MissingSignatureError, open_model
+
+    model = open_model(server=f"127.0.0.1:{server.grpc_port}")
+    with pytest.raises(MissingSignatureError, match="has no 'no_such_signature' signature"):
+        model.run("no_such_signature", {"text": ["a"]})
+    with pytest.raises(InvalidInputError, match="Unknown image file format"):
+        model.run("serving_default", {"image_bytes": [b"not an image"], "text": ["a dog"]})
