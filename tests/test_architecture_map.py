@@ -39,12 +39,14 @@ def modules(folder: str) -> list:
 
 
 def defined_names(folder: str) -> set:
-    """What the folder's modules define at their top level: functions, classes, constants."""
+    """What the folder's modules define at their top level (functions, classes, constants) and in their classes
+    (methods and fields: a protocol's members)."""
     names = set()
     for module in modules(folder):
         with open(os.path.join(ROOT, folder, module + ".py"), encoding="utf-8") as f:
             tree = ast.parse(f.read())
-        for node in tree.body:
+        classes = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+        for node in tree.body + [member for cls in classes for member in cls.body]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.add(node.name)
             for target in getattr(node, "targets", []) + [getattr(node, "target", None)]:
