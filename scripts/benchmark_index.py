@@ -377,10 +377,12 @@ def run_million(model, args):
                   f"{line['ratio']:.2f} | {line['recall10']:.3f} | {line['rss_mb']:.0f} |", flush=True)
 
     shard_run(args, vectors, queries, {"build": build, "searches": searches, "whole": {
-        "model_dir": args.model_dir, "texts": texts, "search": chosen}}, row, extra={"base": base, "features": features})
+        "model_dir": args.model_dir, "texts": texts, "search": chosen}}, row,
+        extra={"base": base, "features": features})
     for line in lines:
         if "insert_s" in line:
-            print(f"\nWrites: {line['points']} points in {line['insert_s']:.0f} s ({line['points'] / line['insert_s']:.0f}"
+            print(f"\nWrites: {line['points']} points in {line['insert_s']:.0f} s "
+                  f"({line['points'] / line['insert_s']:.0f}"
                   f"/s, batches of 1024); before the graph is built, stage 1 scans: p50 {line['unbuilt_p50']:.1f} ms, "
                   f"recall@10 {line['unbuilt_recall10']:.3f}. HNSW + int8 build: {line['build_s']:.0f} s. Reopen: "
                   f"{line['open_s']:.2f} s. Disk: {line['disk_per_vector']:.0f} bytes per vector.")
@@ -441,8 +443,17 @@ def shard_child(work):
     """Child of shard_run: builds one shard, measures its searches; one JSON line per figure."""
     import gc
 
-    from qdrant_edge import (BinaryQuantizationConfig, EdgeShard, Memory, Point, QuantizationSearchParams, Query,
-                             QueryRequest, SearchParams, UpdateOperation)
+    from qdrant_edge import (
+        BinaryQuantizationConfig,
+        EdgeShard,
+        Memory,
+        Point,
+        QuantizationSearchParams,
+        Query,
+        QueryRequest,
+        SearchParams,
+        UpdateOperation,
+    )
 
     from captioning.search import edge_engine
 

@@ -44,8 +44,8 @@ def example_captions(scene: synthetic.Scene, seed: int) -> dict:
     """{"true": the scene's caption, "relation reversed": ..., "colour changed": ...}, each in the model's words."""
     reversed_scene = dataclasses.replace(scene, relation=synthetic.INVERSE_RELATION[scene.relation])
     _, colour_changed = scene_captions.hard_negatives(scene, np.random.default_rng(seed))["color"]
-    return {"true": scene_captions.full_caption(scene), "relation reversed": scene_captions.full_caption(reversed_scene),
-            "colour changed": colour_changed}
+    return {"true": scene_captions.full_caption(scene),
+            "relation reversed": scene_captions.full_caption(reversed_scene), "colour changed": colour_changed}
 
 
 def reading(scores: dict) -> list:

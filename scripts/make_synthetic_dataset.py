@@ -7,7 +7,6 @@ import os
 
 from absl import flags
 
-
 from captioning.data.synthetic import parse_combinations
 from captioning.data.synthetic_dataset import write_coco_dataset
 from captioning.util import cli

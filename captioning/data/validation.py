@@ -14,9 +14,8 @@ import unicodedata
 
 from PIL import Image
 
-from captioning.util.progress_bars import progress_bar
-
 from captioning.util.errors import InvalidInput
+from captioning.util.progress_bars import progress_bar
 
 # PIL's names for the formats captioning.data.images.decode_and_resize accepts. MPO is
 # how PIL names the multi-picture JPEGs some cameras write; TensorFlow reads them as JPEG.

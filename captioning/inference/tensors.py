@@ -121,10 +121,7 @@ class TensorSize:
 
     @classmethod
     def of_array(cls, array):
-        if array.dtype == object:
-            nbytes = sum(len(value) for value in array.reshape(-1))
-        else:
-            nbytes = array.nbytes
+        nbytes = sum(len(value) for value in array.reshape(-1)) if array.dtype == object else array.nbytes
         return cls(tuple(array.shape), int(array.size), nbytes)
 
 

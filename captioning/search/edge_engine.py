@@ -29,8 +29,8 @@ from qdrant_edge import (
     OrderBy,
     PayloadSchemaType,
     Point,
-    Query,
     QuantizationSearchParams,
+    Query,
     QueryRequest,
     ScalarQuantizationConfig,
     ScalarType,
@@ -193,8 +193,8 @@ class EdgeEngine:
         return [(str(record.id), record.payload) for record in records]
 
     def optimize(self, version: int) -> bool:
-        """Builds the HNSW graph and int8 codes of segments past FULL_SCAN_VECTORS; True when it did any work. Blocks every other
-        call of this process while it runs (tens of seconds at 100,000 images)."""
+        """Builds the HNSW graph and int8 codes of segments past FULL_SCAN_VECTORS; True when it did any work. Blocks
+        every other call of this process while it runs (tens of seconds at 100,000 images)."""
         with self._lock:
             shard = self._shard(version)
             return bool(shard and shard.optimize())

@@ -2,8 +2,8 @@
 
 The server builds its HNSW index and flushes by itself. A collection gets the embedded engine's settings (HNSW m and
 ef_construct, int8 codes in RAM) and is searched with the same fixed ef, rescoring oversampled candidates in float;
-`create_collection` also takes a cluster's shard and replica counts (docs/search.md, "Beyond one machine"). In tests, qdrant-client's local mode (a folder or
-":memory:") speaks the same API and stands in for a server.
+`create_collection` also takes a cluster's shard and replica counts (docs/search.md, "Beyond one machine"). In
+tests, qdrant-client's local mode (a folder or ":memory:") speaks the same API and stands in for a server.
 """
 
 import re

@@ -55,7 +55,7 @@ def test_a_beam_past_the_limit_is_refused_before_it_is_allocated(generate):
             generate(beam_size)
 
     for beam_size in (MAX_BEAM_SIZE + 1, 20000):
-        assert peak_growth_mb(lambda: refused(beam_size)) < 30
+        assert peak_growth_mb(lambda beam_size=beam_size: refused(beam_size)) < 30
 
 
 def test_max_length_past_the_model_is_refused(generate):
