@@ -8,12 +8,13 @@ import numpy as np
 from PIL import Image
 
 from captioning.data.validation import image_data_problem
+from captioning.util.errors import InvalidInput
 
 _PROBLEMS = {"unreadable_image": "not a readable image",
              "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)"}
 
 
-class ImageInputError(ValueError):
+class ImageInputError(InvalidInput):
     """An image the model cannot take; the message names which one and why."""
 
 

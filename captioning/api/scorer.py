@@ -18,12 +18,13 @@ from captioning.data.validation import caption_problem
 from captioning.inference import batch, ranking, runners, zero_shot
 from captioning.inference.captions import generate_with_signature
 from captioning.inference.rows import run_in_batches
+from captioning.util.errors import InvalidInput
 
 SCORES = ("log_likelihood", "mean_log_prob", "pmi", "contrastive")  # what the score_matrix signature gives
 _SERVER = re.compile(r"^[\w.-]+:\d+$")  # HOST:PORT
 
 
-class ScorerInputError(ValueError):
+class ScorerInputError(InvalidInput):
     """A bad argument to a Scorer: the message names it."""
 
 

@@ -13,8 +13,10 @@ caller refuses them rather than waving them through; bytes of no format TensorFl
 import dataclasses
 import struct
 
+from captioning.util.errors import InvalidInput
 
-class HeaderError(ValueError):
+
+class HeaderError(InvalidInput):
     """Bytes TensorFlow would decode as an image whose cost cannot be read from its headers."""
 
 
