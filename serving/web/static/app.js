@@ -65,7 +65,7 @@ const PLAIN_ERRORS = [
   [/Connection|Errno|SSL/, () => "Could not connect to that address."],
   [/redirects/, () => "That address sends the browser round in circles (too many redirects)."],
   [/not a readable image|unsupported image format/, () => "This is not an image the model can read: use a " +
-    "JPEG, PNG, BMP or GIF."],
+    "JPEG, PNG, BMP, GIF or WebP."],
   [/no image with id/, () => "That image is no longer in the collection."],
   [/fetches are already running/, () => "The server is busy fetching other addresses: try again in a few seconds."],
   [/need this server's token/, () => "Adding and deleting need this server's access token."],
