@@ -49,6 +49,7 @@ def main(argv):
     training_config = TrainingConfig(**config_fields.values_from_flags(TrainingConfig))
     import tensorflow as tf  # deferred: --help and bad flags answer without loading it
 
+    from captioning.training import distribute
     from captioning.training.run import run_training
 
     try:
@@ -59,14 +60,19 @@ def main(argv):
                                    export=FLAGS.export, max_vocab_size=FLAGS.max_vocab_size,
                                    min_word_count=FLAGS.min_word_count, reader_kwargs=kwargs,
                                    tfrecord_dir=FLAGS.tfrecords)
-    except (CaptioningError, OSError) as error:  # a user's error (the tree) or a file's; anything else is a bug
-        logging.debug("training failed", exc_info=True)
-        return cli.fail(error, exit_code=outcome(error).exit_code if isinstance(error, CaptioningError) else 2)
     except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
             tf.errors.AbortedError, tf.errors.InternalError) as error:  # a peer of a multi-worker job died
         logging.debug("training failed", exc_info=True)
         return cli.fail(f"the job lost a worker ({type(error).__name__}: {tf_error_line(error.message)}); run the same "
                         "command on every worker to resume from the last checkpoint", exit_code=1)
+    except (CaptioningError, OSError, tf.errors.OpError) as error:  # a user's error (the tree), a file's, or TF's
+        logging.debug("training failed", exc_info=True)
+        in_tensorflow = isinstance(error, tf.errors.OpError)
+        message = f"training failed ({type(error).__name__}: {tf_error_line(error.message)})" if in_tensorflow \
+            else str(error).strip()
+        distribute.report_failure(message)  # the other workers stop now, not when the heartbeat times out
+        code = 1 if in_tensorflow else outcome(error).exit_code if isinstance(error, CaptioningError) else 2
+        return cli.fail(message, exit_code=code)
     if export_path:
         print(f"exported SavedModel: {export_path}")
     return 0

@@ -13,12 +13,22 @@ import shutil
 import socket
 
 import tensorflow as tf
+# TF's own modules, as MultiWorkerMirroredStrategy uses them: the public API can neither set the coordination
+# service's heartbeat timeout nor report a worker's failure to the others.
+from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2
+from tensorflow.python.eager import context
 
 from captioning.util.errors import InvalidInput
 
 # A peer that stops answering fails the collectives after this long instead of hanging the job forever; the
 # coordination service's heartbeat usually notices a dead worker sooner.
 COLLECTIVE_TIMEOUT_SECONDS = 300
+# The coordination service declares a worker crashed when it has sent no heartbeat for this long. TF's default, 10 s,
+# is shorter than a loaded machine's stalls; and a worker that exits never tells the service (TF does not shut its
+# agent down at exit), so a peer still finishing 10 s later was told "The tasks have crashed" and printed it after
+# a successful run. A worker that fails in Python says so at once (report_failure), so only a killed worker waits
+# this long to be noticed.
+HEARTBEAT_TIMEOUT_SECONDS = 60
 
 
 def cluster_size(tf_config: str = None) -> int:
@@ -52,10 +62,32 @@ def make_strategy() -> tf.distribute.Strategy:
     if not os.environ.get("TF_CONFIG", "x").strip():
         del os.environ["TF_CONFIG"]  # TF's own resolver fails on a blank TF_CONFIG, even for MirroredStrategy
     if cluster_size() > 1:
+        _configure_coordination_service(json.loads(os.environ["TF_CONFIG"])["cluster"])
         options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_SECONDS)
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy([d.name for d in gpus] if gpus else ["/cpu:0"])
+
+
+def _configure_coordination_service(cluster: dict) -> None:
+    """The coordination service MultiWorkerMirroredStrategy would start (it keeps one configured before it), with
+    HEARTBEAT_TIMEOUT_SECONDS in place of TF's 10 s."""
+    jobs = [job for job in ("chief", "worker") if cluster.get(job)]
+    context.context().configure_coordination_service(
+        service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
+        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
+                          for job in jobs],
+        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_SECONDS * 1000)
+
+
+def report_failure(message: str) -> None:
+    """Tells every other worker of a multi-worker job that this one failed (`message`): their collectives end at
+    once with it, instead of when the heartbeat times out. Does nothing outside such a job, or before it started."""
+    try:
+        if cluster_size() > 1:
+            context.context().report_error_to_cluster(tf.errors.UNAVAILABLE, message)
+    except (ValueError, tf.errors.OpError):  # a bad TF_CONFIG, no job yet (TF never started), or the job is gone
+        pass
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:

@@ -37,11 +37,12 @@ def _vocabulary_and_config(run_dir, model_config, train_captions, max_vocab_size
 def run_training(model_config: ModelConfig, training_config: TrainingConfig, format: str, annotations: str,
                  image_dir: str, output_dir: str, val_fraction: float = 0.05, max_steps: int = None,
                  export: bool = True, max_vocab_size: int = 10000, min_word_count: int = 1, reader_kwargs=None,
-                 strategy=None, log=print, tfrecord_dir: str = None):
+                 strategy=None, log=print, tfrecord_dir: str = None, after_checkpoint=None):
     """Trains (resuming if a checkpoint exists) and, once the configured steps are done, saves the model
     beside `output_dir` and exports `output_dir/export/<version>/`. Returns the export path or None.
     With `tfrecord_dir` (scripts/make_tfrecords.py) it reads that directory's train and val splits instead of the
-    dataset files. In a multi-worker job (TF_CONFIG) only the chief writes files; the others return None."""
+    dataset files. In a multi-worker job (TF_CONFIG) only the chief writes files; the others return None.
+    `after_checkpoint` goes to Trainer.fit."""
     strategy = strategy or distribute.make_strategy()  # first: the multi-worker runtime is set up only at start
     model_config = model_to_train(model_config, training_config)
     chief = distribute.is_chief(strategy)
@@ -58,11 +59,11 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
     log(f"training on {trainer.strategy.num_replicas_in_sync} replica(s) "
         f"({', '.join(trainer.strategy.extended.worker_devices)})")
     trained_before = trainer.saved_step() >= training_config.total_steps
-    trainer.fit(train_data, val_data, max_steps=max_steps, log=log)
-    if int(trainer.step.numpy()) < training_config.total_steps:
-        log(f"stopped at step {int(trainer.step.numpy())} of {training_config.total_steps}; run again to resume")
-        return None
+    trainer.fit(train_data, val_data, max_steps=max_steps, log=log, after_checkpoint=after_checkpoint)
     try:
+        if int(trainer.step.numpy()) < training_config.total_steps:
+            log(f"stopped at step {int(trainer.step.numpy())} of {training_config.total_steps}; run again to resume")
+            return None
         if not chief:
             return None
         export_base = os.path.join(output_dir, "export")
@@ -78,7 +79,7 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
         dataset.update(train_captions=len(train_captions), val_captions=inputs.size(val_data) if val_data else 0)
         return _save_and_export(trainer, vocabulary, output_dir, {**trainer.metadata(), "dataset": dataset}, export)
     finally:
-        distribute.barrier(strategy)  # the other workers wait for the chief's files
+        distribute.barrier(strategy)  # the other workers wait for the chief's files; all end together
 
 
 def _training_data(format, annotations, image_dir, val_fraction, log, reader_kwargs, tfrecord_dir):

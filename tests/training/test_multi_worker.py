@@ -15,9 +15,10 @@ from captioning.training.distribute import cluster_size, local_cluster
 from tests.helpers import RERUN_ON_TF_CRASH, assert_processes, synthetic_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMEOUT = 300
-TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim", "32", "--num_heads", "2",
-              "--num_layers", "1", "--ff_dim", "64", "--max_length", "16", "--batch_size", "8"]
+TIMEOUT = 600  # a safety net for a hung collective, not a time limit: TF takes minutes to start under load
+# The default image size (64): a small model, but the encoder's real grid.
+TINY_FLAGS = ["--synthetic_num_images", "40", "--embed_dim", "32", "--num_heads", "2", "--num_layers", "1",
+              "--ff_dim", "64", "--max_length", "16", "--batch_size", "8"]
 
 # Three steps on a global batch of 8 under make_strategy(): one worker, or each of two workers with 4 examples.
 LOSSES = """
@@ -40,6 +41,7 @@ dataset = training_dataset(examples, trainer.tokenizer, config.image_size, 8, 0,
                            extras={"object_counts": counts_array(examples)})
 iterator = iter(strategy.experimental_distribute_dataset(dataset))
 losses = [float(trainer._train_step(iterator)[0]) for _ in range(3)]
+distribute.barrier(strategy)  # as every job ends: no worker exits while another still runs
 print(json.dumps({"losses": losses, "replicas": strategy.num_replicas_in_sync, "chief": trainer.is_chief}))
 """
 
@@ -86,6 +88,7 @@ def test_two_workers_give_the_losses_of_one_on_the_same_global_batch(tmp_path):
     for process in [one, *two]:
         output = process.stdout.read()
         assert_processes(process.returncode == 0, output)
+        assert_processes("The tasks have crashed" not in output, output)  # a worker reported dead after success
         results.append(json.loads(output.strip().splitlines()[-1]))
     single, chief, other = results
     assert (single["replicas"], chief["replicas"]) == (1, 2) and (chief["chief"], other["chief"]) == (True, False)
@@ -124,4 +127,27 @@ def test_a_job_that_loses_a_worker_ends_and_the_same_command_resumes(tmp_path):
     assert "exported SavedModel" in outputs[0] and "exported SavedModel" not in outputs[1]
     assert not [name for name in os.listdir(tmp_path / "run" / "ckpt") if name.startswith("workertemp")]
     with open(tmp_path / "run" / "training_metadata.json") as f:
-        assert json.load(f)["replicas"] == 2
+        metadata = json.load(f)
+    assert metadata["replicas"] == 2 and metadata["model_config"]["image_size"] == 64
+    assert all("validation: loss" in output for output in outputs)  # every worker validated, at 64 pixels
+    assert metadata["history"][-1]["step"] == 6 and metadata["history"][-1]["val_loss"] > 0
+
+
+@RERUN_ON_TF_CRASH
+def test_a_worker_that_fails_in_python_says_why_in_one_line_and_the_others_end_at_once(tmp_path):
+    # Worker 1's output_dir holds a file where its checkpoints go: it fails (OSError) once the job has started.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "ckpt").write_text("not a folder")
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [start([sys.executable, "train.py", "--output_dir", str(output), *TINY_FLAGS, "--epochs", "1",
+                      "--steps_per_epoch", "2"], config, log)
+               for output, config, log in zip([tmp_path / "run", broken], local_cluster(2), logs)]
+    codes = finish(workers)
+    outputs = [log.read_text() for log in logs]
+    assert_processes(codes[0] == 1 and codes[1] != 0, *outputs)
+    errors = [[line for line in output.splitlines() if line.startswith("error:")] for output in outputs]
+    assert len(errors[1]) == 1 and "File exists" in errors[1][0]
+    assert "Traceback" not in outputs[1]
+    assert len(errors[0]) == 1 and errors[0][0].startswith("error: the job lost a worker")
+    assert "File exists" in errors[0][0]  # the failed worker's reason reached its peer
