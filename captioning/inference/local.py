@@ -39,7 +39,10 @@ class SavedModelScorer:
         signature's dtype; its outputs as numpy arrays."""
         tensors = {key: tf.constant(value, tf.string) if isinstance(value, list) else tf.constant(value)
                    for key, value in inputs.items()}
-        return {key: value.numpy() for key, value in self.model.signatures[name](**tensors).items()}
+        return {key: value.numpy() for key, value in self._signature(name)(**tensors).items()}
+
+    def _signature(self, name: str):
+        return self.model.signatures[name]
 
     def score(self, image_bytes, texts, batch_size: int = 256) -> dict:
         """Row-aligned pairs -> serving_default outputs as numpy arrays, in batches of `batch_size`."""
@@ -52,3 +55,14 @@ class SavedModelScorer:
     def extra_file(self, name: str) -> str:
         """A file exported beside the model (config.json, vocabulary.txt, training_metadata.json)."""
         return os.path.join(self.path, EXTRA_FILES_DIR, name)
+
+
+class ModuleScorer(SavedModelScorer):
+    """SavedModelScorer's calls on a ScoringModule in memory, e.g. around the model being trained: the numbers its
+    export would give, read from the live weights."""
+
+    def __init__(self, module):
+        self.path, self.model = None, module
+
+    def _signature(self, name: str):
+        return getattr(self.model, name)

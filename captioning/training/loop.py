@@ -226,9 +226,10 @@ class Trainer:
             totals += [float(t) for t in self._eval_step(batch)]
         return {"loss": totals[0] / max(totals[2], 1), "accuracy": totals[1] / max(totals[2], 1)}
 
-    def fit(self, train_examples, val_examples, max_steps: int = None, log=print) -> list:
+    def fit(self, train_examples, val_examples, max_steps: int = None, log=print, after_checkpoint=None) -> list:
         """Trains until the configured total steps (or `max_steps` more in this call); resumes from the newest
-        checkpoint. Returns the per-epoch history."""
+        checkpoint. The chief calls `after_checkpoint(model, vocabulary, step)` after each checkpoint (e.g.
+        captioning.evaluate.curves). Returns the per-epoch history."""
         start = self.restore()
         if start:
             log(f"resumed from checkpoint at step {start}")
@@ -256,8 +257,8 @@ class Trainer:
                 step += steps
                 progress.update(step - epoch * config.steps_per_epoch, metrics)
                 if step % config.checkpoint_every_steps == 0:
-                    self.checkpoints.save(step)
-            self.checkpoints.save(step)
+                    self._checkpoint_at(step, after_checkpoint)
+            self._checkpoint_at(step, after_checkpoint)
             writers["train"].flush()  # the summaries so far reach disk with the checkpoint
             if step == (epoch + 1) * config.steps_per_epoch:  # a full epoch: validate and record it
                 validation = self.evaluate(val_examples) if val_examples else {}
@@ -270,6 +271,11 @@ class Trainer:
                 self._save_history(history)
                 log("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
         return history
+
+    def _checkpoint_at(self, step: int, after_checkpoint=None) -> None:
+        self.checkpoints.save(step)
+        if after_checkpoint and self.is_chief:
+            after_checkpoint(self.model, self.vocabulary, step)
 
     def training_data(self, train_examples, start_step: int = 0):
         """The distributed stream of training batches from `start_step` on, with what the counting loss reads."""
