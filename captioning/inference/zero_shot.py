@@ -11,13 +11,12 @@ import os
 
 import numpy as np
 
-from captioning.data.text import SPECIAL_TOKENS, Vocabulary, split_words
 from captioning.data.validation import caption_problem
+from captioning.export.layout import VOCABULARY_FILE
 from captioning.inference import batch, ranking
 from captioning.util.errors import InvalidInput
 
 DEFAULT_TEMPLATE = "a {}"
-VOCABULARY_FILE = "vocabulary.txt"  # exported beside the model (captioning.training.artifacts)
 
 
 class LabelsError(InvalidInput):
@@ -52,6 +51,8 @@ def prompts(labels, template: str = DEFAULT_TEMPLATE) -> list:
 def model_vocabulary(model):
     """The words a model knows, from the vocabulary exported beside it; None when that file is out of reach (a
     model on a remote server) or absent."""
+    from captioning.data.text import SPECIAL_TOKENS, Vocabulary  # imports TensorFlow: not for a bad invocation
+
     path = model.extra_file(VOCABULARY_FILE)
     if not path or not os.path.exists(path):
         return None
@@ -60,6 +61,8 @@ def model_vocabulary(model):
 
 def unknown_words(texts, known) -> list:
     """For each text, its words (as the model splits them) that `known` lacks, each once."""
+    from captioning.data.text import split_words  # imports TensorFlow: not for a bad invocation
+
     split = split_words(np.array(texts, dtype=object)).to_list()
     return [[word for word in dict.fromkeys(w.decode("utf-8") for w in words) if word not in known]
             for words in split]
