@@ -13,6 +13,7 @@ import shutil
 import socket
 
 import tensorflow as tf
+
 # TF's own modules, as MultiWorkerMirroredStrategy uses them: the public API can neither set the coordination
 # service's heartbeat timeout nor report a worker's failure to the others.
 from tensorflow.compiler.xla.tsl.protobuf import coordination_config_pb2

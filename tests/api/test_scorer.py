@@ -12,6 +12,7 @@ import captioning
 from captioning.api import ScorerInputError
 from captioning.data import synthetic
 from captioning.inference import runners
+from captioning.inference.zero_shot import DEFAULT_TEMPLATE
 
 TEXTS = ["a red square", "a blue circle left of a green star", "two yellow crosses"]
 
@@ -133,7 +134,7 @@ def test_the_tiny_model_scores_captions_and_labels(tiny_export_dir, sample_image
     ranked = scorer.labels(paths[0], ["red square", "blue circle", "green star"])
     assert [row["score"] for row in ranked] == sorted((row["score"] for row in ranked), reverse=True)
     assert {row["label"] for row in ranked} == {"red square", "blue circle", "green star"}
-    assert ranked[0]["prompt"] == f"a photo of a {ranked[0]['label']}"
+    assert ranked[0]["prompt"] == DEFAULT_TEMPLATE.format(ranked[0]["label"])
 
 
 def test_a_served_model_gives_the_local_numbers(fake_dir, fake, scenes):
