@@ -9,6 +9,7 @@ table. Every attack is bounded: a client timeout, a cap on the server's memory g
 is killed and restarted past it) and small sizes (beam 5000, not 100000). Loopback only: the server binds
 127.0.0.1, and the slow and credential URLs point at a server this script runs on 127.0.0.1.
 """
+
 import argparse
 import base64
 import contextlib
@@ -51,8 +52,15 @@ def animated_gif():
         frame.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
         frames.append(frame)
     buffer = io.BytesIO()
-    frames[0].save(buffer, "GIF", save_all=True, duration=50, optimize=False, disposal=1,
-                   append_images=(frames[(n + 1) % 2] for n in range(GIF_FRAMES - 1)))
+    frames[0].save(
+        buffer,
+        "GIF",
+        save_all=True,
+        duration=50,
+        optimize=False,
+        disposal=1,
+        append_images=(frames[(n + 1) % 2] for n in range(GIF_FRAMES - 1)),
+    )
     return buffer.getvalue()
 
 
@@ -75,6 +83,7 @@ def rss_mb(pid):
 
 # ---------------------------------------------------------------------------------------------------------------
 # A loopback file server: images, and URLs that drip one byte every 2 s.
+
 
 class _Files(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -123,6 +132,7 @@ def file_server(images):
 # ---------------------------------------------------------------------------------------------------------------
 # The server under attack.
 
+
 class Server:
     """`python -m serving.server` from `repo` on loopback; restartable."""
 
@@ -137,9 +147,17 @@ class Server:
         self.port, self.grpc_port = free_port(), free_port()
         self.starts += 1
         index_dir = os.path.join(self.work_dir, f"index{self.starts}")
-        command = [sys.executable, "-m", "serving.server", f"--model_base_path={self.model_base_path}",
-                   f"--index_dir={index_dir}", f"--port={self.grpc_port}", f"--rest_api_port={self.port}",
-                   "--max_request_bytes=16777216", *self.extra_flags]
+        command = [
+            sys.executable,
+            "-m",
+            "serving.server",
+            f"--model_base_path={self.model_base_path}",
+            f"--index_dir={index_dir}",
+            f"--port={self.grpc_port}",
+            f"--rest_api_port={self.port}",
+            "--max_request_bytes=16777216",
+            *self.extra_flags,
+        ]
         self.log = open(os.path.join(self.work_dir, f"server{self.starts}.log"), "w")
         self.process = subprocess.Popen(command, cwd=self.repo, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 600  # a loaded 2-core machine can take minutes to load TensorFlow
@@ -216,6 +234,7 @@ class MemoryWatch:
 # ---------------------------------------------------------------------------------------------------------------
 # The attacks. Each takes a Context and returns a short description of the answer.
 
+
 class Context:
     def __init__(self, server, files_port, images):
         self.server, self.files_port, self.images = server, files_port, images
@@ -230,8 +249,7 @@ class Context:
 
 def _predict(ctx, body, timeout=90):
     with ctx.client(timeout) as http:
-        response = http.post(f"/v1/models/{MODEL}:predict", content=body,
-                             headers={"Content-Type": "application/json"})
+        response = http.post(f"/v1/models/{MODEL}:predict", content=body, headers={"Content-Type": "application/json"})
     return _answer(response)
 
 
@@ -245,14 +263,22 @@ def _answer(response, key="error"):
 
 def attack_beam(ctx):
     image = base64.b64encode(png()).decode()
-    return _predict(ctx, json.dumps({"signature_name": "generate_caption", "inputs": {
-        "image_bytes": [{"b64": image}], "beam_size": 5000, "max_length": 0, "length_penalty": 0.0}}))
+    return _predict(
+        ctx,
+        json.dumps(
+            {
+                "signature_name": "generate_caption",
+                "inputs": {"image_bytes": [{"b64": image}], "beam_size": 5000, "max_length": 0, "length_penalty": 0.0},
+            }
+        ),
+    )
 
 
 def attack_rows(ctx):
     image = base64.b64encode(png(size=(64, 64))).decode()
-    return _predict(ctx, json.dumps({"signature_name": "encode_image",
-                                     "inputs": {"image_bytes": [{"b64": image}] * 4000}}))
+    return _predict(
+        ctx, json.dumps({"signature_name": "encode_image", "inputs": {"image_bytes": [{"b64": image}] * 4000}})
+    )
 
 
 def _chunks(total, size=1 << 20):
@@ -277,8 +303,11 @@ def attack_chunked_upload(ctx):
 
     with ctx.client() as http:
         try:
-            return _answer(http.post("/api/images", content=body(),
-                                     headers={"Content-Type": "multipart/form-data; boundary=attack"}))
+            return _answer(
+                http.post(
+                    "/api/images", content=body(), headers={"Content-Type": "multipart/form-data; boundary=attack"}
+                )
+            )
         except httpx.HTTPError as error:  # the server may close the connection mid-upload after its 413
             return f"connection closed: {type(error).__name__}"
 
@@ -295,11 +324,11 @@ def attack_drip_url(ctx):
 
 def attack_drip_flood(ctx):
     """45 slow URLs at once, then the time of GET /api/images/count (in the time column) and of the page."""
+
     def add(n):
         try:
             with ctx.client(DRIP_SECONDS + 30) as http:
-                return http.post("/api/images", data={"url": f"http://127.0.0.1:{ctx.files_port}/drip/{n}"}
-                                 ).status_code
+                return http.post("/api/images", data={"url": f"http://127.0.0.1:{ctx.files_port}/drip/{n}"}).status_code
         except httpx.HTTPError as error:
             return type(error).__name__
 
@@ -322,8 +351,11 @@ def attack_nested_json(ctx):
 
 def attack_many_labels(ctx):
     with ctx.client() as http:
-        return _answer(http.post("/api/describe", data={
-            "id": ctx.images["id"], "labels": ",".join(f"thing{n}" for n in range(10000))}))
+        return _answer(
+            http.post(
+                "/api/describe", data={"id": ctx.images["id"], "labels": ",".join(f"thing{n}" for n in range(10000))}
+            )
+        )
 
 
 def attack_big_k(ctx):
@@ -338,8 +370,13 @@ def attack_host_header(ctx):
 
 def attack_cross_origin_post(ctx):
     with ctx.client() as http:
-        return _answer(http.post("/api/images", files={"file": ("x.png", png((1, 2, 3)), "image/png")},
-                                 headers={"Origin": "http://attacker.example"}))
+        return _answer(
+            http.post(
+                "/api/images",
+                files={"file": ("x.png", png((1, 2, 3)), "image/png")},
+                headers={"Origin": "http://attacker.example"},
+            )
+        )
 
 
 def attack_cross_origin_delete(ctx):
@@ -374,8 +411,9 @@ def attack_offset(ctx):
 
 def attack_score_many(ctx):
     with ctx.client() as http:
-        return _answer(http.post("/api/score", data={"id": ctx.images["id"],
-                                                     "text": [f"a red circle {n}" for n in range(100)]}))
+        return _answer(
+            http.post("/api/score", data={"id": ctx.images["id"], "text": [f"a red circle {n}" for n in range(100)]})
+        )
 
 
 def attack_same_image_adds(ctx):
@@ -453,6 +491,7 @@ ATTACKS = {
 # The second round (issue 29): declared sizes, what an image costs, a budget per call, connections, JSON bodies,
 # cross-site requests and framing.
 
+
 def _field(number, payload):
     """One length-delimited protobuf field."""
     return bytes([number << 3 | 2]) + _varint(len(payload)) + payload
@@ -498,8 +537,9 @@ def _b64(data):
 
 
 def attack_gif_frame_past_screen(ctx):
-    return _predict(ctx, json.dumps({"signature_name": "embed_image",
-                                     "instances": [_b64(_gif_with_small_screen(8000))]}))
+    return _predict(
+        ctx, json.dumps({"signature_name": "embed_image", "instances": [_b64(_gif_with_small_screen(8000))]})
+    )
 
 
 @functools.cache
@@ -558,22 +598,34 @@ def attack_json_echo(ctx):
 def attack_cross_site_predict(ctx):
     body = json.dumps({"signature_name": "embed_image", "instances": [_b64(png())]})
     with ctx.client() as http:
-        return _answer(http.post(f"/v1/models/{MODEL}:predict", content=body,
-                                 headers={"Content-Type": "text/plain", "Origin": "http://evil.example"}))
+        return _answer(
+            http.post(
+                f"/v1/models/{MODEL}:predict",
+                content=body,
+                headers={"Content-Type": "text/plain", "Origin": "http://evil.example"},
+            )
+        )
 
 
 def attack_https_origin(ctx):
     with ctx.client() as http:
-        return _answer(http.post("/api/images", files={"file": ("x.png", png((1, 2, 9)), "image/png")},
-                                 headers={"Origin": f"https://127.0.0.1:{ctx.server.port}"}))
+        return _answer(
+            http.post(
+                "/api/images",
+                files={"file": ("x.png", png((1, 2, 9)), "image/png")},
+                headers={"Origin": f"https://127.0.0.1:{ctx.server.port}"},
+            )
+        )
 
 
 def attack_length_and_chunked(ctx):
     """Content-Length and Transfer-Encoding together, then a pipelined GET on the same connection."""
     with socket.create_connection(("127.0.0.1", ctx.server.port), timeout=10) as sock:
-        sock.sendall(f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n"
-                     "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/images/count HTTP/1.1\r\n"
-                     "Host: 127.0.0.1\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /v1/models/{MODEL}:predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 4\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /api/images/count HTTP/1.1\r\n"
+            "Host: 127.0.0.1\r\n\r\n".encode()
+        )
         answer = b""
         try:
             while chunk := sock.recv(65536):
@@ -581,8 +633,9 @@ def attack_length_and_chunked(ctx):
         except TimeoutError:
             pass
     statuses = [line.split()[1].decode() for line in answer.split(b"\r\n") if line.startswith(b"HTTP/1.1 ")]
-    return " then ".join(statuses) + ("; connection kept" if not answer or b"connection: close" not in
-                                      answer.lower() else "; connection closed")
+    return " then ".join(statuses) + (
+        "; connection kept" if not answer or b"connection: close" not in answer.lower() else "; connection closed"
+    )
 
 
 def attack_malformed_json(ctx):
@@ -611,8 +664,13 @@ def attack_delete_without_token(ctx):
 
 def attack_ipv6_embedded_loopback(ctx):
     with ctx.client() as http:
-        return _answer(http.post("/api/images", data={"url": f"http://[::127.0.0.1]:{ctx.files_port}/red.png"},
-                                 headers={"Authorization": f"Bearer {TOKEN}"}))
+        return _answer(
+            http.post(
+                "/api/images",
+                data={"url": f"http://[::127.0.0.1]:{ctx.files_port}/red.png"},
+                headers={"Authorization": f"Bearer {TOKEN}"},
+            )
+        )
 
 
 GUARDED_ATTACKS = {
@@ -629,8 +687,9 @@ def _supports(repo, flag):
 
 def _seed_index(server):
     with httpx.Client(base_url=server.url, timeout=60) as http:
-        added = http.post("/api/images", files={"file": ("red.png", png(), "image/png")},
-                          headers={"Authorization": f"Bearer {TOKEN}"})  # for the guarded server; others ignore it
+        added = http.post(
+            "/api/images", files={"file": ("red.png", png(), "image/png")}, headers={"Authorization": f"Bearer {TOKEN}"}
+        )  # for the guarded server; others ignore it
         if added.status_code not in (200, 201):
             raise SystemExit(f"cannot add an image to the server's index: {added.text}")
         return added.json()["id"]
@@ -669,12 +728,20 @@ def run_attacks(attacks, server, files_port, images, cap_mb, token=None):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model_base_path", required=True,
-                        help="Export base path of a model with generate_caption (a tiny one is enough).")
-    parser.add_argument("--repo", action="append", default=[],
-                        help="NAME=PATH of a checkout whose server to attack (repeatable; default: this one).")
-    parser.add_argument("--memory_cap_mb", type=float, default=3000,
-                        help="Kill the server when one attack grows it by more than this.")
+    parser.add_argument(
+        "--model_base_path",
+        required=True,
+        help="Export base path of a model with generate_caption (a tiny one is enough).",
+    )
+    parser.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        help="NAME=PATH of a checkout whose server to attack (repeatable; default: this one).",
+    )
+    parser.add_argument(
+        "--memory_cap_mb", type=float, default=3000, help="Kill the server when one attack grows it by more than this."
+    )
     parser.add_argument("--only", default="", help="Comma-separated substrings: run only the attacks matching one.")
     args = parser.parse_args()
     repos = [tuple(item.split("=", 1)) for item in args.repo] or [("this", REPO)]
@@ -683,8 +750,10 @@ def main():
     select = lambda table: {k: v for k, v in table.items() if not wanted or any(w in k for w in wanted)}  # noqa
     images = {"/creds.png": png((10, 200, 10)), "/red.png": png()}
     columns = {}
-    with file_server({"/creds.png": images["/creds.png"], "/red.png": images["/red.png"]}) as files_port, \
-            tempfile.TemporaryDirectory() as scratch:
+    with (
+        file_server({"/creds.png": images["/creds.png"], "/red.png": images["/red.png"]}) as files_port,
+        tempfile.TemporaryDirectory() as scratch,
+    ):
         for name, path in repos:
             path = os.path.abspath(path)
             print(f"{name}: attacking the server of {path}", file=sys.stderr, flush=True)

@@ -40,8 +40,7 @@ flags.DEFINE_string("work_dir", None, "Where the CSV, images and outputs go (def
 METHODS = ("batch", "batch_likelihood_only", "per_pair", "per_pair_likelihood_only")
 flags.DEFINE_enum("method", None, METHODS, "Run one method in this process (used by the parent).")
 cli.define_flag_validators(
-    *((name, lambda value: value >= 1, "must be at least 1") for name in ("rows", "images", "image_pixels",
-                                                                          "repeats")),
+    *((name, lambda value: value >= 1, "must be at least 1") for name in ("rows", "images", "image_pixels", "repeats")),
 )
 
 
@@ -60,8 +59,9 @@ def score_in_batches(model_dir: str, pairs, likelihood_only: bool) -> tuple:
     from captioning.jobs.csv_job import run_csv_job
 
     model = open_model(model_dir)
-    batch.score_pairs(model, pairs.image_paths()[:1], pairs.captions()[:1], progress=False,
-                      likelihood_only=likelihood_only)  # warm-up
+    batch.score_pairs(
+        model, pairs.image_paths()[:1], pairs.captions()[:1], progress=False, likelihood_only=likelihood_only
+    )  # warm-up
     output = os.path.join(os.path.dirname(pairs.path), f"scored_batch_{likelihood_only}.csv")
     seconds = fastest(lambda: run_csv_job(model, pairs, output, progress=False, likelihood_only=likelihood_only))
     with open(output, newline="", encoding="utf-8") as f:
@@ -94,14 +94,33 @@ def measure(method: str, model_dir: str, csv_path: str) -> dict:
     seconds, scores = run(model_dir, pairs, method.endswith("likelihood_only"))
     scores_path = os.path.join(os.path.dirname(csv_path), f"scores_{method}.npy")
     np.save(scores_path, scores)
-    return {"method": method, "pairs": len(scores), "seconds": seconds, "pairs_per_second": len(scores) / seconds,
-            "peak_memory_mb": memory.peak_memory_mb(), "scores": scores_path}
+    return {
+        "method": method,
+        "pairs": len(scores),
+        "seconds": seconds,
+        "pairs_per_second": len(scores) / seconds,
+        "peak_memory_mb": memory.peak_memory_mb(),
+        "scores": scores_path,
+    }
 
 
 def run_child(method: str, csv_path: str) -> dict:
-    result = subprocess.run([sys.executable, os.path.abspath(__file__), "--method", method, "--model_dir",
-                             FLAGS.model_dir, "--work_dir", os.path.dirname(csv_path), "--repeats", str(FLAGS.repeats)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--method",
+            method,
+            "--model_dir",
+            FLAGS.model_dir,
+            "--work_dir",
+            os.path.dirname(csv_path),
+            "--repeats",
+            str(FLAGS.repeats),
+        ],
+        capture_output=True,
+        text=True,
+    )
     if result.returncode != 0:
         raise RuntimeError(f"{method} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -111,12 +130,16 @@ def print_table(results: list, images: int) -> None:
     print("| method | pairs | distinct images | seconds | pairs/s | peak memory (MB) |")
     print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['method']} | {r['pairs']} | {images} | {r['seconds']:.2f} | {r['pairs_per_second']:.1f} | "
-              f"{r['peak_memory_mb']:.0f} |")
+        print(
+            f"| {r['method']} | {r['pairs']} | {images} | {r['seconds']:.2f} | {r['pairs_per_second']:.1f} | "
+            f"{r['peak_memory_mb']:.0f} |"
+        )
     rate = {r["method"]: r["pairs_per_second"] for r in results}
-    print(f"\nbatch is {rate['batch'] / rate['per_pair']:.1f}x the pairs/s of one pair at a time; skipping the "
-          f"prior pass gives {rate['batch_likelihood_only'] / rate['batch']:.2f}x (batch) and "
-          f"{rate['per_pair_likelihood_only'] / rate['per_pair']:.2f}x (one pair at a time)")
+    print(
+        f"\nbatch is {rate['batch'] / rate['per_pair']:.1f}x the pairs/s of one pair at a time; skipping the "
+        f"prior pass gives {rate['batch_likelihood_only'] / rate['batch']:.2f}x (batch) and "
+        f"{rate['per_pair_likelihood_only'] / rate['per_pair']:.2f}x (one pair at a time)"
+    )
 
 
 def main(argv):
@@ -127,8 +150,7 @@ def main(argv):
         return 0
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="benchmark_batch_scoring_")
     csv_path = synthetic_dataset.write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
-    print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}",
-          file=sys.stderr)
+    print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}", file=sys.stderr)
     results = [run_child(method, csv_path) for method in METHODS]
     difference = max(np.max(np.abs(np.load(results[0]["scores"]) - np.load(r["scores"]))) for r in results[1:])
     print_table(results, FLAGS.images)

@@ -36,11 +36,15 @@ flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or
 flags.DEFINE_integer("rows", 10_000, "Rows in the CSV.")
 flags.DEFINE_integer("images", 1_000, "Distinct images among the rows.")
 flags.DEFINE_integer("image_pixels", 256, "Side of the JPEG files (decoded and resized to the model's size).")
-flags.DEFINE_enum("running_mode", "multi_threading", ["multi_threading", "multi_processing"],
-                  "How the DirectRunner runs its workers.")
+flags.DEFINE_enum(
+    "running_mode", "multi_threading", ["multi_threading", "multi_processing"], "How the DirectRunner runs its workers."
+)
 flags.DEFINE_string("work_dir", None, "Where the CSV, images and outputs go (default: a temporary folder).")
-flags.DEFINE_integer("repeats", 3, "Rounds of the three runs, interleaved; the table shows each figure's median "
-                                   "(the machine may be shared).")
+flags.DEFINE_integer(
+    "repeats",
+    3,
+    "Rounds of the three runs, interleaved; the table shows each figure's median (the machine may be shared).",
+)
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -62,8 +66,13 @@ def tree_rss_mb(pid: int) -> float:
 def run(name: str, args: list) -> dict:
     """Runs get_similarity_score.py with `args` -> its JSON summary, wall time and peak tree memory."""
     started, peak = time.perf_counter(), 0.0
-    process = subprocess.Popen([sys.executable, "get_similarity_score.py", "--json", *args], cwd=REPO,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "get_similarity_score.py", "--json", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     while process.poll() is None:
         peak = max(peak, tree_rss_mb(process.pid))
         time.sleep(0.1)
@@ -79,8 +88,12 @@ def run(name: str, args: list) -> dict:
 def median_run(name: str, runs: list) -> dict:
     """One row of the table: the median of each figure over the runs of one method."""
     metrics = {key: float(np.median([r["metrics"][key] for r in runs])) for key in runs[0].get("metrics", {})}
-    return {"method": name, "rows": runs[0]["rows"], "metrics": metrics,
-            **{key: float(np.median([r[key] for r in runs])) for key in ("wall", "seconds", "peak_mb")}}
+    return {
+        "method": name,
+        "rows": runs[0]["rows"],
+        "metrics": metrics,
+        **{key: float(np.median([r[key] for r in runs])) for key in ("wall", "seconds", "peak_mb")},
+    }
 
 
 def log_likelihoods(paths: list) -> dict:
@@ -97,16 +110,20 @@ def print_table(results: list) -> None:
     print("| method | pairs | wall s | pairs/s (wall) | job s | pairs/s (job) | peak memory MB (children incl.) |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['method']} | {r['rows']} | {r['wall']:.1f} | {r['rows'] / r['wall']:.0f} | {r['seconds']:.1f} | "
-              f"{r['rows'] / r['seconds']:.0f} | {r['peak_mb']:.0f} |")
+        print(
+            f"| {r['method']} | {r['rows']} | {r['wall']:.1f} | {r['rows'] / r['wall']:.0f} | {r['seconds']:.1f} | "
+            f"{r['rows'] / r['seconds']:.0f} | {r['peak_mb']:.0f} |"
+        )
     local = results[0]
     for r in results[1:]:
         metrics = r["metrics"]
-        print(f"\n{r['method']}: {local['seconds'] / r['seconds']:.2f}x the local job's pairs/s (job time), "
-              f"{local['wall'] / r['wall']:.2f}x by wall time; of its {r['seconds']:.1f} s job, model loading took "
-              f"{metrics.get('load_model_latency_milli_secs_total', 0) / 1e3:.1f} s and RunInference batches "
-              f"{metrics.get('inference_batch_latency_micro_secs_total', 0) / 1e6:.1f} s (summed over workers) "
-              f"in {metrics.get('num_inferences', 0):.0f} image groups (medians of {FLAGS.repeats} runs)")
+        print(
+            f"\n{r['method']}: {local['seconds'] / r['seconds']:.2f}x the local job's pairs/s (job time), "
+            f"{local['wall'] / r['wall']:.2f}x by wall time; of its {r['seconds']:.1f} s job, model loading took "
+            f"{metrics.get('load_model_latency_milli_secs_total', 0) / 1e3:.1f} s and RunInference batches "
+            f"{metrics.get('inference_batch_latency_micro_secs_total', 0) / 1e6:.1f} s (summed over workers) "
+            f"in {metrics.get('num_inferences', 0):.0f} image groups (medians of {FLAGS.repeats} runs)"
+        )
 
 
 def main(argv):
@@ -115,14 +132,19 @@ def main(argv):
     csv_path = os.path.join(work_dir, "pairs.csv")
     if not os.path.exists(csv_path):
         synthetic_dataset.write_pairs_csv(work_dir, FLAGS.rows, FLAGS.images, FLAGS.image_pixels)
-    print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}",
-          file=sys.stderr)
+    print(f"{FLAGS.rows} rows, {FLAGS.images} distinct {FLAGS.image_pixels}px JPEG images: {csv_path}", file=sys.stderr)
     common = ["--model_dir", FLAGS.model_dir, "--csv", csv_path]
     commands = {"local": [*common, "--output", os.path.join(work_dir, "local.csv")]}
     for workers in (1, 2):
-        commands[f"direct_{workers}"] = [*common, "--output", os.path.join(work_dir, f"direct_{workers}", "scored.csv"),
-                                         "--runner", "DirectRunner", f"--direct_num_workers={workers}",
-                                         f"--direct_running_mode={FLAGS.running_mode}"]
+        commands[f"direct_{workers}"] = [
+            *common,
+            "--output",
+            os.path.join(work_dir, f"direct_{workers}", "scored.csv"),
+            "--runner",
+            "DirectRunner",
+            f"--direct_num_workers={workers}",
+            f"--direct_running_mode={FLAGS.running_mode}",
+        ]
     runs = {name: [] for name in commands}
     for _ in range(FLAGS.repeats):
         for name, args in commands.items():
@@ -135,9 +157,11 @@ def main(argv):
         assert found.keys() == expected.keys(), f"{r['method']} lost or repeated rows"
         difference = max(difference, max(abs(found[k] - expected[k]) for k in expected))
     print_table(results)
-    print(f"\nlargest log_likelihood difference from the local job: {difference:.2e} "
-          f"(DirectRunner {FLAGS.running_mode}; {os.cpu_count()} cores, load average "
-          f"{np.round(os.getloadavg(), 1).tolist()} at the end)")
+    print(
+        f"\nlargest log_likelihood difference from the local job: {difference:.2e} "
+        f"(DirectRunner {FLAGS.running_mode}; {os.cpu_count()} cores, load average "
+        f"{np.round(os.getloadavg(), 1).tolist()} at the end)"
+    )
     return 0
 
 

@@ -10,6 +10,7 @@ connections as a browser does: the gallery's listing, then every image's thumbna
 makes it; then from the index's cache) or every original file. Prints medians over --repeats runs and the bytes
 each way moves.
 """
+
 import argparse
 import io
 import os
@@ -68,8 +69,17 @@ def fill_index(index_dir, count, width, height, distinct) -> None:
                 digest = content_hash(data)
                 index.store.put_image(digest, data)
                 ids.append(point_id(digest))
-                payloads.append({"source": f"photo-{n:04d}.jpg", "sha256": digest, "bytes": len(data), "width": width,
-                                 "height": height, "added": "2026-01-01T00:00:00+00:00", "model_version": 1})
+                payloads.append(
+                    {
+                        "source": f"photo-{n:04d}.jpg",
+                        "sha256": digest,
+                        "bytes": len(data),
+                        "width": width,
+                        "height": height,
+                        "added": "2026-01-01T00:00:00+00:00",
+                        "model_version": 1,
+                    }
+                )
                 vector = rng.normal(size=9)
                 vectors.append(vector / np.linalg.norm(vector))
             index.upsert(1, ids, np.array(vectors), payloads)
@@ -91,6 +101,7 @@ def wait_for_port(port, process, seconds=300):
 
 def fetch_all(client, paths, connections) -> tuple:
     """(seconds, bytes) to GET every path over `connections` parallel connections."""
+
     def get(path):
         response = client.get(path)
         response.raise_for_status()
@@ -122,9 +133,19 @@ def main():
         print(f"wrote {args.images} photos of {args.width}x{args.height} in {time.perf_counter() - started:.0f} s")
         export_fake_model(model_dir, 1)
         rest_port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "serving.server", f"--model_base_path={model_dir}",
-                                   f"--index_dir={index_dir}", f"--port={free_port()}", f"--rest_api_port={rest_port}"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving.server",
+                f"--model_base_path={model_dir}",
+                f"--index_dir={index_dir}",
+                f"--port={free_port()}",
+                f"--rest_api_port={rest_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_for_port(rest_port, server)
             limits = httpx.Limits(max_connections=args.connections)
@@ -133,10 +154,15 @@ def main():
         finally:
             server.terminate()
             server.wait(timeout=60)
-        thumbnails = sum(os.path.getsize(os.path.join(folder, name))
-                         for folder, _, names in os.walk(os.path.join(index_dir, "thumbnails")) for name in names)
-    print(f"\n{args.images} images of {args.width}x{args.height}, {args.connections} connections, "
-          f"median of {args.repeats} (the first thumbnails: one run, they are made then)")
+        thumbnails = sum(
+            os.path.getsize(os.path.join(folder, name))
+            for folder, _, names in os.walk(os.path.join(index_dir, "thumbnails"))
+            for name in names
+        )
+    print(
+        f"\n{args.images} images of {args.width}x{args.height}, {args.connections} connections, "
+        f"median of {args.repeats} (the first thumbnails: one run, they are made then)"
+    )
     print(f"{'what the page loads':<44} {'seconds':>8} {'MB':>8} {'vs thumbnails':>14}")
     base = rows[1][1]
     for name, seconds, size in rows:
@@ -159,12 +185,13 @@ def measure(client, args) -> list:
     listing_runs = [fetch_all(client, [f"/api/gallery?limit={args.images}"], 1) for _ in range(args.repeats)]
     warm, originals_run = median(thumbnails), median(originals)
     first_screen = median(["/api/gallery?limit=24", *thumbnails[:24]])
-    return [("gallery listing (JSON of every image)", statistics.median(s for s, _ in listing_runs),
-             listing_runs[0][1]),
-            ("every thumbnail, from the cache", *warm),
-            ("every thumbnail, made on first request", *cold),
-            ("every original file", *originals_run),
-            ("first screen: a page of 24 and its thumbnails", *first_screen)]
+    return [
+        ("gallery listing (JSON of every image)", statistics.median(s for s, _ in listing_runs), listing_runs[0][1]),
+        ("every thumbnail, from the cache", *warm),
+        ("every thumbnail, made on first request", *cold),
+        ("every original file", *originals_run),
+        ("first screen: a page of 24 and its thumbnails", *first_screen),
+    ]
 
 
 if __name__ == "__main__":

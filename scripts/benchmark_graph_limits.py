@@ -21,8 +21,11 @@ from absl import flags
 from captioning.util import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", "checkpoints", "A trained model's folder (config.json, vocabulary.txt, "
-                                              "model.weights.h5), for the beam cases.")
+flags.DEFINE_string(
+    "run_dir",
+    "checkpoints",
+    "A trained model's folder (config.json, vocabulary.txt, model.weights.h5), for the beam cases.",
+)
 flags.DEFINE_integer("beam_size", 10000, "The hostile beam width (100000 took 22.5 GB on the README's model).")
 flags.DEFINE_integer("gif_frames", 200, "Frames of the animated GIF.")
 flags.DEFINE_integer("gif_side", 2000, "Side of each GIF frame.")
@@ -33,16 +36,21 @@ flags.DEFINE_string("image", None, "With --case: the image file to decode.")
 flags.DEFINE_string("work_dir", None, "Where the images go (default: a temporary folder).")
 cli.define_flag_validators(
     ("run_dir", os.path.isdir, "must name a trained model's folder (python train.py writes checkpoints/)"),
-    *((name, lambda value: value >= 1, "must be at least 1") for name in ("beam_size", "gif_frames", "gif_side",
-                                                                          "png_side")),
+    *(
+        (name, lambda value: value >= 1, "must be at least 1")
+        for name in ("beam_size", "gif_frames", "gif_side", "png_side")
+    ),
 )
 
 
 def write_images(work_dir: str) -> dict:
     from PIL import Image
 
-    paths = {"animated_gif": os.path.join(work_dir, "animated.gif"), "huge_png": os.path.join(work_dir, "huge.png"),
-             "huge_gif": os.path.join(work_dir, "huge.gif")}
+    paths = {
+        "animated_gif": os.path.join(work_dir, "animated.gif"),
+        "huge_png": os.path.join(work_dir, "huge.png"),
+        "huge_gif": os.path.join(work_dir, "huge.gif"),
+    }
     frames = [Image.new("P", (FLAGS.gif_side,) * 2, i % 2) for i in range(FLAGS.gif_frames)]
     frames[0].save(paths["animated_gif"], save_all=True, append_images=frames[1:], palette=[0, 0, 0, 255, 255, 255])
     huge = Image.new("L", (FLAGS.png_side,) * 2, 0)
@@ -69,18 +77,25 @@ def measure(case: str, limited: bool, image_path: str) -> dict:
 
         model, vocabulary = load_trained_model(FLAGS.run_dir)
         module = ScoringModule(model, vocabulary)
-        image = tf.constant([synthetic.render_scene_png(synthetic.generate_scenes(1, seed=5)[0],
-                                                        model.config.image_size)])
+        image = tf.constant(
+            [synthetic.render_scene_png(synthetic.generate_scenes(1, seed=5)[0], model.config.image_size)]
+        )
         unchecked = tf.function(lambda beam: generation.generate(model, module._encode(image), beam))
-        call = ((lambda beam: module.generate_caption(image, tf.constant(beam), tf.constant(0), tf.constant(0.0)))
-                if limited else (lambda beam: unchecked(tf.constant(beam))))
+        call = (
+            (lambda beam: module.generate_caption(image, tf.constant(beam), tf.constant(0), tf.constant(0.0)))
+            if limited
+            else (lambda beam: unchecked(tf.constant(beam)))
+        )
         call(2)
         argument = FLAGS.beam_size
     else:
         from captioning.data.images import decode_first_frame
 
-        decode = decode_first_frame if limited else (
-            lambda data: tf.io.decode_image(data, channels=3, expand_animations=False))
+        decode = (
+            decode_first_frame
+            if limited
+            else (lambda data: tf.io.decode_image(data, channels=3, expand_animations=False))
+        )
         call = tf.function(decode, input_signature=[tf.TensorSpec([], tf.string)])
         call(tf.io.encode_png(tf.zeros([4, 4, 3], tf.uint8)))
         with open(image_path, "rb") as f:
@@ -95,9 +110,20 @@ def measure(case: str, limited: bool, image_path: str) -> dict:
 
 
 def run_case(case: str, limited: bool, image_path: str = "") -> dict:
-    child = subprocess.run([sys.executable, os.path.abspath(__file__), f"--case={case}", f"--run_dir={FLAGS.run_dir}",
-                            f"--beam_size={FLAGS.beam_size}", f"--image={image_path}",
-                            f"--{'' if limited else 'no'}limited"], capture_output=True, text=True, timeout=3600)
+    child = subprocess.run(
+        [
+            sys.executable,
+            os.path.abspath(__file__),
+            f"--case={case}",
+            f"--run_dir={FLAGS.run_dir}",
+            f"--beam_size={FLAGS.beam_size}",
+            f"--image={image_path}",
+            f"--{'' if limited else 'no'}limited",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
     if child.returncode:
         raise RuntimeError(f"{case} failed:\n{child.stderr[-2000:]}")
     return json.loads(child.stdout.strip().splitlines()[-1])
@@ -111,18 +137,32 @@ def main(argv):
     work_dir = FLAGS.work_dir or tempfile.mkdtemp(prefix="benchmark_graph_limits_")
     os.makedirs(work_dir, exist_ok=True)
     images = write_images(work_dir)
-    cases = [("beam", f"generate_caption beam_size {FLAGS.beam_size}", ""),
-             ("animated_gif", f"GIF of {FLAGS.gif_frames} frames of {FLAGS.gif_side}x{FLAGS.gif_side} "
-                              f"({os.path.getsize(images['animated_gif']) // 1024} KB)", images["animated_gif"]),
-             *((name, f"{name[5:].upper()} of {FLAGS.png_side}x{FLAGS.png_side} "
-                      f"({os.path.getsize(images[name]) // 1024} KB)", images[name])
-               for name in ("huge_png", "huge_gif"))]
+    cases = [
+        ("beam", f"generate_caption beam_size {FLAGS.beam_size}", ""),
+        (
+            "animated_gif",
+            f"GIF of {FLAGS.gif_frames} frames of {FLAGS.gif_side}x{FLAGS.gif_side} "
+            f"({os.path.getsize(images['animated_gif']) // 1024} KB)",
+            images["animated_gif"],
+        ),
+        *(
+            (
+                name,
+                f"{name[5:].upper()} of {FLAGS.png_side}x{FLAGS.png_side} ({os.path.getsize(images[name]) // 1024} KB)",
+                images[name],
+            )
+            for name in ("huge_png", "huge_gif")
+        ),
+    ]
     print("| input | before: status | s | +MB | after: status | s | +MB |")
     print("|---|---|---:|---:|---|---:|---:|")
     for case, description, path in cases:
         before, after = run_case(case, False, path), run_case(case, True, path)
-        print(f"| {description} | {before['status']} | {before['seconds']:.2f} | {before['added_mb']:.0f} | "
-              f"{after['status']} | {after['seconds']:.2f} | {after['added_mb']:.0f} |", flush=True)
+        print(
+            f"| {description} | {before['status']} | {before['seconds']:.2f} | {before['added_mb']:.0f} | "
+            f"{after['status']} | {after['seconds']:.2f} | {after['added_mb']:.0f} |",
+            flush=True,
+        )
     return 0
 
 

@@ -31,6 +31,7 @@ What it measures, in one process per part (a part's peak memory is its own):
 Embedding 100,000 images with the model takes hours on 2 shared cores, hence the noisy copies: the model-side
 rate is measured on the real images, the storage side at full size.
 """
+
 import argparse
 import io
 import json
@@ -89,6 +90,7 @@ class Timed:
                 return method(*args, **kwargs)
             finally:
                 self.seconds += time.perf_counter() - started
+
         return timed
 
 
@@ -105,12 +107,19 @@ def index_real_images(model, index, count):
     update_time = Timed(index, ["upsert", "existing"])
     scenes = synthetic.generate_scenes(count, seed=REAL_SEED)
     # Drawn first: drawing scenes is not indexing.
-    items = [(f"scene-{n}.png", lambda data=synthetic.render_scene_png(scene, 64): data)
-             for n, scene in enumerate(scenes)]
+    items = [
+        (f"scene-{n}.png", lambda data=synthetic.render_scene_png(scene, 64): data) for n, scene in enumerate(scenes)
+    ]
     result = Indexer(index, model, batch_size=256).add(items, progress=False)
     rest = result.seconds - model_time.seconds - file_time.seconds - update_time.seconds
-    return {"images": len(result.added), "seconds": result.seconds, "model_s": model_time.seconds,
-            "checks_s": rest, "files_s": file_time.seconds, "index_s": update_time.seconds}
+    return {
+        "images": len(result.added),
+        "seconds": result.seconds,
+        "model_s": model_time.seconds,
+        "checks_s": rest,
+        "files_s": file_time.seconds,
+        "index_s": update_time.seconds,
+    }
 
 
 def grow(index, version, vectors, payloads, total, rng, batch=256) -> dict:
@@ -120,8 +129,12 @@ def grow(index, version, vectors, payloads, total, rng, batch=256) -> dict:
     started = time.perf_counter()
     for start in range(0, count, batch):
         rows = range(start, min(start + batch, count))
-        index.upsert(version, [str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | n)) for n in rows],
-                     copies[start:start + batch], [{**payloads[base[n]], "source": f"copy-{n}"} for n in rows])
+        index.upsert(
+            version,
+            [str(uuid.UUID(int=int(rng.integers(0, 2**63)) << 64 | n)) for n in rows],
+            copies[start : start + batch],
+            [{**payloads[base[n]], "source": f"copy-{n}"} for n in rows],
+        )
     seconds = time.perf_counter() - started
     return {"copies": count, "seconds": seconds, "per_second": count / seconds, "vectors": copies}
 
@@ -175,22 +188,25 @@ def run_index(model, args):
         from qdrant_edge import Query, QueryRequest
 
         shard = index.engine._shard(version)
-        return lambda vector, limit: [position[str(point.id)] for point in shard.query(QueryRequest(
-            query=Query.Nearest(vector.tolist()), limit=limit, params=params))]
+        return lambda vector, limit: [
+            position[str(point.id)]
+            for point in shard.query(QueryRequest(query=Query.Nearest(vector.tolist()), limit=limit, params=params))
+        ]
 
     from qdrant_edge import SearchParams
 
-    stage1 = {"exact, before the HNSW build": stage1_figures(searching(SearchParams(exact=True)), text_vectors,
-                                                             exact_top)}
+    stage1 = {
+        "exact, before the HNSW build": stage1_figures(searching(SearchParams(exact=True)), text_vectors, exact_top)
+    }
     started = time.perf_counter()
     index.optimize(version)
     build_seconds = time.perf_counter() - started
     default_ef = edge_engine.SEARCH_EF
     for ef in args.ef:
-        stage1[f"HNSW, ef {ef}"] = stage1_figures(searching(edge_engine.search_params(64, ef)), text_vectors,
-                                                  exact_top)
+        stage1[f"HNSW, ef {ef}"] = stage1_figures(searching(edge_engine.search_params(64, ef)), text_vectors, exact_top)
     stage1[f"the index's search (ef {default_ef})"] = stage1_figures(
-        lambda v, k: rows_of(index.search(version, v, k)), text_vectors, exact_top)
+        lambda v, k: rows_of(index.search(version, v, k)), text_vectors, exact_top
+    )
     stage1["exact"] = stage1_figures(searching(SearchParams(exact=True)), text_vectors, exact_top)
 
     queries = {}
@@ -216,51 +232,74 @@ def run_index(model, args):
     reopened.search(version, text_vectors[0], 64)
     open_seconds = time.perf_counter() - started
     reopened.close()
-    disk = {"index": folder_bytes(os.path.join(index_dir, "edge")) / count,
-            "features": folder_bytes(os.path.join(index_dir, "features")) / len(real),
-            "image": folder_bytes(os.path.join(index_dir, "images")) / len(real)}
+    disk = {
+        "index": folder_bytes(os.path.join(index_dir, "edge")) / count,
+        "features": folder_bytes(os.path.join(index_dir, "features")) / len(real),
+        "image": folder_bytes(os.path.join(index_dir, "images")) / len(real),
+    }
     peak = peak_memory_mb()
-    before = local_mode_figures(work, version, ids, payloads, everything, copy_ids, text_vectors, exact_top,
-                                args.local_queries)
+    before = local_mode_figures(
+        work, version, ids, payloads, everything, copy_ids, text_vectors, exact_top, args.local_queries
+    )
     shutil.rmtree(work)
 
-    print(f"\nIndexing {indexing['images']} unseen synthetic images (64x64 PNG) with model {args.model_dir}, "
-          "batches of 256\n")
-    print("| images/s | model (embed + encode) | decode checks, hashes | storage: image + features files | storage: "
-          "index updates | storage share |")
+    print(
+        f"\nIndexing {indexing['images']} unseen synthetic images (64x64 PNG) with model {args.model_dir}, "
+        "batches of 256\n"
+    )
+    print(
+        "| images/s | model (embed + encode) | decode checks, hashes | storage: image + features files | storage: "
+        "index updates | storage share |"
+    )
     print("|---:|---:|---:|---:|---:|---:|")
     total = indexing["seconds"]
     storage = indexing["files_s"] + indexing["index_s"]
-    print(f"| {indexing['images'] / total:.0f} | {indexing['model_s']:.1f} s ({100 * indexing['model_s'] / total:.0f}%)"
-          f" | {indexing['checks_s']:.1f} s | {indexing['files_s']:.2f} s | {indexing['index_s']:.2f} s | "
-          f"{100 * storage / total:.1f}% |")
-    print(f"\nGrown to {count} points by {growth['copies']} noisy copies of those embeddings: "
-          f"{growth['per_second']:.0f} points/s written (batches of 256, payloads included); HNSW build "
-          f"(m {edge_engine.HNSW_M}, ef_construct {edge_engine.HNSW_EF_CONSTRUCT}) {build_seconds:.0f} s\n")
-    print(f"Stage 1 alone (the index's search, top 64), {len(texts)} caption queries, recall against an exact "
-          "numpy scan\n")
+    print(
+        f"| {indexing['images'] / total:.0f} | {indexing['model_s']:.1f} s ({100 * indexing['model_s'] / total:.0f}%)"
+        f" | {indexing['checks_s']:.1f} s | {indexing['files_s']:.2f} s | {indexing['index_s']:.2f} s | "
+        f"{100 * storage / total:.1f}% |"
+    )
+    print(
+        f"\nGrown to {count} points by {growth['copies']} noisy copies of those embeddings: "
+        f"{growth['per_second']:.0f} points/s written (batches of 256, payloads included); HNSW build "
+        f"(m {edge_engine.HNSW_M}, ef_construct {edge_engine.HNSW_EF_CONSTRUCT}) {build_seconds:.0f} s\n"
+    )
+    print(
+        f"Stage 1 alone (the index's search, top 64), {len(texts)} caption queries, recall against an exact "
+        "numpy scan\n"
+    )
     print("| search | p50 ms | p99 ms | recall@16 | recall@64 |")
     print("|---|---:|---:|---:|---:|")
     for name, f in stage1.items():
         print(f"| {name} | {f['p50']:.2f} | {f['p99']:.2f} | {f['recall16']:.3f} | {f['recall64']:.3f} |")
-    print(f"\nWhole query (embed_text + stage 1 + stage 2 from cached features, k=10) at {count} images, "
-          f"HNSW ef {default_ef}\n")
+    print(
+        f"\nWhole query (embed_text + stage 1 + stage 2 from cached features, k=10) at {count} images, "
+        f"HNSW ef {default_ef}\n"
+    )
     print("| K | stage 1 p50 / p99 ms | whole query p50 / p99 ms |")
     print("|---:|---:|---:|")
     for candidates, f in queries.items():
-        print(f"| {candidates} | {f['stage1'][0]:.2f} / {f['stage1'][1]:.2f} | {f['whole'][0]:.1f} / "
-              f"{f['whole'][1]:.1f} |")
-    print(f"\nOpen the index and answer one search: {open_seconds:.2f} s. Peak memory (model included): {peak:.0f} MB."
-          f"\nDisk per image: index {disk['index'] / 1024:.1f} KB, cached features {disk['features'] / 1024:.1f} KB,"
-          f" the image itself {disk['image'] / 1024:.1f} KB (64x64 PNG)")
+        print(
+            f"| {candidates} | {f['stage1'][0]:.2f} / {f['stage1'][1]:.2f} | {f['whole'][0]:.1f} / "
+            f"{f['whole'][1]:.1f} |"
+        )
+    print(
+        f"\nOpen the index and answer one search: {open_seconds:.2f} s. Peak memory (model included): {peak:.0f} MB."
+        f"\nDisk per image: index {disk['index'] / 1024:.1f} KB, cached features {disk['features'] / 1024:.1f} KB,"
+        f" the image itself {disk['image'] / 1024:.1f} KB (64x64 PNG)"
+    )
     print(f"\nBefore / after on the same {count} points (storage only: no model)\n")
     print("| embedded index | write points/s | stage 1 p50 / p99 ms | reopen s | disk per point KB |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| qdrant-client local mode (before) | {before['per_second']:.0f} | {before['p50']:.1f} / "
-          f"{before['p99']:.1f} | {before['reopen']:.2f} | {before['disk'] / 1024:.2f} |")
+    print(
+        f"| qdrant-client local mode (before) | {before['per_second']:.0f} | {before['p50']:.1f} / "
+        f"{before['p99']:.1f} | {before['reopen']:.2f} | {before['disk'] / 1024:.2f} |"
+    )
     edge = stage1[f"the index's search (ef {default_ef})"]
-    print(f"| Qdrant Edge (now) | {growth['per_second']:.0f} | {edge['p50']:.2f} / {edge['p99']:.2f} | "
-          f"{open_seconds:.2f} | {disk['index'] / 1024:.2f} |")
+    print(
+        f"| Qdrant Edge (now) | {growth['per_second']:.0f} | {edge['p50']:.2f} / {edge['p99']:.2f} | "
+        f"{open_seconds:.2f} | {disk['index'] / 1024:.2f} |"
+    )
 
 
 def local_mode_figures(work, version, ids, payloads, vectors, copy_ids, text_vectors, exact_top, queries) -> dict:
@@ -276,7 +315,9 @@ def local_mode_figures(work, version, ids, payloads, vectors, copy_ids, text_vec
     all_payloads = payloads + [{**payloads[0], "source": f"copy-{n}"} for n in range(len(copy_ids))]
     started = time.perf_counter()
     for start in range(0, len(all_ids), 256):
-        engine.upsert(version, all_ids[start:start + 256], vectors[start:start + 256], all_payloads[start:start + 256])
+        engine.upsert(
+            version, all_ids[start : start + 256], vectors[start : start + 256], all_payloads[start : start + 256]
+        )
     per_second = len(all_ids) / (time.perf_counter() - started)
     times = []
     for vector in text_vectors[:queries]:
@@ -288,8 +329,13 @@ def local_mode_figures(work, version, ids, payloads, vectors, copy_ids, text_vec
     ServerEngine(QdrantClient(path=path)).close()
     reopen = time.perf_counter() - started
     p50, p99 = percentiles(times)
-    return {"per_second": per_second, "p50": p50, "p99": p99, "reopen": reopen,
-            "disk": folder_bytes(path) / len(all_ids)}
+    return {
+        "per_second": per_second,
+        "p50": p50,
+        "p99": p99,
+        "reopen": reopen,
+        "disk": folder_bytes(path) / len(all_ids),
+    }
 
 
 def clustered_vectors(count, dim, rng) -> np.ndarray:
@@ -304,18 +350,29 @@ def clustered_vectors(count, dim, rng) -> np.ndarray:
 # Each lever is one build (HNSW m, ef_construct, quantization) and the searches measured on it: first the index as
 # it was (float vectors, ef growing with the collection), then the chosen settings, then one change at a time.
 LEVERS = [
-    ({"change": "as before", "m": 16, "ef_construct": 128},
-     [{"ef": "adaptive"}, {"ef": 512}, {"ef": 128}, {"ef": 64}]),
-    ({"change": "int8 codes", "m": 16, "ef_construct": 128, "quantization": "int8"},
-     [{"ef": 512, "rescore": False}, {"ef": 512, "rescore": True, "oversampling": 1},
-      {"ef": "adaptive", "rescore": True, "oversampling": 2}, {"ef": 128, "rescore": True, "oversampling": 2},
-      {"ef": 512, "rescore": True, "oversampling": 2}]),
-    ({"change": "binary codes", "m": 16, "ef_construct": 128, "quantization": "binary"},
-     [{"ef": 512, "rescore": True, "oversampling": 2}, {"ef": 512, "rescore": True, "oversampling": 4}]),
-    ({"change": "ef_construct", "m": 16, "ef_construct": 64, "quantization": "int8"},
-     [{"ef": 512, "rescore": True, "oversampling": 2}]),
-    ({"change": "HNSW m", "m": 8, "ef_construct": 128, "quantization": "int8"},
-     [{"ef": 512, "rescore": True, "oversampling": 2}]),
+    ({"change": "as before", "m": 16, "ef_construct": 128}, [{"ef": "adaptive"}, {"ef": 512}, {"ef": 128}, {"ef": 64}]),
+    (
+        {"change": "int8 codes", "m": 16, "ef_construct": 128, "quantization": "int8"},
+        [
+            {"ef": 512, "rescore": False},
+            {"ef": 512, "rescore": True, "oversampling": 1},
+            {"ef": "adaptive", "rescore": True, "oversampling": 2},
+            {"ef": 128, "rescore": True, "oversampling": 2},
+            {"ef": 512, "rescore": True, "oversampling": 2},
+        ],
+    ),
+    (
+        {"change": "binary codes", "m": 16, "ef_construct": 128, "quantization": "binary"},
+        [{"ef": 512, "rescore": True, "oversampling": 2}, {"ef": 512, "rescore": True, "oversampling": 4}],
+    ),
+    (
+        {"change": "ef_construct", "m": 16, "ef_construct": 64, "quantization": "int8"},
+        [{"ef": 512, "rescore": True, "oversampling": 2}],
+    ),
+    (
+        {"change": "HNSW m", "m": 8, "ef_construct": 128, "quantization": "int8"},
+        [{"ef": 512, "rescore": True, "oversampling": 2}],
+    ),
 ]
 
 
@@ -330,17 +387,24 @@ def clustered_queries(count, dim, queries, rng) -> tuple:
 def run_levers(args):
     """One child process per build of LEVERS on --lever_vectors clustered vectors, queries near stored ones."""
     vectors, queries = clustered_queries(args.lever_vectors, args.dim, args.queries, np.random.default_rng(2))
-    print(f"\nLevers at {len(vectors)} clustered vectors of width {args.dim} ({len(vectors) // 50} clusters), "
-          f"{len(queries)} queries near stored vectors, top {args.candidates}; stage 1 and the numpy scan timed "
-          "in turn on each query (medians)\n")
+    print(
+        f"\nLevers at {len(vectors)} clustered vectors of width {args.dim} ({len(vectors) // 50} clusters), "
+        f"{len(queries)} queries near stored vectors, top {args.candidates}; stage 1 and the numpy scan timed "
+        "in turn on each query (medians)\n"
+    )
     print("| change | setting | stage-1 p50 ms | scan p50 ms | ratio | recall@10 | build s | index RSS MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for build, searches in LEVERS:
+
         def row(line, build=build):
             if "stage1" in line:
-                print(f"| {build['change']} | m {build['m']}, ef_construct {build['ef_construct']}, "
-                      f"{line['name']} | {line['stage1']:.2f} | {line['scan']:.2f} | {line['ratio']:.2f} | "
-                      f"{line['recall10']:.3f} | {line['build_s']:.0f} | {line['rss_mb']:.0f} |", flush=True)
+                print(
+                    f"| {build['change']} | m {build['m']}, ef_construct {build['ef_construct']}, "
+                    f"{line['name']} | {line['stage1']:.2f} | {line['scan']:.2f} | {line['ratio']:.2f} | "
+                    f"{line['recall10']:.3f} | {line['build_s']:.0f} | {line['rss_mb']:.0f} |",
+                    flush=True,
+                )
+
         shard_run(args, vectors, queries, {"build": build, "searches": searches}, row)
 
 
@@ -354,48 +418,80 @@ def run_million(model, args):
     rng = np.random.default_rng(1)
     vectors, queries = clustered_queries(args.million, args.dim, args.queries, rng)
     texts = query_texts(args.queries)
-    print(f"\nStage 1 at {len(vectors)} clustered vectors of width {args.dim} ({len(vectors) // 50} clusters), "
-          f"{len(queries)} queries near stored vectors, top {args.candidates}; stage 1 and the numpy scan timed in "
-          "turn on each query (medians)\n")
+    print(
+        f"\nStage 1 at {len(vectors)} clustered vectors of width {args.dim} ({len(vectors) // 50} clusters), "
+        f"{len(queries)} queries near stored vectors, top {args.candidates}; stage 1 and the numpy scan timed in "
+        "turn on each query (medians)\n"
+    )
     print("| search | stage-1 p50 ms | p99 ms | scan p50 ms | ratio | recall@10 | index RSS MB |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     from captioning.search import edge_engine
 
     chosen = {"ef": edge_engine.SEARCH_EF, "rescore": True, "oversampling": edge_engine.OVERSAMPLING}
-    searches = [{"ef": "adaptive", "ignore": True}, {"ef": edge_engine.SEARCH_EF, "ignore": True}] + [
-        {"ef": ef, "rescore": True, "oversampling": edge_engine.OVERSAMPLING} for ef in ("adaptive", 64, 128, 256)
-        if ef != edge_engine.SEARCH_EF] + [chosen]
-    build = {"change": "chosen", "m": edge_engine.HNSW_M, "ef_construct": edge_engine.HNSW_EF_CONSTRUCT,
-             "quantization": "int8"}
+    searches = (
+        [{"ef": "adaptive", "ignore": True}, {"ef": edge_engine.SEARCH_EF, "ignore": True}]
+        + [
+            {"ef": ef, "rescore": True, "oversampling": edge_engine.OVERSAMPLING}
+            for ef in ("adaptive", 64, 128, 256)
+            if ef != edge_engine.SEARCH_EF
+        ]
+        + [chosen]
+    )
+    build = {
+        "change": "chosen",
+        "m": edge_engine.HNSW_M,
+        "ef_construct": edge_engine.HNSW_EF_CONSTRUCT,
+        "quantization": "int8",
+    }
     base = np.arange(len(vectors)) % len(features)
     lines = []
 
     def row(line):
         lines.append(line)
         if "stage1" in line:
-            print(f"| {line['name']} | {line['stage1']:.2f} | {line['p99']:.2f} | {line['scan']:.2f} | "
-                  f"{line['ratio']:.2f} | {line['recall10']:.3f} | {line['rss_mb']:.0f} |", flush=True)
+            print(
+                f"| {line['name']} | {line['stage1']:.2f} | {line['p99']:.2f} | {line['scan']:.2f} | "
+                f"{line['ratio']:.2f} | {line['recall10']:.3f} | {line['rss_mb']:.0f} |",
+                flush=True,
+            )
 
-    shard_run(args, vectors, queries, {"build": build, "searches": searches, "whole": {
-        "model_dir": args.model_dir, "texts": texts, "search": chosen}}, row,
-        extra={"base": base, "features": features})
+    shard_run(
+        args,
+        vectors,
+        queries,
+        {
+            "build": build,
+            "searches": searches,
+            "whole": {"model_dir": args.model_dir, "texts": texts, "search": chosen},
+        },
+        row,
+        extra={"base": base, "features": features},
+    )
     for line in lines:
         if "insert_s" in line:
-            print(f"\nWrites: {line['points']} points in {line['insert_s']:.0f} s "
-                  f"({line['points'] / line['insert_s']:.0f}"
-                  f"/s, batches of 1024); before the graph is built, stage 1 scans: p50 {line['unbuilt_p50']:.1f} ms, "
-                  f"recall@10 {line['unbuilt_recall10']:.3f}. HNSW + int8 build: {line['build_s']:.0f} s. Reopen: "
-                  f"{line['open_s']:.2f} s. Disk: {line['disk_per_vector']:.0f} bytes per vector.")
+            print(
+                f"\nWrites: {line['points']} points in {line['insert_s']:.0f} s "
+                f"({line['points'] / line['insert_s']:.0f}"
+                f"/s, batches of 1024); before the graph is built, stage 1 scans: p50 {line['unbuilt_p50']:.1f} ms, "
+                f"recall@10 {line['unbuilt_recall10']:.3f}. HNSW + int8 build: {line['build_s']:.0f} s. Reopen: "
+                f"{line['open_s']:.2f} s. Disk: {line['disk_per_vector']:.0f} bytes per vector."
+            )
         if "whole" in line:
             w = line["whole"]
-            print(f"\nWhole query at {args.million} images (model {args.model_dir}: embed_text of a caption, stage 1 "
-                  f"with the chosen settings on a query vector of the set above, stage 2 = score_features of the "
-                  f"K={args.candidates} candidates' features loaded from float16 files), medians\n")
-            print("| embed_text ms | stage 1 ms | stage 2 ms | whole p50 ms | whole p99 ms | reranked top 10 same as "
-                  "from exact candidates |")
+            print(
+                f"\nWhole query at {args.million} images (model {args.model_dir}: embed_text of a caption, stage 1 "
+                f"with the chosen settings on a query vector of the set above, stage 2 = score_features of the "
+                f"K={args.candidates} candidates' features loaded from float16 files), medians\n"
+            )
+            print(
+                "| embed_text ms | stage 1 ms | stage 2 ms | whole p50 ms | whole p99 ms | reranked top 10 same as "
+                "from exact candidates |"
+            )
             print("|---:|---:|---:|---:|---:|---:|")
-            print(f"| {w['embed']:.1f} | {w['stage1']:.2f} | {w['stage2']:.1f} | {w['p50']:.1f} | {w['p99']:.1f} | "
-                  f"{w['reranked_recall10']:.3f} |")
+            print(
+                f"| {w['embed']:.1f} | {w['stage1']:.2f} | {w['stage2']:.1f} | {w['p50']:.1f} | {w['p99']:.1f} | "
+                f"{w['reranked_recall10']:.3f} |"
+            )
 
 
 def shard_run(args, vectors, queries, spec, on_line, extra=None):
@@ -411,8 +507,7 @@ def shard_run(args, vectors, queries, spec, on_line, extra=None):
             json.dump({**spec, "candidates": args.candidates}, f)
         command = [sys.executable, os.path.abspath(__file__), "--shard_child", work]
         with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as child:
-            reader = threading.Thread(target=lambda: [on_line(json.loads(line)) for line in child.stdout],
-                                      daemon=True)
+            reader = threading.Thread(target=lambda: [on_line(json.loads(line)) for line in child.stdout], daemon=True)
             reader.start()
             try:
                 child.wait(timeout=args.build_timeout)
@@ -464,30 +559,43 @@ def shard_child(work):
     k = spec["candidates"]
     truth = exact_top(vectors, queries, 10)
     build = spec["build"]
-    codes = {"int8": edge_engine.INT8_CODES, "binary": BinaryQuantizationConfig(memory=Memory.Pinned),
-             None: None}[build.get("quantization")]
-    config = edge_engine.EdgeEngine._config(vectors.shape[1], m=build["m"], ef_construct=build["ef_construct"],
-                                            quantization=codes)
+    codes = {"int8": edge_engine.INT8_CODES, "binary": BinaryQuantizationConfig(memory=Memory.Pinned), None: None}[
+        build.get("quantization")
+    ]
+    config = edge_engine.EdgeEngine._config(
+        vectors.shape[1], m=build["m"], ef_construct=build["ef_construct"], quantization=codes
+    )
     path = os.path.join(work, "shard")
     shard = EdgeShard.create(path, config)
     started = time.perf_counter()
     for start in range(0, len(vectors), 1024):
-        shard.update(UpdateOperation.upsert_points([Point(id=n, vector=vectors[n].tolist(), payload={})
-                                                    for n in range(start, min(start + 1024, len(vectors)))]))
+        shard.update(
+            UpdateOperation.upsert_points(
+                [
+                    Point(id=n, vector=vectors[n].tolist(), payload={})
+                    for n in range(start, min(start + 1024, len(vectors)))
+                ]
+            )
+        )
     insert_s = time.perf_counter() - started
 
     def params(search):
         ef = max(256, len(vectors) // 400) if search.get("ef") == "adaptive" else search.get("ef")
-        quantization = QuantizationSearchParams(ignore=search.get("ignore", False), rescore=search.get("rescore"),
-                                                oversampling=search.get("oversampling"))
+        quantization = QuantizationSearchParams(
+            ignore=search.get("ignore", False), rescore=search.get("rescore"), oversampling=search.get("oversampling")
+        )
         return SearchParams(hnsw_ef=ef, quantization=quantization)
 
     def query(vector, search_params, limit=k):
-        return [int(p.id) for p in shard.query(QueryRequest(query=Query.Nearest(vector.tolist()), limit=limit,
-                                                            params=search_params))]
+        return [
+            int(p.id)
+            for p in shard.query(QueryRequest(query=Query.Nearest(vector.tolist()), limit=limit, params=search_params))
+        ]
 
-    unbuilt = [(time.perf_counter(), query(vector, params(spec["searches"][-1])), time.perf_counter())
-               for vector in queries[:UNBUILT_QUERIES]]
+    unbuilt = [
+        (time.perf_counter(), query(vector, params(spec["searches"][-1])), time.perf_counter())
+        for vector in queries[:UNBUILT_QUERIES]
+    ]
     started = time.perf_counter()
     shard.optimize()
     build_s = time.perf_counter() - started
@@ -499,10 +607,20 @@ def shard_child(work):
     started = time.perf_counter()
     shard = EdgeShard.load(path)
     open_s = time.perf_counter() - started
-    print(json.dumps({"points": len(vectors), "insert_s": insert_s, "build_s": build_s, "open_s": open_s,
-                      "disk_per_vector": folder_bytes(path) / len(vectors),
-                      "unbuilt_p50": 1000 * np.median([end - begin for begin, _, end in unbuilt]),
-                      "unbuilt_recall10": recall_at_10([found for _, found, _ in unbuilt], truth)}), flush=True)
+    print(
+        json.dumps(
+            {
+                "points": len(vectors),
+                "insert_s": insert_s,
+                "build_s": build_s,
+                "open_s": open_s,
+                "disk_per_vector": folder_bytes(path) / len(vectors),
+                "unbuilt_p50": 1000 * np.median([end - begin for begin, _, end in unbuilt]),
+                "unbuilt_recall10": recall_at_10([found for _, found, _ in unbuilt], truth),
+            }
+        ),
+        flush=True,
+    )
     for search in spec["searches"]:
         search_params = params(search)
         found, times, scan_times = [], [], []
@@ -517,12 +635,32 @@ def shard_child(work):
             times.append(time.perf_counter() - started)
         stage1, p99 = percentiles(warm(times))
         scan, _ = percentiles(warm(scan_times))
-        print(json.dumps({"name": search_name(search, len(vectors)), "stage1": stage1, "p99": p99, "scan": scan,
-                          "ratio": stage1 / scan, "recall10": recall_at_10(found, truth),
-                          "build_s": build_s, "rss_mb": resident_mb() - before}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "name": search_name(search, len(vectors)),
+                    "stage1": stage1,
+                    "p99": p99,
+                    "scan": scan,
+                    "ratio": stage1 / scan,
+                    "recall10": recall_at_10(found, truth),
+                    "build_s": build_s,
+                    "rss_mb": resident_mb() - before,
+                }
+            ),
+            flush=True,
+        )
     if "whole" in spec:
-        print(json.dumps({"whole": whole_query(work, spec, vectors, queries, lambda v: query(
-            v, params(spec["whole"]["search"])))}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "whole": whole_query(
+                        work, spec, vectors, queries, lambda v: query(v, params(spec["whole"]["search"]))
+                    )
+                }
+            ),
+            flush=True,
+        )
     shard.close()
 
 
@@ -560,13 +698,18 @@ def whole_query(work, spec, vectors, queries, search) -> dict:
         done = time.perf_counter()
         parts.append((embedded - started, searched - embedded, done - searched, done - started))
         chosen = {rows[i] for i in np.argsort(-scores, kind="stable")[:10]}
-        exact = exact_top(vectors, queries[n:n + 1], k)[0].tolist()
+        exact = exact_top(vectors, queries[n : n + 1], k)[0].tolist()
         agreement.append(len(chosen & reranked_top10(exact, text)) / 10)
     parts = np.array(warm(parts))
     p50, p99 = percentiles(parts[:, 3])
-    return {"embed": 1000 * np.median(parts[:, 0]), "stage1": 1000 * np.median(parts[:, 1]),
-            "stage2": 1000 * np.median(parts[:, 2]), "p50": p50, "p99": p99,
-            "reranked_recall10": float(np.mean(agreement))}
+    return {
+        "embed": 1000 * np.median(parts[:, 0]),
+        "stage1": 1000 * np.median(parts[:, 1]),
+        "stage2": 1000 * np.median(parts[:, 2]),
+        "p50": p50,
+        "p99": p99,
+        "reranked_recall10": float(np.mean(agreement)),
+    }
 
 
 def warm(values) -> list:
@@ -579,8 +722,9 @@ def recall_at_10(found, truth) -> float:
 
 
 def search_name(search, points) -> str:
-    ef = f"ef {max(256, points // 400)} (one per 400 points)" if search.get("ef") == "adaptive" else \
-        f"ef {search['ef']}"
+    ef = (
+        f"ef {max(256, points // 400)} (one per 400 points)" if search.get("ef") == "adaptive" else f"ef {search['ef']}"
+    )
     if search.get("ignore"):
         return f"{ef}, float vectors"
     if "rescore" not in search:
@@ -625,13 +769,18 @@ def run_features(model, args):
         shutil.rmtree(work)
     size = features[0].size
     print(f"\nStage 2 from cached features, K=64, {len(texts)} queries (features {features.shape[1:]} per image)\n")
-    print("| stored as | disk per image | stage 2 p50 ms (load + score) | same top 10 as float32 | rank correlation "
-          "(min) | largest log-likelihood difference |")
+    print(
+        "| stored as | disk per image | stage 2 p50 ms (load + score) | same top 10 as float32 | rank correlation "
+        "(min) | largest log-likelihood difference |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
     for dtype, itemsize in (("float32", 4), ("float16", 2)):
         p50, _ = percentiles(times[dtype])
-        agreement = ("(reference)", "", "") if dtype == "float32" else (
-            f"{np.mean(same_top10):.3f}", f"{np.min(correlations):.5f}", f"{largest:.5f}")
+        agreement = (
+            ("(reference)", "", "")
+            if dtype == "float32"
+            else (f"{np.mean(same_top10):.3f}", f"{np.min(correlations):.5f}", f"{largest:.5f}")
+        )
         print(f"| {dtype} | {size * itemsize / 1024:.0f} KB | {p50:.1f} | {' | '.join(agreement)} |")
 
 
@@ -649,8 +798,12 @@ def main():
     parser.add_argument("--lever_vectors", type=int, default=100_000, help="Vectors for the levers part.")
     parser.add_argument("--dim", type=int, default=128, help="Vector width for the levers part.")
     parser.add_argument("--candidates", type=int, default=16, help="Stage-1 K of the levers and million parts.")
-    parser.add_argument("--build_timeout", type=float, default=3600, help="Seconds for each shard built in a child "
-                        "process (levers, million).")
+    parser.add_argument(
+        "--build_timeout",
+        type=float,
+        default=3600,
+        help="Seconds for each shard built in a child process (levers, million).",
+    )
     parser.add_argument("--work_dir", default=None, help="Where the temporary indexes go (default: the temp dir).")
     parser.add_argument("--shard_child", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -16,8 +16,9 @@ from absl import flags
 from captioning.util import cli
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("run_dir", "checkpoints", "A trained model's directory (config.json, vocabulary.txt, "
-                                              "model.weights.h5).")
+flags.DEFINE_string(
+    "run_dir", "checkpoints", "A trained model's directory (config.json, vocabulary.txt, model.weights.h5)."
+)
 flags.DEFINE_integer("num_images", 40, "Scenes scored, each against every scene's caption.")
 flags.DEFINE_integer("seed", 321, "Scene seed.")
 cli.define_flag_validators(
@@ -66,16 +67,20 @@ def main(argv):
     texts = [scene_captions.full_caption(s) for s in scenes]
     full, full_seconds = score("float32", pixels, texts)
     half, half_seconds = score("mixed_bfloat16", pixels, texts)
-    print(f"{FLAGS.num_images} images x {len(texts)} texts, model {FLAGS.run_dir} ({config.backbone}, "
-          f"{config.image_size}px)")
+    print(
+        f"{FLAGS.num_images} images x {len(texts)} texts, model {FLAGS.run_dir} ({config.backbone}, "
+        f"{config.image_size}px)"
+    )
     print("| score | largest difference float32 vs bfloat16 | typical size (median abs. value) |")
     print("|---|---:|---:|")
     for name in ("log_likelihood", "mean_log_prob", "pmi"):
         print(f"| {name} | {np.abs(full[name] - half[name]).max():.4f} | {np.median(np.abs(full[name])):.3f} |")
     ll_full, ll_half = full["log_likelihood"], half["log_likelihood"]
-    print(f"\nbest text per image the same: {np.mean(ll_full.argmax(1) == ll_half.argmax(1)):.1%}; "
-          f"best image per text the same: {np.mean(ll_full.argmax(0) == ll_half.argmax(0)):.1%}; "
-          f"pairwise text orderings that agree: {pairwise_agreement(ll_full, ll_half):.2%}")
+    print(
+        f"\nbest text per image the same: {np.mean(ll_full.argmax(1) == ll_half.argmax(1)):.1%}; "
+        f"best image per text the same: {np.mean(ll_full.argmax(0) == ll_half.argmax(0)):.1%}; "
+        f"pairwise text orderings that agree: {pairwise_agreement(ll_full, ll_half):.2%}"
+    )
     print(f"scoring time: float32 {full_seconds:.2f} s, mixed_bfloat16 {half_seconds:.2f} s")
     return 0
 

@@ -18,6 +18,7 @@ Each size runs in its own process, so its peak memory is its own.
 The index engine itself at 100,000 and 1,000,000 images (stage 1 exact and HNSW, recall, storage, the earlier
 local-mode index for comparison): scripts/benchmark_index.py.
 """
+
 import argparse
 import json
 import os
@@ -81,19 +82,24 @@ def run_recall(model, args):
     rows = [("stage 1 only (contrastive)", recall(ranks_of_truth(contrastive, truth)), 0)]
     for k in args.candidates:
         rows.append((f"two-stage, K={k}", recall(two_stage_ranks(contrastive, log_likelihood, truth, k)), k))
-    rows.append((f"exhaustive log-likelihood ({len(images)})", recall(ranks_of_truth(log_likelihood, truth)),
-                 len(images)))
-    print(f"\nText->image recall: {len(texts)} queries (full captions) over {len(images)} unseen synthetic images "
-          f"(seed {RECALL_SEED}), model {model.path}\n")
+    rows.append(
+        (f"exhaustive log-likelihood ({len(images)})", recall(ranks_of_truth(log_likelihood, truth)), len(images))
+    )
+    print(
+        f"\nText->image recall: {len(texts)} queries (full captions) over {len(images)} unseen synthetic images "
+        f"(seed {RECALL_SEED}), model {model.path}\n"
+    )
     print("| method | R@1 | R@5 | R@10 | pairs scored per query | vs exhaustive |")
     print("|---|---:|---:|---:|---:|---:|")
     for name, values, pairs in rows:
         ratio = f"{len(images) / pairs:.0f}x less" if pairs else "no decoder pass"
         print(f"| {name} | {values[1]:.3f} | {values[5]:.3f} | {values[10]:.3f} | {pairs} | {ratio} |")
     pair_ms = exhaustive_seconds / (len(images) * len(texts)) * 1000
-    print(f"\nEmbedding {len(images)} images + {len(texts)} texts: {embed_seconds:.1f} s. Exhaustive scoring: "
-          f"{exhaustive_seconds:.1f} s = {pair_ms:.3f} ms per pair (images encoded once), "
-          f"{pair_ms * len(images):.0f} ms per query.")
+    print(
+        f"\nEmbedding {len(images)} images + {len(texts)} texts: {embed_seconds:.1f} s. Exhaustive scoring: "
+        f"{exhaustive_seconds:.1f} s = {pair_ms:.3f} ms per pair (images encoded once), "
+        f"{pair_ms * len(images):.0f} ms per query."
+    )
 
 
 def run_latency_one(model, index_dir, size, args):
@@ -107,8 +113,10 @@ def run_latency_one(model, index_dir, size, args):
     indexed, seconds, chunk = 0, 0.0, 5000
     for start in range(0, size, chunk):  # rendered chunk by chunk: the images need not all be in memory
         scenes = synthetic.generate_scenes(min(chunk, size - start), seed=LATENCY_SEED + start)
-        items = [(f"synthetic:{start + n}", lambda scene=scene: synthetic.render_scene_png(scene, 64))
-                 for n, scene in enumerate(scenes)]
+        items = [
+            (f"synthetic:{start + n}", lambda scene=scene: synthetic.render_scene_png(scene, 64))
+            for n, scene in enumerate(scenes)
+        ]
         result = indexer.add(items, progress=False)
         indexed += len(result.added)
         seconds += result.seconds
@@ -129,36 +137,64 @@ def run_latency_one(model, index_dir, size, args):
     started = time.perf_counter()
     ImageIndex(index_dir).close()
     reopen = time.perf_counter() - started
-    return {"size": size, "indexed": indexed, "images_per_second": indexed / seconds,
-            "stage1_p50_ms": 1000 * np.percentile(stage1, 50), "stage1_p99_ms": 1000 * np.percentile(stage1, 99),
-            "p50_ms": 1000 * np.percentile(total, 50), "p99_ms": 1000 * np.percentile(total, 99),
-            "stage2": searcher.stage2_choice(), "reopen_seconds": reopen, "peak_memory_mb": peak_memory_mb()}
+    return {
+        "size": size,
+        "indexed": indexed,
+        "images_per_second": indexed / seconds,
+        "stage1_p50_ms": 1000 * np.percentile(stage1, 50),
+        "stage1_p99_ms": 1000 * np.percentile(stage1, 99),
+        "p50_ms": 1000 * np.percentile(total, 50),
+        "p99_ms": 1000 * np.percentile(total, 99),
+        "stage2": searcher.stage2_choice(),
+        "reopen_seconds": reopen,
+        "peak_memory_mb": peak_memory_mb(),
+    }
 
 
 def run_latency(args):
     figures = []
     for size in args.latency_sizes:
         with tempfile.TemporaryDirectory() as scratch:
-            out = subprocess.run([sys.executable, os.path.abspath(__file__), "--model_dir", args.model_dir,
-                                  "--one_latency_size", str(size), "--index_dir", os.path.join(scratch, "index"),
-                                  "--latency_queries", str(args.latency_queries),
-                                  "--latency_candidates", str(args.latency_candidates)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    os.path.abspath(__file__),
+                    "--model_dir",
+                    args.model_dir,
+                    "--one_latency_size",
+                    str(size),
+                    "--index_dir",
+                    os.path.join(scratch, "index"),
+                    "--latency_queries",
+                    str(args.latency_queries),
+                    "--latency_candidates",
+                    str(args.latency_candidates),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             figures.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    print(f"\nQuery latency (k=10, K={args.latency_candidates}, {args.latency_queries} queries) and indexing, "
-          f"embedded index, model {args.model_dir}\n")
-    print("| images | indexing images/s | peak memory MB | stage 1 p50 / p99 ms | query p50 / p99 ms | stage 2 | "
-          "open index s |")
+    print(
+        f"\nQuery latency (k=10, K={args.latency_candidates}, {args.latency_queries} queries) and indexing, "
+        f"embedded index, model {args.model_dir}\n"
+    )
+    print(
+        "| images | indexing images/s | peak memory MB | stage 1 p50 / p99 ms | query p50 / p99 ms | stage 2 | "
+        "open index s |"
+    )
     print("|---:|---:|---:|---:|---:|---|---:|")
     for f in figures:
         seconds = ", ".join(f"{name} {value * 1000:.1f} ms" for name, value in f["stage2"]["seconds"].items())
-        print(f"| {f['indexed']} | {f['images_per_second']:.0f} | {f['peak_memory_mb']:.0f} | "
-              f"{f['stage1_p50_ms']:.1f} / {f['stage1_p99_ms']:.1f} | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} | "
-              f"{f['stage2']['stage2']} ({seconds}) | {f['reopen_seconds']:.1f} |")
+        print(
+            f"| {f['indexed']} | {f['images_per_second']:.0f} | {f['peak_memory_mb']:.0f} | "
+            f"{f['stage1_p50_ms']:.1f} / {f['stage1_p99_ms']:.1f} | {f['p50_ms']:.1f} / {f['p99_ms']:.1f} | "
+            f"{f['stage2']['stage2']} ({seconds}) | {f['reopen_seconds']:.1f} |"
+        )
 
 
 def _whole_numbers(text: str) -> list:
-    """"16,64" -> [16, 64], each at least 1."""
+    """ "16,64" -> [16, 64], each at least 1."""
     return [cli.at_least_one(part) for part in text.split(",")]
 
 

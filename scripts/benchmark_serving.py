@@ -8,6 +8,7 @@ For each batching setting it starts the server as a subprocess on free
 calls (one image/text pair each) back to back for --seconds_per_run, after a
 warm-up, and it prints latency percentiles and throughput.
 """
+
 import io
 import os
 import signal
@@ -60,10 +61,21 @@ class ServerProcess:
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "serving.server", f"--model_base_path={model_base_path}",
-             f"--host={HOST}", f"--port={self.port}", "--rest_api_port=0",
-             "--enable_batching" if batching else "--noenable_batching", *extra_flags],
-            cwd=repo, stdout=self._log, stderr=subprocess.STDOUT)
+            [
+                sys.executable,
+                "-m",
+                "serving.server",
+                f"--model_base_path={model_base_path}",
+                f"--host={HOST}",
+                f"--port={self.port}",
+                "--rest_api_port=0",
+                "--enable_batching" if batching else "--noenable_batching",
+                *extra_flags,
+            ],
+            cwd=repo,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
         self._wait_until_serving()
 
     def _wait_until_serving(self):
@@ -75,8 +87,10 @@ class ServerProcess:
                     self._log.seek(0)
                     raise RuntimeError("server exited:\n" + self._log.read().decode()[-3000:])
                 try:
-                    if health.Check(health_pb2.HealthCheckRequest(), timeout=1).status == \
-                            health_pb2.HealthCheckResponse.SERVING:
+                    if (
+                        health.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                        == health_pb2.HealthCheckResponse.SERVING
+                    ):
                         return
                 except grpc.RpcError:
                     time.sleep(0.2)
@@ -137,6 +151,7 @@ def main(argv):
         base_path = FLAGS.model_base_path
         if base_path is None:
             from tests.fake_model import export_fake_model
+
             export_fake_model(scratch, 1)
             base_path = scratch
         rows = []
@@ -144,16 +159,21 @@ def main(argv):
             server = ServerProcess(base_path, batching, [f"--{flag}" for flag in FLAGS.server_flags])
             try:
                 for concurrency in map(int, FLAGS.concurrency):
-                    rows.append((concurrency, batching,
-                                 *run_load(server.port, concurrency, FLAGS.seconds_per_run, request)))
+                    rows.append(
+                        (concurrency, batching, *run_load(server.port, concurrency, FLAGS.seconds_per_run, request))
+                    )
             finally:
                 server.stop()
-    print(f"{'concurrency':>11}  {'batching':>8}  {'requests':>8}  {'errors':>6}  {'p50 ms':>8}  "
-          f"{'p99 ms':>8}  {'req/s':>8}")
+    print(
+        f"{'concurrency':>11}  {'batching':>8}  {'requests':>8}  {'errors':>6}  {'p50 ms':>8}  "
+        f"{'p99 ms':>8}  {'req/s':>8}"
+    )
     for concurrency, batching, latencies, errors, wall in rows:
         p50, p99 = np.percentile(latencies, [50, 99]) * 1000 if latencies else (float("nan"),) * 2
-        print(f"{concurrency:>11}  {'on' if batching else 'off':>8}  {len(latencies):>8}  "
-              f"{errors:>6}  {p50:>8.1f}  {p99:>8.1f}  {len(latencies) / wall:>8.1f}")
+        print(
+            f"{concurrency:>11}  {'on' if batching else 'off':>8}  {len(latencies):>8}  "
+            f"{errors:>6}  {p50:>8.1f}  {p99:>8.1f}  {len(latencies) / wall:>8.1f}"
+        )
 
 
 def define_flags():
@@ -166,8 +186,11 @@ def define_flags():
     flags.DEFINE_list("server_flags", [], "Extra flags for serving.server, e.g. max_batch_size=32.")
     cli.define_flag_validators(
         ("model_base_path", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"),
-        ("concurrency", lambda values: all(value.isdigit() and int(value) >= 1 for value in values),
-         "takes whole numbers of at least 1, e.g. 1,8,32"),
+        (
+            "concurrency",
+            lambda values: all(value.isdigit() and int(value) >= 1 for value in values),
+            "takes whole numbers of at least 1, e.g. 1,8,32",
+        ),
         ("seconds_per_run", lambda value: value > 0, "must be more than 0"),
         ("image_size", lambda value: value >= 1, "must be at least 1"),
     )

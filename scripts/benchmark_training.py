@@ -50,9 +50,14 @@ class Case:
     input_only: bool = False
 
     def describe(self) -> str:
-        parts = [f"{self.backbone} {self.image_size}px", f"batch {self.batch_size}",
-                 "bf16" if self.mixed_precision else "fp32", f"steps_per_loop {self.steps_per_loop}",
-                 "TFRecords" if self.tfrecords else "per-file reads", f"{self.workers} worker(s)"]
+        parts = [
+            f"{self.backbone} {self.image_size}px",
+            f"batch {self.batch_size}",
+            "bf16" if self.mixed_precision else "fp32",
+            f"steps_per_loop {self.steps_per_loop}",
+            "TFRecords" if self.tfrecords else "per-file reads",
+            f"{self.workers} worker(s)",
+        ]
         return ("input pipeline only: " if self.input_only else "") + ", ".join(parts)
 
 
@@ -92,8 +97,12 @@ def training_data(case: Case, work_dir: str):
     if case.tfrecords:
         records = tfrecords.open_split(os.path.join(work_dir, f"tfrecords_{case.image_size}"), "train")
         return records, records.captions()
-    splits = load_examples("coco", os.path.join(work_dir, "scenes", "annotations", "captions.json"),
-                           os.path.join(work_dir, "scenes", "images"), log=lambda *_: None)
+    splits = load_examples(
+        "coco",
+        os.path.join(work_dir, "scenes", "annotations", "captions.json"),
+        os.path.join(work_dir, "scenes", "images"),
+        log=lambda *_: None,
+    )
     return splits["train"], [e.caption for e in splits["train"]]
 
 
@@ -114,12 +123,17 @@ def measure(case: Case, work_dir: str, steps: int) -> dict:
     data, captions = training_data(case, work_dir)
     vocabulary = Vocabulary.build(captions)
     model_config = ModelConfig(vocab_size=len(vocabulary), image_size=case.image_size, backbone=case.backbone)
-    training = TrainingConfig(global_batch_size=case.batch_size, steps_per_loop=case.steps_per_loop,
-                              mixed_precision=case.mixed_precision, warmup_steps=10)
+    training = TrainingConfig(
+        global_batch_size=case.batch_size,
+        steps_per_loop=case.steps_per_loop,
+        mixed_precision=case.mixed_precision,
+        warmup_steps=10,
+    )
     if case.input_only:
         tokenizer = Tokenizer(vocabulary, model_config.max_length)
-        iterator = iter(inputs.distributed_training_data(strategy, data, tokenizer, case.image_size,
-                                                         case.batch_size, 0, 0.1, 0))
+        iterator = iter(
+            inputs.distributed_training_data(strategy, data, tokenizer, case.image_size, case.batch_size, 0, 0.1, 0)
+        )
         next(iterator)
         started = time.perf_counter()
         for _ in range(steps):
@@ -138,23 +152,28 @@ def measure(case: Case, work_dir: str, steps: int) -> dict:
     float(loss)
     seconds = time.perf_counter() - started
     done = calls * case.steps_per_loop
-    return {"seconds_per_step": seconds / done, "examples_per_second": case.batch_size * done / seconds,
-            "policy": trainer.policy, "chief": trainer.is_chief}
+    return {
+        "seconds_per_step": seconds / done,
+        "examples_per_second": case.batch_size * done / seconds,
+        "policy": trainer.policy,
+        "chief": trainer.is_chief,
+    }
 
 
 def run_case(name: str, work_dir: str, steps: int) -> dict:
     """The case in child processes (one per worker); the chief's measurement."""
     case = CASES[name]
-    command = [sys.executable, os.path.abspath(__file__), "--case", name, "--work_dir", work_dir,
-               "--steps", str(steps)]
+    command = [sys.executable, os.path.abspath(__file__), "--case", name, "--work_dir", work_dir, "--steps", str(steps)]
     environ = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
     environs = [environ]
     if case.workers > 1:
         from captioning.training.distribute import local_cluster
 
         environs = [{**environ, "TF_CONFIG": config} for config in local_cluster(case.workers)]
-    children = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for env in environs]
+    children = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for env in environs
+    ]
     outputs = [child.communicate(timeout=1800) for child in children]
     if any(child.returncode for child in children):
         raise RuntimeError(f"{name} failed:\n" + "\n".join(err[-2000:] for _, err in outputs))
@@ -178,8 +197,11 @@ def main(argv):
     for name in names:
         steps = FLAGS.effnet_steps if CASES[name].backbone != "small_cnn" else FLAGS.steps
         result = run_case(name, work_dir, steps)
-        print(f"| {name} | {CASES[name].describe()} | {result['seconds_per_step']:.3f} | "
-              f"{result['examples_per_second']:.1f} |", flush=True)
+        print(
+            f"| {name} | {CASES[name].describe()} | {result['seconds_per_step']:.3f} | "
+            f"{result['examples_per_second']:.1f} |",
+            flush=True,
+        )
     return 0
 
 

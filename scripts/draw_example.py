@@ -20,8 +20,9 @@ from captioning.util import cli
 FLAGS = flags.FLAGS
 DEFAULT_MODEL_DIR = "checkpoints/export"
 flags.DEFINE_string("output", "checkpoints/example.png", "Where to write the PNG.")
-flags.DEFINE_integer("seed", 2026, "Scenes are drawn from this seed on until one holds two objects (training uses "
-                                   "seed 0 by default).")
+flags.DEFINE_integer(
+    "seed", 2026, "Scenes are drawn from this seed on until one holds two objects (training uses seed 0 by default)."
+)
 flags.DEFINE_integer("image_size", 64, "Image side in pixels.")
 flags.DEFINE_string("model_dir", None, "Score the captions with this export folder and explain the scores.")
 cli.define_flag_validators(
@@ -44,36 +45,48 @@ def example_captions(scene: synthetic.Scene, seed: int) -> dict:
     """{"true": the scene's caption, "relation reversed": ..., "colour changed": ...}, each in the model's words."""
     reversed_scene = dataclasses.replace(scene, relation=synthetic.INVERSE_RELATION[scene.relation])
     _, colour_changed = scene_captions.hard_negatives(scene, np.random.default_rng(seed))["color"]
-    return {"true": scene_captions.full_caption(scene),
-            "relation reversed": scene_captions.full_caption(reversed_scene), "colour changed": colour_changed}
+    return {
+        "true": scene_captions.full_caption(scene),
+        "relation reversed": scene_captions.full_caption(reversed_scene),
+        "colour changed": colour_changed,
+    }
 
 
 def reading(scores: dict) -> list:
     """What the log-likelihoods say, in sentences."""
-    lines = ["log_likelihood is log P(text | image), summed over the words: the higher, the likelier the model finds "
-             "the text as a caption of this image."]
+    lines = [
+        "log_likelihood is log P(text | image), summed over the words: the higher, the likelier the model finds "
+        "the text as a caption of this image."
+    ]
     for name in ("relation reversed", "colour changed"):
         gap, change = scores["true"] - scores[name], f"the {name}"
         if gap > 0.005:
-            lines.append(f"The true caption beats the one with {change} by {gap:.2f}: the model finds it about "
-                         f"{np.exp(min(gap, 700)):,.0f} times likelier.")
+            lines.append(
+                f"The true caption beats the one with {change} by {gap:.2f}: the model finds it about "
+                f"{np.exp(min(gap, 700)):,.0f} times likelier."
+            )
         else:
             beside = f"{-gap:.2f} above" if gap < -0.005 else "the same as"
-            lines.append(f"The caption with {change} scores {beside} the true one: this model cannot tell them "
-                         "apart yet (a longer training run, --epochs, teaches it).")
+            lines.append(
+                f"The caption with {change} scores {beside} the true one: this model cannot tell them "
+                "apart yet (a longer training run, --epochs, teaches it)."
+            )
     return [wrapped for line in lines for wrapped in textwrap.wrap(line, 110)]
 
 
 def next_commands(image: str, model_dir: str, captions: dict) -> list:
     true, changed = captions["true"], captions["relation reversed"]
-    score = ".venv/bin/python get_similarity_score.py" + (
-        "" if model_dir == DEFAULT_MODEL_DIR else f" --model_dir {model_dir}") + f" --image_path {image}"
+    score = (
+        ".venv/bin/python get_similarity_score.py"
+        + ("" if model_dir == DEFAULT_MODEL_DIR else f" --model_dir {model_dir}")
+        + f" --image_path {image}"
+    )
     return [
         f'{score} --text "{true}" --text "{changed}"    # every score of each text',
         f"{score} --generate    # the model's own captions",
         f'{score} --labels "red circle,blue square,green star"    # zero-shot labels',
-        f".venv/bin/python -c 'import captioning; print(captioning.Scorer(\"{model_dir}\")(images=[\"{image}\"], "
-        f"texts=[\"{true}\", \"{changed}\"]))'    # the same from Python (docs/scoring.md)",
+        f'.venv/bin/python -c \'import captioning; print(captioning.Scorer("{model_dir}")(images=["{image}"], '
+        f'texts=["{true}", "{changed}"]))\'    # the same from Python (docs/scoring.md)',
     ]
 
 

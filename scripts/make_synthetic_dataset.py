@@ -1,6 +1,6 @@
 """Write the built-in synthetic scenes as a COCO captions dataset (D/images/, D/annotations/captions.json).
 
-    python scripts/make_synthetic_dataset.py --output_dir /tmp/scenes --num_images 1000 --seed 7
+python scripts/make_synthetic_dataset.py --output_dir /tmp/scenes --num_images 1000 --seed 7
 """
 
 import os
@@ -29,8 +29,9 @@ cli.define_flag_validators(
 def main(argv):
     del argv
     held_out = parse_combinations(FLAGS.held_out_combinations)
-    path = write_coco_dataset(FLAGS.output_dir, FLAGS.num_images, FLAGS.seed, FLAGS.image_size, held_out,
-                              FLAGS.captions_per_image)
+    path = write_coco_dataset(
+        FLAGS.output_dir, FLAGS.num_images, FLAGS.seed, FLAGS.image_size, held_out, FLAGS.captions_per_image
+    )
     print(f"wrote {FLAGS.num_images} images and {path}")
 
 

@@ -37,7 +37,8 @@ def main(argv):
     started = time.perf_counter()
     try:
         format, annotations, image_dir, kwargs = dataset_source(
-            FLAGS.image_size, os.path.join(FLAGS.output_dir, "synthetic_source"))
+            FLAGS.image_size, os.path.join(FLAGS.output_dir, "synthetic_source")
+        )
         splits = load_examples(format, annotations, image_dir, FLAGS.val_fraction, **kwargs)
         manifest = tfrecords.write_tfrecords(splits, FLAGS.output_dir, FLAGS.image_size, FLAGS.images_per_shard)
     except (ValueError, OSError) as error:

@@ -10,7 +10,6 @@ with or without each colour: 90), is the one each score ranks first true of the 
     python scripts/probe_counts.py --model_dir checkpoints/export --seed 2024 --num_scenes 1500
 """
 
-
 import numpy as np
 from absl import flags
 
@@ -31,8 +30,12 @@ cli.define_flag_validators(
     *((name, lambda value: value >= 1, "must be at least 1") for name in ("num_scenes", "num_ranked")),
 )
 SCORES = ("log_likelihood", "pmi", "contrastive")
-EVERY_COUNT = [(count, shape, color) for count in scene_captions.NUMBER_WORDS for shape in synthetic.SHAPES
-               for color in (None, *synthetic.COLORS)]
+EVERY_COUNT = [
+    (count, shape, color)
+    for count in scene_captions.NUMBER_WORDS
+    for shape in synthetic.SHAPES
+    for color in (None, *synthetic.COLORS)
+]
 
 
 def count_pairs(scenes, image_size: int, rng):
@@ -45,8 +48,10 @@ def count_pairs(scenes, image_size: int, rng):
         count, shape, color = counts[int(rng.integers(len(counts)))]
         image = synthetic.render_scene_png(scene, image_size)
         images += [image, image]
-        texts += [scene_captions.count_caption(count, shape, color),
-                  scene_captions.count_caption(5 - count, shape, color)]  # two <-> three
+        texts += [
+            scene_captions.count_caption(count, shape, color),
+            scene_captions.count_caption(5 - count, shape, color),
+        ]  # two <-> three
         forms.append(f"{scene_captions.NUMBER_WORDS[count]} {'COLOUR ' if color else ''}SHAPEs")
     return images, texts, np.array(forms)
 
@@ -66,11 +71,18 @@ def main(argv):
         chosen = forms == form
         wins = [np.mean(scores[name][0::2][chosen] > scores[name][1::2][chosen]) for name in columns]
         print(f"| {form} | {chosen.sum()} | " + " | ".join(f"{w:.2f}" for w in wins) + " |")
-    ranked = [scene for scene in scenes if scene_captions.true_counts(scene)][:FLAGS.num_ranked]
-    print(f"\n| best of {len(EVERY_COUNT)} count captions is true | scenes | " + " | ".join(names) + " |\n|---|---|"
-          + "---|" * len(names))
-    print(f"| all | {len(ranked)} | " + " | ".join(f"{rate:.2f}" for rate in best_count_is_true(
-        scorer, ranked, FLAGS.image_size, names)) + " |")
+    ranked = [scene for scene in scenes if scene_captions.true_counts(scene)][: FLAGS.num_ranked]
+    print(
+        f"\n| best of {len(EVERY_COUNT)} count captions is true | scenes | "
+        + " | ".join(names)
+        + " |\n|---|---|"
+        + "---|" * len(names)
+    )
+    print(
+        f"| all | {len(ranked)} | "
+        + " | ".join(f"{rate:.2f}" for rate in best_count_is_true(scorer, ranked, FLAGS.image_size, names))
+        + " |"
+    )
 
 
 def best_count_is_true(scorer, scenes, image_size: int, names) -> list:

@@ -9,7 +9,6 @@
     python scripts/probe_relations.py --model_dir checkpoints/export --num_scenes 200 --show 12
 """
 
-
 import numpy as np
 from absl import flags
 
@@ -39,7 +38,7 @@ def main(argv):
     scorer = SavedModelScorer(FLAGS.model_dir)
     rng = np.random.default_rng(FLAGS.seed)
     scenes = [s for s in synthetic.generate_scenes(4 * FLAGS.num_scenes, FLAGS.seed) if s.relation]
-    scenes = scenes[:FLAGS.num_scenes]
+    scenes = scenes[: FLAGS.num_scenes]
     print(f"{'true relation':>14}  " + "  ".join(f"{r:>9}" for r in synthetic.RELATIONS) + "  first object")
     axis, direction, binding = [], [], []
     for number, scene in enumerate(scenes):
@@ -59,11 +58,16 @@ def main(argv):
             true, exchanged = negatives["binding"]
             binding.append(scores[true] > scores[exchanged])
         if number < FLAGS.show:
-            print(f"{scene.relation:>14}  " + "  ".join(f"{by_relation[r]:9.2f}" for r in synthetic.RELATIONS)
-                  + f"  {phrase(first)}")
-    print(f"\nover {len(scenes)} two-object scenes (seed {FLAGS.seed}): axis {np.mean(axis):.3f}, "
-          f"direction {np.mean(direction):.3f}, binding {np.mean(binding):.3f} ({len(binding)} scenes whose objects "
-          "differ in colour or size)")
+            print(
+                f"{scene.relation:>14}  "
+                + "  ".join(f"{by_relation[r]:9.2f}" for r in synthetic.RELATIONS)
+                + f"  {phrase(first)}"
+            )
+    print(
+        f"\nover {len(scenes)} two-object scenes (seed {FLAGS.seed}): axis {np.mean(axis):.3f}, "
+        f"direction {np.mean(direction):.3f}, binding {np.mean(binding):.3f} ({len(binding)} scenes whose objects "
+        "differ in colour or size)"
+    )
 
 
 if __name__ == "__main__":

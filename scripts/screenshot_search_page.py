@@ -7,6 +7,7 @@ Indexes --images unseen synthetic scenes (files named scene-NNNN.png) into a tem
 tests/serving/test_web_page.py does) to write search_gallery.png, search_results.png, search_viewer.png and
 search_narrow.png.
 """
+
 import argparse
 import os
 import socket
@@ -64,8 +65,17 @@ def browser(window):
 
     options = webdriver.ChromeOptions()
     options.binary_location = shutil.which("chromium") or shutil.which("chromium-browser")
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", f"--window-size={window}"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--window-size={window}",
+    ):
         options.add_argument(flag)
     return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
 
@@ -84,8 +94,11 @@ def screenshots(url, out_dir, window):
             raise OSError(f"could not write {os.path.join(out_dir, name)}")
 
     def images_loaded(_):
-        return all(driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
-                   for image in driver.find_elements(By.CSS_SELECTOR, "img") if image.is_displayed())
+        return all(
+            driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
+            for image in driver.find_elements(By.CSS_SELECTOR, "img")
+            if image.is_displayed()
+        )
 
     try:
         driver.get(url)
@@ -123,9 +136,19 @@ def main():
         index_dir, scene_dir = os.path.join(work, "index"), os.path.join(work, "scenes")
         build_index(args.model_dir, index_dir, scene_dir, args.images)
         rest_port = free_port()
-        server = subprocess.Popen([sys.executable, "-m", "serving.server", f"--model_base_path={args.model_dir}",
-                                   f"--index_dir={index_dir}", f"--port={free_port()}", f"--rest_api_port={rest_port}"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving.server",
+                f"--model_base_path={args.model_dir}",
+                f"--index_dir={index_dir}",
+                f"--port={free_port()}",
+                f"--rest_api_port={rest_port}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_for_port(rest_port, server)
             screenshots(f"http://127.0.0.1:{rest_port}/", args.out_dir, args.window)

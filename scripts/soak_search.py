@@ -11,6 +11,7 @@ found: every listed entry's file is served and the entry found by a search over 
 matches the listing, and no image was answered `201 added` more often than it was deleted plus once. Exit code 1
 if anything failed.
 """
+
 import argparse
 import collections
 import io
@@ -26,8 +27,15 @@ import numpy as np
 from PIL import Image
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-QUERIES = ("a red circle", "a blue square", "a green star", "a yellow cross", "a purple triangle",
-           "a white circle left of a gray square", "an orange star")
+QUERIES = (
+    "a red circle",
+    "a blue square",
+    "a green star",
+    "a yellow cross",
+    "a purple triangle",
+    "a white circle left of a gray square",
+    "an orange star",
+)
 EXPECTED = {"add": (200, 201), "delete": (204, 404), "search": (200,)}
 POOL = 200  # images the clients share; the final search asks for all of them
 
@@ -65,10 +73,18 @@ def soak(base_url, clients, seconds, pool=POOL, seed=0):
                     elif roll < 0.65:
                         kind, response = "delete", http.delete(f"/api/images/{image_id}")
                     else:
-                        kind, response = "search", http.get("/search", params={
-                            "q": QUERIES[int(rng.integers(len(QUERIES)))], "k": 5, "candidates": 16})
-                    error = None if response.status_code in EXPECTED[kind] else \
-                        f"{kind} {response.status_code}: {response.text[:200]}"
+                        kind, response = (
+                            "search",
+                            http.get(
+                                "/search",
+                                params={"q": QUERIES[int(rng.integers(len(QUERIES)))], "k": 5, "candidates": 16},
+                            ),
+                        )
+                    error = (
+                        None
+                        if response.status_code in EXPECTED[kind]
+                        else f"{kind} {response.status_code}: {response.text[:200]}"
+                    )
                 except httpx.HTTPError as failure:
                     kind, response, error = None, None, f"{type(failure).__name__}: {failure}"
                 with lock:
@@ -105,8 +121,12 @@ def problems_after(base_url, report):
         count = http.get("/api/images/count").json()["count"]
         if count != len(listed):
             found_problems.append(f"count {count} but {len(listed)} listed")
-        found = {row["id"] for row in http.get("/search", params={
-            "q": "a picture", "k": max(count, 1), "candidates": max(count, 1)}).json()}
+        found = {
+            row["id"]
+            for row in http.get(
+                "/search", params={"q": "a picture", "k": max(count, 1), "candidates": max(count, 1)}
+            ).json()
+        }
         for image_id in listed:
             if http.get(f"/api/images/{image_id}/file").status_code != 200:
                 found_problems.append(f"{image_id} is listed but its file is not served")
@@ -120,6 +140,7 @@ def problems_after(base_url, report):
 
 def _free_port():
     import socket
+
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
@@ -137,13 +158,24 @@ def main():
         if model_base_path is None:
             sys.path.insert(0, REPO)
             from tests.fake_model import export_fake_model
+
             model_base_path = os.path.join(scratch, "export")
             export_fake_model(model_base_path, 1)
         port = _free_port()
-        server = subprocess.Popen([sys.executable, "-m", "serving.server", f"--model_base_path={model_base_path}",
-                                   f"--index_dir={os.path.join(scratch, 'index')}", "--port=0",
-                                   f"--rest_api_port={port}", f"--max_search_results={max(args.pool, 100)}",
-                                   f"--max_search_candidates={max(args.pool, 256)}"], cwd=REPO)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving.server",
+                f"--model_base_path={model_base_path}",
+                f"--index_dir={os.path.join(scratch, 'index')}",
+                "--port=0",
+                f"--rest_api_port={port}",
+                f"--max_search_results={max(args.pool, 100)}",
+                f"--max_search_candidates={max(args.pool, 256)}",
+            ],
+            cwd=REPO,
+        )
         base_url = f"http://127.0.0.1:{port}"
         try:
             deadline = time.monotonic() + 180
@@ -164,11 +196,13 @@ def main():
     tally = collections.Counter()
     for answers in report["answers"].values():
         tally.update(answers)
-    print(f"{args.clients} clients, {args.seconds:g} s: {report['requests']} requests, {len(report['errors'])} errors; "
-          f"{tally['201']} added, {tally['200']} already in, {tally['204']} deleted, {tally['404']} already gone; "
-          f"{len(problems)} problems in the final state; "
-          f"latency p50 {np.percentile(latencies, 50):.1f} ms, p99 {np.percentile(latencies, 99):.1f} ms")
-    for line in (report["errors"][:10] + problems[:10]):
+    print(
+        f"{args.clients} clients, {args.seconds:g} s: {report['requests']} requests, {len(report['errors'])} errors; "
+        f"{tally['201']} added, {tally['200']} already in, {tally['204']} deleted, {tally['404']} already gone; "
+        f"{len(problems)} problems in the final state; "
+        f"latency p50 {np.percentile(latencies, 50):.1f} ms, p99 {np.percentile(latencies, 99):.1f} ms"
+    )
+    for line in report["errors"][:10] + problems[:10]:
         print("error:", line)
     sys.exit(1 if report["errors"] or problems else 0)
 

@@ -8,6 +8,7 @@ splits every output back by row.  Like TF Serving, a request with more rows
 than `max_batch_size` is rejected rather than run alone, so a client that
 works here works against TF Serving with the same batching parameters.
 """
+
 import collections
 import threading
 import time
@@ -32,8 +33,10 @@ class BatchingOptions:
     def __post_init__(self):
         unbatchable = sorted(name for name in self.signatures if name in SIGNATURES and not SIGNATURES[name].batches)
         if unbatchable:
-            raise ValueError(f"cannot batch {', '.join(unbatchable)}: its outputs are not one row per input row "
-                             "(captioning/export/signatures.py)")
+            raise ValueError(
+                f"cannot batch {', '.join(unbatchable)}: its outputs are not one row per input row "
+                "(captioning/export/signatures.py)"
+            )
 
 
 class _Task:
@@ -124,8 +127,7 @@ class Batcher:
         if len(batch) == 1:
             self._run_alone(batch[0])
             return
-        merged = {alias: np.concatenate([task.inputs[alias] for task in batch])
-                  for alias in batch[0].inputs}
+        merged = {alias: np.concatenate([task.inputs[alias] for task in batch]) for alias in batch[0].inputs}
         try:
             parts = _split(self._run(merged), [task.rows for task in batch])
         except Exception:

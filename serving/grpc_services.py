@@ -3,6 +3,7 @@
 Classify, Regress, MultiInference and HandleReloadConfigRequest are left to
 the generated base classes, which answer UNIMPLEMENTED.
 """
+
 import functools
 
 from absl import logging
@@ -59,8 +60,13 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
         _require_model_spec(request)
         servable = self._registry.get(*requested_version(request.model_spec))
         signature_name, outputs = self._predictor.predict(
-            servable, request.model_spec.signature_name, request.inputs,
-            request.output_filter, decode=tensors.from_proto, measure=tensors.proto_size)
+            servable,
+            request.model_spec.signature_name,
+            request.inputs,
+            request.output_filter,
+            decode=tensors.from_proto,
+            measure=tensors.proto_size,
+        )
         response = predict_pb2.PredictResponse()
         response.model_spec.name = request.model_spec.name
         response.model_spec.version.value = servable.version

@@ -6,6 +6,7 @@ format as the request: {"predictions": [...]} or {"outputs": ...}, with
 outputs whose name ends in "_bytes" base64-encoded and floats written the way
 TF Serving writes them.
 """
+
 import base64
 import binascii
 import enum
@@ -40,7 +41,7 @@ def parse_body(body):
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as error:
-        raise _parse_error(_rapidjson_message(error), len(text[:error.pos].encode("utf-8"))) from None
+        raise _parse_error(_rapidjson_message(error), len(text[: error.pos].encode("utf-8"))) from None
     except RecursionError:
         raise invalid_argument("JSON Parse error: the document is nested too deeply") from None
     if not isinstance(doc, dict):
@@ -64,8 +65,11 @@ _RAPIDJSON_MESSAGES = (
 
 def _rapidjson_message(error):
     if error.msg.startswith("Expecting ',' delimiter"):  # rapidjson says which bracket it expected
-        return ("Missing a comma or '}' after an object member." if _innermost_bracket(error.doc, error.pos) == "{"
-                else "Missing a comma or ']' after an array element.")
+        return (
+            "Missing a comma or '}' after an object member."
+            if _innermost_bracket(error.doc, error.pos) == "{"
+            else "Missing a comma or ']' after an array element."
+        )
     for python, rapidjson in _RAPIDJSON_MESSAGES:
         if error.msg.startswith(python):
             return rapidjson
@@ -95,8 +99,9 @@ def _parse_error(message, offset):
 def signature_name(doc):
     name = doc.get("signature_name", "")
     if not isinstance(name, str):
-        raise invalid_argument(f"JSON Value: {_dump(doc)} not formatted correctly. "
-                               "'signature_name' key must be a string value.")
+        raise invalid_argument(
+            f"JSON Value: {_dump(doc)} not formatted correctly. 'signature_name' key must be a string value."
+        )
     return name
 
 
@@ -108,8 +113,7 @@ def request_inputs(doc, input_dtypes, check_sizes=None):
     """
     has_rows, has_columns = Format.ROW.value in doc, Format.COLUMNAR.value in doc
     if has_rows and has_columns:
-        raise _format_error(doc, "Not formatted correctly expecting only one of 'inputs' or "
-                                 "'instances' keys to exist ")
+        raise _format_error(doc, "Not formatted correctly expecting only one of 'inputs' or 'instances' keys to exist ")
     if check_sizes is not None:
         check_sizes(_declared_sizes(doc, input_dtypes))
     if has_rows:
@@ -133,8 +137,9 @@ def response_json(outputs, request_format):
         if outputs[name].ndim == 0:
             raise invalid_argument(f"Tensor name: {name} has no shape information ")
         if batch is not None and outputs[name].shape[0] != batch:
-            raise invalid_argument(f"Tensor name: {name} has inconsistent batch size: "
-                                   f"{outputs[name].shape[0]} expecting: {batch}")
+            raise invalid_argument(
+                f"Tensor name: {name} has inconsistent batch size: {outputs[name].shape[0]} expecting: {batch}"
+            )
         batch = outputs[name].shape[0]
     rows = []
     for row in range(batch):
@@ -150,8 +155,10 @@ def _from_instances(doc, input_dtypes):
     if not instances:
         raise _format_error(doc, "No values in 'instances' array")
     if not isinstance(instances[0], dict) and len(input_dtypes) > 1:
-        raise invalid_argument("instances is a plain list, but expecting list of objects as "
-                               "multiple input tensors required as per tensorinfo_map")
+        raise invalid_argument(
+            "instances is a plain list, but expecting list of objects as "
+            "multiple input tensors required as per tensorinfo_map"
+        )
     named = _is_named_object(instances[0])
     names = sorted(input_dtypes)
     columns = {name: _Column(input_dtypes[name]) for name in names}
@@ -169,7 +176,8 @@ def _from_instances(doc, input_dtypes):
             if set(item) != set(names):
                 raise invalid_argument(
                     f"Failed to process element: {index} of 'instances' list. JSON object: "
-                    f"{_dump(item)} keys must be equal to: {','.join(names)}")
+                    f"{_dump(item)} keys must be equal to: {','.join(names)}"
+                )
         else:
             if _is_named_object(item):
                 raise invalid_argument(f"Expecting value/list but got object at item {index} of input list")
@@ -182,16 +190,19 @@ def _from_instances(doc, input_dtypes):
 
 def _element_error(error, where):
     status = error.code.name
-    return ServingError(error.code, f"Failed to process element: {where} of 'instances' list. "
-                                    f"Error: {status}: {error.message}")
+    return ServingError(
+        error.code, f"Failed to process element: {where} of 'instances' list. Error: {status}: {error.message}"
+    )
 
 
 def _from_inputs(value, input_dtypes):
     if not _is_named_object(value):
         if len(input_dtypes) > 1:
-            raise invalid_argument("inputs is a plain value/list, but expecting an object as "
-                                   "multiple input tensors required as per tensorinfo_map")
-        (name, dtype), = input_dtypes.items()
+            raise invalid_argument(
+                "inputs is a plain value/list, but expecting an object as "
+                "multiple input tensors required as per tensorinfo_map"
+            )
+        ((name, dtype),) = input_dtypes.items()
         return {name: _to_array(value, dtype)}
     arrays = {}
     for name in sorted(input_dtypes):
@@ -213,8 +224,7 @@ class _Column:
         if self.items and item.size != self.items[0].size:
             raise invalid_argument(f"Expecting tensor size: {self.items[0].size} but got: {item.size}")
         if self.items and item.shape != self.items[0].shape:
-            raise invalid_argument(f"Expecting shape {_shape(self.items[0].shape)} but got: "
-                                   f"{_shape(item.shape)}")
+            raise invalid_argument(f"Expecting shape {_shape(self.items[0].shape)} but got: {_shape(item.shape)}")
         self.items.append(item)
 
     def array(self):
@@ -224,6 +234,7 @@ class _Column:
 def _declared_sizes(doc, input_dtypes):
     """{alias: TensorSize} the inputs declare, read along each list's first element (what building them checks
     every other element against), building nothing; inputs whose layout is malformed are left to the parse."""
+
     def size(shape, dtype):
         elements = math.prod(shape)
         itemsize = 0 if dtype == types_pb2.DT_STRING else np.dtype(_NUMPY.get(dtype, np.float64)).itemsize
@@ -233,16 +244,20 @@ def _declared_sizes(doc, input_dtypes):
     if isinstance(instances, list) and instances:
         first = instances[0]
         if _is_named_object(first):
-            return {name: size([len(instances)] + _probe_shape(first[name]), dtype)
-                    for name, dtype in input_dtypes.items() if name in first}
+            return {
+                name: size([len(instances)] + _probe_shape(first[name]), dtype)
+                for name, dtype in input_dtypes.items()
+                if name in first
+            }
         if len(input_dtypes) == 1:
-            (name, dtype), = input_dtypes.items()
+            ((name, dtype),) = input_dtypes.items()
             return {name: size([len(instances)] + _probe_shape(first), dtype)}
     if _is_named_object(columns):
-        return {name: size(_probe_shape(columns[name]), dtype)
-                for name, dtype in input_dtypes.items() if name in columns}
+        return {
+            name: size(_probe_shape(columns[name]), dtype) for name, dtype in input_dtypes.items() if name in columns
+        }
     if columns is not None and len(input_dtypes) == 1:
-        (name, dtype), = input_dtypes.items()
+        ((name, dtype),) = input_dtypes.items()
         return {name: size(_probe_shape(columns), dtype)}
     return {}
 
@@ -277,33 +292,45 @@ def _to_array(value, dtype):
 def _fill(value, level, shape, dtype, out):
     if not isinstance(value, list):
         if level != len(shape):
-            raise invalid_argument(f"JSON Value: {_dump(value)} found at incorrect level: {level + 1} "
-                                   f"in the JSON DOM. Expected at level: {len(shape)}")
+            raise invalid_argument(
+                f"JSON Value: {_dump(value)} found at incorrect level: {level + 1} "
+                f"in the JSON DOM. Expected at level: {len(shape)}"
+            )
         out.append(_scalar(value, dtype))
         return
     if level >= len(shape):
         raise invalid_argument(f"Encountered list at unexpected level: {level} expected < {len(shape)}")
     if len(value) != shape[level]:
-        raise invalid_argument(f"Encountered list at unexpected size: {len(value)} at level: {level} "
-                               f"expected size: {shape[level]}")
+        raise invalid_argument(
+            f"Encountered list at unexpected size: {len(value)} at level: {level} expected size: {shape[level]}"
+        )
     for item in value:
         _fill(item, level + 1, shape, dtype, out)
 
 
 # Integer ranges as rapidjson's IsInt/IsInt64/IsUint/IsUint64 check them.
 _INT_RANGES = {
-    types_pb2.DT_INT8: (-2**31, 2**31), types_pb2.DT_INT16: (-2**31, 2**31),
-    types_pb2.DT_INT32: (-2**31, 2**31), types_pb2.DT_UINT8: (-2**31, 2**31),
-    types_pb2.DT_INT64: (-2**63, 2**63),
-    types_pb2.DT_UINT32: (0, 2**32), types_pb2.DT_UINT64: (0, 2**64),
+    types_pb2.DT_INT8: (-(2**31), 2**31),
+    types_pb2.DT_INT16: (-(2**31), 2**31),
+    types_pb2.DT_INT32: (-(2**31), 2**31),
+    types_pb2.DT_UINT8: (-(2**31), 2**31),
+    types_pb2.DT_INT64: (-(2**63), 2**63),
+    types_pb2.DT_UINT32: (0, 2**32),
+    types_pb2.DT_UINT64: (0, 2**64),
 }
 # Largest integer each float type holds exactly.
 _FLOAT_EXACT_INT = {types_pb2.DT_FLOAT: 2**24 - 1, types_pb2.DT_DOUBLE: 2**53 - 1}
 _STAGING = {types_pb2.DT_INT8: np.int32, types_pb2.DT_INT16: np.int32, types_pb2.DT_UINT8: np.int32}
 _NUMPY = {
-    types_pb2.DT_FLOAT: np.float32, types_pb2.DT_DOUBLE: np.float64, types_pb2.DT_BOOL: np.bool_,
-    types_pb2.DT_INT8: np.int8, types_pb2.DT_INT16: np.int16, types_pb2.DT_INT32: np.int32,
-    types_pb2.DT_UINT8: np.uint8, types_pb2.DT_INT64: np.int64, types_pb2.DT_UINT32: np.uint32,
+    types_pb2.DT_FLOAT: np.float32,
+    types_pb2.DT_DOUBLE: np.float64,
+    types_pb2.DT_BOOL: np.bool_,
+    types_pb2.DT_INT8: np.int8,
+    types_pb2.DT_INT16: np.int16,
+    types_pb2.DT_INT32: np.int32,
+    types_pb2.DT_UINT8: np.uint8,
+    types_pb2.DT_INT64: np.int64,
+    types_pb2.DT_UINT32: np.uint32,
     types_pb2.DT_UINT64: np.uint64,
 }
 
@@ -326,16 +353,18 @@ def _scalar(value, dtype):
         if not is_number:
             raise _type_error(value, dtype)
         if not _is_lossless(value, dtype):
-            raise invalid_argument(f"Cannot convert JSON value: {_dump(value)} to "
-                                   f"{tensors.dtype_name(dtype)} without loss of precision.")
+            raise invalid_argument(
+                f"Cannot convert JSON value: {_dump(value)} to {tensors.dtype_name(dtype)} without loss of precision."
+            )
         return value
     if dtype in _INT_RANGES:
         low, high = _INT_RANGES[dtype]
         if not (is_number and isinstance(value, int) and low <= value < high):
             raise _type_error(value, dtype)
         return value
-    raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f"Conversion of JSON Value: {_dump(value)} "
-                                                      f"to type: {tensors.dtype_name(dtype)}")
+    raise ServingError(
+        grpc.StatusCode.UNIMPLEMENTED, f"Conversion of JSON Value: {_dump(value)} to type: {tensors.dtype_name(dtype)}"
+    )
 
 
 def _is_lossless(value, dtype):
@@ -361,8 +390,9 @@ def _is_named_object(value):
 
 
 def _type_error(value, dtype):
-    return invalid_argument(f"JSON Value: {_dump(value)} Type: {_json_type(value)} is not of "
-                            f"expected type: {tensors.dtype_name(dtype)}")
+    return invalid_argument(
+        f"JSON Value: {_dump(value)} Type: {_json_type(value)} is not of expected type: {tensors.dtype_name(dtype)}"
+    )
 
 
 def _format_error(doc, message):

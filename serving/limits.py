@@ -41,16 +41,22 @@ class RequestLimits:
         """INVALID_ARGUMENT when inputs of these sizes ({alias: tensors.TensorSize}) are over a limit."""
         for alias, size in sizes.items():
             if size.rows > self.max_rows_per_call:
-                raise invalid_argument(f"{alias} has {size.rows} rows; this server takes at most "
-                                       f"{self.max_rows_per_call} per call (--max_rows_per_call)")
+                raise invalid_argument(
+                    f"{alias} has {size.rows} rows; this server takes at most "
+                    f"{self.max_rows_per_call} per call (--max_rows_per_call)"
+                )
         elements = sum(size.elements for size in sizes.values())
         if elements > self.max_input_elements:
-            raise invalid_argument(f"the inputs hold {elements} values; this server takes at most "
-                                   f"{self.max_input_elements} per call (--max_input_elements)")
+            raise invalid_argument(
+                f"the inputs hold {elements} values; this server takes at most "
+                f"{self.max_input_elements} per call (--max_input_elements)"
+            )
         nbytes = sum(size.bytes for size in sizes.values())
         if nbytes > self.max_input_bytes:
-            raise invalid_argument(f"the inputs hold {nbytes} bytes; this server takes at most "
-                                   f"{self.max_input_bytes} per call (--max_input_bytes)")
+            raise invalid_argument(
+                f"the inputs hold {nbytes} bytes; this server takes at most "
+                f"{self.max_input_bytes} per call (--max_input_bytes)"
+            )
 
     def check(self, signature_name: str, arrays: dict) -> None:
         """INVALID_ARGUMENT when a request to `signature_name` with these inputs ({alias: numpy}) is over a limit."""
@@ -58,8 +64,10 @@ class RequestLimits:
         if signature_name == "score_matrix":
             pairs = arrays[IMAGE_INPUT].shape[0] * arrays["text"].shape[0]
             if pairs > self.max_matrix_pairs:
-                raise invalid_argument(f"score_matrix of {pairs} image-text pairs; this server takes at most "
-                                       f"{self.max_matrix_pairs} per call (--max_matrix_pairs)")
+                raise invalid_argument(
+                    f"score_matrix of {pairs} image-text pairs; this server takes at most "
+                    f"{self.max_matrix_pairs} per call (--max_matrix_pairs)"
+                )
         if signature_name == "generate_caption":
             self._check_scalar(arrays, "beam_size", self.max_beam_size, "--max_beam_size")
             self._check_scalar(arrays, "max_length", self.max_caption_length, "--max_caption_length")
@@ -67,9 +75,11 @@ class RequestLimits:
             if IMAGE_INPUT in arrays and beams is not None and beams.size == 1:
                 hypotheses = arrays[IMAGE_INPUT].shape[0] * int(beams)
                 if hypotheses > self.max_caption_hypotheses:
-                    raise invalid_argument(f"generate_caption of {hypotheses} hypotheses (images x beam_size); this "
-                                           f"server takes at most {self.max_caption_hypotheses} per call "
-                                           "(--max_caption_hypotheses)")
+                    raise invalid_argument(
+                        f"generate_caption of {hypotheses} hypotheses (images x beam_size); this "
+                        f"server takes at most {self.max_caption_hypotheses} per call "
+                        "(--max_caption_hypotheses)"
+                    )
         images = arrays.get(IMAGE_INPUT)
         if images is not None and images.dtype == object:
             self._check_images(images.reshape(-1))
@@ -84,11 +94,15 @@ class RequestLimits:
             if cost is not None:
                 pixels, frames = pixels + cost.pixels, frames + cost.frames
         if pixels > self.max_request_pixels:
-            raise invalid_argument(f"{IMAGE_INPUT}: the call's {len(images)} images decode to {pixels} pixels; this "
-                                   f"server takes at most {self.max_request_pixels} per call (--max_request_pixels)")
+            raise invalid_argument(
+                f"{IMAGE_INPUT}: the call's {len(images)} images decode to {pixels} pixels; this "
+                f"server takes at most {self.max_request_pixels} per call (--max_request_pixels)"
+            )
         if frames > self.max_request_frames:
-            raise invalid_argument(f"{IMAGE_INPUT}: the call's {len(images)} images hold {frames} frames; this "
-                                   f"server takes at most {self.max_request_frames} per call (--max_request_frames)")
+            raise invalid_argument(
+                f"{IMAGE_INPUT}: the call's {len(images)} images hold {frames} frames; this "
+                f"server takes at most {self.max_request_frames} per call (--max_request_frames)"
+            )
 
     @staticmethod
     def _check_scalar(arrays, alias, limit, flag):

@@ -5,6 +5,7 @@ finds them, the model's version policy (default: latest 1) picks the versions
 to serve, new ones are loaded, and versions no longer wanted are unloaded only
 once a wanted version is available, so the model never goes dark mid-swap.
 """
+
 import os
 import threading
 from collections import Counter
@@ -40,8 +41,7 @@ def read_model_config_file(path):
     configs = list(config.model_config_list.config)
     for model in configs:
         if model.model_platform not in _PLATFORMS:
-            raise InvalidInput(f"{path}: model {model.name!r} has unsupported platform "
-                               f"{model.model_platform!r}")
+            raise InvalidInput(f"{path}: model {model.name!r} has unsupported platform {model.model_platform!r}")
     return configs
 
 
@@ -70,8 +70,7 @@ class ModelRegistry:
         self._poller = None
         for config in configs:
             if not os.path.isdir(config.base_path):
-                raise FileNotFoundError(
-                    f"Could not find base path {config.base_path} for servable {config.name}")
+                raise FileNotFoundError(f"Could not find base path {config.base_path} for servable {config.name}")
 
     @property
     def model_names(self):
@@ -214,7 +213,7 @@ def _wanted_versions(policy, versions):
     if choice == "specific":
         return set(versions) & set(policy.specific.versions)
     count = policy.latest.num_versions if choice == "latest" else 1
-    return set(versions[-max(count, 1):])
+    return set(versions[-max(count, 1) :])
 
 
 def _version_status(version, state, error):

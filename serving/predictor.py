@@ -3,6 +3,7 @@
 Checks run in the order of TF Serving's predict_util.cc so a request with
 several problems gets the same first error, with the same message.
 """
+
 import threading
 
 import grpc
@@ -31,9 +32,11 @@ class Predictor:
     def prepare(self, servable):
         if self._batching is None:
             return
-        batchers = {(servable, name): Batcher(signature.run, self._batching)
-                    for name, signature in servable.signatures.items()
-                    if name in self._batching.signatures}
+        batchers = {
+            (servable, name): Batcher(signature.run, self._batching)
+            for name, signature in servable.signatures.items()
+            if name in self._batching.signatures
+        }
         with self._lock:
             self._batchers.update(batchers)
 
@@ -48,8 +51,7 @@ class Predictor:
         """The signature a request names (empty means serving_default)."""
         name = signature_name or DEFAULT_SIGNATURE
         if name not in servable.signatures:
-            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION,
-                               f'Serving signature key "{name}" not found.')
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, f'Serving signature key "{name}" not found.')
         return servable.signatures[name]
 
     def predict(self, servable, signature_name, inputs, output_filter=(), decode=None, measure=None):
@@ -80,13 +82,15 @@ def _check_aliases(signature, inputs):
             f"input size does not match signature: {len(sent)}!={len(expected)} "
             f"len({{{_join(sent)}}}) != len({{{_join(expected)}}}). "
             f"Sent extra: {{{_join(sent - expected)}}}. "
-            f"Missing but required: {{{_join(expected - sent)}}}.")
+            f"Missing but required: {{{_join(expected - sent)}}}."
+        )
     for alias in signature.inputs:
         if alias not in inputs:
             raise invalid_argument(
                 f"Signature input alias: {alias}(feed name: {signature.feed_names[alias]}) "
                 f"not found in request and no default value provided. Inputs expected to "
-                f"be in the request {{{_join(sent)}}}, or default input alias set: ")
+                f"be in the request {{{_join(sent)}}}, or default input alias set: "
+            )
 
 
 def _each_input(signature, inputs, function):
@@ -107,7 +111,8 @@ def _output_aliases(signature, output_filter):
         if alias not in signature.outputs:
             raise invalid_argument(
                 f"output tensor alias not found in signature: {alias} Outputs expected "
-                f"to be in the set {{{_join(signature.outputs)}}}.")
+                f"to be in the set {{{_join(signature.outputs)}}}."
+            )
         if alias in seen:
             raise invalid_argument(f"duplicate output tensor alias: {alias}")
         seen.append(alias)
@@ -122,12 +127,13 @@ def _check_inputs(signature, arrays):
         given = tensors.dtype_of(array)
         if given != expected:
             raise invalid_argument(
-                f"Expects arg[{index}] to be {tensors.dtype_name(expected)} but "
-                f"{tensors.dtype_name(given)} is provided")
+                f"Expects arg[{index}] to be {tensors.dtype_name(expected)} but {tensors.dtype_name(given)} is provided"
+            )
         if not spec.shape.is_compatible_with(array.shape):
             raise invalid_argument(
                 f"Expects arg[{index}] ({alias}) to have shape {_shape(spec.shape)} but "
-                f"{_shape(array.shape)} is provided")
+                f"{_shape(array.shape)} is provided"
+            )
 
 
 def _shape(shape):

@@ -4,6 +4,7 @@
 nothing about HTTP servers; serving/web routes the project's one HTTP stack
 (FastAPI on uvicorn) to it.
 """
+
 import json
 import re
 from http import HTTPStatus
@@ -21,10 +22,8 @@ from serving.status import ServingError, from_error, invalid_argument
 
 # TF Serving's path patterns (http_rest_api_util.cc); it only claims /v1/ paths.
 _API_PATH = re.compile(r"/v1/.*", re.I)
-_POST_PATH = re.compile(
-    r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)", re.I)
-_GET_PATH = re.compile(
-    r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(?:/(metadata))?", re.I)
+_POST_PATH = re.compile(r"/v1/models/([^/:]+)(?:/versions/(\d+)|/labels/([^/:]+))?:(classify|regress|predict)", re.I)
+_GET_PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:/versions/(\d+)|/labels/([^/:]+))?(?:/(metadata))?", re.I)
 _INT64_MAX = 2**63 - 1
 
 
@@ -55,8 +54,7 @@ class RestApi:
         if method == "POST":
             if action == "predict":
                 return self._predict(name, version, label, body)
-            raise ServingError(grpc.StatusCode.UNIMPLEMENTED,
-                               f"{action} is not supported by this server")
+            raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f"{action} is not supported by this server")
         if not name:
             raise invalid_argument("Missing model name in request.")
         if action == "metadata":
@@ -70,28 +68,30 @@ class RestApi:
         key = signature_name or DEFAULT_SIGNATURE
         if key not in servable.signatures:
             raise invalid_argument(f'Serving signature name: "{key}" not found in signature def')
-        input_dtypes = {alias: spec.dtype.as_datatype_enum
-                        for alias, spec in servable.signatures[key].inputs.items()}
+        input_dtypes = {alias: spec.dtype.as_datatype_enum for alias, spec in servable.signatures[key].inputs.items()}
         if not input_dtypes:
-            raise invalid_argument(
-                f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
+            raise invalid_argument(f"Failed to get input map for signature: {signature_name or 'DEFAULT'}")
         request_format, inputs = json_tensors.request_inputs(doc, input_dtypes, self._predictor.limits.check_sizes)
         _, outputs = self._predictor.predict(servable, signature_name, inputs)
         return json_tensors.response_json(outputs, request_format)
 
     def _status(self, name, version, label):
         response = get_model_status_pb2.GetModelStatusResponse(
-            model_version_status=self._registry.status(name, version, label))
+            model_version_status=self._registry.status(name, version, label)
+        )
         return json.dumps(_to_dict(response), indent=1)
 
     def _metadata(self, name, version, label):
         servable = self._registry.get(name, version, label)
         model_spec = model_pb2.ModelSpec(name=servable.name)
         model_spec.version.value = servable.version
-        return json.dumps({
-            "model_spec": _to_dict(model_spec),
-            "metadata": {SIGNATURE_DEF_FIELD: _to_dict(servable.signature_def_map())},
-        }, indent=1)
+        return json.dumps(
+            {
+                "model_spec": _to_dict(model_spec),
+                "metadata": {SIGNATURE_DEF_FIELD: _to_dict(servable.signature_def_map())},
+            },
+            indent=1,
+        )
 
 
 def _version(text):
@@ -104,4 +104,5 @@ def _version(text):
 
 def _to_dict(message):
     return json_format.MessageToDict(
-        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True)
+        message, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )

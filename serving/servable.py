@@ -1,4 +1,5 @@
 """One loaded version of a SavedModel and the signatures it serves."""
+
 from dataclasses import dataclass
 
 import tensorflow as tf
@@ -27,8 +28,7 @@ class Signature:
         Model errors (a corrupt image, an empty text, ...) become ServingErrors
         carrying the model's status code and message.
         """
-        tensors = {alias: tf.constant(value, dtype=self.inputs[alias].dtype)
-                   for alias, value in inputs.items()}
+        tensors = {alias: tf.constant(value, dtype=self.inputs[alias].dtype) for alias, value in inputs.items()}
         try:
             outputs = self.function(**tensors)
         except tf.errors.OpError as error:
@@ -50,8 +50,7 @@ class Servable:
         self.signature_defs = _read_signature_defs(path)
         self._model = tf.saved_model.load(path, tags=[SERVING_TAG])
         self.signatures = {
-            key: _signature(key, function, self.signature_defs[key])
-            for key, function in self._model.signatures.items()
+            key: _signature(key, function, self.signature_defs[key]) for key, function in self._model.signatures.items()
         }
 
     def signature_def_map(self):

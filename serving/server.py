@@ -9,6 +9,7 @@ loaded version; SIGTERM/SIGINT stop accepting requests, finish the ones in
 flight and exit 0.  The REST port is one FastAPI app (serving/web): TF
 Serving's REST API, and with --index_dir the search API and page.
 """
+
 import os
 import signal
 import threading
@@ -81,8 +82,9 @@ class ModelServer:
     def __init__(self, options):
         self.options = options
         self.predictor = Predictor(options.batching, options.limits)
-        self.registry = ModelRegistry(options.model_configs, on_load=self.predictor.prepare,
-                                      on_unload=self.predictor.release)
+        self.registry = ModelRegistry(
+            options.model_configs, on_load=self.predictor.prepare, on_unload=self.predictor.release
+        )
         self.grpc_port = None
         self.rest_port = None
         self._health = health.HealthServicer()
@@ -95,8 +97,7 @@ class ModelServer:
     def start(self):
         """Loads every model, then opens the ports; False if stopped while loading."""
         options = self.options
-        if not self.registry.wait_until_available(options.file_system_poll_wait_seconds,
-                                                  self._stop_requested):
+        if not self.registry.wait_until_available(options.file_system_poll_wait_seconds, self._stop_requested):
             return False
         self.registry.start_polling(options.file_system_poll_wait_seconds)
         if options.search and options.rest_api_port is not None:
@@ -117,11 +118,12 @@ class ModelServer:
                 ("grpc.server_handshake_timeout_ms", int(connections.header_timeout_seconds * 1000)),
                 ("grpc.max_connection_idle_ms", int(connections.idle_timeout_seconds * 1000)),
                 ("grpc.max_concurrent_streams", GRPC_STREAMS_PER_CONNECTION),
-            ])
+            ],
+        )
         prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-            PredictionService(self.registry, self.predictor), self._grpc_server)
-        model_service_pb2_grpc.add_ModelServiceServicer_to_server(
-            ModelService(self.registry), self._grpc_server)
+            PredictionService(self.registry, self.predictor), self._grpc_server
+        )
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(self.registry), self._grpc_server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc_server)
         # Every model is loaded by now, so health says SERVING from the first connection.
         for service in ("",) + _SERVICES:
@@ -131,8 +133,10 @@ class ModelServer:
         except RuntimeError:  # grpc's "Failed to bind"
             self.grpc_port = None
         if not self.grpc_port:
-            raise OSError(f"cannot serve gRPC on {options.host}:{options.port}: the port is in use (or the address is "
-                          "not this machine's); stop the other server or give another --port")
+            raise OSError(
+                f"cannot serve gRPC on {options.host}:{options.port}: the port is in use (or the address is "
+                "not this machine's); stop the other server or give another --port"
+            )
         self._grpc_server.start()
         if options.rest_api_port is not None:
             app = create_app(RestApi(self.registry, self.predictor), self.search, _web_guards(options))
@@ -140,13 +144,18 @@ class ModelServer:
             try:
                 self._rest_server.start(options.shutdown_grace_seconds)
             except OSError as error:
-                raise OSError(f"cannot serve REST on {options.host}:{options.rest_api_port} "
-                              f"({error.strerror or error}); stop the other server or give another --rest_api_port"
-                              ) from None
+                raise OSError(
+                    f"cannot serve REST on {options.host}:{options.rest_api_port} "
+                    f"({error.strerror or error}); stop the other server or give another --rest_api_port"
+                ) from None
             self.rest_port = self._rest_server.port
-        logging.info("Serving %s: gRPC on %s:%d, REST %s", ", ".join(self.registry.model_names),
-                     options.host, self.grpc_port,
-                     f"on {options.host}:{self.rest_port}" if self.rest_port else "off")
+        logging.info(
+            "Serving %s: gRPC on %s:%d, REST %s",
+            ", ".join(self.registry.model_names),
+            options.host,
+            self.grpc_port,
+            f"on {options.host}:{self.rest_port}" if self.rest_port else "off",
+        )
         return True
 
     def request_stop(self):
@@ -180,9 +189,13 @@ def _web_guards(options):
     host = options.host
     allowed = LOOPBACK_NAMES if is_loopback(host) or host in ("0.0.0.0", "::", "") else LOOPBACK_NAMES + (host,)
     search_limits = options.search.limits if options.search else SearchLimits()
-    return WebGuards(allowed_hosts=tuple(allowed) + tuple(options.allowed_hosts), api_token=options.api_token,
-                     max_request_bytes=options.max_request_bytes, max_upload_bytes=search_limits.max_upload_bytes,
-                     max_json_bytes=options.max_json_bytes)
+    return WebGuards(
+        allowed_hosts=tuple(allowed) + tuple(options.allowed_hosts),
+        api_token=options.api_token,
+        max_request_bytes=options.max_request_bytes,
+        max_upload_bytes=search_limits.max_upload_bytes,
+        max_json_bytes=options.max_json_bytes,
+    )
 
 
 def _search_service(options, registry, predictor):
@@ -191,11 +204,23 @@ def _search_service(options, registry, predictor):
     from serving.web.search_service import SearchService
 
     limits = options.limits
-    fetch = FetchOptions(allow_private=options.allow_private_urls, max_bytes=limits.max_url_bytes,
-                         timeout_seconds=limits.url_timeout_seconds, image_limits=predictor.limits.image)
+    fetch = FetchOptions(
+        allow_private=options.allow_private_urls,
+        max_bytes=limits.max_url_bytes,
+        timeout_seconds=limits.url_timeout_seconds,
+        image_limits=predictor.limits.image,
+    )
     with without_version_warning():  # check_reachable says it better
-        service = SearchService(registry, predictor, options.model_name, options.index_dir, options.qdrant_url,
-                                fetch, limits=limits, image_limits=predictor.limits.image)
+        service = SearchService(
+            registry,
+            predictor,
+            options.model_name,
+            options.index_dir,
+            options.qdrant_url,
+            fetch,
+            limits=limits,
+            image_limits=predictor.limits.image,
+        )
     try:
         check_reachable(service.index, options.qdrant_url)
     except Exception:
@@ -211,9 +236,12 @@ flags.DEFINE_string("model_name", "captioner", "Name clients use for the model."
 flags.DEFINE_integer("port", 8500, "gRPC port.")
 flags.DEFINE_integer("rest_api_port", 8501, "REST port; 0 turns the REST API off.")
 flags.DEFINE_string("host", "127.0.0.1", "Address to bind.")
-flags.DEFINE_string("model_config_file", None,
-                    "TF Serving ModelServerConfig text proto (model_config_list) to serve several "
-                    "models; replaces --model_base_path/--model_name.")
+flags.DEFINE_string(
+    "model_config_file",
+    None,
+    "TF Serving ModelServerConfig text proto (model_config_list) to serve several "
+    "models; replaces --model_base_path/--model_name.",
+)
 flags.DEFINE_boolean("enable_batching", True, "Merge concurrent requests into batched model calls.")
 flags.DEFINE_integer("max_batch_size", 64, "Most rows in one batched model call.")
 flags.DEFINE_integer("batch_timeout_micros", 5000, "Longest a request waits for a batch to fill.")
@@ -221,72 +249,145 @@ flags.DEFINE_float("file_system_poll_wait_seconds", 2.0, "Interval between check
 flags.DEFINE_integer("grpc_max_threads", 64, "Threads handling gRPC requests.")
 flags.DEFINE_integer("max_request_bytes", MAX_MESSAGE_BYTES, "Largest gRPC request or REST body accepted.")
 flags.DEFINE_integer("max_json_bytes", MAX_JSON_BYTES, "Largest JSON body to TF Serving's REST routes (/v1/...).")
-flags.DEFINE_integer("max_connections", ConnectionLimits.max_connections,
-                     "Most open REST connections: past it a new one closes the one waiting longest for headers, or "
-                     "gets 503 when every one is busy.")
-flags.DEFINE_float("header_timeout_seconds", ConnectionLimits.header_timeout_seconds,
-                   "Longest a connection may take to send a request's headers (REST) or its handshake (gRPC).")
-flags.DEFINE_float("idle_timeout_seconds", ConnectionLimits.idle_timeout_seconds,
-                   "Longest a connection may stay open idle between requests (REST keep-alive, gRPC).")
-flags.DEFINE_string("index_dir", None, "Image index folder: serves search, /docs and the search page on the REST "
-                                       "port (python -m captioning.search builds one).")
+flags.DEFINE_integer(
+    "max_connections",
+    ConnectionLimits.max_connections,
+    "Most open REST connections: past it a new one closes the one waiting longest for headers, or "
+    "gets 503 when every one is busy.",
+)
+flags.DEFINE_float(
+    "header_timeout_seconds",
+    ConnectionLimits.header_timeout_seconds,
+    "Longest a connection may take to send a request's headers (REST) or its handshake (gRPC).",
+)
+flags.DEFINE_float(
+    "idle_timeout_seconds",
+    ConnectionLimits.idle_timeout_seconds,
+    "Longest a connection may stay open idle between requests (REST keep-alive, gRPC).",
+)
+flags.DEFINE_string(
+    "index_dir",
+    None,
+    "Image index folder: serves search, /docs and the search page on the REST "
+    "port (python -m captioning.search builds one).",
+)
 flags.DEFINE_string("qdrant_url", None, "With --index_dir: keep the vectors in this Qdrant server or cluster.")
 flags.DEFINE_boolean("allow_private_urls", False, "Let images be added from loopback, private and link-local URLs.")
 # What one request may cost (docs/serving.md, "Limits and security").
-flags.DEFINE_integer("max_rows_per_call", RequestLimits.max_rows_per_call,
-                     "Most rows of any input of one signature call.")
-flags.DEFINE_integer("max_matrix_pairs", RequestLimits.max_matrix_pairs,
-                     "Most images x texts of one score_matrix call.")
+flags.DEFINE_integer(
+    "max_rows_per_call", RequestLimits.max_rows_per_call, "Most rows of any input of one signature call."
+)
+flags.DEFINE_integer(
+    "max_matrix_pairs", RequestLimits.max_matrix_pairs, "Most images x texts of one score_matrix call."
+)
 flags.DEFINE_integer("max_beam_size", RequestLimits.max_beam_size, "Largest generate_caption beam_size.")
 flags.DEFINE_integer("max_caption_length", RequestLimits.max_caption_length, "Largest generate_caption max_length.")
-flags.DEFINE_integer("max_caption_hypotheses", RequestLimits.max_caption_hypotheses,
-                     "Most images x beam_size of one generate_caption call.")
-flags.DEFINE_integer("max_image_pixels", ImageLimits.max_pixels,
-                     "Most pixels of one image as its decoder allocates them, summed over an animation's frames (each "
-                     "GIF frame at its own size).")
+flags.DEFINE_integer(
+    "max_caption_hypotheses",
+    RequestLimits.max_caption_hypotheses,
+    "Most images x beam_size of one generate_caption call.",
+)
+flags.DEFINE_integer(
+    "max_image_pixels",
+    ImageLimits.max_pixels,
+    "Most pixels of one image as its decoder allocates them, summed over an animation's frames (each "
+    "GIF frame at its own size).",
+)
 flags.DEFINE_integer("max_image_frames", ImageLimits.max_frames, "Most frames of one animated image.")
-flags.DEFINE_integer("max_request_pixels", RequestLimits.max_request_pixels,
-                     "Most pixels of all the images of one call together.")
-flags.DEFINE_integer("max_request_frames", RequestLimits.max_request_frames,
-                     "Most frames of all the images of one call together.")
-flags.DEFINE_integer("max_input_elements", RequestLimits.max_input_elements,
-                     "Most values of all the inputs of one call, checked from the declared shapes before parsing.")
-flags.DEFINE_integer("max_input_bytes", RequestLimits.max_input_bytes,
-                     "Most bytes of all the inputs of one call (strings by their length), checked before parsing.")
+flags.DEFINE_integer(
+    "max_request_pixels", RequestLimits.max_request_pixels, "Most pixels of all the images of one call together."
+)
+flags.DEFINE_integer(
+    "max_request_frames", RequestLimits.max_request_frames, "Most frames of all the images of one call together."
+)
+flags.DEFINE_integer(
+    "max_input_elements",
+    RequestLimits.max_input_elements,
+    "Most values of all the inputs of one call, checked from the declared shapes before parsing.",
+)
+flags.DEFINE_integer(
+    "max_input_bytes",
+    RequestLimits.max_input_bytes,
+    "Most bytes of all the inputs of one call (strings by their length), checked before parsing.",
+)
 flags.DEFINE_integer("max_search_results", SearchLimits.max_results, "Largest k of /search.")
-flags.DEFINE_integer("max_search_candidates", SearchLimits.max_candidates,
-                     "Largest candidates (K) of /search: images reranked by log-likelihood.")
+flags.DEFINE_integer(
+    "max_search_candidates",
+    SearchLimits.max_candidates,
+    "Largest candidates (K) of /search: images reranked by log-likelihood.",
+)
 flags.DEFINE_integer("max_labels", SearchLimits.max_labels, "Most labels of one /api/describe.")
 flags.DEFINE_integer("max_texts", SearchLimits.max_texts, "Most texts of one /api/score.")
 flags.DEFINE_integer("max_upload_bytes", SearchLimits.max_upload_bytes, "Largest uploaded image.")
 flags.DEFINE_integer("max_url_bytes", SearchLimits.max_url_bytes, "Largest image fetched from a URL.")
-flags.DEFINE_float("url_timeout_seconds", SearchLimits.url_timeout_seconds,
-                   "Deadline of one URL fetch, from name look-up to last byte, redirects included.")
-flags.DEFINE_integer("max_concurrent_fetches", SearchLimits.max_concurrent_fetches,
-                     "URL fetches running at once; more are answered 503.")
+flags.DEFINE_float(
+    "url_timeout_seconds",
+    SearchLimits.url_timeout_seconds,
+    "Deadline of one URL fetch, from name look-up to last byte, redirects included.",
+)
+flags.DEFINE_integer(
+    "max_concurrent_fetches", SearchLimits.max_concurrent_fetches, "URL fetches running at once; more are answered 503."
+)
 # Who may reach the REST port and change the collection.
-flags.DEFINE_list("allowed_hosts", [], "Host names the REST port answers besides localhost, 127.0.0.1 and ::1 "
-                                       "(and the --host address); * answers any.")
-flags.DEFINE_string("api_token_file", None, "File holding the token that adding, deleting and re-indexing need "
-                                            f"(Authorization: Bearer); or set {TOKEN_VARIABLE}. Required with a "
-                                            "--host other than loopback.")
-flags.DEFINE_boolean("allow_unauthenticated_writes", False,
-                     "With a --host other than loopback, let anyone who reaches the port add, delete and re-index.")
-flags.register_validator("max_rows_per_call", lambda value: value >= CLIENT_ROWS,
-                         message=f"--max_rows_per_call must be at least {CLIENT_ROWS}: the project's own clients "
-                                 "send that many texts in one score_matrix call")
-flags.register_validator("max_matrix_pairs", lambda value: value >= CLIENT_PAIRS,
-                         message=f"--max_matrix_pairs must be at least {CLIENT_PAIRS}: the project's own clients "
-                                 "send that many image-text pairs in one score_matrix call")
-for _name in ("max_beam_size", "max_caption_length", "max_caption_hypotheses", "max_image_pixels",
-              "max_image_frames", "max_request_pixels", "max_request_frames", "max_input_elements", "max_input_bytes",
-              "max_json_bytes", "max_connections", "header_timeout_seconds", "idle_timeout_seconds",
-              "max_search_results", "max_search_candidates", "max_labels", "max_texts",
-              "max_upload_bytes", "max_url_bytes", "url_timeout_seconds", "max_concurrent_fetches"):
+flags.DEFINE_list(
+    "allowed_hosts",
+    [],
+    "Host names the REST port answers besides localhost, 127.0.0.1 and ::1 (and the --host address); * answers any.",
+)
+flags.DEFINE_string(
+    "api_token_file",
+    None,
+    "File holding the token that adding, deleting and re-indexing need "
+    f"(Authorization: Bearer); or set {TOKEN_VARIABLE}. Required with a "
+    "--host other than loopback.",
+)
+flags.DEFINE_boolean(
+    "allow_unauthenticated_writes",
+    False,
+    "With a --host other than loopback, let anyone who reaches the port add, delete and re-index.",
+)
+flags.register_validator(
+    "max_rows_per_call",
+    lambda value: value >= CLIENT_ROWS,
+    message=f"--max_rows_per_call must be at least {CLIENT_ROWS}: the project's own clients "
+    "send that many texts in one score_matrix call",
+)
+flags.register_validator(
+    "max_matrix_pairs",
+    lambda value: value >= CLIENT_PAIRS,
+    message=f"--max_matrix_pairs must be at least {CLIENT_PAIRS}: the project's own clients "
+    "send that many image-text pairs in one score_matrix call",
+)
+for _name in (
+    "max_beam_size",
+    "max_caption_length",
+    "max_caption_hypotheses",
+    "max_image_pixels",
+    "max_image_frames",
+    "max_request_pixels",
+    "max_request_frames",
+    "max_input_elements",
+    "max_input_bytes",
+    "max_json_bytes",
+    "max_connections",
+    "header_timeout_seconds",
+    "idle_timeout_seconds",
+    "max_search_results",
+    "max_search_candidates",
+    "max_labels",
+    "max_texts",
+    "max_upload_bytes",
+    "max_url_bytes",
+    "url_timeout_seconds",
+    "max_concurrent_fetches",
+):
     flags.register_validator(_name, lambda value: value > 0, message=f"--{_name} must be positive")
 cli.define_flag_validators(
-    ("model_base_path", os.path.isdir, "must name an existing folder of numbered SavedModel versions "
-                                       "(python train.py writes checkpoints/export)"),
+    (
+        "model_base_path",
+        os.path.isdir,
+        "must name an existing folder of numbered SavedModel versions (python train.py writes checkpoints/export)",
+    ),
     ("model_config_file", os.path.isfile, "must name an existing file"),
     ("index_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
     ("port", lambda port: 0 <= port <= 65535, "must be a port number (0 picks a free one)"),
@@ -308,22 +409,29 @@ def options_from_flags():
         try:
             configs = read_model_config_file(FLAGS.model_config_file)
         except text_format.ParseError as error:
-            raise cli.UsageError(f"--model_config_file {FLAGS.model_config_file} is not a valid model config text "
-                                 f"proto ({error}); see serving/models.config") from None
+            raise cli.UsageError(
+                f"--model_config_file {FLAGS.model_config_file} is not a valid model config text "
+                f"proto ({error}); see serving/models.config"
+            ) from None
     else:
         configs = [single_model_config(FLAGS.model_name, FLAGS.model_base_path)]
     batching = None
     if FLAGS.enable_batching:
-        batching = BatchingOptions(max_batch_size=FLAGS.max_batch_size,
-                                   batch_timeout_micros=FLAGS.batch_timeout_micros)
+        batching = BatchingOptions(max_batch_size=FLAGS.max_batch_size, batch_timeout_micros=FLAGS.batch_timeout_micros)
     return ServerOptions(
         model_configs=configs,
-        limits=RequestLimits(FLAGS.max_rows_per_call, FLAGS.max_matrix_pairs, FLAGS.max_beam_size,
-                             FLAGS.max_caption_length, ImageLimits(FLAGS.max_image_pixels, FLAGS.max_image_frames),
-                             max_caption_hypotheses=FLAGS.max_caption_hypotheses,
-                             max_input_elements=FLAGS.max_input_elements, max_input_bytes=FLAGS.max_input_bytes,
-                             max_request_pixels=FLAGS.max_request_pixels,
-                             max_request_frames=FLAGS.max_request_frames),
+        limits=RequestLimits(
+            FLAGS.max_rows_per_call,
+            FLAGS.max_matrix_pairs,
+            FLAGS.max_beam_size,
+            FLAGS.max_caption_length,
+            ImageLimits(FLAGS.max_image_pixels, FLAGS.max_image_frames),
+            max_caption_hypotheses=FLAGS.max_caption_hypotheses,
+            max_input_elements=FLAGS.max_input_elements,
+            max_input_bytes=FLAGS.max_input_bytes,
+            max_request_pixels=FLAGS.max_request_pixels,
+            max_request_frames=FLAGS.max_request_frames,
+        ),
         allowed_hosts=tuple(FLAGS.allowed_hosts),
         api_token=_api_token(),
         host=FLAGS.host,
@@ -335,11 +443,24 @@ def options_from_flags():
         max_request_bytes=FLAGS.max_request_bytes,
         max_json_bytes=FLAGS.max_json_bytes,
         connections=ConnectionLimits(FLAGS.max_connections, FLAGS.header_timeout_seconds, FLAGS.idle_timeout_seconds),
-        search=SearchOptions(FLAGS.index_dir, configs[0].name, FLAGS.qdrant_url, FLAGS.allow_private_urls,
-                             SearchLimits(FLAGS.max_search_results, FLAGS.max_search_candidates, FLAGS.max_labels,
-                                          FLAGS.max_texts, FLAGS.max_upload_bytes, FLAGS.max_url_bytes,
-                                          FLAGS.url_timeout_seconds, FLAGS.max_concurrent_fetches))
-        if FLAGS.index_dir else None,
+        search=SearchOptions(
+            FLAGS.index_dir,
+            configs[0].name,
+            FLAGS.qdrant_url,
+            FLAGS.allow_private_urls,
+            SearchLimits(
+                FLAGS.max_search_results,
+                FLAGS.max_search_candidates,
+                FLAGS.max_labels,
+                FLAGS.max_texts,
+                FLAGS.max_upload_bytes,
+                FLAGS.max_url_bytes,
+                FLAGS.url_timeout_seconds,
+                FLAGS.max_concurrent_fetches,
+            ),
+        )
+        if FLAGS.index_dir
+        else None,
     )
 
 
@@ -358,7 +479,8 @@ def _api_token():
         raise cli.UsageError(
             f"--host {FLAGS.host} lets other machines reach the search API: give --api_token_file (or set "
             f"{TOKEN_VARIABLE}) so that only token holders add, delete and re-index, or pass "
-            "--allow_unauthenticated_writes to let anyone")
+            "--allow_unauthenticated_writes to let anyone"
+        )
     return token
 
 

@@ -1,4 +1,5 @@
 """Errors with TensorFlow Serving's status codes, shared by gRPC and REST."""
+
 import re
 from http import HTTPStatus
 
@@ -33,8 +34,7 @@ _CODE_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
 
 # Eager TF wraps graph errors in text TF Serving's session-based runtime never
 # shows; strip it so clients see the op's own message.
-_GRAPH_ERROR_PREFIX = re.compile(
-    r"^Graph execution error:\s*Detected at node .*?\n<stack traces unavailable>\n", re.S)
+_GRAPH_ERROR_PREFIX = re.compile(r"^Graph execution error:\s*Detected at node .*?\n<stack traces unavailable>\n", re.S)
 _OP_SUFFIX = re.compile(r"\s*\[Op:[^\]]*\]\s*$")
 
 

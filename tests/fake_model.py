@@ -9,6 +9,7 @@ words it names, so "red" finds red images.  Like the real model it decodes the
 image inside the graph, so a corrupt image or an empty text raises
 InvalidArgumentError at serving time.
 """
+
 import os
 
 import tensorflow as tf
@@ -22,8 +23,15 @@ _STRINGS = tf.TensorSpec([None], tf.string)
 _COLOR_NAMES = tf.constant(list(COLORS))
 _PALETTE = tf.constant(list(COLORS.values()), tf.float32) / 255.0  # [C, 3]
 # The registry's signatures this double has (tests/export/test_signatures.py holds each to the registry).
-FAKED = ("serving_default", "score_matrix", "encode_image", "score_features", "generate_caption", "embed_image",
-         "embed_text")
+FAKED = (
+    "serving_default",
+    "score_matrix",
+    "encode_image",
+    "score_features",
+    "generate_caption",
+    "embed_image",
+    "embed_text",
+)
 # Every embedding gets this constant component, so a text naming no colour still has unit length.
 _BASE = 0.1
 
@@ -52,8 +60,7 @@ def _colour_embedding(mean_colours):
 def _text_embedding(text):
     """[M] -> [M, C + 1]: how often the text names each palette colour."""
     words = tf.strings.split(tf.strings.lower(text))
-    counts = [tf.reduce_sum(tf.cast(tf.equal(words, _COLOR_NAMES[i]), tf.float32), axis=1)
-              for i in range(len(COLORS))]
+    counts = [tf.reduce_sum(tf.cast(tf.equal(words, _COLOR_NAMES[i]), tf.float32), axis=1) for i in range(len(COLORS))]
     return _unit(tf.stack(counts, axis=1))
 
 
@@ -83,8 +90,9 @@ class FakeCaptioner(tf.Module):
         brightness = tf.reduce_mean(mean_colours, axis=1)
         num_tokens = _word_counts(text)
         prior = -1.5 * tf.cast(num_tokens, tf.float32)
-        scores = derived_scores(self._log_likelihood(brightness, num_tokens), prior, num_tokens,
-                                tf.zeros_like(num_tokens), num_tokens > 16)
+        scores = derived_scores(
+            self._log_likelihood(brightness, num_tokens), prior, num_tokens, tf.zeros_like(num_tokens), num_tokens > 16
+        )
         if self.contrastive:
             scores["contrastive"] = tf.reduce_sum(_colour_embedding(mean_colours) * _text_embedding(text), axis=1)
         return scores
@@ -100,8 +108,11 @@ class FakeCaptioner(tf.Module):
         num_tokens = _word_counts(text)[tf.newaxis, :]
         log_likelihood = self._log_likelihood(brightness, num_tokens)
         tokens = tf.cast(num_tokens, tf.float32)
-        scores = {"log_likelihood": log_likelihood, "mean_log_prob": log_likelihood / tokens,
-                  "pmi": log_likelihood + 1.5 * tokens}
+        scores = {
+            "log_likelihood": log_likelihood,
+            "mean_log_prob": log_likelihood / tokens,
+            "pmi": log_likelihood + 1.5 * tokens,
+        }
         if self.contrastive:
             scores["contrastive"] = tf.matmul(_colour_embedding(mean_colours), _text_embedding(text), transpose_b=True)
         return scores
@@ -124,10 +135,16 @@ class FakeCaptioner(tf.Module):
     def score_features(self, image_features, text):
         return self._pair_scores(tf.reduce_mean(image_features, axis=1), text)
 
-    @tf.function(input_signature=[_STRINGS, tf.TensorSpec([], tf.int32), tf.TensorSpec([], tf.int32),
-                                  tf.TensorSpec([], tf.float32)])
+    @tf.function(
+        input_signature=[
+            _STRINGS,
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.float32),
+        ]
+    )
     def generate_caption(self, image_bytes, beam_size, max_length, length_penalty):
-        """"a <colour> picture" for the `beam_size` palette colours nearest the image's mean colour."""
+        """ "a <colour> picture" for the `beam_size` palette colours nearest the image's mean colour."""
         del max_length, length_penalty  # the fake captions have one length
         mean_colours = _mean_colours(image_bytes)
         beam_size = tf.minimum(beam_size, len(COLORS))
@@ -135,9 +152,12 @@ class FakeCaptioner(tf.Module):
         captions = tf.strings.join(["a", tf.gather(_COLOR_NAMES, nearest), "picture"], separator=" ")
         num_tokens = tf.fill(tf.shape(nearest), 4)  # three words and [end]
         brightness = tf.reduce_mean(mean_colours, axis=1)[:, tf.newaxis]
-        return {"caption": captions, "num_tokens": num_tokens,
-                "log_likelihood": self._log_likelihood(brightness, num_tokens) + tf.zeros(tf.shape(nearest)),
-                "tokens": tf.zeros(tf.concat([tf.shape(nearest), [4]], axis=0), tf.int32)}
+        return {
+            "caption": captions,
+            "num_tokens": num_tokens,
+            "log_likelihood": self._log_likelihood(brightness, num_tokens) + tf.zeros(tf.shape(nearest)),
+            "tokens": tf.zeros(tf.concat([tf.shape(nearest), [4]], axis=0), tf.int32),
+        }
 
 
 def export_fake_model(base_path, version, contrastive=True):
@@ -148,8 +168,11 @@ def export_fake_model(base_path, version, contrastive=True):
     a polling server never sees a half-written version.
     """
     module = FakeCaptioner(version, contrastive)
-    signatures = {signature.name: getattr(module, signature.name) for signature in for_model(head=contrastive)
-                  if signature.name in FAKED}
+    signatures = {
+        signature.name: getattr(module, signature.name)
+        for signature in for_model(head=contrastive)
+        if signature.name in FAKED
+    }
     final_path = os.path.join(base_path, str(version))
     staging_path = os.path.join(base_path, temporary_name(version, os.getpid()))
     tf.saved_model.save(module, staging_path, signatures=signatures)

@@ -16,31 +16,58 @@ from captioning.data.synthetic import MAX_OBJECTS
 from captioning.model.config import ModelConfig
 from captioning.training.config import TrainingConfig
 
-TINY_MODEL = ModelConfig(max_length=16, image_size=32, embed_dim=32, num_heads=2, num_layers=1, ff_dim=64,
-                         dropout=0.0, image_dropout=0.2, context_heads=2, contrastive_dim=16)
-TINY_TRAINING = TrainingConfig(global_batch_size=16, epochs=1, steps_per_epoch=12, learning_rate=3e-3,
-                               warmup_steps=2, checkpoint_every_steps=6, validation_steps=2, count_loss_weight=1.0)
+TINY_MODEL = ModelConfig(
+    max_length=16,
+    image_size=32,
+    embed_dim=32,
+    num_heads=2,
+    num_layers=1,
+    ff_dim=64,
+    dropout=0.0,
+    image_dropout=0.2,
+    context_heads=2,
+    contrastive_dim=16,
+)
+TINY_TRAINING = TrainingConfig(
+    global_batch_size=16,
+    epochs=1,
+    steps_per_epoch=12,
+    learning_rate=3e-3,
+    warmup_steps=2,
+    checkpoint_every_steps=6,
+    validation_steps=2,
+    count_loss_weight=1.0,
+)
 
 
 def synthetic_dataset(directory, num_images=60, seed=0, image_size=32, max_objects=MAX_OBJECTS):
     return ensure_synthetic_dataset(str(directory), num_images, seed, image_size, max_objects=max_objects)
 
 
-def train_model(output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINING, num_images=60,
-                max_objects=MAX_OBJECTS, **kwargs):
+def train_model(
+    output_dir, model_config=TINY_MODEL, training_config=TINY_TRAINING, num_images=60, max_objects=MAX_OBJECTS, **kwargs
+):
     """Trains on synthetic scenes with run_training (the code path of train.py); returns the export path."""
     from captioning.training.run import run_training
 
     data_dir = os.path.join(str(output_dir), "data")
     annotations = synthetic_dataset(data_dir, num_images, image_size=model_config.image_size, max_objects=max_objects)
-    return run_training(model_config, training_config, "coco", annotations, os.path.join(data_dir, "images"),
-                        str(output_dir), **{"log": lambda *_: None, **kwargs})
+    return run_training(
+        model_config,
+        training_config,
+        "coco",
+        annotations,
+        os.path.join(data_dir, "images"),
+        str(output_dir),
+        **{"log": lambda *_: None, **kwargs},
+    )
 
 
 # Lines that say why a process died in native code: TensorFlow's fatal log lines and failed checks, glibc's heap
 # checks, and faulthandler's report (its first frames are the crashing thread's).
-_NATIVE_CRASH = re.compile(r"^F\d{4} |Check failed|Fatal Python error|corrupted|free\(\)|double free|terminate called",
-                           re.MULTILINE)  # ^ at each line: assert_processes searches whole outputs
+_NATIVE_CRASH = re.compile(
+    r"^F\d{4} |Check failed|Fatal Python error|corrupted|free\(\)|double free|terminate called", re.MULTILINE
+)  # ^ at each line: assert_processes searches whole outputs
 
 
 def output_report(output: str, tail: int = 2000) -> str:
@@ -48,7 +75,7 @@ def output_report(output: str, tail: int = 2000) -> str:
     first native crash, which a long stack dump would push out of the tail."""
     lines = output.splitlines()
     first = next((i for i, line in enumerate(lines) if _NATIVE_CRASH.search(line)), None)
-    crash = "" if first is None else "\n".join(line[:300] for line in lines[max(0, first - 3):first + 20])
+    crash = "" if first is None else "\n".join(line[:300] for line in lines[max(0, first - 3) : first + 20])
     return crash + "\n[...]\n" * bool(crash) + output[-tail:]
 
 
@@ -130,4 +157,3 @@ def dripping_server(header_first: bool = True, images: dict = None, seconds: flo
     finally:
         server.shutdown()
         server.server_close()
-

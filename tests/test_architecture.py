@@ -8,12 +8,34 @@ import pathlib
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 # A folder may import its own modules and those of lower floors only; folders on one floor are independent.
-FLOORS = {"util": 0, "data": 1, "model": 2, "export": 3, "training": 4, "inference": 4,
-          "jobs": 5, "evaluate": 5, "search": 5, "api": 5, "commands": 6}
+FLOORS = {
+    "util": 0,
+    "data": 1,
+    "model": 2,
+    "export": 3,
+    "training": 4,
+    "inference": 4,
+    "jobs": 5,
+    "evaluate": 5,
+    "search": 5,
+    "api": 5,
+    "commands": 6,
+}
 # serving's floors, by module (web/ is one folder: its modules may import each other). serving may import any of
 # captioning.
-SERVING_FLOORS = {"status": 0, "limits": 1, "json_tensors": 1, "batching": 1, "servable": 1,
-                  "predictor": 2, "model_registry": 2, "grpc_services": 3, "rest_api": 3, "web": 4, "server": 5}
+SERVING_FLOORS = {
+    "status": 0,
+    "limits": 1,
+    "json_tensors": 1,
+    "batching": 1,
+    "servable": 1,
+    "predictor": 2,
+    "model_registry": 2,
+    "grpc_services": 3,
+    "rest_api": 3,
+    "web": 4,
+    "server": 5,
+}
 PACKAGES = ("captioning", "serving")
 
 
@@ -33,7 +55,7 @@ def imports_of(path: pathlib.Path) -> set:
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join(base + ([node.module] if node.module else []))
             found.update(f"{module}.{alias.name}" for alias in node.names)
             found.add(module)
@@ -42,14 +64,19 @@ def imports_of(path: pathlib.Path) -> set:
 
 def package_graph() -> dict:
     modules = {module_name(path): path for package in PACKAGES for path in ROOT.glob(f"{package}/**/*.py")}
-    return {name: {imported for imported in imports_of(path) if imported in modules and imported != name}
-            for name, path in modules.items()}
+    return {
+        name: {imported for imported in imports_of(path) if imported in modules and imported != name}
+        for name, path in modules.items()
+    }
 
 
 def test_captioning_never_imports_serving():
-    offenders = sorted(f"{path.relative_to(ROOT)} imports {name}"
-                       for path in ROOT.glob("captioning/**/*.py")
-                       for name in imports_of(path) if name == "serving" or name.startswith("serving."))
+    offenders = sorted(
+        f"{path.relative_to(ROOT)} imports {name}"
+        for path in ROOT.glob("captioning/**/*.py")
+        for name in imports_of(path)
+        if name == "serving" or name.startswith("serving.")
+    )
     assert not offenders, offenders
 
 
@@ -84,7 +111,7 @@ def test_no_import_circle():
         state[module] = "open"
         for target in sorted(graph[module]):
             if state.get(target) == "open":
-                circles.append(" -> ".join(trail[trail.index(target):] + [target]))
+                circles.append(" -> ".join(trail[trail.index(target) :] + [target]))
             elif target not in state:
                 visit(target, trail + [target])
         state[module] = "done"
@@ -129,8 +156,11 @@ def test_the_checks_see_relative_imports_up_serving_and_into_serving(tmp_path, m
     graph = package_graph()
     assert graph["serving.status"] == {"serving.web.app"}
     assert graph["serving.web.app"] == {"serving.status", "serving.web.guards"}
-    for check in (test_every_import_points_down_the_floors, test_no_import_circle,
-                  test_captioning_never_imports_serving):
+    for check in (
+        test_every_import_points_down_the_floors,
+        test_no_import_circle,
+        test_captioning_never_imports_serving,
+    ):
         assert not _missed(check), f"{check.__name__} missed the planted fault"
 
 
@@ -142,24 +172,35 @@ def signature_calls(path: pathlib.Path) -> list:
     """Imports of the signature-calling helpers, and `.run("<signature>", ...)` calls, in one file."""
     found = sorted(name for name in imports_of(path) if name in SIGNATURE_CALLERS)
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run" \
-                and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "run"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+        ):
             found.append(f'run("{node.args[0].value}")')
     return found
 
 
 def test_search_calls_signatures_only_through_search_model():
     files = [*ROOT.glob("captioning/search/*.py"), *ROOT.glob("serving/web/*.py")]
-    offenders = {str(path.relative_to(ROOT)): calls for path in files if path.name != "search_model.py"
-                 if (calls := signature_calls(path))}
+    offenders = {
+        str(path.relative_to(ROOT)): calls
+        for path in files
+        if path.name != "search_model.py"
+        if (calls := signature_calls(path))
+    }
     assert not offenders, offenders
 
 
 def test_the_check_sees_a_signature_called_outside_search_model(tmp_path, monkeypatch):
     planted = tmp_path / "serving" / "web" / "planted.py"
     planted.parent.mkdir(parents=True)
-    planted.write_text("from captioning.inference.rows import run_in_batches\n"
-                       "def f(model):\n    return model.run('embed_text', {})\n")
+    planted.write_text(
+        "from captioning.inference.rows import run_in_batches\ndef f(model):\n    return model.run('embed_text', {})\n"
+    )
     monkeypatch.setattr(__import__(__name__, fromlist=["ROOT"]), "ROOT", tmp_path)
     assert not _missed(test_search_calls_signatures_only_through_search_model)
     assert signature_calls(planted) == ["captioning.inference.rows", 'run("embed_text")']

@@ -34,8 +34,9 @@ def packages() -> list:
 
 
 def modules(folder: str) -> list:
-    return sorted(name[:-3] for name in os.listdir(os.path.join(ROOT, folder))
-                  if name.endswith(".py") and name != "__init__.py")
+    return sorted(
+        name[:-3] for name in os.listdir(os.path.join(ROOT, folder)) if name.endswith(".py") and name != "__init__.py"
+    )
 
 
 def defined_names(folder: str) -> set:
@@ -59,8 +60,7 @@ def defined_names(folder: str) -> set:
 def test_every_folder_has_a_line_and_every_module_is_named_in_it():
     lines = map_lines()
     assert sorted(lines) == packages()
-    missing = {folder: [module for module in modules(folder) if f"`{module}`" not in lines[folder]]
-               for folder in lines}
+    missing = {folder: [module for module in modules(folder) if f"`{module}`" not in lines[folder]] for folder in lines}
     assert not {folder: names for folder, names in missing.items() if names}, missing
 
 

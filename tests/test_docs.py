@@ -151,24 +151,39 @@ def check_commands(commands: list) -> list:
             to_probe.append({"where": where, "entry": program[0], "args": program[1]})
         elif program and program[0].suffix == ".sh":
             source = program[0].read_text()
-            problems += [f"{where}: {program[0].name} has no flag --{name}"
-                         for name in long_flags(program[1]) if f"--{name}" not in source]
+            problems += [
+                f"{where}: {program[0].name} has no flag --{name}"
+                for name in long_flags(program[1])
+                if f"--{name}" not in source
+            ]
         elif program:
             to_probe.append({"where": where, "file": str(program[0]), "args": program[1]})
     if to_probe:
-        child = subprocess.run([sys.executable, __file__], input=json.dumps(to_probe), capture_output=True,
-                               text=True, cwd=REPO, timeout=300, check=False)
+        child = subprocess.run(
+            [sys.executable, __file__],
+            input=json.dumps(to_probe),
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            timeout=300,
+            check=False,
+        )
         assert child.returncode == 0, child.stderr[-3000:]
         problems += json.loads(child.stdout.splitlines()[-1])
     return problems
 
 
 def doc_commands() -> list:
-    return [(f"{path.relative_to(REPO)}:{number}", tokens)
-            for path in doc_files() for number, line in shell_lines(path) for tokens in split_commands(line)]
+    return [
+        (f"{path.relative_to(REPO)}:{number}", tokens)
+        for path in doc_files()
+        for number, line in shell_lines(path)
+        for tokens in split_commands(line)
+    ]
 
 
 # --- the child: run each program up to its argument parsing, check its flags -------------------------------
+
 
 class _CaughtParser(Exception):
     def __init__(self, parser):
@@ -223,8 +238,7 @@ def _argparse_problems(parser, args: list) -> list:
     """What argparse says of the arguments, and any flag written other than in full (argparse takes an
     abbreviation, which a new flag can make ambiguous)."""
     options = _option_strings(parser)
-    problems = [f"--{name} is not a flag's full name" for name in long_flags(args)
-                if f"--{name}" not in options]
+    problems = [f"--{name} is not a flag's full name" for name in long_flags(args) if f"--{name}" not in options]
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
@@ -283,8 +297,12 @@ def _forget_program(baseline: set) -> None:
         delattr(flags.FLAGS, name)
     for name, module in list(sys.modules.items()):
         file = Path(getattr(module, "__file__", None) or "/")
-        if (file.suffix != ".py" or not file.is_relative_to(REPO) or file.is_relative_to(REPO / ".venv")
-                or "register_keras_serializable" in file.read_text()):
+        if (
+            file.suffix != ".py"
+            or not file.is_relative_to(REPO)
+            or file.is_relative_to(REPO / ".venv")
+            or "register_keras_serializable" in file.read_text()
+        ):
             continue
         del sys.modules[name]
         parent, _, child = name.rpartition(".")
@@ -335,8 +353,10 @@ def problems():
     """Problems of the docs' commands and of the planted ones, found in one child process."""
     planted = [(f"planted {n}", tokens) for n, line in enumerate(PLANTED) for tokens in split_commands(line)]
     found = check_commands(doc_commands() + planted)
-    return ([p for p in found if not p.startswith("planted")],
-            {int(p.split(":")[0].split()[1]) for p in found if p.startswith("planted")})
+    return (
+        [p for p in found if not p.startswith("planted")],
+        {int(p.split(":")[0].split()[1]) for p in found if p.startswith("planted")},
+    )
 
 
 def test_the_commands_are_found():
@@ -358,7 +378,9 @@ def test_a_wrong_program_or_flag_is_reported(problems):
 def test_readme_starts_with_the_two_set_up_commands():
     first = shell_lines(README)[:2]
     assert [line.split("#")[0].strip() for _, line in first] == [
-        "bash scripts/quickstart.sh", "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -q"]
+        "bash scripts/quickstart.sh",
+        "bash scripts/setup.sh --dev && .venv/bin/python -m pytest -q",
+    ]
 
 
 def test_readme_is_a_newcomers_page():

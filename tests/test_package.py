@@ -55,8 +55,14 @@ def test_the_files_read_at_run_time_are_package_data():
 def test_each_command_is_the_clone_s_program_and_answers_help(command):
     module, function = SCRIPTS[command].split(":")
     # What the installed wrapper does: import the target and call it, with the command's name as argv[0].
-    installed = run([sys.executable, "-c", f"import sys; sys.argv[0] = {command!r}; from {module} import {function}; "
-                     f"sys.exit({function}())", "--help"])
+    installed = run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; sys.argv[0] = {command!r}; from {module} import {function}; sys.exit({function}())",
+            "--help",
+        ]
+    )
     clone_arguments, flag = COMMANDS[command]
     clone = run([sys.executable, *clone_arguments, "--help"])
     for result in (installed, clone):

@@ -10,8 +10,10 @@ from PIL import Image
 from captioning.data.validation import image_data_problem
 from captioning.util.errors import InvalidInput
 
-_PROBLEMS = {"unreadable_image": "not a readable image",
-             "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)"}
+_PROBLEMS = {
+    "unreadable_image": "not a readable image",
+    "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)",
+}
 
 
 class ImageInputError(InvalidInput):
@@ -56,8 +58,9 @@ def image_bytes(image, name: str = "image") -> bytes:
     elif isinstance(image, np.ndarray):
         return _array_png(image, name)
     else:
-        raise ImageInputError(f"{name}: give a path, encoded bytes, a PIL image or a numpy array, not "
-                              f"{type(image).__name__}")
+        raise ImageInputError(
+            f"{name}: give a path, encoded bytes, a PIL image or a numpy array, not {type(image).__name__}"
+        )
     problem = image_data_problem(io.BytesIO(data))
     if problem:
         raise ImageInputError(f"{name}: {_PROBLEMS[problem]}")
@@ -67,7 +70,8 @@ def image_bytes(image, name: str = "image") -> bytes:
 def images_bytes(images) -> list:
     """A list of images (or one image) as a list of encoded bytes, each named by its place in an error."""
     if isinstance(images, (str, os.PathLike, bytes, bytearray, memoryview, Image.Image)) or (
-            isinstance(images, np.ndarray) and images.ndim <= 3 and images.dtype != object):
+        isinstance(images, np.ndarray) and images.ndim <= 3 and images.dtype != object
+    ):
         images = [images]  # one image, not a list of them
     images = list(images)
     if not images:

@@ -62,8 +62,10 @@ class Scorer:
         elif _SERVER.match(model):
             self.model = runners.open_model(server=model, model_name=model_name, version=version)
         else:
-            raise ScorerInputError(f"{model}: no such export folder (python train.py writes checkpoints/export), "
-                                   "nor a HOST:PORT of a gRPC server")
+            raise ScorerInputError(
+                f"{model}: no such export folder (python train.py writes checkpoints/export), "
+                "nor a HOST:PORT of a gRPC server"
+            )
 
     def __repr__(self) -> str:
         return f"Scorer({self.model.path!r})"
@@ -89,8 +91,7 @@ class Scorer:
         result = generate_with_signature(self.model, _images(images), beam_size, max_length, length_penalty)
         return [captions[0] for captions in result["caption"]]
 
-    def labels(self, image, labels, template: str = zero_shot.DEFAULT_TEMPLATE,
-               score: str = "log_likelihood") -> list:
+    def labels(self, image, labels, template: str = zero_shot.DEFAULT_TEMPLATE, score: str = "log_likelihood") -> list:
         """Zero-shot: each label put into `template` and scored against the image -> the labels' rows, best first:
         dicts of label, prompt, score (the `score` chosen) and every score of the prompt."""
         if score not in SCORES:
@@ -99,8 +100,9 @@ class Scorer:
         if len(image_bytes) != 1:
             raise ScorerInputError(f"labels() ranks labels for one image, got {len(image_bytes)}")
         try:
-            return zero_shot.rank_labels(self.model, image_bytes, zero_shot.read_labels(_texts(labels)), template,
-                                         score)[0]
+            return zero_shot.rank_labels(
+                self.model, image_bytes, zero_shot.read_labels(_texts(labels)), template, score
+            )[0]
         except (zero_shot.LabelsError, ValueError) as error:
             raise ScorerInputError(str(error)) from None
 

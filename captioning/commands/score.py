@@ -38,32 +38,60 @@ flags.DEFINE_multi_string("text", [], "Text to score; repeat to rank several tex
 flags.DEFINE_string("model_dir", os.path.join("checkpoints", "export"), "Export base directory or version directory.")
 flags.DEFINE_string("server", None, "HOST:PORT of a TF Serving-compatible gRPC server; scores remotely.")
 flags.DEFINE_string("model_name", "captioner", "Model name on the server.")
-flags.DEFINE_integer("model_version", None, "With --server: pin this model version (default: the newest), e.g. "
-                                            "so a long --csv job does not straddle a version swap.")
+flags.DEFINE_integer(
+    "model_version",
+    None,
+    "With --server: pin this model version (default: the newest), e.g. "
+    "so a long --csv job does not straddle a version swap.",
+)
 flags.DEFINE_string("signature", "serving_default", "Signature that scores --text pairs.")
-flags.DEFINE_enum("rank_by", ranking.AUTO, [ranking.AUTO, *ranking.SCORES],
-                  "Score that orders texts and labels and that figures show; auto = debiased when the model's "
-                  "evaluation stored an alpha that helps, else log_likelihood.")
-flags.DEFINE_float("alpha", None, "Debiasing weight of the text prior (debiased = log_likelihood - alpha * prior); "
-                                  "default: the alpha stored with the model, else 1 (= pmi).")
+flags.DEFINE_enum(
+    "rank_by",
+    ranking.AUTO,
+    [ranking.AUTO, *ranking.SCORES],
+    "Score that orders texts and labels and that figures show; auto = debiased when the model's "
+    "evaluation stored an alpha that helps, else log_likelihood.",
+)
+flags.DEFINE_float(
+    "alpha",
+    None,
+    "Debiasing weight of the text prior (debiased = log_likelihood - alpha * prior); "
+    "default: the alpha stored with the model, else 1 (= pmi).",
+)
 flags.DEFINE_bool("json", False, "Print machine-readable JSON.")
-flags.DEFINE_string("attention_figure", None, "With one --text: draw where the model looks on the image for each "
-                                              "word of it (PNG), from the cross_attention signature.")
-flags.DEFINE_bool("likelihood_only", False, "Skip the prior pass (the score_text signatures; about half the decoder "
-                                            "work): no prior_log_likelihood or pmi. Ranks by log_likelihood or "
-                                            "mean_log_prob only.")
+flags.DEFINE_string(
+    "attention_figure",
+    None,
+    "With one --text: draw where the model looks on the image for each "
+    "word of it (PNG), from the cross_attention signature.",
+)
+flags.DEFINE_bool(
+    "likelihood_only",
+    False,
+    "Skip the prior pass (the score_text signatures; about half the decoder "
+    "work): no prior_log_likelihood or pmi. Ranks by log_likelihood or "
+    "mean_log_prob only.",
+)
 
-flags.DEFINE_string("csv", None, "Score every row of a CSV with image_path,caption columns (paths may be relative "
-                                 "to the CSV's folder).")
+flags.DEFINE_string(
+    "csv", None, "Score every row of a CSV with image_path,caption columns (paths may be relative to the CSV's folder)."
+)
 flags.DEFINE_string("output", None, "With --csv: where to write the rows with their scores and an error column.")
 flags.DEFINE_string("figures_dir", None, "With --csv: write image_captions.jpg and similarity_matrix.jpg here.")
 flags.DEFINE_string("image_captions_figure", None, "With --csv: each image with its caption and score (JPEG).")
 flags.DEFINE_string("similarity_matrix_figure", None, "With --csv: every image against every caption (JPEG).")
-flags.DEFINE_string("runner", None, "With --csv: run the job as an Apache Beam pipeline on this runner (DirectRunner, "
-                                    "DataflowRunner, FlinkRunner, SparkRunner, PortableRunner); --csv may then be a "
-                                    "glob on any Beam filesystem, and Beam's own options (--name=value) pass through.")
-flags.DEFINE_integer("num_shards", 0, "With --runner: output shards OUT-00000-of-000NN.csv (0: the runner decides); "
-                                      "1 writes the single file OUT.")
+flags.DEFINE_string(
+    "runner",
+    None,
+    "With --csv: run the job as an Apache Beam pipeline on this runner (DirectRunner, "
+    "DataflowRunner, FlinkRunner, SparkRunner, PortableRunner); --csv may then be a "
+    "glob on any Beam filesystem, and Beam's own options (--name=value) pass through.",
+)
+flags.DEFINE_integer(
+    "num_shards",
+    0,
+    "With --runner: output shards OUT-00000-of-000NN.csv (0: the runner decides); 1 writes the single file OUT.",
+)
 
 flags.DEFINE_bool("generate", False, "Caption --image_path instead of scoring texts.")
 flags.DEFINE_integer("beam_size", 3, "Beam width for --generate (1 = greedy); that many captions are printed.")
@@ -87,8 +115,11 @@ class InputError(InvalidInput):
     """Bad user input: reported in one line with exit code 2."""
 
 
-_PROBLEMS = {"missing_image": "no such file", "unreadable_image": "not a readable image",
-             "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)"}
+_PROBLEMS = {
+    "missing_image": "no such file",
+    "unreadable_image": "not a readable image",
+    "unsupported_format": "unsupported image format (use JPEG, PNG, BMP or GIF)",
+}
 
 
 def read_image(image_path):
@@ -147,8 +178,7 @@ def score_texts():
     if rank_by == "debiased":
         scores["debiased"] = ranked
     names = [name for name in (*SCORE_COLUMNS, "contrastive", "debiased") if name in scores]
-    rows = [{"text": text, **{name: scores[name][i].item() for name in names}}
-            for i, text in enumerate(texts)]
+    rows = [{"text": text, **{name: scores[name][i].item() for name in names}} for i, text in enumerate(texts)]
     if len(rows) > 1:
         rows = [rows[i] for i in sorted(range(len(rows)), key=lambda i: -ranked[i])]
     if FLAGS.json:
@@ -170,15 +200,18 @@ def draw_attention(model, image_bytes, text, path):
     result = model.run("cross_attention", {"image_bytes": [image_bytes], "text": [text]})
     num_tokens = int(sum(1 for token in result["token"][0] if token))
     tokens = [token.decode("utf-8") for token in result["token"][0, :num_tokens]]
-    draw_cross_attention(path, image_bytes, text, tokens, result["log_prob"][0, :num_tokens],
-                         result["attention"][0, :, :num_tokens])
+    draw_cross_attention(
+        path, image_bytes, text, tokens, result["log_prob"][0, :num_tokens], result["attention"][0, :, :num_tokens]
+    )
     print(f"wrote {path}", file=sys.stderr)
 
 
 def figure_paths():
     directory = FLAGS.figures_dir
-    return (FLAGS.image_captions_figure or (directory and os.path.join(directory, "image_captions.jpg")),
-            FLAGS.similarity_matrix_figure or (directory and os.path.join(directory, "similarity_matrix.jpg")))
+    return (
+        FLAGS.image_captions_figure or (directory and os.path.join(directory, "image_captions.jpg")),
+        FLAGS.similarity_matrix_figure or (directory and os.path.join(directory, "similarity_matrix.jpg")),
+    )
 
 
 def check_csv_output():
@@ -194,8 +227,16 @@ def score_csv():
     model = open_model()
     rank_by, alpha = ranking_choice(model)
     captions_figure, matrix_figure = figure_paths()
-    summary = run_csv_job(model, pairs, FLAGS.output, rank_by, alpha, captions_figure, matrix_figure,
-                          likelihood_only=FLAGS.likelihood_only)
+    summary = run_csv_job(
+        model,
+        pairs,
+        FLAGS.output,
+        rank_by,
+        alpha,
+        captions_figure,
+        matrix_figure,
+        likelihood_only=FLAGS.likelihood_only,
+    )
     print_csv_summary([FLAGS.output, *summary.figures], summary)
 
 
@@ -232,13 +273,21 @@ def score_csv_on_beam(pipeline_args):
     del model
     if rank_by == "contrastive" and not contrastive:  # the local job finds this out after scoring everything
         raise InputError("--rank_by contrastive: this model has no contrastive head")
-    job = beam_pipeline.BeamJob(FLAGS.csv, FLAGS.output, FLAGS.model_dir,
-                                score_columns(FLAGS.likelihood_only, contrastive, rank_by == "debiased"),
-                                FLAGS.likelihood_only, rank_by, alpha, FLAGS.num_shards)
+    job = beam_pipeline.BeamJob(
+        FLAGS.csv,
+        FLAGS.output,
+        FLAGS.model_dir,
+        score_columns(FLAGS.likelihood_only, contrastive, rank_by == "debiased"),
+        FLAGS.likelihood_only,
+        rank_by,
+        alpha,
+        FLAGS.num_shards,
+    )
     summary, metrics = beam_pipeline.run_beam_job(pipeline, job, paths, fields)
     prefix, template, suffix = beam_pipeline.output_files(FLAGS.output, FLAGS.num_shards)
-    print_csv_summary([prefix + template.replace("SSSSS", "*").replace("NNNNN", "*") + suffix], summary,
-                      metrics=metrics)
+    print_csv_summary(
+        [prefix + template.replace("SSSSS", "*").replace("NNNNN", "*") + suffix], summary, metrics=metrics
+    )
 
 
 def generate():
@@ -246,13 +295,21 @@ def generate():
     import numpy as np
 
     from captioning.inference.captions import generate_with_signature  # imports TensorFlow: after the input checks
-    result = generate_with_signature(open_model(), [image_bytes], FLAGS.beam_size, FLAGS.max_length,
-                                     FLAGS.length_penalty)
-    rows = [{"rank": k + 1, "caption": caption, "log_likelihood": result["log_likelihood"][0, k].item(),
-             "num_tokens": result["num_tokens"][0, k].item(),
-             "mean_log_prob": (result["log_likelihood"][0, k] / result["num_tokens"][0, k]).item()}
-            for k, caption in enumerate(result["caption"][0])
-            if np.isfinite(result["log_likelihood"][0, k])]  # a tiny vocabulary may allow fewer captions
+
+    result = generate_with_signature(
+        open_model(), [image_bytes], FLAGS.beam_size, FLAGS.max_length, FLAGS.length_penalty
+    )
+    rows = [
+        {
+            "rank": k + 1,
+            "caption": caption,
+            "log_likelihood": result["log_likelihood"][0, k].item(),
+            "num_tokens": result["num_tokens"][0, k].item(),
+            "mean_log_prob": (result["log_likelihood"][0, k] / result["num_tokens"][0, k]).item(),
+        }
+        for k, caption in enumerate(result["caption"][0])
+        if np.isfinite(result["log_likelihood"][0, k])
+    ]  # a tiny vocabulary may allow fewer captions
     if FLAGS.json:
         print(json.dumps({"image_path": FLAGS.image_path, "beam_size": FLAGS.beam_size, "captions": rows}, indent=2))
     else:
@@ -266,18 +323,31 @@ def rank_labels():
     rank_by, alpha = ranking_choice(model)
     rows = zero_shot.rank_labels(model, [image_bytes], labels, FLAGS.prompt_template, rank_by, alpha)[0]
     if FLAGS.json:
-        print(json.dumps({"image_path": FLAGS.image_path, "rank_by": rank_by, "alpha": alpha, "results": rows},
-                         indent=2))
+        print(
+            json.dumps({"image_path": FLAGS.image_path, "rank_by": rank_by, "alpha": alpha, "results": rows}, indent=2)
+        )
         return
     for rank_number, row in enumerate(rows, start=1):
         row["rank"] = rank_number
     print(f"ranked by {rank_by}" + (f" (alpha {alpha:g})" if rank_by == "debiased" else ""))
-    print_table(["rank", "score", "confidence", "log_likelihood", "pmi",
-                 *(["contrastive"] * ("contrastive" in rows[0])), "label"], rows)
+    print_table(
+        [
+            "rank",
+            "score",
+            "confidence",
+            "log_likelihood",
+            "pmi",
+            *(["contrastive"] * ("contrastive" in rows[0])),
+            "label",
+        ],
+        rows,
+    )
     unknown = sorted({word for row in rows for word in row["unknown_words"] or ()})
     if unknown:
-        print(f"warning: the model does not know {', '.join(map(repr, unknown))}: each reads as [unk], so those "
-              "labels' scores mean little")
+        print(
+            f"warning: the model does not know {', '.join(map(repr, unknown))}: each reads as [unk], so those "
+            "labels' scores mean little"
+        )
 
 
 def choose_mode():

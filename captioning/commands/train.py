@@ -27,16 +27,21 @@ def define_flags() -> None:
     define_dataset_flags()
     config_fields.define_flags(ModelConfig, __name__)
     config_fields.define_flags(TrainingConfig, __name__)
-    flags.DEFINE_string("tfrecords", None, "Train on this TFRecords directory (scripts/make_tfrecords.py) instead "
-                                           "of reading the dataset's image files.")
+    flags.DEFINE_string(
+        "tfrecords",
+        None,
+        "Train on this TFRecords directory (scripts/make_tfrecords.py) instead of reading the dataset's image files.",
+    )
     flags.DEFINE_string("output_dir", "checkpoints", "Checkpoints, logs, the trained model and export/<version>/.")
     flags.DEFINE_integer("max_vocab_size", 10000, "Vocabulary size cap, special tokens included.")
     flags.DEFINE_integer("min_word_count", 1, "Words rarer than this in training captions map to [unk].")
     flags.DEFINE_integer("max_steps", None, "Stop after this many steps in this run (training resumes next run).")
     flags.DEFINE_bool("export", True, "Export a SavedModel when training is complete.")
     cli.define_flag_validators(
-        *((name, lambda value: value >= 1, "must be at least 1")
-          for name in ("max_vocab_size", "min_word_count", "max_steps")),
+        *(
+            (name, lambda value: value >= 1, "must be at least 1")
+            for name in ("max_vocab_size", "min_word_count", "max_steps")
+        ),
         ("output_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
         ("tfrecords", os.path.isdir, "must name a folder written by scripts/make_tfrecords.py"),
     )
@@ -53,23 +58,47 @@ def main(argv):
     from captioning.training.run import run_training
 
     try:
-        format, annotations, image_dir, kwargs = (None, None, None, {}) if FLAGS.tfrecords else \
-            dataset_source(model_config.image_size, os.path.join(FLAGS.output_dir, "synthetic_data"))
-        export_path = run_training(model_config, training_config, format, annotations, image_dir,
-                                   FLAGS.output_dir, val_fraction=FLAGS.val_fraction, max_steps=FLAGS.max_steps,
-                                   export=FLAGS.export, max_vocab_size=FLAGS.max_vocab_size,
-                                   min_word_count=FLAGS.min_word_count, reader_kwargs=kwargs,
-                                   tfrecord_dir=FLAGS.tfrecords)
-    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
-            tf.errors.AbortedError, tf.errors.InternalError) as error:  # a peer of a multi-worker job died
+        format, annotations, image_dir, kwargs = (
+            (None, None, None, {})
+            if FLAGS.tfrecords
+            else dataset_source(model_config.image_size, os.path.join(FLAGS.output_dir, "synthetic_data"))
+        )
+        export_path = run_training(
+            model_config,
+            training_config,
+            format,
+            annotations,
+            image_dir,
+            FLAGS.output_dir,
+            val_fraction=FLAGS.val_fraction,
+            max_steps=FLAGS.max_steps,
+            export=FLAGS.export,
+            max_vocab_size=FLAGS.max_vocab_size,
+            min_word_count=FLAGS.min_word_count,
+            reader_kwargs=kwargs,
+            tfrecord_dir=FLAGS.tfrecords,
+        )
+    except (
+        tf.errors.UnavailableError,
+        tf.errors.DeadlineExceededError,
+        tf.errors.CancelledError,
+        tf.errors.AbortedError,
+        tf.errors.InternalError,
+    ) as error:  # a peer of a multi-worker job died
         logging.debug("training failed", exc_info=True)
-        return cli.fail(f"the job lost a worker ({type(error).__name__}: {tf_error_line(error.message)}); run the same "
-                        "command on every worker to resume from the last checkpoint", exit_code=1)
+        return cli.fail(
+            f"the job lost a worker ({type(error).__name__}: {tf_error_line(error.message)}); run the same "
+            "command on every worker to resume from the last checkpoint",
+            exit_code=1,
+        )
     except (CaptioningError, OSError, tf.errors.OpError) as error:  # a user's error (the tree), a file's, or TF's
         logging.debug("training failed", exc_info=True)
         in_tensorflow = isinstance(error, tf.errors.OpError)
-        message = f"training failed ({type(error).__name__}: {tf_error_line(error.message)})" if in_tensorflow \
+        message = (
+            f"training failed ({type(error).__name__}: {tf_error_line(error.message)})"
+            if in_tensorflow
             else str(error).strip()
+        )
         distribute.report_failure(message)  # the other workers stop now, not when the heartbeat times out
         code = 1 if in_tensorflow else outcome(error).exit_code if isinstance(error, CaptioningError) else 2
         return cli.fail(message, exit_code=code)

@@ -49,8 +49,10 @@ def measure(data: bytes) -> ImageCost | None:
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return _webp(data)
     if data.startswith(_JPEG_XL):
-        raise HeaderError("JPEG XL images are not accepted: their size cannot be checked before decoding "
-                          "(use JPEG, PNG, BMP, GIF or WebP)")
+        raise HeaderError(
+            "JPEG XL images are not accepted: their size cannot be checked before decoding "
+            "(use JPEG, PNG, BMP, GIF or WebP)"
+        )
     return None
 
 
@@ -82,7 +84,7 @@ def _jpeg(data: bytes) -> ImageCost:
             continue
         if marker in (0xD9, 0xDA):  # end of image or start of scan before any frame header
             raise HeaderError("JPEG has no frame header before its data")
-        length, = _unpack(">H", data, position)
+        (length,) = _unpack(">H", data, position)
         if marker in _SOF:
             height, width = _unpack(">HH", data, position + 3)
             return _still("JPEG", width, height)
@@ -152,13 +154,12 @@ def _webp(data: bytes) -> ImageCost:
     if chunk == b"VP8L":  # lossless: a signature byte, then 14 bits each of width - 1 and height - 1
         if _unpack("B", data, 20)[0] != 0x2F:
             raise HeaderError("WebP VP8L header is malformed")
-        bits, = _unpack("<I", data, 21)
+        (bits,) = _unpack("<I", data, 21)
         return _still("WEBP", (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1)
     if chunk == b"VP8X":  # extended: flags, then 24 bits each of canvas width - 1 and height - 1
-        flags, = _unpack("B", data, 20)
+        (flags,) = _unpack("B", data, 20)
         if flags & 0x02:
-            raise HeaderError("animated WebP images are not accepted: their frames cannot be checked before "
-                              "decoding")
+            raise HeaderError("animated WebP images are not accepted: their frames cannot be checked before decoding")
         low_w, high_w, low_h, high_h = _unpack("<HBHB", data, 24)
         return _still("WEBP", (low_w | high_w << 16) + 1, (low_h | high_h << 16) + 1)
     raise HeaderError("WebP has no VP8, VP8L or VP8X chunk first")

@@ -12,8 +12,9 @@ def _indexed_examples(examples, extras: dict = None) -> tf.data.Dataset:
     """(image path, caption, extras) triples; `_numbered` later adds each one's position in the stream. `extras`
     maps names to arrays with a row per example (e.g. the counting loss's "object_counts"), which become features
     of the same names."""
-    return tf.data.Dataset.from_tensor_slices(([e.image_path for e in examples], [e.caption for e in examples],
-                                               extras or {}))
+    return tf.data.Dataset.from_tensor_slices(
+        ([e.image_path for e in examples], [e.caption for e in examples], extras or {})
+    )
 
 
 def _numbered(dataset: tf.data.Dataset) -> tf.data.Dataset:
@@ -27,18 +28,27 @@ def image_key(name: tf.Tensor) -> tf.Tensor:
 
 
 def _read_images(dataset: tf.data.Dataset, image_size: int) -> tf.data.Dataset:
-    return dataset.map(lambda path, caption, extras, index: (decode_and_resize(tf.io.read_file(path), image_size),
-                                                             image_key(path), caption, index, extras),
-                       num_parallel_calls=AUTOTUNE)
+    return dataset.map(
+        lambda path, caption, extras, index: (
+            decode_and_resize(tf.io.read_file(path), image_size),
+            image_key(path),
+            caption,
+            index,
+            extras,
+        ),
+        num_parallel_calls=AUTOTUNE,
+    )
 
 
 def null_image_draws(seed: int, image_dropout: float):
     """index [B] -> use_null_image [B]: image dropout drawn from each example's position in the stream, so it is
     the same on one replica or many, and after a resume."""
+
     def use_null_image(index):
         seeds = tf.stack([tf.fill(tf.shape(index), tf.constant(seed, tf.int64)), index], axis=1)
         draws = tf.map_fn(lambda s: tf.random.stateless_uniform([], seed=s), seeds, fn_output_signature=tf.float32)
         return draws < image_dropout
+
     return use_null_image
 
 
@@ -58,11 +68,20 @@ def to_features(tokenizer, use_null_image):
             "mask": tokens["mask"],
             "use_null_image": use_null_image(index),
         }
+
     return to_features
 
 
-def training_dataset(examples, tokenizer: Tokenizer, image_size: int, global_batch_size: int, seed: int,
-                     image_dropout: float, start_step: int = 0, extras: dict = None) -> tf.data.Dataset:
+def training_dataset(
+    examples,
+    tokenizer: Tokenizer,
+    image_size: int,
+    global_batch_size: int,
+    seed: int,
+    image_dropout: float,
+    start_step: int = 0,
+    extras: dict = None,
+) -> tf.data.Dataset:
     """An endless, shuffled stream of global batches.
 
     The order depends only on `seed`, so resuming at `start_step` skips exactly the examples already seen

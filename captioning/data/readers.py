@@ -25,8 +25,7 @@ def read_coco(annotations_path, image_dir):
     """COCO captions JSON; the split comes from the file name (captions_val2014.json -> "val")."""
     images, annotations = _load_json_lists(annotations_path, "images", "annotations")
     file_names = {
-        _field(image, "id", annotations_path): _field(image, "file_name", annotations_path)
-        for image in images
+        _field(image, "id", annotations_path): _field(image, "file_name", annotations_path) for image in images
     }
     objects = {image["id"]: _scene_objects(image) for image in images}
     split = _split_from_file_name(annotations_path)
@@ -97,8 +96,7 @@ def read_flickr(captions_path, image_dir, split_files=None):
         rows = [_parse_token_line(line, captions_path) for line in lines]
     split_of = _read_split_files(split_files or {})
     return [
-        CaptionExample(os.path.join(image_dir, name), caption, name, split_of.get(name, ""))
-        for name, caption in rows
+        CaptionExample(os.path.join(image_dir, name), caption, name, split_of.get(name, "")) for name, caption in rows
     ]
 
 
@@ -253,9 +251,7 @@ def _parse_token_line(line, path):
     # reads the copies of Flickr8k.token.txt whose tabs became spaces.
     name, _, caption = line.strip().replace("\t", " ", 1).partition(" ")
     if "#" not in name:
-        raise InvalidInput(
-            f"captions file {path} has a line that is not '<image>#<n><TAB><caption>': {line!r:.100}"
-        )
+        raise InvalidInput(f"captions file {path} has a line that is not '<image>#<n><TAB><caption>': {line!r:.100}")
     return name.rpartition("#")[0], caption.strip()
 
 

@@ -62,8 +62,9 @@ def true_relations(scene: Scene) -> list:
         for second in named:
             for relation in RELATIONS if first is not second else ():
                 across = abs(first.y - second.y) if relation in ("left of", "right of") else abs(first.x - second.x)
-                if synthetic.relation_holds(first, second, relation) and (len(scene.objects) == 2
-                                                                          or across <= CLEAR_ACROSS):
+                if synthetic.relation_holds(first, second, relation) and (
+                    len(scene.objects) == 2 or across <= CLEAR_ACROSS
+                ):
                     found.append((first, relation, second))
     return found
 
@@ -71,8 +72,13 @@ def true_relations(scene: Scene) -> list:
 def true_betweens(scene: Scene) -> list:
     """(middle, end, other_end) for every uniquely named object between two others (each end pair once)."""
     named = [o for o in scene.objects if _unique(scene, o, with_size=True)]
-    return [(middle, end, other) for middle in named for i, end in enumerate(named) for other in named[i + 1:]
-            if middle is not end and middle is not other and synthetic.between_holds(middle, end, other)]
+    return [
+        (middle, end, other)
+        for middle in named
+        for i, end in enumerate(named)
+        for other in named[i + 1 :]
+        if middle is not end and middle is not other and synthetic.between_holds(middle, end, other)
+    ]
 
 
 def true_counts(scene: Scene) -> list:
@@ -100,18 +106,36 @@ def _between_phrasings(scene: Scene, middle, end, other) -> list:
 
 def _one_object_options(scene: Scene) -> list:
     o, place = scene.objects[0], scene.place
-    return [phrase(o, False), phrase(o), f"{phrase(o, False)} {place}", f"{phrase(o)} {place}",
-            f"there is {phrase(o)} {place}", f"a picture of {phrase(o, False)} {place}", f"the image shows {phrase(o)}"]
+    return [
+        phrase(o, False),
+        phrase(o),
+        f"{phrase(o, False)} {place}",
+        f"{phrase(o)} {place}",
+        f"there is {phrase(o)} {place}",
+        f"a picture of {phrase(o, False)} {place}",
+        f"the image shows {phrase(o)}",
+    ]
 
 
 def _two_object_options(scene: Scene) -> list:
     a, b = scene.objects
     rel, inverse = scene.relation, INVERSE_RELATION[scene.relation]
-    sizeless = ([f"{phrase(a, False)} {rel} {phrase(b, False)}", f"{phrase(b, False)} {inverse} {phrase(a, False)}"]
-                if _unique(scene, a, False) else [])  # two objects told apart by their sizes alone need them
-    return sizeless + [f"{phrase(a)} {rel} {phrase(b)}", f"{phrase(b)} {inverse} {phrase(a)}",
-                       f"there is {phrase(a)} {rel} {phrase(b)}", f"{phrase(a, False)} and {phrase(b, False)}",
-                       f"{phrase(a)} and {phrase(b)}"] + [count_caption(*count) for count in true_counts(scene)]
+    sizeless = (
+        [f"{phrase(a, False)} {rel} {phrase(b, False)}", f"{phrase(b, False)} {inverse} {phrase(a, False)}"]
+        if _unique(scene, a, False)
+        else []
+    )  # two objects told apart by their sizes alone need them
+    return (
+        sizeless
+        + [
+            f"{phrase(a)} {rel} {phrase(b)}",
+            f"{phrase(b)} {inverse} {phrase(a)}",
+            f"there is {phrase(a)} {rel} {phrase(b)}",
+            f"{phrase(a, False)} and {phrase(b, False)}",
+            f"{phrase(a)} and {phrase(b)}",
+        ]
+        + [count_caption(*count) for count in true_counts(scene)]
+    )
 
 
 def _crowded_options(scene: Scene, rng) -> dict:
@@ -156,18 +180,26 @@ def _crowded_negatives(scene: Scene, rng) -> dict:
     relations = true_relations(scene)
     if relations:
         first, relation, second = relations[int(rng.integers(len(relations)))]
-        pairs["relation3"] = (f"{phrase(first)} {relation} {phrase(second)}",
-                              f"{phrase(second)} {relation} {phrase(first)}")
+        pairs["relation3"] = (
+            f"{phrase(first)} {relation} {phrase(second)}",
+            f"{phrase(second)} {relation} {phrase(first)}",
+        )
     betweens = true_betweens(scene)
     if betweens:
         middle, end, other = betweens[int(rng.integers(len(betweens)))]
         if rng.random() < 0.5:
             end, other = other, end
-        pairs["between"] = (f"{phrase(middle)} between {phrase(end)} and {phrase(other)}",
-                            f"{phrase(end)} between {phrase(middle)} and {phrase(other)}")
+        pairs["between"] = (
+            f"{phrase(middle)} between {phrase(end)} and {phrase(other)}",
+            f"{phrase(end)} between {phrase(middle)} and {phrase(other)}",
+        )
     # Two objects whose colours differ and which differ otherwise too, so the exchange changes the scene described.
-    candidates = [(i, j) for i, a in enumerate(scene.objects) for j, b in enumerate(scene.objects)
-                  if i < j and a.color != b.color and (a.shape, a.size) != (b.shape, b.size)]
+    candidates = [
+        (i, j)
+        for i, a in enumerate(scene.objects)
+        for j, b in enumerate(scene.objects)
+        if i < j and a.color != b.color and (a.shape, a.size) != (b.shape, b.size)
+    ]
     if candidates:
         i, j = candidates[int(rng.integers(len(candidates)))]
         objects = list(scene.objects)
@@ -192,8 +224,10 @@ def _two_object_negatives(scene: Scene, rng) -> dict:
     differing = [name for name in ("color", "size") if getattr(first, name) != getattr(second, name)]
     if differing:
         name = str(rng.choice(differing))
-        exchanged = (dataclasses.replace(first, **{name: getattr(second, name)}),
-                     dataclasses.replace(second, **{name: getattr(first, name)}))
+        exchanged = (
+            dataclasses.replace(first, **{name: getattr(second, name)}),
+            dataclasses.replace(second, **{name: getattr(first, name)}),
+        )
         pairs["binding"] = (full_caption(scene), full_caption(_with_objects(scene, exchanged)))
     return pairs
 

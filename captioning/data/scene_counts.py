@@ -10,8 +10,10 @@ ROW_WIDTH = 4  # x, y, objects of its shape, objects of its shape and colour
 def object_counts(objects) -> list:
     """A scene's objects, each (shape, colour, x, y) -> per object [x, y, objects of its shape, objects of its shape
     and colour]."""
-    return [[x, y, sum(s == shape for s, _, _, _ in objects),
-             sum(s == shape and c == colour for s, c, _, _ in objects)] for shape, colour, x, y in objects]
+    return [
+        [x, y, sum(s == shape for s, _, _, _ in objects), sum(s == shape and c == colour for s, c, _, _ in objects)]
+        for shape, colour, x, y in objects
+    ]
 
 
 def counts_array(examples):
@@ -23,5 +25,5 @@ def counts_array(examples):
     array = np.zeros((len(examples), width, ROW_WIDTH), np.float32)
     for row, example in enumerate(examples):
         if example.objects:
-            array[row, :len(example.objects)] = object_counts(example.objects)
+            array[row, : len(example.objects)] = object_counts(example.objects)
     return array

@@ -85,8 +85,10 @@ def between_holds(middle: SceneObject, end: SceneObject, other_end: SceneObject)
     for along, across in (("x", "y"), ("y", "x")):
         low, high = sorted(getattr(o, along) for o in (end, other_end))
         spread = [getattr(o, across) for o in (middle, end, other_end)]
-        if (low + BETWEEN_MIN_ALONG <= getattr(middle, along) <= high - BETWEEN_MIN_ALONG
-                and max(spread) - min(spread) <= BETWEEN_MAX_ACROSS):
+        if (
+            low + BETWEEN_MIN_ALONG <= getattr(middle, along) <= high - BETWEEN_MIN_ALONG
+            and max(spread) - min(spread) <= BETWEEN_MAX_ACROSS
+        ):
             return True
     return False
 
@@ -116,22 +118,24 @@ class _Identities:
 
     def draw(self, shape=None, not_shapes=(), not_color=None) -> tuple:
         """A random allowed (colour, shape) meeting the constraints; None when none does."""
-        choices = [(c, s) for c, s in self.allowed
-                   if shape in (None, s) and s not in not_shapes and c != not_color]
+        choices = [(c, s) for c, s in self.allowed if shape in (None, s) and s not in not_shapes and c != not_color]
         return tuple(choices[int(self.rng.integers(len(choices)))]) if choices else None
 
 
 def _validate_held_out(held_out, require_held_out):
     for color, shape in held_out:
         if color not in COLORS or shape not in SHAPES:
-            raise InvalidInput(f"unknown colour or shape in held-out combination {color}:{shape}; colours: "
-                               f"{', '.join(COLORS)}; shapes: {', '.join(SHAPES)}")
+            raise InvalidInput(
+                f"unknown colour or shape in held-out combination {color}:{shape}; colours: "
+                f"{', '.join(COLORS)}; shapes: {', '.join(SHAPES)}"
+            )
     if require_held_out and not held_out:
         raise ValueError("require_held_out needs a non-empty held_out list")
 
 
-def generate_scene(rng: np.random.Generator, held_out=(), require_held_out: bool = False,
-                   max_objects: int = MAX_OBJECTS) -> Scene:
+def generate_scene(
+    rng: np.random.Generator, held_out=(), require_held_out: bool = False, max_objects: int = MAX_OBJECTS
+) -> Scene:
     """A random scene of at most `max_objects` objects. With `require_held_out`, every object uses a held-out
     colour-shape combination, otherwise none does."""
     held_out = {tuple(c) for c in held_out}
@@ -158,8 +162,12 @@ def _one_object_scene(rng, identities, background, seed) -> Scene:
     place = str(rng.choice(list(PLACES)))
     (px, py), jitter = PLACES[place], rng.uniform(-0.06, 0.06, size=2)
     color, shape = identities.draw()
-    return Scene((SceneObject(color, shape, _random_size(rng), px + jitter[0], py + jitter[1]),), place=place,
-                 background=background, seed=seed)
+    return Scene(
+        (SceneObject(color, shape, _random_size(rng), px + jitter[0], py + jitter[1]),),
+        place=place,
+        background=background,
+        seed=seed,
+    )
 
 
 def _two_object_scene(rng, identities, background, seed) -> Scene:
@@ -211,8 +219,10 @@ def _crowded_sizes(rng, places) -> list:
     sizes = ["small"] * len(places)
     for i in rng.permutation(len(places)):
         if rng.random() < 0.5 and all(
-                math.dist(places[i], places[j]) >= RADIUS["large"] + RADIUS[sizes[j]] + 0.01
-                for j in range(len(places)) if j != i):
+            math.dist(places[i], places[j]) >= RADIUS["large"] + RADIUS[sizes[j]] + 0.01
+            for j in range(len(places))
+            if j != i
+        ):
             sizes[i] = "large"
     return sizes
 
@@ -221,8 +231,7 @@ def _crowded_scene(rng, identities, num_objects, background, seed) -> Scene:
     places = _crowded_places(rng, num_objects)
     kinds = _crowded_identities(rng, identities, num_objects)
     sizes = _crowded_sizes(rng, places)
-    objects = tuple(SceneObject(color, shape, size, x, y)
-                    for (color, shape), size, (x, y) in zip(kinds, sizes, places))
+    objects = tuple(SceneObject(color, shape, size, x, y) for (color, shape), size, (x, y) in zip(kinds, sizes, places))
     return Scene(objects, background=background, seed=seed)
 
 
@@ -238,9 +247,20 @@ def _shape_polygon(shape, cx, cy, r):
         return [(cx + q * math.cos(a), cy + q * math.sin(a)) for q, a in zip(radii, angles)]
     if shape == "cross":
         a, b = r, r * 0.35
-        return [(cx - b, cy - a), (cx + b, cy - a), (cx + b, cy - b), (cx + a, cy - b), (cx + a, cy + b),
-                (cx + b, cy + b), (cx + b, cy + a), (cx - b, cy + a), (cx - b, cy + b), (cx - a, cy + b),
-                (cx - a, cy - b), (cx - b, cy - b)]
+        return [
+            (cx - b, cy - a),
+            (cx + b, cy - a),
+            (cx + b, cy - b),
+            (cx + a, cy - b),
+            (cx + a, cy + b),
+            (cx + b, cy + b),
+            (cx + b, cy + a),
+            (cx - b, cy + a),
+            (cx - b, cy + b),
+            (cx - a, cy + b),
+            (cx - a, cy - b),
+            (cx - b, cy - b),
+        ]
     raise ValueError(f"unknown shape {shape!r}")
 
 
@@ -254,7 +274,7 @@ def _background(scene: Scene, size: int, rng) -> np.ndarray:
     else:
         angle = rng.uniform(0, 2 * np.pi)
         yy, xx = np.mgrid[0:size, 0:size] / (size - 1)
-        t = (np.cos(angle) * xx + np.sin(angle) * yy)
+        t = np.cos(angle) * xx + np.sin(angle) * yy
         t = (t - t.min()) / max(t.max() - t.min(), 1e-6)
         image = (1 - t)[..., None] * muted_color() + t[..., None] * muted_color()
     if scene.background != "gradient":
@@ -285,8 +305,9 @@ def render_scene_png(scene: Scene, image_size: int = 64) -> bytes:
     return buffer.getvalue()
 
 
-def generate_scenes(num_images: int, seed: int, held_out=(), require_held_out: bool = False,
-                    max_objects: int = MAX_OBJECTS) -> list:
+def generate_scenes(
+    num_images: int, seed: int, held_out=(), require_held_out: bool = False, max_objects: int = MAX_OBJECTS
+) -> list:
     rng = np.random.default_rng(seed)
     return [generate_scene(rng, held_out, require_held_out, max_objects) for _ in range(num_images)]
 

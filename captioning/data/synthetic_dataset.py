@@ -18,12 +18,25 @@ WORLD_VERSION = 2
 
 def dataset_info(num_images: int, seed: int, image_size: int, held_out=(), max_objects: int = synthetic.MAX_OBJECTS):
     """What names a written dataset: the same info means the same images and captions."""
-    return {"world_version": WORLD_VERSION, "seed": seed, "num_images": num_images, "image_size": image_size,
-            "held_out": [list(c) for c in held_out], "max_objects": max_objects}
+    return {
+        "world_version": WORLD_VERSION,
+        "seed": seed,
+        "num_images": num_images,
+        "image_size": image_size,
+        "held_out": [list(c) for c in held_out],
+        "max_objects": max_objects,
+    }
 
 
-def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: int = 64, held_out=(),
-                       captions_per_image: int = 5, max_objects: int = synthetic.MAX_OBJECTS) -> str:
+def write_coco_dataset(
+    output_dir: str,
+    num_images: int,
+    seed: int,
+    image_size: int = 64,
+    held_out=(),
+    captions_per_image: int = 5,
+    max_objects: int = synthetic.MAX_OBJECTS,
+) -> str:
     """Writes `output_dir/images/*.png` and `output_dir/annotations/captions.json` (COCO captions format,
     with each image's scene kept under a `scene` key for evaluation); returns the annotations path."""
     os.makedirs(os.path.join(output_dir, "images"), exist_ok=True)
@@ -33,8 +46,15 @@ def write_coco_dataset(output_dir: str, num_images: int, seed: int, image_size: 
     for image_id, scene in enumerate(synthetic.generate_scenes(num_images, seed, held_out, max_objects=max_objects)):
         file_name = f"{image_id:06d}.png"
         synthetic.render_scene(scene, image_size).save(os.path.join(output_dir, "images", file_name))
-        images.append({"id": image_id, "file_name": file_name, "width": image_size, "height": image_size,
-                       "scene": dataclasses.asdict(scene)})
+        images.append(
+            {
+                "id": image_id,
+                "file_name": file_name,
+                "width": image_size,
+                "height": image_size,
+                "scene": dataclasses.asdict(scene),
+            }
+        )
         for caption in describe_scene(scene, caption_rng, captions_per_image):
             annotations.append({"id": len(annotations), "image_id": image_id, "caption": caption})
     info = {"description": "synthetic scenes", **dataset_info(num_images, seed, image_size, held_out, max_objects)}

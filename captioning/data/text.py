@@ -37,7 +37,7 @@ def words_of(text: str) -> list[str]:
 def words_of_all(captions, chunk_size: int = 4096):
     """Every word of every caption in order, split by the graph `chunk_size` captions at a time."""
     for start in range(0, len(captions), chunk_size):
-        for word in split_words(tf.constant(captions[start:start + chunk_size])).flat_values.numpy():
+        for word in split_words(tf.constant(captions[start : start + chunk_size])).flat_values.numpy():
             yield word.decode("utf-8")
 
 

@@ -43,13 +43,31 @@ cli.define_flag_validators(
 
 def evaluate_model(model) -> dict:
     if FLAGS.dataset != "synthetic":
-        return evaluate_dataset(model, FLAGS.dataset, FLAGS.annotations, FLAGS.image_dir, FLAGS.split,
-                                FLAGS.retrieval_images, FLAGS.beam_size)
-    held_out = (held_out_of_training(model) if FLAGS.held_out_combinations is None
-                else synthetic.parse_combinations(FLAGS.held_out_combinations))
+        return evaluate_dataset(
+            model,
+            FLAGS.dataset,
+            FLAGS.annotations,
+            FLAGS.image_dir,
+            FLAGS.split,
+            FLAGS.retrieval_images,
+            FLAGS.beam_size,
+        )
+    held_out = (
+        held_out_of_training(model)
+        if FLAGS.held_out_combinations is None
+        else synthetic.parse_combinations(FLAGS.held_out_combinations)
+    )
     image_size = ModelConfig.load(model.extra_file(layout.CONFIG_FILE)).image_size
-    return evaluate_synthetic(model, image_size, FLAGS.seed, FLAGS.num_images, FLAGS.retrieval_images,
-                              FLAGS.val_seed, held_out, FLAGS.beam_size)
+    return evaluate_synthetic(
+        model,
+        image_size,
+        FLAGS.seed,
+        FLAGS.num_images,
+        FLAGS.retrieval_images,
+        FLAGS.val_seed,
+        held_out,
+        FLAGS.beam_size,
+    )
 
 
 def main(argv):

@@ -55,12 +55,23 @@ class HardNegativeCurve:
         before = self.crossed()
         results = hard_negative_accuracy(self._scorer, self.scenes, model.config.image_size, self.seed)
         self.points = [p for p in self.points if p["step"] < step] + [
-            {"step": step, "accuracy": {kind: round(r[SCORE], 4) for kind, r in results.items()},
-             "pairs": {kind: r["pairs"] for kind, r in results.items()}}]
-        atomic.write_text(self.path, json.dumps({"seed": self.seed, "scenes": len(self.scenes), "score": SCORE,
-                                                 "pass": PASS, "points": self.points}, indent=1))
+            {
+                "step": step,
+                "accuracy": {kind: round(r[SCORE], 4) for kind, r in results.items()},
+                "pairs": {kind: r["pairs"] for kind, r in results.items()},
+            }
+        ]
+        atomic.write_text(
+            self.path,
+            json.dumps(
+                {"seed": self.seed, "scenes": len(self.scenes), "score": SCORE, "pass": PASS, "points": self.points},
+                indent=1,
+            ),
+        )
         accuracy = self.points[-1]["accuracy"]
         new = [kind for kind in self.crossed() if kind not in before]
-        self.log(f"hard negatives at step {step} ({len(self.scenes)} scenes of seed {self.seed}): "
-                 + ", ".join(f"{kind} {value:.3f}" for kind, value in accuracy.items())
-                 + (f"; first at {PASS} or more: {', '.join(new)}" if new else ""))
+        self.log(
+            f"hard negatives at step {step} ({len(self.scenes)} scenes of seed {self.seed}): "
+            + ", ".join(f"{kind} {value:.3f}" for kind, value in accuracy.items())
+            + (f"; first at {PASS} or more: {', '.join(new)}" if new else "")
+        )

@@ -117,14 +117,22 @@ def sign_test(wins: int, losses: int) -> float:
 def choose_alpha(matrices: dict, text_image) -> dict:
     """The alpha in ALPHAS with the best image->text recall@1 (the smallest on ties). It helps when the images
     it ranks right and log_likelihood (alpha 0) does not outnumber the reverse beyond SIGNIFICANCE."""
-    first = {alpha: retrieval_ranks(ranking.debiased(matrices["log_likelihood"], matrices["pmi"], alpha),
-                                    text_image)[1] == 0 for alpha in ALPHAS}
+    first = {
+        alpha: retrieval_ranks(ranking.debiased(matrices["log_likelihood"], matrices["pmi"], alpha), text_image)[1] == 0
+        for alpha in ALPHAS
+    }
     best = max(ALPHAS, key=lambda alpha: (first[alpha].mean(), -alpha))
     wins, losses = int(np.sum(first[best] & ~first[0.0])), int(np.sum(first[0.0] & ~first[best]))
     p_value = sign_test(wins, losses)
-    return {"alpha": float(best), "helps": bool(wins > losses and p_value < SIGNIFICANCE),
-            "val_images": len(first[best]), "wins": wins, "losses": losses, "p_value": p_value,
-            "val_image_to_text_R@1": {str(alpha): float(hits.mean()) for alpha, hits in first.items()}}
+    return {
+        "alpha": float(best),
+        "helps": bool(wins > losses and p_value < SIGNIFICANCE),
+        "val_images": len(first[best]),
+        "wins": wins,
+        "losses": losses,
+        "p_value": p_value,
+        "val_image_to_text_R@1": {str(alpha): float(hits.mean()) for alpha, hits in first.items()},
+    }
 
 
 def retrieval_report(matrices: dict, text_image, alpha: float) -> dict:
@@ -150,11 +158,13 @@ def caption_metrics(candidates: list, references: list) -> dict:
     candidate_of = {i: [flat[i]] for i in range(len(candidates))}
     references_of, offset = {}, len(candidates)
     for i, refs in enumerate(references):
-        references_of[i], offset = flat[offset:offset + len(refs)], offset + len(refs)
+        references_of[i], offset = flat[offset : offset + len(refs)], offset + len(refs)
     bleu, _ = Bleu(4).compute_score(references_of, candidate_of, verbose=0)
-    metrics = {"BLEU-4": float(bleu[3]),
-               "ROUGE-L": float(Rouge().compute_score(references_of, candidate_of)[0]),
-               "CIDEr": float(Cider().compute_score(references_of, candidate_of)[0])}
+    metrics = {
+        "BLEU-4": float(bleu[3]),
+        "ROUGE-L": float(Rouge().compute_score(references_of, candidate_of)[0]),
+        "CIDEr": float(Cider().compute_score(references_of, candidate_of)[0]),
+    }
     metrics["METEOR"], note = meteor(references_of, candidate_of)
     return {**metrics, "note": note} if note else metrics
 
@@ -174,16 +184,23 @@ def meteor(references_of: dict, candidate_of: dict) -> tuple:
 def generated_caption_report(model, retrieval_set: RetrievalSet, beam_size: int) -> dict:
     generated = generate_with_signature(model, retrieval_set.image_bytes, beam_size)
     best = [captions[0] for captions in generated["caption"]]
-    return {"beam_size": beam_size, "images": len(best), **caption_metrics(best, retrieval_set.references),
-            "examples": [{"generated": g, "reference": refs[0]} for g, refs in zip(best[:5], retrieval_set.references)]}
+    return {
+        "beam_size": beam_size,
+        "images": len(best),
+        **caption_metrics(best, retrieval_set.references),
+        "examples": [{"generated": g, "reference": refs[0]} for g, refs in zip(best[:5], retrieval_set.references)],
+    }
 
 
 def synthetic_set(scenes, image_size: int, seed: int, captions_per_image: int = 5) -> RetrievalSet:
     """Each scene's full caption is its one retrieval text; describe_scene's phrasings are the references."""
     rng = np.random.default_rng([seed, 2])
-    return RetrievalSet([synthetic.render_scene_png(s, image_size) for s in scenes],
-                        [scene_captions.full_caption(s) for s in scenes], np.arange(len(scenes)),
-                        [scene_captions.describe_scene(s, rng, captions_per_image) for s in scenes])
+    return RetrievalSet(
+        [synthetic.render_scene_png(s, image_size) for s in scenes],
+        [scene_captions.full_caption(s) for s in scenes],
+        np.arange(len(scenes)),
+        [scene_captions.describe_scene(s, rng, captions_per_image) for s in scenes],
+    )
 
 
 def dataset_set(examples, max_images: int) -> RetrievalSet:
@@ -202,16 +219,27 @@ def evaluate_retrieval(model, test: RetrievalSet, val: RetrievalSet, beam_size: 
     """Retrieval with alpha chosen on `val` (None: no validation data, alpha 1 = pmi) and caption metrics."""
     choice = choose_alpha(score_matrices(model, val), val.text_image) if val else None
     alpha = choice["alpha"] if choice else 1.0
-    report = {"images": len(test.image_bytes), "texts": len(test.texts),
-              "alpha": choice or {"alpha": alpha, "helps": False, "note": "no validation split: alpha not chosen"},
-              "retrieval": retrieval_report(score_matrices(model, test), test.text_image, alpha)}
+    report = {
+        "images": len(test.image_bytes),
+        "texts": len(test.texts),
+        "alpha": choice or {"alpha": alpha, "helps": False, "note": "no validation split: alpha not chosen"},
+        "retrieval": retrieval_report(score_matrices(model, test), test.text_image, alpha),
+    }
     if beam_size:
         report["captions"] = generated_caption_report(model, test, beam_size)
     return report
 
 
-def evaluate_synthetic(model, image_size: int, seed: int, num_images: int, retrieval_images: int,
-                       val_seed: int = None, held_out=(), beam_size: int = 0) -> dict:
+def evaluate_synthetic(
+    model,
+    image_size: int,
+    seed: int,
+    num_images: int,
+    retrieval_images: int,
+    val_seed: int = None,
+    held_out=(),
+    beam_size: int = 0,
+) -> dict:
     """Hard negatives on `num_images` fresh scenes, recall over the first `retrieval_images` with alpha chosen
     on as many scenes from `val_seed` (default seed + 1), and generated captions with `beam_size` (0: none).
     With `held_out` combinations, hard negatives are also measured on scenes made only of them. `model` is a
@@ -219,28 +247,40 @@ def evaluate_synthetic(model, image_size: int, seed: int, num_images: int, retri
     scenes = synthetic.generate_scenes(num_images, seed)
     val_seed = seed + 1 if val_seed is None else val_seed
     val = synthetic_set(synthetic.generate_scenes(retrieval_images, val_seed), image_size, val_seed)
-    report = {"seed": seed, "val_seed": val_seed, "num_images": num_images, "retrieval_images": retrieval_images,
-              **evaluate_retrieval(model, synthetic_set(scenes[:retrieval_images], image_size, seed), val, beam_size)}
+    report = {
+        "seed": seed,
+        "val_seed": val_seed,
+        "num_images": num_images,
+        "retrieval_images": retrieval_images,
+        **evaluate_retrieval(model, synthetic_set(scenes[:retrieval_images], image_size, seed), val, beam_size),
+    }
     alpha = report["alpha"]["alpha"]
     report["hard_negatives"] = hard_negative_accuracy(model, scenes, image_size, seed, alpha)
     if held_out:
         held_out_scenes = synthetic.generate_scenes(num_images, seed, held_out, require_held_out=True)
-        report["held_out"] = {"combinations": [":".join(c) for c in held_out],
-                              "hard_negatives": hard_negative_accuracy(model, held_out_scenes, image_size,
-                                                                       seed, alpha)}
+        report["held_out"] = {
+            "combinations": [":".join(c) for c in held_out],
+            "hard_negatives": hard_negative_accuracy(model, held_out_scenes, image_size, seed, alpha),
+        }
     return report
 
 
-def evaluate_dataset(model, format: str, annotations: str, image_dir: str, split: str, retrieval_images: int,
-                     beam_size: int) -> dict:
+def evaluate_dataset(
+    model, format: str, annotations: str, image_dir: str, split: str, retrieval_images: int, beam_size: int
+) -> dict:
     examples, skipped = validate_examples(readers.read_dataset(format, annotations, image_dir))
     splits = readers.group_by_split(examples)
     if not splits.get(split):
         found = ", ".join(name or "(none)" for name in splits) or "nothing usable"
         raise InvalidInput(f"{annotations} has no usable {split!r} examples (splits: {found}; {skipped.summary()})")
     val = dataset_set(splits["val"], retrieval_images) if splits.get("val") else None
-    return {"dataset": format, "annotations": annotations, "split": split, "skipped": skipped.summary(),
-            **evaluate_retrieval(model, dataset_set(splits[split], retrieval_images), val, beam_size)}
+    return {
+        "dataset": format,
+        "annotations": annotations,
+        "split": split,
+        "skipped": skipped.summary(),
+        **evaluate_retrieval(model, dataset_set(splits[split], retrieval_images), val, beam_size),
+    }
 
 
 def _hard_negative_table(results: dict, alpha: float) -> list:
@@ -255,32 +295,57 @@ def _hard_negative_table(results: dict, alpha: float) -> list:
 def markdown_report(report: dict) -> str:
     lines, alpha = [], report["alpha"]["alpha"]
     if "hard_negatives" in report:
-        lines += ["Hard negatives (accuracy of the true caption over the swapped one):", "",
-                  *_hard_negative_table(report["hard_negatives"], alpha), ""]
+        lines += [
+            "Hard negatives (accuracy of the true caption over the swapped one):",
+            "",
+            *_hard_negative_table(report["hard_negatives"], alpha),
+            "",
+        ]
     if "held_out" in report:
-        lines += [f"Held-out colour-shape combinations ({', '.join(report['held_out']['combinations'])}):", "",
-                  *_hard_negative_table(report["held_out"]["hard_negatives"], alpha), ""]
+        lines += [
+            f"Held-out colour-shape combinations ({', '.join(report['held_out']['combinations'])}):",
+            "",
+            *_hard_negative_table(report["held_out"]["hard_negatives"], alpha),
+            "",
+        ]
     retrieval = report["retrieval"]
     ks = [key for key in next(iter(retrieval.values()))]
-    lines += [f"Retrieval over {report['images']} images ({report['texts']} captions):", "",
-              "| score | " + " | ".join(f"text→image {k} | image→text {k}" for k in ks) + " |",
-              "|---|" + "---|---|" * len(ks)]
+    lines += [
+        f"Retrieval over {report['images']} images ({report['texts']} captions):",
+        "",
+        "| score | " + " | ".join(f"text→image {k} | image→text {k}" for k in ks) + " |",
+        "|---|" + "---|---|" * len(ks),
+    ]
     for name, values in retrieval.items():
         label = f"debiased (alpha {report['alpha']['alpha']:g})" if name == "debiased" else name
-        lines.append(f"| {label} | " + " | ".join(f"{values[k]['text_to_image']:.3f} | {values[k]['image_to_text']:.3f}"
-                                                  for k in ks) + " |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(f"{values[k]['text_to_image']:.3f} | {values[k]['image_to_text']:.3f}" for k in ks)
+            + " |"
+        )
     alpha = report["alpha"]
-    evidence = (f" ({alpha['note']})" if "note" in alpha else
-                f" (on {alpha['val_images']} validation images it ranked {alpha['wins']} right that log_likelihood "
-                f"did not and {alpha['losses']} the other way; sign test p = {alpha['p_value']:.3f})")
-    lines += ["", f"alpha = {alpha['alpha']:g}, chosen on validation image→text R@1; "
-                  f"{'used' if alpha['helps'] else 'not used'} by default ranking{evidence}"]
+    evidence = (
+        f" ({alpha['note']})"
+        if "note" in alpha
+        else f" (on {alpha['val_images']} validation images it ranked {alpha['wins']} right that log_likelihood "
+        f"did not and {alpha['losses']} the other way; sign test p = {alpha['p_value']:.3f})"
+    )
+    lines += [
+        "",
+        f"alpha = {alpha['alpha']:g}, chosen on validation image→text R@1; "
+        f"{'used' if alpha['helps'] else 'not used'} by default ranking{evidence}",
+    ]
     if "captions" in report:
         captions = report["captions"]
         meteor = "n/a" if captions["METEOR"] is None else f"{captions['METEOR']:.3f}"
-        lines += ["", f"Generated captions (beam {captions['beam_size']}, {captions['images']} images):", "",
-                  "| BLEU-4 | METEOR | ROUGE-L | CIDEr |", "|---|---|---|---|",
-                  f"| {captions['BLEU-4']:.3f} | {meteor} | {captions['ROUGE-L']:.3f} | {captions['CIDEr']:.3f} |"]
+        lines += [
+            "",
+            f"Generated captions (beam {captions['beam_size']}, {captions['images']} images):",
+            "",
+            "| BLEU-4 | METEOR | ROUGE-L | CIDEr |",
+            "|---|---|---|---|",
+            f"| {captions['BLEU-4']:.3f} | {meteor} | {captions['ROUGE-L']:.3f} | {captions['CIDEr']:.3f} |",
+        ]
         if "note" in captions:
             lines.append(f"\n{captions['note']}")
     return "\n".join(lines)

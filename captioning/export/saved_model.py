@@ -48,8 +48,9 @@ class ScoringModule(tf.Module):
         length = tf.reduce_max(tf.reduce_sum(tf.cast(tokens["mask"], tf.int32), axis=1))
         tokens = {k: v[:, :length] if k in ("input_ids", "target_ids", "mask") else v for k, v in tokens.items()}
         # An empty text is a client error (INVALID_ARGUMENT under TF Serving), not a score.
-        with tf.control_dependencies([tf.debugging.Assert(tf.logical_not(no_words),
-                                                          ["text must contain at least one word; got:", text])]):
+        with tf.control_dependencies(
+            [tf.debugging.Assert(tf.logical_not(no_words), ["text must contain at least one word; got:", text])]
+        ):
             return {k: tf.identity(v) for k, v in tokens.items()}
 
     def _encode(self, image_bytes):
@@ -57,14 +58,17 @@ class ScoringModule(tf.Module):
 
     @staticmethod
     def _assert_row_aligned(signature: str, image_bytes, text, hint: str = ""):
-        tf.debugging.assert_equal(tf.size(image_bytes), tf.size(text),
-                                  message=f"{signature} takes row-aligned pairs: image_bytes and text need the same "
-                                          f"length{hint}")
+        tf.debugging.assert_equal(
+            tf.size(image_bytes),
+            tf.size(text),
+            message=f"{signature} takes row-aligned pairs: image_bytes and text need the same length{hint}",
+        )
 
     @tf.function(input_signature=_inputs("serving_default"))
     def serving_default(self, image_bytes, text):
-        self._assert_row_aligned("serving_default", image_bytes, text,
-                                 " (use score_matrix for every image against every text)")
+        self._assert_row_aligned(
+            "serving_default", image_bytes, text, " (use score_matrix for every image against every text)"
+        )
         return scoring.pair_scores(self.model, self._encode(image_bytes), self._tokenize(text))
 
     # serving_default runs the decoder twice (image, then null image for the prior); callers that rank by
@@ -76,8 +80,9 @@ class ScoringModule(tf.Module):
 
     @tf.function(input_signature=_inputs("score_text_features"))
     def score_text_features(self, image_features, text):
-        return scoring.pair_likelihood_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
-                                              self._tokenize(text))
+        return scoring.pair_likelihood_scores(
+            self.model, tf.cast(image_features, self.model.compute_dtype), self._tokenize(text)
+        )
 
     @tf.function(input_signature=_inputs("score_matrix"))
     def score_matrix(self, image_bytes, text):
@@ -89,8 +94,7 @@ class ScoringModule(tf.Module):
 
     @tf.function(input_signature=_inputs("score_features"))
     def score_features(self, image_features, text):
-        return scoring.pair_scores(self.model, tf.cast(image_features, self.model.compute_dtype),
-                                   self._tokenize(text))
+        return scoring.pair_scores(self.model, tf.cast(image_features, self.model.compute_dtype), self._tokenize(text))
 
     @tf.function(input_signature=_inputs("embed_image"))
     def embed_image(self, image_bytes):
@@ -112,11 +116,15 @@ class ScoringModule(tf.Module):
         max_words = self.model.config.max_length - 1  # one decoder position is [start]
         checks = [
             tf.debugging.assert_positive(beam_size, message="beam_size must be at least 1"),
-            tf.debugging.assert_less_equal(beam_size, MAX_BEAM_SIZE,
-                                           message=f"beam_size must be at most {MAX_BEAM_SIZE} (MAX_BEAM_SIZE)"),
-            tf.debugging.assert_less_equal(max_length, max_words,
-                                           message=f"max_length must be at most {max_words}, the model's longest "
-                                                   "caption in words (0: that maximum)"),
+            tf.debugging.assert_less_equal(
+                beam_size, MAX_BEAM_SIZE, message=f"beam_size must be at most {MAX_BEAM_SIZE} (MAX_BEAM_SIZE)"
+            ),
+            tf.debugging.assert_less_equal(
+                max_length,
+                max_words,
+                message=f"max_length must be at most {max_words}, the model's longest "
+                "caption in words (0: that maximum)",
+            ),
         ]
         # Everything below depends on the checks, so nothing is decoded or allocated before they pass.
         with tf.control_dependencies(checks):
@@ -128,8 +136,10 @@ class ScoringModule(tf.Module):
 
     def signatures(self) -> dict:
         """Every registry signature this model has (embed_* only with the contrastive head)."""
-        return {signature.name: getattr(self, signature.name).get_concrete_function()
-                for signature in signatures.for_model(head=bool(self.model.contrastive))}
+        return {
+            signature.name: getattr(self, signature.name).get_concrete_function()
+            for signature in signatures.for_model(head=bool(self.model.contrastive))
+        }
 
 
 def next_version(export_base: str) -> int:

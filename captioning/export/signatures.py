@@ -45,49 +45,116 @@ class Signature:
 def _row_scores(rows: str, prior: bool) -> tuple:
     """serving_default's outputs over `rows` (without the prior pass: score_text's)."""
     floats = ["log_likelihood", "mean_log_prob", "perplexity"] + ["prior_log_likelihood", "pmi"] * prior
-    return (*(Tensor(name, "float32", (rows,)) for name in floats),
-            Tensor("num_tokens", "int32", (rows,)), Tensor("unknown_tokens", "int32", (rows,)),
-            Tensor("truncated", "bool", (rows,)), Tensor("contrastive", "float32", (rows,), head_only=True))
+    return (
+        *(Tensor(name, "float32", (rows,)) for name in floats),
+        Tensor("num_tokens", "int32", (rows,)),
+        Tensor("unknown_tokens", "int32", (rows,)),
+        Tensor("truncated", "bool", (rows,)),
+        Tensor("contrastive", "float32", (rows,), head_only=True),
+    )
 
 
 _PAIRS = (Tensor("image_bytes", "string", ("B",)), Tensor("text", "string", ("B",)))
 _FEATURES = (Tensor("image_features", "float32", ("B", "G", "D")), Tensor("text", "string", ("B",)))
 _IMAGES = (Tensor("image_bytes", "string", ("N",)),)
 
-SIGNATURES = {signature.name: signature for signature in (
-    Signature("serving_default", _PAIRS, _row_scores("B", prior=True), "every score of each pair", batches=True),
-    Signature("score_text", _PAIRS, _row_scores("B", prior=False),
-              "serving_default without the prior pass: one decoder pass instead of two", batches=True),
-    Signature("score_matrix", (Tensor("image_bytes", "string", ("N",)), Tensor("text", "string", ("M",))),
-              (Tensor("log_likelihood", "float32", ("N", "M")), Tensor("mean_log_prob", "float32", ("N", "M")),
-               Tensor("pmi", "float32", ("N", "M")), Tensor("contrastive", "float32", ("N", "M"), head_only=True)),
-              "every image against every text, each image encoded once", batches=False),
-    Signature("encode_image", _IMAGES,
-              (Tensor("image_features", "float32", ("N", "G", "D"),
-                      note="D = 3 × embed_dim: content, context, position; 2 × without a cell context"),),
-              "encode once, score many times", batches=True),
-    Signature("score_features", _FEATURES, _row_scores("B", prior=True), "serving_default from encode_image's "
-              "features", batches=True),
-    Signature("score_text_features", _FEATURES, _row_scores("B", prior=False),
-              "score_text from encode_image's features", batches=True),
-    Signature("embed_image", _IMAGES, (Tensor("embedding", "float32", ("N", "contrastive_dim"), note="unit length"),),
-              "index vectors", batches=True, needs_head=True),
-    Signature("embed_text", (Tensor("text", "string", ("M",)),),
-              (Tensor("embedding", "float32", ("M", "contrastive_dim"), note="unit length"),),
-              "query vectors", batches=True, needs_head=True),
-    Signature("cross_attention", _PAIRS,
-              (Tensor("attention", "float32", ("B", "blocks", "T", "G"), note="heads averaged"),
-               Tensor("token", "string", ("B", "T"), note='the words then [end], "" on padding'),
-               Tensor("log_prob", "float32", ("B", "T"))),
-              "where the decoder looked for each token", batches=True),
-    Signature("generate_caption",
-              (Tensor("image_bytes", "string", ("B",)), Tensor("beam_size", "int32", ()),
-               Tensor("max_length", "int32", (), note="<= 0: the model's"), Tensor("length_penalty", "float32", ())),
-              (Tensor("caption", "string", ("B", "K"), note="best first"),
-               Tensor("log_likelihood", "float32", ("B", "K")), Tensor("num_tokens", "int32", ("B", "K")),
-               Tensor("tokens", "int32", ("B", "K", "T"))),
-              "greedy (K = 1) or beam search in one call", batches=False),
-)}
+SIGNATURES = {
+    signature.name: signature
+    for signature in (
+        Signature("serving_default", _PAIRS, _row_scores("B", prior=True), "every score of each pair", batches=True),
+        Signature(
+            "score_text",
+            _PAIRS,
+            _row_scores("B", prior=False),
+            "serving_default without the prior pass: one decoder pass instead of two",
+            batches=True,
+        ),
+        Signature(
+            "score_matrix",
+            (Tensor("image_bytes", "string", ("N",)), Tensor("text", "string", ("M",))),
+            (
+                Tensor("log_likelihood", "float32", ("N", "M")),
+                Tensor("mean_log_prob", "float32", ("N", "M")),
+                Tensor("pmi", "float32", ("N", "M")),
+                Tensor("contrastive", "float32", ("N", "M"), head_only=True),
+            ),
+            "every image against every text, each image encoded once",
+            batches=False,
+        ),
+        Signature(
+            "encode_image",
+            _IMAGES,
+            (
+                Tensor(
+                    "image_features",
+                    "float32",
+                    ("N", "G", "D"),
+                    note="D = 3 × embed_dim: content, context, position; 2 × without a cell context",
+                ),
+            ),
+            "encode once, score many times",
+            batches=True,
+        ),
+        Signature(
+            "score_features",
+            _FEATURES,
+            _row_scores("B", prior=True),
+            "serving_default from encode_image's features",
+            batches=True,
+        ),
+        Signature(
+            "score_text_features",
+            _FEATURES,
+            _row_scores("B", prior=False),
+            "score_text from encode_image's features",
+            batches=True,
+        ),
+        Signature(
+            "embed_image",
+            _IMAGES,
+            (Tensor("embedding", "float32", ("N", "contrastive_dim"), note="unit length"),),
+            "index vectors",
+            batches=True,
+            needs_head=True,
+        ),
+        Signature(
+            "embed_text",
+            (Tensor("text", "string", ("M",)),),
+            (Tensor("embedding", "float32", ("M", "contrastive_dim"), note="unit length"),),
+            "query vectors",
+            batches=True,
+            needs_head=True,
+        ),
+        Signature(
+            "cross_attention",
+            _PAIRS,
+            (
+                Tensor("attention", "float32", ("B", "blocks", "T", "G"), note="heads averaged"),
+                Tensor("token", "string", ("B", "T"), note='the words then [end], "" on padding'),
+                Tensor("log_prob", "float32", ("B", "T")),
+            ),
+            "where the decoder looked for each token",
+            batches=True,
+        ),
+        Signature(
+            "generate_caption",
+            (
+                Tensor("image_bytes", "string", ("B",)),
+                Tensor("beam_size", "int32", ()),
+                Tensor("max_length", "int32", (), note="<= 0: the model's"),
+                Tensor("length_penalty", "float32", ()),
+            ),
+            (
+                Tensor("caption", "string", ("B", "K"), note="best first"),
+                Tensor("log_likelihood", "float32", ("B", "K")),
+                Tensor("num_tokens", "int32", ("B", "K")),
+                Tensor("tokens", "int32", ("B", "K", "T")),
+            ),
+            "greedy (K = 1) or beam search in one call",
+            batches=False,
+        ),
+    )
+}
 
 
 def for_model(head: bool) -> list:
@@ -121,6 +188,8 @@ def markdown_table() -> str:
     lines = ["| signature | inputs | outputs | for | batches |", "|---|---|---|---|---|"]
     for signature in SIGNATURES.values():
         purpose = signature.purpose + " (head only)" * signature.needs_head
-        lines.append(f"| `{signature.name}` | {_tensors_cell(signature.inputs)} | {_tensors_cell(signature.outputs)} "
-                     f"| {purpose} | {'yes' if signature.batches else 'no'} |")
+        lines.append(
+            f"| `{signature.name}` | {_tensors_cell(signature.inputs)} | {_tensors_cell(signature.outputs)} "
+            f"| {purpose} | {'yes' if signature.batches else 'no'} |"
+        )
     return "\n".join(lines) + "\n"

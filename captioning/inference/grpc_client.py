@@ -1,9 +1,10 @@
 """Python client for TF Serving's gRPC Predict API (TF Serving or serving.server).
 
-    with PredictionClient("127.0.0.1:8500") as client:
-        scores = client.score([png_bytes], ["a dog on a beach"])
-        scores["log_likelihood"]  # np.ndarray of shape [1]
+with PredictionClient("127.0.0.1:8500") as client:
+    scores = client.score([png_bytes], ["a dog on a beach"])
+    scores["log_likelihood"]  # np.ndarray of shape [1]
 """
+
 import grpc
 import numpy as np
 from tensorflow_serving.apis import get_model_metadata_pb2, predict_pb2, prediction_service_pb2_grpc
@@ -28,17 +29,19 @@ class PredictionError(Unavailable):
 
 
 class PredictionClient:
-    def __init__(self, target, model_name="captioner", signature_name="serving_default",
-                 timeout=30.0, version=None):
+    def __init__(self, target, model_name="captioner", signature_name="serving_default", timeout=30.0, version=None):
         """`target` is "host:port"; `version` pins a model version (default: newest)."""
         self.model_name = model_name
         self.signature_name = signature_name
         self.timeout = timeout
         self.version = version
-        self._channel = grpc.insecure_channel(target, options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ])
+        self._channel = grpc.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
         self._stub = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
 
     def predict(self, inputs, output_filter=(), signature_name=None):
@@ -63,8 +66,11 @@ class PredictionClient:
         response = self._call(self._stub.GetModelMetadata, request)
         signature_defs = get_model_metadata_pb2.SignatureDefMap()
         response.metadata[SIGNATURE_DEF_FIELD].Unpack(signature_defs)
-        return {name: set(signature.outputs) for name, signature in signature_defs.signature_def.items()
-                if not name.startswith("__")}  # TensorFlow's own __saved_model_init_op is no signature to call
+        return {
+            name: set(signature.outputs)
+            for name, signature in signature_defs.signature_def.items()
+            if not name.startswith("__")
+        }  # TensorFlow's own __saved_model_init_op is no signature to call
 
     def _name_model(self, model_spec):
         model_spec.name = self.model_name
@@ -86,15 +92,23 @@ class PredictionClient:
         """
         if len(image_bytes) != len(texts):
             raise ValueError(f"{len(image_bytes)} images but {len(texts)} texts")
-        parts = [self.predict({"image_bytes": tensors.string_array(image_bytes[i:i + rows_per_request]),
-                               "text": tensors.string_array(texts[i:i + rows_per_request])})
-                 for i in range(0, max(len(texts), 1), rows_per_request)]
+        parts = [
+            self.predict(
+                {
+                    "image_bytes": tensors.string_array(image_bytes[i : i + rows_per_request]),
+                    "text": tensors.string_array(texts[i : i + rows_per_request]),
+                }
+            )
+            for i in range(0, max(len(texts), 1), rows_per_request)
+        ]
         return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
     def score_matrix(self, image_bytes, texts):
         """Every image against every text: {output name: array [len(images), len(texts)]}."""
-        return self.predict({"image_bytes": tensors.string_array(image_bytes),
-                             "text": tensors.string_array(texts)}, signature_name="score_matrix")
+        return self.predict(
+            {"image_bytes": tensors.string_array(image_bytes), "text": tensors.string_array(texts)},
+            signature_name="score_matrix",
+        )
 
     def close(self):
         self._channel.close()

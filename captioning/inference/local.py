@@ -17,14 +17,17 @@ def resolve_version_dir(model_dir: str) -> str:
     """A version directory itself, or the newest integer version under an export base directory."""
     if os.path.exists(os.path.join(model_dir, SAVED_MODEL_FILE)):
         return model_dir
-    versions = sorted((int(d) for d in os.listdir(model_dir) if d.isdigit()), reverse=True) \
-        if os.path.isdir(model_dir) else []
+    versions = (
+        sorted((int(d) for d in os.listdir(model_dir) if d.isdigit()), reverse=True) if os.path.isdir(model_dir) else []
+    )
     for version in versions:
         path = os.path.join(model_dir, str(version))
         if os.path.exists(os.path.join(path, SAVED_MODEL_FILE)):
             return path
-    raise ModelNotFoundError(f"no exported SavedModel in {model_dir} (expected {model_dir}/<version>/saved_model.pb;"
-                             " run python train.py first)")
+    raise ModelNotFoundError(
+        f"no exported SavedModel in {model_dir} (expected {model_dir}/<version>/saved_model.pb;"
+        " run python train.py first)"
+    )
 
 
 class SavedModelScorer:
@@ -37,8 +40,10 @@ class SavedModelScorer:
     def run(self, name: str, inputs: dict) -> dict:
         """Signature `name` on inputs given as lists of bytes/str (DT_STRING) or numpy arrays/scalars of the
         signature's dtype; its outputs as numpy arrays."""
-        tensors = {key: tf.constant(value, tf.string) if isinstance(value, list) else tf.constant(value)
-                   for key, value in inputs.items()}
+        tensors = {
+            key: tf.constant(value, tf.string) if isinstance(value, list) else tf.constant(value)
+            for key, value in inputs.items()
+        }
         return {key: value.numpy() for key, value in self._signature(name)(**tensors).items()}
 
     def _signature(self, name: str):
@@ -46,8 +51,9 @@ class SavedModelScorer:
 
     def score(self, image_bytes, texts, batch_size: int = 256) -> dict:
         """Row-aligned pairs -> serving_default outputs as numpy arrays, in batches of `batch_size`."""
-        return run_in_batches(self, "serving_default", {"image_bytes": list(image_bytes), "text": list(texts)},
-                              batch_size)
+        return run_in_batches(
+            self, "serving_default", {"image_bytes": list(image_bytes), "text": list(texts)}, batch_size
+        )
 
     def score_matrix(self, image_bytes, texts) -> dict:
         return self.run("score_matrix", {"image_bytes": list(image_bytes), "text": list(texts)})

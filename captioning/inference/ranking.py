@@ -59,6 +59,8 @@ def ranking_scores(scores: dict, rank_by: str, alpha: float):
     if rank_by == "debiased":
         return debiased(scores["log_likelihood"], scores["pmi"], alpha)
     if rank_by not in scores:
-        raise InvalidInput(f"the model gives no {rank_by!r} score (contrastive needs a model trained with a "
-                           "contrastive head: python train.py --contrastive_weight > 0)")
+        raise InvalidInput(
+            f"the model gives no {rank_by!r} score (contrastive needs a model trained with a "
+            "contrastive head: python train.py --contrastive_weight > 0)"
+        )
     return np.asarray(scores[rank_by])

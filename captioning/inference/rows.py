@@ -11,6 +11,8 @@ def run_in_batches(model, name: str, rows: dict, batch_size: int = MAX_ROWS_PER_
     """Runs signature `name` over row-aligned inputs `rows` (lists of one length) `batch_size` rows per call,
     passing `constants` (scalar inputs) to every call; returns the outputs concatenated along the rows."""
     count = len(next(iter(rows.values())))
-    parts = [model.run(name, {**{key: values[start:start + batch_size] for key, values in rows.items()}, **constants})
-             for start in range(0, count, batch_size)]
+    parts = [
+        model.run(name, {**{key: values[start : start + batch_size] for key, values in rows.items()}, **constants})
+        for start in range(0, count, batch_size)
+    ]
     return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}

@@ -46,8 +46,9 @@ class ModelRunner(Protocol):
 
 
 def _missing(name, where):
-    return MissingSignatureError(f"{where} has no {name!r} signature; re-export the model with this version of "
-                                 "captioning.export.saved_model")
+    return MissingSignatureError(
+        f"{where} has no {name!r} signature; re-export the model with this version of captioning.export.saved_model"
+    )
 
 
 class LocalModel:
@@ -104,8 +105,10 @@ class RemoteModel:
 
         client = self._connected()
         try:
-            return client.predict({key: np.asarray(value) if np.isscalar(value) else value
-                                         for key, value in inputs.items()}, signature_name=name)
+            return client.predict(
+                {key: np.asarray(value) if np.isscalar(value) else value for key, value in inputs.items()},
+                signature_name=name,
+            )
         except PredictionError as error:
             if error.code.name == "FAILED_PRECONDITION":  # TF Serving's code for a signature the model lacks
                 raise _missing(name, self.path) from None

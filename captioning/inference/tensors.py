@@ -8,6 +8,7 @@ lets a few bytes declare billions of elements, so here that is malformed.
 `proto_size` measures a tensor from its shape and its payload's own length
 without allocating anything, so a server checks its limits before parsing.
 """
+
 import math
 from dataclasses import dataclass
 
@@ -94,7 +95,8 @@ def to_proto(array, use_tensor_content=False):
     proto = tensor_pb2.TensorProto(
         dtype=dtype,
         tensor_shape=tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in array.shape]),
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=s) for s in array.shape]
+        ),
     )
     spec = _DTYPES[dtype]
     if dtype == types_pb2.DT_STRING:
@@ -111,6 +113,7 @@ def to_proto(array, use_tensor_content=False):
 @dataclass(frozen=True)
 class TensorSize:
     """What a tensor costs: its shape, element count and bytes (a string tensor's: the strings' lengths)."""
+
     shape: tuple
     elements: int
     bytes: int
@@ -136,8 +139,9 @@ def proto_size(proto):
             raise ValueError("string tensors must use string_val")
         needed = count * spec.numpy.itemsize
         if len(proto.tensor_content) != needed:
-            raise ValueError(f"tensor_content holds {len(proto.tensor_content)} bytes; shape {shape} of "
-                             f"{spec.name} needs {needed}")
+            raise ValueError(
+                f"tensor_content holds {len(proto.tensor_content)} bytes; shape {shape} of {spec.name} needs {needed}"
+            )
         return TensorSize(tuple(shape), count, needed)
     values = getattr(proto, spec.field)
     if len(values) != count:

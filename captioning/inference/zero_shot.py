@@ -64,8 +64,7 @@ def unknown_words(texts, known) -> list:
     from captioning.data.text import split_words  # imports TensorFlow: not for a bad invocation
 
     split = split_words(np.array(texts, dtype=object)).to_list()
-    return [[word for word in dict.fromkeys(w.decode("utf-8") for w in words) if word not in known]
-            for words in split]
+    return [[word for word in dict.fromkeys(w.decode("utf-8") for w in words) if word not in known] for words in split]
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
@@ -74,8 +73,14 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum(axis=-1, keepdims=True)
 
 
-def rank_labels(model, image_bytes: list, labels, template: str = DEFAULT_TEMPLATE,
-                rank_by: str = "log_likelihood", alpha: float = 1.0) -> list:
+def rank_labels(
+    model,
+    image_bytes: list,
+    labels,
+    template: str = DEFAULT_TEMPLATE,
+    rank_by: str = "log_likelihood",
+    alpha: float = 1.0,
+) -> list:
     """For each image, its labels best first: dicts of label, prompt, score (the `rank_by` value), confidence
     (softmax of the scores over the labels), unknown_words (the prompt's words the model lacks; None when its
     vocabulary is out of reach) and the log_likelihood, mean_log_prob, pmi (and contrastive, for a model with a
@@ -88,9 +93,16 @@ def rank_labels(model, image_bytes: list, labels, template: str = DEFAULT_TEMPLA
     unknown = unknown_words(texts, known) if known is not None else [None] * len(texts)
     results = []
     for image in range(len(image_bytes)):
-        rows = [{"label": label, "prompt": text, "score": float(chosen[image, j]),
-                 "confidence": float(confidence[image, j]), "unknown_words": unknown[j],
-                 **{name: float(values[image, j]) for name, values in matrix.items()}}
-                for j, (label, text) in enumerate(zip(labels, texts))]
+        rows = [
+            {
+                "label": label,
+                "prompt": text,
+                "score": float(chosen[image, j]),
+                "confidence": float(confidence[image, j]),
+                "unknown_words": unknown[j],
+                **{name: float(values[image, j]) for name, values in matrix.items()},
+            }
+            for j, (label, text) in enumerate(zip(labels, texts))
+        ]
         results.append(sorted(rows, key=lambda row: -row["score"]))
     return results

@@ -171,16 +171,29 @@ def score_image_groups(model, groups: list, job: BeamJob) -> list:
         image_error = group.error or (ERROR_MESSAGES["unreadable_image"] if features is None else None)
         pairs += [(row, features, pair_error(image_error, row.values["caption"])) for row in group.rows]
     good = [i for i, (_, _, error) in enumerate(pairs) if error is None]
-    scores = score_encoded(model, [pairs[i][1] for i in good], [pairs[i][0].values["caption"] for i in good],
-                           likelihood_only=job.likelihood_only) if good else {}
+    scores = (
+        score_encoded(
+            model,
+            [pairs[i][1] for i in good],
+            [pairs[i][0].values["caption"] for i in good],
+            likelihood_only=job.likelihood_only,
+        )
+        if good
+        else {}
+    )
     if job.rank_by == "debiased" and good:
         scores["debiased"] = ranking.ranking_scores(scores, job.rank_by, job.alpha)
     position = {row_index: k for k, row_index in enumerate(good)}
     output = []
     for i, (row, _, error) in enumerate(pairs):
         row_scores = {name: values[position[i]] for name, values in scores.items()} if i in position else {}
-        output.append({**scored_row(row.values, error, row_scores, job.score_names),
-                       "source_file": row.source_file, "source_row": row.source_row})
+        output.append(
+            {
+                **scored_row(row.values, error, row_scores, job.score_names),
+                "source_file": row.source_file,
+                "source_row": row.source_row,
+            }
+        )
     Metrics.counter(NAMESPACE, "images_encoded").inc(sum(group.error is None for group in groups))
     Metrics.counter(NAMESPACE, "pairs_scored").inc(len(good))
     Metrics.counter(NAMESPACE, "rows_with_errors").inc(len(pairs) - len(good))
@@ -212,8 +225,7 @@ class PairScoringHandler(ModelHandler):
             self._last_log = now
         elif now - self._last_log >= PROGRESS_EVERY_SECONDS:
             self._last_log = now
-            _LOG.info("worker %d/%s: %d rows scored so far", os.getpid(), threading.current_thread().name,
-                      self._scored)
+            _LOG.info("worker %d/%s: %d rows scored so far", os.getpid(), threading.current_thread().name, self._scored)
 
     def get_num_bytes(self, batch) -> int:
         # RunInference's default pickles the whole batch just to count its bytes.
@@ -231,25 +243,33 @@ def csv_line(values: list) -> str:
 
 def output_files(output: str, num_shards: int) -> tuple:
     """(prefix, shard template, suffix) of WriteToText: OUT-00000-of-000NN.csv shards, or OUT itself."""
-    prefix = output[:-len(".csv")] if output.endswith(".csv") else output
+    prefix = output[: -len(".csv")] if output.endswith(".csv") else output
     return prefix, "" if num_shards == 1 else "-SSSSS-of-NNNNN", ".csv"
 
 
 def build_pipeline(pipeline: beam.Pipeline, job: BeamJob, paths: list, fields: list) -> None:
     columns = [*output_columns(fields, job.score_names), *SOURCE_COLUMNS]
     prefix, template, suffix = output_files(job.output, job.num_shards)
-    _ = (pipeline
-         | "Files" >> beam.Create(paths)
-         | "Rows" >> beam.FlatMap(read_rows)
-         | "ByImage" >> beam.Map(lambda row: (row.image_path, row))
-         | "GroupByImage" >> beam.GroupByKey()
-         | "ImageGroups" >> beam.FlatMap(image_groups)
-         | "Spread" >> beam.Reshuffle()
-         | "ReadImages" >> beam.Map(read_image)
-         | "Score" >> RunInference(PairScoringHandler(job))
-         | "CsvLines" >> beam.Map(lambda row: csv_line([row.get(column, "") for column in columns]))
-         | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=suffix, num_shards=job.num_shards,
-                                          shard_name_template=template, header=csv_line(columns)))
+    _ = (
+        pipeline
+        | "Files" >> beam.Create(paths)
+        | "Rows" >> beam.FlatMap(read_rows)
+        | "ByImage" >> beam.Map(lambda row: (row.image_path, row))
+        | "GroupByImage" >> beam.GroupByKey()
+        | "ImageGroups" >> beam.FlatMap(image_groups)
+        | "Spread" >> beam.Reshuffle()
+        | "ReadImages" >> beam.Map(read_image)
+        | "Score" >> RunInference(PairScoringHandler(job))
+        | "CsvLines" >> beam.Map(lambda row: csv_line([row.get(column, "") for column in columns]))
+        | "Write"
+        >> beam.io.WriteToText(
+            prefix,
+            file_name_suffix=suffix,
+            num_shards=job.num_shards,
+            shard_name_template=template,
+            header=csv_line(columns),
+        )
+    )
 
 
 def job_metrics(result) -> dict:
@@ -282,8 +302,7 @@ def make_pipeline(pipeline_args: list) -> beam.Pipeline:
     try:
         return beam.Pipeline(options=options)
     except (ValueError, ImportError) as error:  # an unknown runner, Dataflow's option checks, a missing extra
-        raise PipelineSetupError(" ".join(line.strip() for line in str(error).splitlines() if line.strip())) \
-            from None
+        raise PipelineSetupError(" ".join(line.strip() for line in str(error).splitlines() if line.strip())) from None
 
 
 def run_beam_job(pipeline: beam.Pipeline, job: BeamJob, paths: list, fields: list) -> tuple:
@@ -295,6 +314,11 @@ def run_beam_job(pipeline: beam.Pipeline, job: BeamJob, paths: list, fields: lis
     result.wait_until_finish()
     found = job_metrics(result)
     errors = found.get("rows_with_errors", 0)
-    summary = JobSummary(found.get("pairs_scored", 0) + errors, errors, found.get("images_encoded", 0),
-                         time.perf_counter() - started, memory.peak_memory_mb())
+    summary = JobSummary(
+        found.get("pairs_scored", 0) + errors,
+        errors,
+        found.get("images_encoded", 0),
+        time.perf_counter() - started,
+        memory.peak_memory_mb(),
+    )
     return summary, found

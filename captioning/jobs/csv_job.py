@@ -9,8 +9,16 @@ from captioning.jobs import pairs_csv
 from captioning.util import figures, memory
 from captioning.util.errors import InvalidInput
 
-SCORE_COLUMNS = ("log_likelihood", "num_tokens", "mean_log_prob", "perplexity", "prior_log_likelihood", "pmi",
-                 "unknown_tokens", "truncated")
+SCORE_COLUMNS = (
+    "log_likelihood",
+    "num_tokens",
+    "mean_log_prob",
+    "perplexity",
+    "prior_log_likelihood",
+    "pmi",
+    "unknown_tokens",
+    "truncated",
+)
 PRIOR_COLUMNS = ("prior_log_likelihood", "pmi")  # the scores that need the decoder's second (null image) pass
 
 
@@ -25,9 +33,11 @@ class JobSummary:
 
     def line(self) -> str:
         rate = (self.rows - self.errors) / max(self.seconds, 1e-9)
-        return (f"scored {self.rows - self.errors} of {self.rows} pairs ({self.errors} with errors, "
-                f"{self.images_encoded} distinct images encoded) in {self.seconds:.1f} s: {rate:.1f} pairs/s, "
-                f"peak memory {self.peak_memory_mb:.0f} MB")
+        return (
+            f"scored {self.rows - self.errors} of {self.rows} pairs ({self.errors} with errors, "
+            f"{self.images_encoded} distinct images encoded) in {self.seconds:.1f} s: {rate:.1f} pairs/s, "
+            f"peak memory {self.peak_memory_mb:.0f} MB"
+        )
 
 
 def score_columns(likelihood_only: bool, contrastive: bool, debiased: bool) -> list:
@@ -45,25 +55,38 @@ def matrix_inputs(image_paths, captions, errors, max_images: int, max_texts: int
     return images, texts
 
 
-def run_csv_job(model, pairs: pairs_csv.PairsCsv, output_path: str, rank_by: str = "log_likelihood",
-                alpha: float = 1.0, image_captions_figure: str = None, similarity_matrix_figure: str = None,
-                matrix_size: int = 30, progress: bool = True, likelihood_only: bool = False) -> JobSummary:
+def run_csv_job(
+    model,
+    pairs: pairs_csv.PairsCsv,
+    output_path: str,
+    rank_by: str = "log_likelihood",
+    alpha: float = 1.0,
+    image_captions_figure: str = None,
+    similarity_matrix_figure: str = None,
+    matrix_size: int = 30,
+    progress: bool = True,
+    likelihood_only: bool = False,
+) -> JobSummary:
     """Scores `pairs` (pairs_csv.read_pairs_csv) into `output_path`; bad rows get an error column.
     `likelihood_only` skips the prior pass and its columns (rank_by must then not need the prior)."""
     if likelihood_only and rank_by not in ranking.LIKELIHOOD_SCORES:
         raise InvalidInput(f"ranking by {rank_by} needs the prior; drop --likelihood_only")
     started = time.perf_counter()
     image_paths, captions = pairs.image_paths(), pairs.captions()
-    scored = batch.score_pairs(model, image_paths, captions, progress=progress,
-                               likelihood_only=likelihood_only)
+    scored = batch.score_pairs(model, image_paths, captions, progress=progress, likelihood_only=likelihood_only)
     # The --rank_by score of every row (the figure's values and the debiased column); None when no row scored.
     ranked = ranking.ranking_scores(scored.scores, rank_by, alpha) if scored.scores else None
     if rank_by == "debiased" and ranked is not None:
         scored.scores["debiased"] = ranked
     columns = score_columns(likelihood_only, "contrastive" in scored.scores, "debiased" in scored.scores)
     pairs_csv.write_scored_csv(output_path, pairs, scored, columns)
-    summary = JobSummary(len(pairs.rows), sum(1 for e in scored.errors if e), scored.images_encoded,
-                         time.perf_counter() - started, memory.peak_memory_mb())
+    summary = JobSummary(
+        len(pairs.rows),
+        sum(1 for e in scored.errors if e),
+        scored.images_encoded,
+        time.perf_counter() - started,
+        memory.peak_memory_mb(),
+    )
     if image_captions_figure:
         values = [None] * len(captions) if ranked is None else ranked
         figures.draw_image_captions(image_captions_figure, image_paths, captions, values, scored.errors, rank_by)
@@ -71,7 +94,8 @@ def run_csv_job(model, pairs: pairs_csv.PairsCsv, output_path: str, rank_by: str
     images, texts = matrix_inputs(image_paths, captions, scored.errors, matrix_size, matrix_size)
     if similarity_matrix_figure and images:  # with no scorable row there is nothing to draw
         matrix = batch.score_matrix(model, [batch.read_bytes(path) for path in images], texts)
-        figures.draw_similarity_matrix(similarity_matrix_figure, images, texts,
-                                       ranking.ranking_scores(matrix, rank_by, alpha), rank_by)
+        figures.draw_similarity_matrix(
+            similarity_matrix_figure, images, texts, ranking.ranking_scores(matrix, rank_by, alpha), rank_by
+        )
         summary.figures.append(similarity_matrix_figure)
     return summary

@@ -24,12 +24,23 @@ class Captioner(keras.Model):
         super().__init__(**{"name": "captioner", **kwargs})
         self.config = ModelConfig.from_dict(config) if isinstance(config, dict) else config
         c = self.config
-        self.encoder = ImageEncoder(c.backbone, c.backbone_weights, c.train_backbone, c.image_size, c.embed_dim,
-                                    c.context_heads, name="image_encoder")
-        self.decoder = CaptionDecoder(c.vocab_size, c.max_length, c.embed_dim, c.num_heads, c.num_layers, c.ff_dim,
-                                      c.dropout, name="decoder")
-        self.contrastive = (ContrastiveHead(c.embed_dim, c.num_heads, c.ff_dim, c.contrastive_dim, c.dropout,
-                                            name="contrastive") if c.contrastive_dim else None)
+        self.encoder = ImageEncoder(
+            c.backbone,
+            c.backbone_weights,
+            c.train_backbone,
+            c.image_size,
+            c.embed_dim,
+            c.context_heads,
+            name="image_encoder",
+        )
+        self.decoder = CaptionDecoder(
+            c.vocab_size, c.max_length, c.embed_dim, c.num_heads, c.num_layers, c.ff_dim, c.dropout, name="decoder"
+        )
+        self.contrastive = (
+            ContrastiveHead(c.embed_dim, c.num_heads, c.ff_dim, c.contrastive_dim, c.dropout, name="contrastive")
+            if c.contrastive_dim
+            else None
+        )
         self.build_all()
 
     def build_all(self):
@@ -37,8 +48,11 @@ class Captioner(keras.Model):
         c = self.config
         features = self.encoder(np.zeros((1, c.image_size, c.image_size, 3), np.float32))
         # The learned null image stands in for "no image": the decoder then estimates the text prior.
-        self.null_image = self.add_weight(shape=(self.encoder.num_cells, self.encoder.feature_dim),
-                                          name="null_image", initializer=keras.initializers.RandomNormal(stddev=0.02))
+        self.null_image = self.add_weight(
+            shape=(self.encoder.num_cells, self.encoder.feature_dim),
+            name="null_image",
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+        )
         self.decoder(np.zeros((1, c.max_length), np.int32), features)
         if self.contrastive:
             self.contrastive.build(features.shape)

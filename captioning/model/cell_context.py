@@ -28,8 +28,9 @@ class CellContext(layers.Layer):
 
     def build(self, content_shape):
         # Starts each pair's weight near 0.12, so the sums over 64 cells start small and grow as matches sharpen.
-        self.bias = self.add_weight(shape=(self.num_heads, 1, 1), name="bias",
-                                    initializer=keras.initializers.Constant(-2.0))
+        self.bias = self.add_weight(
+            shape=(self.num_heads, 1, 1), name="bias", initializer=keras.initializers.Constant(-2.0)
+        )
         for dense in (self.query, self.key, self.value):
             dense.build((None, None, self.embed_dim))
         self.expand.build((None, None, self.num_heads * self.key_dim))
@@ -41,7 +42,7 @@ class CellContext(layers.Layer):
 
     def call(self, content):
         query, key, value = (self._split_heads(dense(content)) for dense in (self.query, self.key, self.value))
-        logits = keras.ops.matmul(query, keras.ops.transpose(key, (0, 1, 3, 2))) / self.key_dim ** 0.5
+        logits = keras.ops.matmul(query, keras.ops.transpose(key, (0, 1, 3, 2))) / self.key_dim**0.5
         weights = keras.ops.sigmoid(logits + keras.ops.cast(self.bias, logits.dtype))
         summed = keras.ops.transpose(keras.ops.matmul(weights, value), (0, 2, 1, 3))
         summed = keras.ops.reshape(summed, (keras.ops.shape(content)[0], -1, self.num_heads * self.key_dim))

@@ -19,10 +19,12 @@ def default_image_size(backbone: str) -> int:
 class ModelConfig:
     """Everything needed to rebuild a Captioner (the vocabulary itself is stored beside it)."""
 
-    vocab_size: int = setting(0, None, Rule(lambda value: value >= 0, "must be 0 (filled in from the vocabulary) "
-                                                                     "or more"))
-    max_length: int = setting(20, "Decoder positions ([start] + words); longer texts truncate.",
-                              at_least(2, " ([start] and one word)"))
+    vocab_size: int = setting(
+        0, None, Rule(lambda value: value >= 0, "must be 0 (filled in from the vocabulary) or more")
+    )
+    max_length: int = setting(
+        20, "Decoder positions ([start] + words); longer texts truncate.", at_least(2, " ([start] and one word)")
+    )
     image_size: int | None = setting(None, "Input image side (default: 64 for small_cnn, 224 otherwise).", _POSITIVE)
     backbone: str = setting(SMALL_CNN, "small_cnn or a keras.applications name (e.g. EfficientNetB0).")
     backbone_weights: str = setting("none", "imagenet (downloads), none, or a .weights.h5 path.")
@@ -33,19 +35,27 @@ class ModelConfig:
     ff_dim: int = setting(256, "Decoder feed-forward width.", _POSITIVE)
     dropout: float = setting(0.1, "Decoder dropout.", within(0, 1, closed_high=False))
     image_dropout: float = setting(0.1, "Share of examples trained with the null image.", within(0, 1))
-    context_heads: int = setting(4, "Heads of the encoder's cell context, which lets each cell read how much of its "
-                                    "kind the image holds (what counting needs); 0: none.",
-                                 Rule(lambda value: value >= 0, "must be 0 (no cell context) or more"))
-    contrastive_dim: int = setting(128, "Width of the contrastive head's image and text embeddings (CoCa-style); "
-                                        "0: no head.", Rule(lambda value: value >= 0, "must be 0 (no head) or more"))
+    context_heads: int = setting(
+        4,
+        "Heads of the encoder's cell context, which lets each cell read how much of its "
+        "kind the image holds (what counting needs); 0: none.",
+        Rule(lambda value: value >= 0, "must be 0 (no cell context) or more"),
+    )
+    contrastive_dim: int = setting(
+        128,
+        "Width of the contrastive head's image and text embeddings (CoCa-style); 0: no head.",
+        Rule(lambda value: value >= 0, "must be 0 (no head) or more"),
+    )
 
     def __post_init__(self):
         if self.image_size is None:
             self.image_size = default_image_size(self.backbone)
         check_fields(self)
         if self.embed_dim % self.num_heads:
-            raise ConfigError(f"ModelConfig.embed_dim = {self.embed_dim}: must be a multiple of num_heads "
-                              f"({self.num_heads}), which split it evenly")
+            raise ConfigError(
+                f"ModelConfig.embed_dim = {self.embed_dim}: must be a multiple of num_heads "
+                f"({self.num_heads}), which split it evenly"
+            )
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)

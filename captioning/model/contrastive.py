@@ -22,14 +22,16 @@ class AttentionPool(layers.Layer):
         self.norm = layers.LayerNormalization(epsilon=1e-5, name="norm")
 
     def build(self, features_shape):
-        self.query = self.add_weight(shape=(1, 1, self.embed_dim), name="query",
-                                     initializer=keras.initializers.RandomNormal(stddev=0.02))
+        self.query = self.add_weight(
+            shape=(1, 1, self.embed_dim), name="query", initializer=keras.initializers.RandomNormal(stddev=0.02)
+        )
         self.attention.build((None, 1, self.embed_dim), tuple(features_shape))
         self.norm.build((None, self.embed_dim))
 
     def call(self, features):
-        query = keras.ops.broadcast_to(keras.ops.cast(self.query, features.dtype),
-                                       (keras.ops.shape(features)[0], 1, self.embed_dim))
+        query = keras.ops.broadcast_to(
+            keras.ops.cast(self.query, features.dtype), (keras.ops.shape(features)[0], 1, self.embed_dim)
+        )
         return self.norm(self.attention(query, features)[:, 0])
 
     def get_config(self):
@@ -43,11 +45,13 @@ class TextEncoderBlock(layers.Layer):
     def __init__(self, embed_dim, num_heads, ff_dim, dropout=0.1, **kwargs):
         super().__init__(**kwargs)
         self.embed_dim, self.num_heads, self.ff_dim, self.dropout_rate = embed_dim, num_heads, ff_dim, dropout
-        self.attention = layers.MultiHeadAttention(num_heads, embed_dim // num_heads, dropout=dropout,
-                                                   name="self_attention")
+        self.attention = layers.MultiHeadAttention(
+            num_heads, embed_dim // num_heads, dropout=dropout, name="self_attention"
+        )
         self.feed_forward = keras.Sequential(
             [layers.Dense(ff_dim, activation="gelu", name="expand"), layers.Dense(embed_dim, name="contract")],
-            name="feed_forward")
+            name="feed_forward",
+        )
         self.norms = [layers.LayerNormalization(epsilon=1e-5, name=f"norm{i}") for i in range(2)]
 
     def call(self, x, mask, training=False):
@@ -57,8 +61,13 @@ class TextEncoderBlock(layers.Layer):
         return x + self.feed_forward(self.norms[1](x))
 
     def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
-                "ff_dim": self.ff_dim, "dropout": self.dropout_rate}
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "ff_dim": self.ff_dim,
+            "dropout": self.dropout_rate,
+        }
 
 
 @keras.saving.register_keras_serializable(package="captioning")
@@ -79,8 +88,9 @@ class ContrastiveHead(layers.Layer):
 
     def build(self, features_shape):
         """Creates the logit scale; the sublayers build on first use (Captioner.build_all embeds a dummy pair)."""
-        self.log_logit_scale = self.add_weight(shape=(), name="log_logit_scale",
-                                               initializer=keras.initializers.Constant(np.log(INITIAL_LOGIT_SCALE)))
+        self.log_logit_scale = self.add_weight(
+            shape=(), name="log_logit_scale", initializer=keras.initializers.Constant(np.log(INITIAL_LOGIT_SCALE))
+        )
 
     def embed_images(self, image_features):
         """[B, cells, features] -> [B, output_dim], unit length."""
@@ -99,8 +109,14 @@ class ContrastiveHead(layers.Layer):
         return keras.ops.minimum(keras.ops.exp(self.log_logit_scale), MAX_LOGIT_SCALE)
 
     def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
-                "ff_dim": self.ff_dim, "output_dim": self.output_dim, "dropout": self.dropout_rate}
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "ff_dim": self.ff_dim,
+            "output_dim": self.output_dim,
+            "dropout": self.dropout_rate,
+        }
 
 
 def _unit(x):

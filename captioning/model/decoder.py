@@ -25,8 +25,12 @@ class TokenAndPositionEmbedding(layers.Layer):
         return self.tokens(token_ids) + self.positions(positions)[None]
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "max_length": self.max_length,
-                "embed_dim": self.embed_dim}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "max_length": self.max_length,
+            "embed_dim": self.embed_dim,
+        }
 
 
 @keras.saving.register_keras_serializable(package="captioning")
@@ -39,7 +43,8 @@ class DecoderBlock(layers.Layer):
         self.cross_attention = layers.MultiHeadAttention(num_heads, key_dim, dropout=dropout, name="cross_attention")
         self.feed_forward = keras.Sequential(
             [layers.Dense(ff_dim, activation="gelu", name="expand"), layers.Dense(embed_dim, name="contract")],
-            name="feed_forward")
+            name="feed_forward",
+        )
         self.norms = [layers.LayerNormalization(epsilon=1e-5, name=f"norm{i}") for i in range(3)]
         self.dropout = layers.Dropout(dropout)
 
@@ -49,16 +54,22 @@ class DecoderBlock(layers.Layer):
         h = self.norms[0](x)
         x = x + self.dropout(self.self_attention(h, h, use_causal_mask=True, training=training), training=training)
         h = self.norms[1](x)
-        content = image_features[..., :self.embed_dim]
-        attended, attention = self.cross_attention(h, value=image_features, key=content, training=training,
-                                                   return_attention_scores=True)
+        content = image_features[..., : self.embed_dim]
+        attended, attention = self.cross_attention(
+            h, value=image_features, key=content, training=training, return_attention_scores=True
+        )
         x = x + self.dropout(attended, training=training)
         x = x + self.dropout(self.feed_forward(self.norms[2](x)), training=training)
         return (x, attention) if return_attention else x
 
     def get_config(self):
-        return {**super().get_config(), "embed_dim": self.embed_dim, "num_heads": self.num_heads,
-                "ff_dim": self.ff_dim, "dropout": self.dropout_rate}
+        return {
+            **super().get_config(),
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "ff_dim": self.ff_dim,
+            "dropout": self.dropout_rate,
+        }
 
 
 @keras.saving.register_keras_serializable(package="captioning")
@@ -68,8 +79,7 @@ class CaptionDecoder(layers.Layer):
         self.vocab_size, self.max_length, self.embed_dim = vocab_size, max_length, embed_dim
         self.num_heads, self.num_layers, self.ff_dim, self.dropout_rate = num_heads, num_layers, ff_dim, dropout
         self.embedding = TokenAndPositionEmbedding(vocab_size, max_length, embed_dim, name="embedding")
-        self.blocks = [DecoderBlock(embed_dim, num_heads, ff_dim, dropout, name=f"block{i}")
-                       for i in range(num_layers)]
+        self.blocks = [DecoderBlock(embed_dim, num_heads, ff_dim, dropout, name=f"block{i}") for i in range(num_layers)]
         self.final_norm = layers.LayerNormalization(epsilon=1e-5, name="final_norm")
         # Logits stay float32 under mixed precision so log-probabilities are exact enough to compare.
         self.output_layer = layers.Dense(vocab_size, dtype="float32", name="logits")
@@ -85,6 +95,13 @@ class CaptionDecoder(layers.Layer):
         return (logits, attention) if return_attention else logits
 
     def get_config(self):
-        return {**super().get_config(), "vocab_size": self.vocab_size, "max_length": self.max_length,
-                "embed_dim": self.embed_dim, "num_heads": self.num_heads, "num_layers": self.num_layers,
-                "ff_dim": self.ff_dim, "dropout": self.dropout_rate}
+        return {
+            **super().get_config(),
+            "vocab_size": self.vocab_size,
+            "max_length": self.max_length,
+            "embed_dim": self.embed_dim,
+            "num_heads": self.num_heads,
+            "num_layers": self.num_layers,
+            "ff_dim": self.ff_dim,
+            "dropout": self.dropout_rate,
+        }

@@ -38,7 +38,8 @@ def build_backbone(name: str, weights: str, image_size: int) -> keras.Model:
         if keras_weights == "imagenet":
             raise BackboneWeightsError(
                 f"could not download ImageNet weights for {name} ({error}); this machine may be offline: "
-                "use --backbone_weights none, or a local .weights.h5 path") from error
+                "use --backbone_weights none, or a local .weights.h5 path"
+            ) from error
         raise BackboneWeightsError(f"could not load weights {weights!r} for {name}: {error}") from error
 
 
@@ -87,8 +88,16 @@ class ImageEncoder(layers.Layer):
     which colour belongs to which shape.
     """
 
-    def __init__(self, backbone="small_cnn", backbone_weights="none", train_backbone=False, image_size=64,
-                 embed_dim=128, context_heads=0, **kwargs):
+    def __init__(
+        self,
+        backbone="small_cnn",
+        backbone_weights="none",
+        train_backbone=False,
+        image_size=64,
+        embed_dim=128,
+        context_heads=0,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.context_heads = context_heads
         self.backbone_name, self.backbone_weights = backbone, backbone_weights
@@ -106,8 +115,11 @@ class ImageEncoder(layers.Layer):
     def build(self, input_shape):
         grid = self.backbone.compute_output_shape(tuple(input_shape))
         self.grid_shape = (grid[1], grid[2])
-        self.position = self.add_weight(shape=(grid[1] * grid[2], self.embed_dim), name="position",
-                                        initializer=keras.initializers.RandomNormal(stddev=1.0))
+        self.position = self.add_weight(
+            shape=(grid[1] * grid[2], self.embed_dim),
+            name="position",
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+        )
         self.projection.build((None, grid[3]))
         self.norm.build((None, None, self.embed_dim))
         if self.context:
@@ -123,7 +135,7 @@ class ImageEncoder(layers.Layer):
 
     def context_of(self, features):
         """The context part [B, cells, embed_dim] of features this encoder made (a model with a context)."""
-        return features[..., self.embed_dim:2 * self.embed_dim]
+        return features[..., self.embed_dim : 2 * self.embed_dim]
 
     def call(self, images, training=False):
         x = self.preprocess(images) if self.preprocess else images
@@ -136,6 +148,12 @@ class ImageEncoder(layers.Layer):
         return keras.ops.concatenate(parts + [position], axis=-1)
 
     def get_config(self):
-        return {**super().get_config(), "backbone": self.backbone_name, "backbone_weights": self.backbone_weights,
-                "train_backbone": self.train_backbone, "image_size": self.image_size, "embed_dim": self.embed_dim,
-                "context_heads": self.context_heads}
+        return {
+            **super().get_config(),
+            "backbone": self.backbone_name,
+            "backbone_weights": self.backbone_weights,
+            "train_backbone": self.train_backbone,
+            "image_size": self.image_size,
+            "embed_dim": self.embed_dim,
+            "context_heads": self.context_heads,
+        }

@@ -59,10 +59,18 @@ def greedy_search(model, image_features, max_length=0) -> dict:
         lambda t, tokens, log_likelihood, done: ~tf.reduce_all(done),
         step,
         (tf.constant(0), tf.zeros([batch, 0], tf.int32), tf.zeros([batch]), tf.zeros([batch], tf.bool)),
-        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None]), tf.TensorShape([None]),
-                          tf.TensorShape([None])))
-    return {"tokens": tokens, "log_likelihood": log_likelihood,
-            "num_tokens": tf.reduce_sum(tf.cast(tokens != PAD_ID, tf.int32), axis=1)}
+        shape_invariants=(
+            tf.TensorShape([]),
+            tf.TensorShape([None, None]),
+            tf.TensorShape([None]),
+            tf.TensorShape([None]),
+        ),
+    )
+    return {
+        "tokens": tokens,
+        "log_likelihood": log_likelihood,
+        "num_tokens": tf.reduce_sum(tf.cast(tokens != PAD_ID, tf.int32), axis=1),
+    }
 
 
 def ranking_scores(log_likelihood, num_tokens, length_penalty) -> tf.Tensor:
@@ -104,21 +112,38 @@ def beam_search(model, image_features, beam_size, max_length=0, length_penalty=0
     _, tokens, log_likelihood, num_tokens, _ = tf.while_loop(
         lambda t, *state: ~tf.reduce_all(state[-1]),
         step,
-        (tf.constant(0), tf.zeros([batch, beam_size, 0], tf.int32), tf.tile(first_only[None], [batch, 1]),
-         tf.zeros([batch, beam_size], tf.int32), tf.zeros([batch, beam_size], tf.bool)),
-        shape_invariants=(tf.TensorShape([]), tf.TensorShape([None, None, None]), tf.TensorShape([None, None]),
-                          tf.TensorShape([None, None]), tf.TensorShape([None, None])))
+        (
+            tf.constant(0),
+            tf.zeros([batch, beam_size, 0], tf.int32),
+            tf.tile(first_only[None], [batch, 1]),
+            tf.zeros([batch, beam_size], tf.int32),
+            tf.zeros([batch, beam_size], tf.bool),
+        ),
+        shape_invariants=(
+            tf.TensorShape([]),
+            tf.TensorShape([None, None, None]),
+            tf.TensorShape([None, None]),
+            tf.TensorShape([None, None]),
+            tf.TensorShape([None, None]),
+        ),
+    )
     # The loop keeps candidates in selection order; the final ranking can differ once lengths are known.
     _, order = tf.math.top_k(ranking_scores(log_likelihood, num_tokens, length_penalty), k=beam_size)
-    return {"tokens": tf.gather(tokens, order, batch_dims=1),
-            "log_likelihood": tf.gather(log_likelihood, order, batch_dims=1),
-            "num_tokens": tf.gather(num_tokens, order, batch_dims=1)}
+    return {
+        "tokens": tf.gather(tokens, order, batch_dims=1),
+        "log_likelihood": tf.gather(log_likelihood, order, batch_dims=1),
+        "num_tokens": tf.gather(num_tokens, order, batch_dims=1),
+    }
 
 
 def generate(model, image_features, beam_size, max_length=0, length_penalty=0.0) -> dict:
     """Beam search, or plain greedy search when beam_size is 1 (the same result, less work); [B, K, ...]."""
+
     def greedy():
         return {name: value[:, None] for name, value in greedy_search(model, image_features, max_length).items()}
 
-    return tf.cond(tf.equal(beam_size, 1), greedy,
-                   lambda: beam_search(model, image_features, beam_size, max_length, length_penalty))
+    return tf.cond(
+        tf.equal(beam_size, 1),
+        greedy,
+        lambda: beam_search(model, image_features, beam_size, max_length, length_penalty),
+    )

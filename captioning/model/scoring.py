@@ -40,8 +40,11 @@ def likelihood_scores(log_likelihood, num_tokens, unknown_tokens, truncated) -> 
 
 def derived_scores(log_likelihood, prior, num_tokens, unknown_tokens, truncated) -> dict:
     """serving_default's outputs from the two log-likelihoods and the token counts [B]."""
-    return {**likelihood_scores(log_likelihood, num_tokens, unknown_tokens, truncated),
-            "prior_log_likelihood": prior, "pmi": log_likelihood - prior}
+    return {
+        **likelihood_scores(log_likelihood, num_tokens, unknown_tokens, truncated),
+        "prior_log_likelihood": prior,
+        "pmi": log_likelihood - prior,
+    }
 
 
 def _counts(tokens):
@@ -59,15 +62,17 @@ def image_embeddings(model, image_features) -> tf.Tensor:
 def _with_contrastive(scores: dict, model, image_features, tokens) -> dict:
     """`contrastive` (the cosine similarity of the two unit embeddings) added when the model has the head."""
     if model.contrastive:
-        scores["contrastive"] = tf.reduce_sum(image_embeddings(model, image_features) * text_embeddings(model, tokens),
-                                              axis=1)
+        scores["contrastive"] = tf.reduce_sum(
+            image_embeddings(model, image_features) * text_embeddings(model, tokens), axis=1
+        )
     return scores
 
 
 def pair_scores(model, image_features, tokens) -> dict:
     """Every score (docs/architecture.md) for row-aligned image features [B, G, D] and tokenized texts [B]."""
-    scores = derived_scores(sequence_log_likelihood(model, image_features, tokens), prior_log_likelihood(model, tokens),
-                            *_counts(tokens))
+    scores = derived_scores(
+        sequence_log_likelihood(model, image_features, tokens), prior_log_likelihood(model, tokens), *_counts(tokens)
+    )
     return _with_contrastive(scores, model, image_features, tokens)
 
 
@@ -84,8 +89,10 @@ def token_attention(model, image_features, tokens) -> dict:
     over heads. Position k predicts target token k."""
     logits, attention = model.decode(image_features, tokens["input_ids"], return_attention=True)
     per_block = [tf.reduce_mean(tf.cast(weights, tf.float32), axis=1) for weights in attention]  # [B, L, cells]
-    return {"attention": tf.stack(per_block, axis=1),
-            "log_prob": token_log_probs(logits, tokens["target_ids"]) * tokens["mask"]}
+    return {
+        "attention": tf.stack(per_block, axis=1),
+        "log_prob": token_log_probs(logits, tokens["target_ids"]) * tokens["mask"],
+    }
 
 
 def matrix_scores(model, image_features, tokens) -> dict:
@@ -107,6 +114,7 @@ def matrix_scores(model, image_features, tokens) -> dict:
         "pmi": log_likelihood - prior[None, :],
     }
     if model.contrastive:
-        scores["contrastive"] = tf.matmul(image_embeddings(model, image_features), text_embeddings(model, tokens),
-                                          transpose_b=True)
+        scores["contrastive"] = tf.matmul(
+            image_embeddings(model, image_features), text_embeddings(model, tokens), transpose_b=True
+        )
     return scores

@@ -35,8 +35,11 @@ def _program_name() -> str:
 def _parser():
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--index_dir", required=True, help="Folder of the index (embedded Qdrant, images, features).")
-    common.add_argument("--model_dir", default=os.path.join("checkpoints", "export"),
-                        help="Export base directory (newest version) or a version directory.")
+    common.add_argument(
+        "--model_dir",
+        default=os.path.join("checkpoints", "export"),
+        help="Export base directory (newest version) or a version directory.",
+    )
     common.add_argument("--qdrant_url", default=None, help="Use this Qdrant server or cluster instead of the folder.")
     common.add_argument("--json", action="store_true", help="Print JSON.")
     parser = cli.ArgumentParser(prog=_program_name(), description=__doc__.split("\n\n")[0])
@@ -44,22 +47,32 @@ def _parser():
     add = commands.add_parser("add", parents=[common], help="Add images: files, folders, CSVs of paths/URLs, URLs.")
     add.add_argument("paths", nargs="+", metavar="PATH")
     add.add_argument("--batch_size", type=cli.at_least_one, default=BATCH_SIZE, help="Images per model call.")
-    add.add_argument("--allow_private_urls", action="store_true",
-                     help="Allow URLs on loopback, private and link-local addresses.")
+    add.add_argument(
+        "--allow_private_urls", action="store_true", help="Allow URLs on loopback, private and link-local addresses."
+    )
     search = commands.add_parser("search", parents=[common], help="Search the index by text.")
     search.add_argument("query")
     search.add_argument("--k", type=cli.at_least_one, default=10, help="Results to return.")
-    search.add_argument("--candidates", type=cli.at_least_one, default=retrieval.DEFAULT_CANDIDATES,
-                        help="Stage-1 nearest neighbours reranked by caption log-likelihood (K).")
+    search.add_argument(
+        "--candidates",
+        type=cli.at_least_one,
+        default=retrieval.DEFAULT_CANDIDATES,
+        help="Stage-1 nearest neighbours reranked by caption log-likelihood (K).",
+    )
     search.add_argument("--rank_by", choices=retrieval.RANK_BY, default="log_likelihood")
-    search.add_argument("--stage2", choices=retrieval.STAGE2_WAYS, default="auto",
-                        help="Rerank from cached features, re-encoded images, or the faster of the two.")
+    search.add_argument(
+        "--stage2",
+        choices=retrieval.STAGE2_WAYS,
+        default="auto",
+        help="Rerank from cached features, re-encoded images, or the faster of the two.",
+    )
     commands.add_parser("list", parents=[common], help="List the indexed images.")
     commands.add_parser("count", parents=[common], help="Count the indexed images.")
     delete = commands.add_parser("delete", parents=[common], help="Delete images by id.")
     delete.add_argument("ids", nargs="+", metavar="ID")
-    commands.add_parser("reindex", parents=[common],
-                        help="Embed the images of the index's previous model version with this model.")
+    commands.add_parser(
+        "reindex", parents=[common], help="Embed the images of the index's previous model version with this model."
+    )
     copy = commands.add_parser("push", help="Copy a model version's collection to a Qdrant server (resumable).")
     copy.add_argument("--index_dir", required=True, help="The embedded index to copy from.")
     copy.add_argument("--qdrant_url", required=True, help="The Qdrant server or cluster to copy to.")
@@ -72,8 +85,11 @@ def _build_hnsw(index, version) -> None:
     """Builds the HNSW graph after a large addition (it blocks this process, so the CLI does it, not the server)."""
     unindexed = index.unindexed(version)
     if unindexed >= FULL_SCAN_VECTORS:
-        print(f"building the HNSW index over {unindexed} new images (about "
-              f"{unindexed * BUILD_SECONDS_PER_VECTOR:.0f} s)...", file=sys.stderr)
+        print(
+            f"building the HNSW index over {unindexed} new images (about "
+            f"{unindexed * BUILD_SECONDS_PER_VECTOR:.0f} s)...",
+            file=sys.stderr,
+        )
         index.optimize(version)
 
 
@@ -81,8 +97,11 @@ def _push(args, index):
     versions = {v: n for v, n in index.versions().items() if n}
     version = args.model_version if args.model_version is not None else max(versions, default=None)
     if version not in versions:
-        return cli.fail(f"{args.index_dir} holds no images of model version {version}" if version is not None
-                     else f"{args.index_dir} holds no images to push")
+        return cli.fail(
+            f"{args.index_dir} holds no images of model version {version}"
+            if version is not None
+            else f"{args.index_dir} holds no images to push"
+        )
     destination = ServerEngine.connect(args.qdrant_url)
     try:
         destination.count(version)  # reachable? (before the progress bar starts)
@@ -107,12 +126,23 @@ def _run(args, index):
         for source, message in result.errors:
             print(f"skipped {source}: {message}", file=sys.stderr)
         summary = f"{result.summary()}, peak memory {peak_memory_mb():.0f} MB"
-        print(json.dumps({"added": result.added, "duplicates": result.duplicates, "errors": result.errors,
-                          "images_per_second": result.images_per_second}) if args.json else summary)
+        print(
+            json.dumps(
+                {
+                    "added": result.added,
+                    "duplicates": result.duplicates,
+                    "errors": result.errors,
+                    "images_per_second": result.images_per_second,
+                }
+            )
+            if args.json
+            else summary
+        )
         return 1 if result.errors else 0
     if args.command == "search":
         results = retrieval.Searcher(index, model, stage2=args.stage2).search(
-            args.query, k=args.k, candidates=args.candidates, rank_by=args.rank_by)
+            args.query, k=args.k, candidates=args.candidates, rank_by=args.rank_by
+        )
         if args.json:
             print(json.dumps(results, indent=1))
         for n, row in enumerate(results if not args.json else []):

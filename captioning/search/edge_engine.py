@@ -64,8 +64,9 @@ INT8_CODES = ScalarQuantizationConfig(type=ScalarType.Int8, quantile=INT8_QUANTI
 
 def search_params(limit: int, ef: int = SEARCH_EF) -> SearchParams:
     """A query's parameters: the fixed ef (at least the limit), int8 candidates rescored in float."""
-    return SearchParams(hnsw_ef=max(ef, limit),
-                        quantization=QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING))
+    return SearchParams(
+        hnsw_ef=max(ef, limit), quantization=QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
+    )
 
 
 def _kilobytes(vectors: int, dim: int) -> int:
@@ -82,8 +83,10 @@ class EdgeEngine:
             fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock_file.close()
-            raise IndexBusyError(f"{folder}: the index is open in another process (a running server?); add and "
-                                 "search through that server's API, or stop it first") from None
+            raise IndexBusyError(
+                f"{folder}: the index is open in another process (a running server?); add and "
+                "search through that server's API, or stop it first"
+            ) from None
         self._shards = {}  # version -> EdgeShard, opened on first use
         # One call at a time: the bindings hold the GIL through most calls anyway, and a lock keeps the
         # open-or-create of a shard from racing.
@@ -114,10 +117,12 @@ class EdgeEngine:
     def _config(dim: int, m: int = HNSW_M, ef_construct: int = HNSW_EF_CONSTRUCT, quantization=INT8_CODES):
         """A new shard's config; the benchmark passes other m, ef_construct or codes (None: float only)."""
         threshold = _kilobytes(FULL_SCAN_VECTORS, dim)
-        return EdgeConfig(vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
-                          hnsw_config=HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=threshold),
-                          quantization_config=quantization,
-                          optimizers=EdgeOptimizersConfig(indexing_threshold=threshold))
+        return EdgeConfig(
+            vectors=EdgeVectorParams(size=dim, distance=Distance.Cosine),
+            hnsw_config=HnswIndexConfig(m=m, ef_construct=ef_construct, full_scan_threshold=threshold),
+            quantization_config=quantization,
+            optimizers=EdgeOptimizersConfig(indexing_threshold=threshold),
+        )
 
     def versions(self) -> dict:
         with self._lock:
@@ -144,8 +149,10 @@ class EdgeEngine:
     def upsert(self, version: int, ids: list, vectors: np.ndarray, payloads: list) -> None:
         if not ids:
             return
-        points = [Point(id=i, vector=vector.tolist(), payload=payload)
-                  for i, vector, payload in zip(ids, np.asarray(vectors, np.float32), payloads)]
+        points = [
+            Point(id=i, vector=vector.tolist(), payload=payload)
+            for i, vector, payload in zip(ids, np.asarray(vectors, np.float32), payloads)
+        ]
         with self._lock:
             self._shard(version, vectors.shape[1]).update(UpdateOperation.upsert_points(points))
 
@@ -154,8 +161,14 @@ class EdgeEngine:
             shard = self._shard(version)
             if shard is None:
                 return []
-            found = shard.query(QueryRequest(query=Query.Nearest(np.asarray(vector, np.float32).tolist()),
-                                             limit=limit, with_payload=True, params=search_params(limit)))
+            found = shard.query(
+                QueryRequest(
+                    query=Query.Nearest(np.asarray(vector, np.float32).tolist()),
+                    limit=limit,
+                    with_payload=True,
+                    params=search_params(limit),
+                )
+            )
         return [Hit(str(p.id), float(p.score), p.payload) for p in found]
 
     def get(self, version: int, ids: list) -> dict:
@@ -177,10 +190,12 @@ class EdgeEngine:
             shard = self._shard(version)
             if shard is None:
                 return [], None
-            records, next_offset = shard.scroll(ScrollRequest(offset=offset, limit=limit, with_payload=True,
-                                                              with_vector=with_vectors))
-        return [_entry(record, with_vectors) for record in records], \
-            (str(next_offset) if next_offset is not None else None)
+            records, next_offset = shard.scroll(
+                ScrollRequest(offset=offset, limit=limit, with_payload=True, with_vector=with_vectors)
+            )
+        return [_entry(record, with_vectors) for record in records], (
+            str(next_offset) if next_offset is not None else None
+        )
 
     def newest(self, version: int, before: int = None, limit: int = 100) -> list:
         """(id, payload) of up to `limit` points, newest first, added at or before `before` (ORDER_FIELD)."""
@@ -188,8 +203,11 @@ class EdgeEngine:
             shard = self._shard(version)
             if shard is None:
                 return []
-            records, _ = shard.scroll(ScrollRequest(limit=limit, with_payload=True, order_by=OrderBy(
-                ORDER_FIELD, Direction.Desc, start_from=before)))
+            records, _ = shard.scroll(
+                ScrollRequest(
+                    limit=limit, with_payload=True, order_by=OrderBy(ORDER_FIELD, Direction.Desc, start_from=before)
+                )
+            )
         return [(str(record.id), record.payload) for record in records]
 
     def optimize(self, version: int) -> bool:

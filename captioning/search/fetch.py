@@ -99,8 +99,10 @@ def _checked_address(url: str, host: str, port: int, deadline: float, options: F
     if not options.allow_private:
         blocked = [address for address in addresses if not is_public(address)]
         if blocked:
-            raise FetchError(f"{url}: host {host} is a private, loopback or link-local address ({blocked[0]}); "
-                             "refused (start with --allow_private_urls to allow it)")
+            raise FetchError(
+                f"{url}: host {host} is a private, loopback or link-local address ({blocked[0]}); "
+                "refused (start with --allow_private_urls to allow it)"
+            )
     return addresses[0]
 
 
@@ -119,7 +121,8 @@ def _connection(url: str, options: FetchOptions, deadline: float):
     connection = cls(parts.hostname, port, timeout=_time_left(url, deadline, options))
     # Connect to the address that was checked; TLS still verifies the certificate for the host name.
     connection._create_connection = lambda _address, *args, **kwargs: socket.create_connection(
-        (address, port), *args, **kwargs)
+        (address, port), *args, **kwargs
+    )
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return connection, path
 

@@ -35,12 +35,15 @@ class ImageLimits:
 
 def _check_cost(cost: ImageCost, limits: ImageLimits) -> None:
     if cost.frames > limits.max_frames:
-        raise ImageError(f"animation of {cost.frames} frames is over the limit of {limits.max_frames} frames "
-                         "(--max_image_frames)")
+        raise ImageError(
+            f"animation of {cost.frames} frames is over the limit of {limits.max_frames} frames (--max_image_frames)"
+        )
     if cost.pixels > limits.max_pixels:
         size = f"{cost.width}x{cost.height} {cost.format}" + (f" of {cost.frames} frames" if cost.frames > 1 else "")
-        raise ImageError(f"image ({size}) decodes to {cost.pixels} pixels, over the limit of {limits.max_pixels} "
-                         "pixels (--max_image_pixels)")
+        raise ImageError(
+            f"image ({size}) decodes to {cost.pixels} pixels, over the limit of {limits.max_pixels} "
+            "pixels (--max_image_pixels)"
+        )
 
 
 def decoding_cost(data: bytes, limits: ImageLimits = ImageLimits()) -> ImageCost | None:

@@ -83,7 +83,8 @@ class ImageIndex:
                 f"the index holds {others[old]} images embedded by model version {old}, but the model is version "
                 f"{version}; embeddings of one version mean nothing to another: re-index them with "
                 f"`python -m captioning.search reindex --index_dir {self.index_dir} --model_dir MODEL` "
-                "(or POST /api/reindex on the server)")
+                "(or POST /api/reindex on the server)"
+            )
 
     def existing(self, version: int, ids: list) -> set:
         """The ids among `ids` that this version's collection holds."""

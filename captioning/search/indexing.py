@@ -36,8 +36,10 @@ class AddResult:
         return done / self.seconds if self.seconds > 0 else 0.0
 
     def summary(self) -> str:
-        return (f"indexed {len(self.added)} new images ({len(self.duplicates)} already in, {len(self.errors)} "
-                f"with errors) in {self.seconds:.1f} s: {self.images_per_second:.1f} images/s")
+        return (
+            f"indexed {len(self.added)} new images ({len(self.duplicates)} already in, {len(self.errors)} "
+            f"with errors) in {self.seconds:.1f} s: {self.images_per_second:.1f} images/s"
+        )
 
 
 @dataclasses.dataclass
@@ -56,15 +58,23 @@ class _Image:
 class Indexer:
     """Adds images to `index` with `model` (a captioning.search.search_model.SearchModel)."""
 
-    def __init__(self, index, model, batch_size: int = BATCH_SIZE, cache_features: bool = None, locks: IdLocks = None,
-                 image_limits: ImageLimits = ImageLimits()):
+    def __init__(
+        self,
+        index,
+        model,
+        batch_size: int = BATCH_SIZE,
+        cache_features: bool = None,
+        locks: IdLocks = None,
+        image_limits: ImageLimits = ImageLimits(),
+    ):
         self.index, self.model, self.batch_size = index, model, batch_size
         # Share `locks` with whatever else adds or deletes in this index concurrently (a server's requests).
         self.locks = locks or IdLocks()
         self.image_limits = image_limits
         # Cached features let stage 2 skip re-encoding; only models with encode_image + score_features have them.
-        self.cache_features = (model.has("encode_image") and model.has("score_features")) \
-            if cache_features is None else cache_features
+        self.cache_features = (
+            (model.has("encode_image") and model.has("score_features")) if cache_features is None else cache_features
+        )
 
     def add(self, items, progress: bool = True, _reindexing: bool = False) -> AddResult:
         """Indexes [(source, loader)] (captioning.search.sources); one bad image is reported, not fatal."""
@@ -75,7 +85,7 @@ class Indexer:
         started = time.monotonic()
         with progress_bar(total=len(items), unit="image", desc="indexing", disable=not progress) as bar:
             for start in range(0, len(items), self.batch_size):
-                batch = items[start:start + self.batch_size]
+                batch = items[start : start + self.batch_size]
                 self._add_batch([self._load(source, loader, result) for source, loader in batch], result)
                 bar.update(len(batch))
         result.seconds = time.monotonic() - started
@@ -84,8 +94,10 @@ class Indexer:
     def reindex(self, from_version: int, progress: bool = True) -> AddResult:
         """Embeds every image of `from_version`'s collection with this model into its own collection."""
         store = self.index.store
-        items = [(payload["source"], lambda digest=payload["sha256"]: store.image(digest))
-                 for _, payload in self.index.all_entries(from_version)]
+        items = [
+            (payload["source"], lambda digest=payload["sha256"]: store.image(digest))
+            for _, payload in self.index.all_entries(from_version)
+        ]
         return self.add(items, progress, _reindexing=True)
 
     def add_bytes(self, source: str, data: bytes) -> tuple:
@@ -137,9 +149,23 @@ class Indexer:
             self.index.store.put_image(image.digest, image.data)
             if features is not None:
                 self.index.store.put_features(self.model.version, image.digest, features[n])
-        self.index.upsert(self.model.version, [image.id for image in new], vectors, [
-            {"source": image.source, "sha256": image.digest, "bytes": len(image.data), "width": image.width,
-             "height": image.height, "added": now, "model_version": self.model.version} for image in new])
+        self.index.upsert(
+            self.model.version,
+            [image.id for image in new],
+            vectors,
+            [
+                {
+                    "source": image.source,
+                    "sha256": image.digest,
+                    "bytes": len(image.data),
+                    "width": image.width,
+                    "height": image.height,
+                    "added": now,
+                    "model_version": self.model.version,
+                }
+                for image in new
+            ],
+        )
         result.added += [image.id for image in new]
 
     def _embedded(self, images, result) -> tuple:

@@ -47,8 +47,10 @@ def convert(path: str, engine) -> str:
         copied = _copy(path, engine)
     shutil.rmtree(path)
     counts = ", ".join(f"{n} images of model version {v}" for v, n in sorted(copied.items())) or "no images"
-    return (f"converted the old index in {path} (qdrant-client local mode) to Qdrant Edge: {counts} copied "
-            f"without re-embedding in {time.monotonic() - started:.1f} s")
+    return (
+        f"converted the old index in {path} (qdrant-client local mode) to Qdrant Edge: {counts} copied "
+        f"without re-embedding in {time.monotonic() - started:.1f} s"
+    )
 
 
 def _copy(path: str, engine) -> dict:
@@ -69,13 +71,15 @@ def _copy(path: str, engine) -> dict:
                 continue
             version, offset, copied_here, per_second = int(match.group(1)), None, 0, {}
             while True:
-                points, offset = client.scroll(collection.name, offset=offset, limit=_PAGE, with_payload=True,
-                                               with_vectors=True)
+                points, offset = client.scroll(
+                    collection.name, offset=offset, limit=_PAGE, with_payload=True, with_vectors=True
+                )
                 payloads = [{**point.payload, ORDER_FIELD: _added_us(point.payload, per_second)} for point in points]
                 copied_here += len(points)
                 if points:
-                    engine.upsert(version, [str(p.id) for p in points],
-                                  np.array([p.vector for p in points], np.float32), payloads)
+                    engine.upsert(
+                        version, [str(p.id) for p in points], np.array([p.vector for p in points], np.float32), payloads
+                    )
                 if offset is None:
                     break
             copied[version] = copied_here

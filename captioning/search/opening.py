@@ -22,8 +22,9 @@ def check_reachable(index: ImageIndex, qdrant_url: str = None) -> None:
         index.versions()
     except (ApiException, OSError) as error:
         where = f"the Qdrant server at {qdrant_url}" if qdrant_url else "the index"
-        raise IndexUnavailableError(f"cannot reach {where} ({str(error).strip() or type(error).__name__}): start it "
-                                    "or fix --qdrant_url") from None
+        raise IndexUnavailableError(
+            f"cannot reach {where} ({str(error).strip() or type(error).__name__}): start it or fix --qdrant_url"
+        ) from None
 
 
 @contextlib.contextmanager

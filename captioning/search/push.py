@@ -22,8 +22,10 @@ class PushResult:
     seconds: float = 0.0
 
     def summary(self, version, destination) -> str:
-        return (f"pushed model version {version} to {destination}: {self.copied} images copied, "
-                f"{self.already_there} already there, in {self.seconds:.1f} s")
+        return (
+            f"pushed model version {version} to {destination}: {self.copied} images copied, "
+            f"{self.already_there} already there, in {self.seconds:.1f} s"
+        )
 
 
 def push(index, destination, version: int, page_size: int = PAGE_SIZE, progress: bool = True) -> PushResult:
@@ -49,7 +51,11 @@ def _send(destination, version, page, result) -> None:
     present = destination.existing(version, [image_id for image_id, _, _ in page])
     missing = [entry for entry in page if entry[0] not in present]
     if missing:
-        destination.upsert(version, [image_id for image_id, _, _ in missing],
-                           np.stack([vector for _, _, vector in missing]), [payload for _, payload, _ in missing])
+        destination.upsert(
+            version,
+            [image_id for image_id, _, _ in missing],
+            np.stack([vector for _, _, vector in missing]),
+            [payload for _, payload, _ in missing],
+        )
     result.copied += len(missing)
     result.already_there += len(page) - len(missing)

@@ -36,8 +36,9 @@ class Searcher:
         self.index, self.model, self.stage2, self.alpha = index, model, stage2, model.alpha()
         self.timings = {"features": [], "images": []}  # seconds of each stage-2 way, while measuring
 
-    def search(self, text: str, k: int = 10, candidates: int = DEFAULT_CANDIDATES,
-               rank_by: str = "log_likelihood") -> list:
+    def search(
+        self, text: str, k: int = 10, candidates: int = DEFAULT_CANDIDATES, rank_by: str = "log_likelihood"
+    ) -> list:
         """The best `k` images for `text`, best first: dicts of id, source, contrastive, log_likelihood, pmi,
         score (the rank_by value) and payload."""
         if caption_problem(text):
@@ -52,10 +53,19 @@ class Searcher:
             return []
         scores = self.rerank([hit.payload["sha256"] for hit in hits], text)
         chosen = ranking.ranking_scores(scores, rank_by, self.alpha)
-        rows = [{"id": hit.id, "source": hit.payload["source"], "contrastive": hit.score,
-                 "log_likelihood": float(scores["log_likelihood"][n]), "pmi": float(scores["pmi"][n]),
-                 "score": float(chosen[n]), "payload": hit.payload} for n, hit in enumerate(hits)
-                if not np.isnan(scores["log_likelihood"][n])]  # NaN: deleted since stage 1 found it
+        rows = [
+            {
+                "id": hit.id,
+                "source": hit.payload["source"],
+                "contrastive": hit.score,
+                "log_likelihood": float(scores["log_likelihood"][n]),
+                "pmi": float(scores["pmi"][n]),
+                "score": float(chosen[n]),
+                "payload": hit.payload,
+            }
+            for n, hit in enumerate(hits)
+            if not np.isnan(scores["log_likelihood"][n])
+        ]  # NaN: deleted since stage 1 found it
         # Stage 1's order breaks ties: a stable sort keeps it.
         return sorted(rows, key=lambda row: -row["score"])[:k]
 
@@ -73,8 +83,7 @@ class Searcher:
     def _way(self, digests) -> str:
         if self.stage2 != "auto":
             return self.stage2
-        if self.index.store.features(self.model.version, digests[:1]) is None \
-                or not self.model.has("score_features"):
+        if self.index.store.features(self.model.version, digests[:1]) is None or not self.model.has("score_features"):
             return "images"
         if min(map(len, self.timings.values())) < _MEASURED_QUERIES:
             return "measure"
@@ -99,8 +108,9 @@ class Searcher:
                 images[n] = self.index.store.image(digest)
             except FileNotFoundError:
                 pass
-        scores = {name: np.full(len(digests), np.nan, np.float32) for name in ("log_likelihood", "mean_log_prob",
-                                                                               "pmi")}
+        scores = {
+            name: np.full(len(digests), np.nan, np.float32) for name in ("log_likelihood", "mean_log_prob", "pmi")
+        }
         if images:
             found = self.model.score_images(list(images.values()), text)
             for name, values in scores.items():
@@ -110,6 +120,9 @@ class Searcher:
     def stage2_choice(self) -> dict:
         """Which stage-2 way runs now and what was measured (seconds per query), for logs and benchmarks."""
         measured = {name: values[-1] for name, values in self.timings.items() if values}
-        chosen = self.stage2 if self.stage2 != "auto" else (
-            min(measured, key=measured.get) if len(measured) == 2 else "not measured yet")
+        chosen = (
+            self.stage2
+            if self.stage2 != "auto"
+            else (min(measured, key=measured.get) if len(measured) == 2 else "not measured yet")
+        )
         return {"stage2": chosen, "seconds": measured}

@@ -46,7 +46,8 @@ class SearchModel:
             raise MissingSignatureError(
                 f"model version {self.version} has no contrastive head (no embed_image and embed_text signatures: "
                 "it was trained with --contrastive_weight 0); search needs one: train with --contrastive_weight "
-                "above 0")
+                "above 0"
+            )
 
     def warm_up(self) -> None:
         """Calls every signature search uses once: a signature's first calls are slow (graph optimisation), and
@@ -111,4 +112,3 @@ def open_local(model_dir: str) -> SearchModel:
     if not name.isdigit():
         raise InvalidInput(f"{model.path}: a model version directory must be named by its integer version")
     return SearchModel(model, int(name))
-

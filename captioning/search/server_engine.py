@@ -48,8 +48,11 @@ class ServerEngine:
     def versions(self) -> dict:
         with self._lock:
             names = [c.name for c in self.client.get_collections().collections]
-            return {int(m.group(1)): self.client.count(name, exact=True).count
-                    for name in names if (m := re.fullmatch(COLLECTION_PREFIX + r"(\d+)", name))}
+            return {
+                int(m.group(1)): self.client.count(name, exact=True).count
+                for name in names
+                if (m := re.fullmatch(COLLECTION_PREFIX + r"(\d+)", name))
+            }
 
     def count(self, version: int) -> int:
         with self._lock:
@@ -63,11 +66,17 @@ class ServerEngine:
         name = collection_name(version)
         with self._lock:
             self.client.create_collection(
-                name, vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
+                name,
+                vectors_config=models.VectorParams(size=dim, distance=models.Distance.COSINE),
                 hnsw_config=models.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
-                quantization_config=models.ScalarQuantization(scalar=models.ScalarQuantizationConfig(
-                    type=models.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)),
-                shard_number=shard_number, replication_factor=replication_factor)
+                quantization_config=models.ScalarQuantization(
+                    scalar=models.ScalarQuantizationConfig(
+                        type=models.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True
+                    )
+                ),
+                shard_number=shard_number,
+                replication_factor=replication_factor,
+            )
             self._index_order_field(name)
 
     def _ensure_collection(self, version: int, dim: int) -> str:
@@ -90,37 +99,49 @@ class ServerEngine:
         with self._lock:
             if not ids or not self._exists(version):
                 return set()
-            return {str(p.id) for p in self.client.retrieve(collection_name(version), ids, with_payload=False,
-                                                            with_vectors=False)}
+            return {
+                str(p.id)
+                for p in self.client.retrieve(collection_name(version), ids, with_payload=False, with_vectors=False)
+            }
 
     def upsert(self, version: int, ids: list, vectors: np.ndarray, payloads: list) -> None:
         from qdrant_client import models
 
         if not ids:
             return
-        points = [models.PointStruct(id=i, vector=vector.tolist(), payload=payload)
-                  for i, vector, payload in zip(ids, np.asarray(vectors, np.float32), payloads)]
+        points = [
+            models.PointStruct(id=i, vector=vector.tolist(), payload=payload)
+            for i, vector, payload in zip(ids, np.asarray(vectors, np.float32), payloads)
+        ]
         with self._lock:
             self.client.upsert(self._ensure_collection(version, vectors.shape[1]), points, wait=True)
 
     def search(self, version: int, vector: np.ndarray, limit: int) -> list:
         from qdrant_client import models
 
-        params = models.SearchParams(hnsw_ef=max(SEARCH_EF, limit), quantization=models.QuantizationSearchParams(
-            rescore=True, oversampling=OVERSAMPLING))
+        params = models.SearchParams(
+            hnsw_ef=max(SEARCH_EF, limit),
+            quantization=models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
+        )
         with self._lock:
             if not self._exists(version):
                 return []
-            found = self.client.query_points(collection_name(version), query=np.asarray(vector, np.float32).tolist(),
-                                             limit=limit, with_payload=True, search_params=params).points
+            found = self.client.query_points(
+                collection_name(version),
+                query=np.asarray(vector, np.float32).tolist(),
+                limit=limit,
+                with_payload=True,
+                search_params=params,
+            ).points
         return [Hit(str(p.id), float(p.score), p.payload) for p in found]
 
     def get(self, version: int, ids: list) -> dict:
         with self._lock:
             if not ids or not self._exists(version):
                 return {}
-            return {str(p.id): p.payload for p in self.client.retrieve(collection_name(version), ids,
-                                                                       with_payload=True)}
+            return {
+                str(p.id): p.payload for p in self.client.retrieve(collection_name(version), ids, with_payload=True)
+            }
 
     def delete(self, version: int, ids: list) -> None:
         from qdrant_client import models
@@ -133,10 +154,13 @@ class ServerEngine:
         with self._lock:
             if not self._exists(version):
                 return [], None
-            points, next_offset = self.client.scroll(collection_name(version), offset=offset, limit=limit,
-                                                     with_payload=True, with_vectors=with_vectors)
-        entries = [(str(p.id), p.payload, np.asarray(p.vector, np.float32)) if with_vectors else (str(p.id), p.payload)
-                   for p in points]
+            points, next_offset = self.client.scroll(
+                collection_name(version), offset=offset, limit=limit, with_payload=True, with_vectors=with_vectors
+            )
+        entries = [
+            (str(p.id), p.payload, np.asarray(p.vector, np.float32)) if with_vectors else (str(p.id), p.payload)
+            for p in points
+        ]
         return entries, (str(next_offset) if next_offset is not None else None)
 
     def newest(self, version: int, before: int = None, limit: int = 100) -> list:

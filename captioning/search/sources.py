@@ -22,6 +22,7 @@ def _read_file(path):
     def load():
         with open(path, "rb") as f:
             return f.read()
+
     return load
 
 

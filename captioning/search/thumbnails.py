@@ -19,8 +19,7 @@ def make_thumbnail(data: bytes, size: int = THUMBNAIL_SIZE) -> bytes:
     with Image.open(io.BytesIO(data)) as image:
         image.seek(0)
         frame = ImageOps.exif_transpose(image)
-        frame = frame.convert("RGBA" if frame.mode in ("RGBA", "LA", "PA") or "transparency" in frame.info
-                              else "RGB")
+        frame = frame.convert("RGBA" if frame.mode in ("RGBA", "LA", "PA") or "transparency" in frame.info else "RGB")
         frame.thumbnail((size, size), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()
         frame.save(buffer, "WEBP", quality=_QUALITY)

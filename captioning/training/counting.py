@@ -42,10 +42,14 @@ def count_loss_sum(logits, counts, grid_shape):
     averaged with object cells weighted OBJECT_CELL_WEIGHT. Images without a scene (all counts 0) add nothing."""
     targets = cell_targets(counts, grid_shape)
     logits = tf.cast(logits, tf.float32)
-    per_cell = tf.add_n([
-        tf.nn.sparse_softmax_cross_entropy_with_logits(
-            targets[..., i], logits[..., i * (MAX_COUNT + 1):(i + 1) * (MAX_COUNT + 1)])
-        for i in range(NUM_COUNTS)])
+    per_cell = tf.add_n(
+        [
+            tf.nn.sparse_softmax_cross_entropy_with_logits(
+                targets[..., i], logits[..., i * (MAX_COUNT + 1) : (i + 1) * (MAX_COUNT + 1)]
+            )
+            for i in range(NUM_COUNTS)
+        ]
+    )
     weights = 1.0 + (OBJECT_CELL_WEIGHT - 1.0) * tf.cast(targets[..., 0] > 0, tf.float32)
     per_image = tf.reduce_sum(per_cell * weights, axis=1) / tf.reduce_sum(weights, axis=1)
     has_scene = tf.cast(tf.reduce_any(counts[..., 2] > 0, axis=1), tf.float32)
@@ -57,8 +61,14 @@ def off_reason(context_heads: int, data) -> str:
     if not context_heads:
         return "the model has no cell context to train (--context_heads 0)"
     if isinstance(data, tfrecords.ShardedRecords):
-        return "" if data.most_objects else ("these TFRecords say nothing of their scenes (written from data without "
-                                             "them, or before records carried them: write them again)")
+        return (
+            ""
+            if data.most_objects
+            else (
+                "these TFRecords say nothing of their scenes (written from data without "
+                "them, or before records carried them: write them again)"
+            )
+        )
     if not any(example.objects for example in data):  # cheaper than building counts_array to find it empty
         return "no image of the data says what its scene holds (the synthetic data does)"
     return ""

@@ -75,10 +75,13 @@ def _configure_coordination_service(cluster: dict) -> None:
     HEARTBEAT_TIMEOUT_SECONDS in place of TF's 10 s."""
     jobs = [job for job in ("chief", "worker") if cluster.get(job)]
     context.context().configure_coordination_service(
-        service_type="standalone", service_leader=f"/job:{jobs[0]}/replica:0/task:0",
-        coordinated_jobs=[coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job]))
-                          for job in jobs],
-        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_SECONDS * 1000)
+        service_type="standalone",
+        service_leader=f"/job:{jobs[0]}/replica:0/task:0",
+        coordinated_jobs=[
+            coordination_config_pb2.CoordinatedJob(name=job, num_tasks=len(cluster[job])) for job in jobs
+        ],
+        heartbeat_timeout_in_ms=HEARTBEAT_TIMEOUT_SECONDS * 1000,
+    )
 
 
 def report_failure(message: str) -> None:
@@ -123,8 +126,9 @@ class Checkpoints:
     only one keeps it). Each checkpoint is complete before the index names it, so kill -9 mid-save leaves the
     previous one as the latest."""
 
-    def __init__(self, checkpoint: tf.train.Checkpoint, directory: str, strategy: tf.distribute.Strategy,
-                 max_to_keep: int = 3):
+    def __init__(
+        self, checkpoint: tf.train.Checkpoint, directory: str, strategy: tf.distribute.Strategy, max_to_keep: int = 3
+    ):
         self.directory, self.chief = directory, is_chief(strategy)
         self._checkpoint = checkpoint
         self._write_dir = directory if self.chief else os.path.join(directory, f"workertemp_{task_id(strategy)}")

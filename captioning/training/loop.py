@@ -68,8 +68,12 @@ CLIPNORM = 1.0  # each variable's gradient norm is clipped to this (clipped_shar
 def build_optimizer(config: TrainingConfig, policy: str = "float32"):
     """AdamW with warm-up and cosine decay. It clips nothing itself: see clipped_shares."""
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0, warmup_target=config.learning_rate, warmup_steps=config.warmup_steps,
-        decay_steps=max(1, config.total_steps - config.warmup_steps), alpha=0.05)
+        initial_learning_rate=0.0,
+        warmup_target=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+        decay_steps=max(1, config.total_steps - config.warmup_steps),
+        alpha=0.05,
+    )
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
     return keras.optimizers.LossScaleOptimizer(optimizer) if precision.needs_loss_scaling(policy) else optimizer
 
@@ -90,8 +94,15 @@ def clipped_shares(gradients, loss_scale=1.0):
 class Trainer:
     """Owns the model, optimizer, checkpoints and the distributed train/eval steps of one run."""
 
-    def __init__(self, model_config: ModelConfig, training_config: TrainingConfig, vocabulary: Vocabulary,
-                 output_dir: str, strategy: tf.distribute.Strategy = None, train_captions=()):
+    def __init__(
+        self,
+        model_config: ModelConfig,
+        training_config: TrainingConfig,
+        vocabulary: Vocabulary,
+        output_dir: str,
+        strategy: tf.distribute.Strategy = None,
+        train_captions=(),
+    ):
         self.model_config, self.config, self.vocabulary = model_config, training_config, vocabulary
         self.output_dir = output_dir
         self.strategy = strategy or distribute.make_strategy()
@@ -104,13 +115,17 @@ class Trainer:
                 self.model.decoder.output_layer.bias.assign(vocabulary.unigram_log_probs(list(train_captions)))
             self.count_head = self._build_count_head()
             self.trained_variables = self.model.trainable_variables + (
-                self.count_head.trainable_variables if self.count_head else [])
+                self.count_head.trainable_variables if self.count_head else []
+            )
             self.optimizer = build_optimizer(training_config, self.policy)
             self.optimizer.build(self.trained_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        self.checkpoint = tf.train.Checkpoint(model=self.model.variables_by_path(), optimizer=self.optimizer,
-                                              step=self.step, **({"count_head": self.count_head}
-                                                                 if self.count_head else {}))
+        self.checkpoint = tf.train.Checkpoint(
+            model=self.model.variables_by_path(),
+            optimizer=self.optimizer,
+            step=self.step,
+            **({"count_head": self.count_head} if self.count_head else {}),
+        )
         self.checkpoints = distribute.Checkpoints(self.checkpoint, os.path.join(output_dir, "ckpt"), self.strategy)
         self.is_chief = distribute.is_chief(self.strategy)
         self.tokenizer = Tokenizer(vocabulary, model_config.max_length)
@@ -120,8 +135,9 @@ class Trainer:
         if not self.config.count_loss_weight:
             return None
         if not self.model.encoder.context:
-            raise InvalidInput("the counting loss trains the cell context: give --context_heads or "
-                               "--count_loss_weight 0")
+            raise InvalidInput(
+                "the counting loss trains the cell context: give --context_heads or --count_loss_weight 0"
+            )
         with precision.dtype_policy(self.policy):
             head = counting.count_head()
         head.build((None, None, self.model_config.embed_dim))
@@ -129,10 +145,15 @@ class Trainer:
 
     def restore(self) -> int:
         latest = self.checkpoints.latest
-        if latest and self.count_head and not any(
-                name.startswith("count_head/") for name, _ in tf.train.list_variables(latest)):
-            raise InvalidInput(f"{latest} was trained without the counting loss: resume it with --count_loss_weight 0, "
-                               "or give a new --output_dir")
+        if (
+            latest
+            and self.count_head
+            and not any(name.startswith("count_head/") for name, _ in tf.train.list_variables(latest))
+        ):
+            raise InvalidInput(
+                f"{latest} was trained without the counting loss: resume it with --count_loss_weight 0, "
+                "or give a new --output_dir"
+            )
         self.checkpoints.restore_latest()
         return int(self.step.numpy())
 
@@ -146,17 +167,22 @@ class Trainer:
         last two are 0 without their heads and when not training (validation reports the caption loss)."""
         model = self.model
         features = model.encode_images(batch["images"], training=training)
-        logits = model.decode(model.with_null_image(features, batch["use_null_image"]), batch["input_ids"],
-                              training=training)
+        logits = model.decode(
+            model.with_null_image(features, batch["use_null_image"]), batch["input_ids"], training=training
+        )
         loss_sum, correct = masked_loss_and_accuracy(logits, batch)
         contrastive = count = tf.constant(0.0)
         if training and model.contrastive:
-            contrastive = contrastive_loss_sum(model.embed_images(features),
-                                               model.embed_texts(batch["target_ids"], training=training),
-                                               batch["image_keys"], model.contrastive.logit_scale())
+            contrastive = contrastive_loss_sum(
+                model.embed_images(features),
+                model.embed_texts(batch["target_ids"], training=training),
+                batch["image_keys"],
+                model.contrastive.logit_scale(),
+            )
         if training and self.count_head:
-            count = counting.count_loss_sum(self.count_head(model.encoder.context_of(features)),
-                                            batch["object_counts"], model.encoder.grid_shape)
+            count = counting.count_loss_sum(
+                self.count_head(model.encoder.context_of(features)), batch["object_counts"], model.encoder.grid_shape
+            )
         return loss_sum, correct, contrastive, count
 
     def _replica_gradients(self, batch):
@@ -172,8 +198,12 @@ class Trainer:
             contrastive, count = contrastive_sum / global_pairs, count_sum / global_pairs
             total = loss + self.config.contrastive_weight * contrastive + self.config.count_loss_weight * count
             scaled = self.optimizer.scale_loss(total) if precision.needs_loss_scaling(self.policy) else total
-        metrics = {"loss": loss, "accuracy": correct / global_tokens, "contrastive_loss": contrastive,
-                   "count_loss": count}
+        metrics = {
+            "loss": loss,
+            "accuracy": correct / global_tokens,
+            "contrastive_loss": contrastive,
+            "count_loss": count,
+        }
         return tape.gradient(scaled, self.trained_variables), metrics
 
     def _distributed_step(self, iterator):
@@ -203,8 +233,11 @@ class Trainer:
 
     def _metric_names(self) -> list:
         """The training metrics `_train_loop` returns, in order (a head's loss only with its head)."""
-        return ["loss", "accuracy"] + ["contrastive_loss"] * bool(self.model.contrastive) + \
-            ["count_loss"] * bool(self.count_head)
+        return (
+            ["loss", "accuracy"]
+            + ["contrastive_loss"] * bool(self.model.contrastive)
+            + ["count_loss"] * bool(self.count_head)
+        )
 
     def _train_step(self, iterator):
         return self._train_loop(iterator, tf.constant(1))
@@ -214,13 +247,13 @@ class Trainer:
         def step_fn(batch):
             loss_sum, correct, _, _ = self._replica_sums(batch, training=False)
             return loss_sum, correct, tf.reduce_sum(batch["mask"])
+
         sums = self.strategy.run(step_fn, args=(batch,))
         return [self.strategy.reduce("sum", s, axis=None) for s in sums]
 
     def evaluate(self, examples) -> dict:
         """Token-level loss and accuracy over `examples` (each example once; a list or a TFRecords split)."""
-        dataset = evaluation_data(examples, self.tokenizer, self.model_config.image_size,
-                                  self.config.global_batch_size)
+        dataset = evaluation_data(examples, self.tokenizer, self.model_config.image_size, self.config.global_batch_size)
         totals = np.zeros(3)
         for batch in self.strategy.experimental_distribute_dataset(dataset):
             totals += [float(t) for t in self._eval_step(batch)]
@@ -265,9 +298,16 @@ class Trainer:
                 with writers["validation"].as_default(step=step):
                     for name, value in validation.items():
                         tf.summary.scalar(name, value)
-                history.append({"epoch": epoch + 1, "step": step, "train_loss": loss, "train_accuracy": accuracy,
-                                "seconds": round(time.time() - started, 1),
-                                **{f"val_{k}": v for k, v in validation.items()}})
+                history.append(
+                    {
+                        "epoch": epoch + 1,
+                        "step": step,
+                        "train_loss": loss,
+                        "train_accuracy": accuracy,
+                        "seconds": round(time.time() - started, 1),
+                        **{f"val_{k}": v for k, v in validation.items()},
+                    }
+                )
                 self._save_history(history)
                 log("validation: " + ", ".join(f"{k} {v:.4f}" for k, v in validation.items()))
         return history
@@ -286,16 +326,26 @@ class Trainer:
                 raise InvalidInput(f"no counting loss: {reason}")
             if not isinstance(train_examples, ShardedRecords):  # TFRecords carry them in each image's record
                 extras = {"object_counts": scene_counts.counts_array(train_examples)}
-        return distributed_training_data(self.strategy, train_examples, self.tokenizer, self.model_config.image_size,
-                                         self.config.global_batch_size, self.config.seed,
-                                         self.model_config.image_dropout, start_step, extras)
+        return distributed_training_data(
+            self.strategy,
+            train_examples,
+            self.tokenizer,
+            self.model_config.image_size,
+            self.config.global_batch_size,
+            self.config.seed,
+            self.model_config.image_dropout,
+            start_step,
+            extras,
+        )
 
     def _summary_writers(self) -> dict:
         """TensorBoard writers of the chief; other workers write nothing (TF's convention)."""
         if not self.is_chief:
             return {name: tf.summary.create_noop_writer() for name in ("train", "validation")}
-        return {name: tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", name))
-                for name in ("train", "validation")}
+        return {
+            name: tf.summary.create_file_writer(os.path.join(self.output_dir, "logs", name))
+            for name in ("train", "validation")
+        }
 
     def _history_path(self):
         return os.path.join(self.output_dir, "ckpt", "history.json")
@@ -311,8 +361,11 @@ class Trainer:
             atomic.write_text(self._history_path(), json.dumps(history, indent=1))
 
     def metadata(self) -> dict:
-        return {"model_config": dataclasses.asdict(self.model_config),
-                "training_config": dataclasses.asdict(self.config),
-                "steps": int(self.step.numpy()), "dtype_policy": self.policy,
-                "replicas": self.strategy.num_replicas_in_sync,
-                "history": self._load_history()}
+        return {
+            "model_config": dataclasses.asdict(self.model_config),
+            "training_config": dataclasses.asdict(self.config),
+            "steps": int(self.step.numpy()),
+            "dtype_policy": self.policy,
+            "replicas": self.strategy.num_replicas_in_sync,
+            "history": self._load_history(),
+        }

@@ -34,10 +34,24 @@ def _vocabulary_and_config(run_dir, model_config, train_captions, max_vocab_size
     return vocabulary, model_config
 
 
-def run_training(model_config: ModelConfig, training_config: TrainingConfig, format: str, annotations: str,
-                 image_dir: str, output_dir: str, val_fraction: float = 0.05, max_steps: int = None,
-                 export: bool = True, max_vocab_size: int = 10000, min_word_count: int = 1, reader_kwargs=None,
-                 strategy=None, log=print, tfrecord_dir: str = None, after_checkpoint=None):
+def run_training(
+    model_config: ModelConfig,
+    training_config: TrainingConfig,
+    format: str,
+    annotations: str,
+    image_dir: str,
+    output_dir: str,
+    val_fraction: float = 0.05,
+    max_steps: int = None,
+    export: bool = True,
+    max_vocab_size: int = 10000,
+    min_word_count: int = 1,
+    reader_kwargs=None,
+    strategy=None,
+    log=print,
+    tfrecord_dir: str = None,
+    after_checkpoint=None,
+):
     """Trains (resuming if a checkpoint exists) and, once the configured steps are done, saves the model
     beside `output_dir` and exports `output_dir/export/<version>/`. Returns the export path or None.
     With `tfrecord_dir` (scripts/make_tfrecords.py) it reads that directory's train and val splits instead of the
@@ -46,18 +60,21 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
     strategy = strategy or distribute.make_strategy()  # first: the multi-worker runtime is set up only at start
     model_config = model_to_train(model_config, training_config)
     chief = distribute.is_chief(strategy)
-    train_data, val_data, train_captions = _training_data(format, annotations, image_dir, val_fraction, log,
-                                                          reader_kwargs, tfrecord_dir)
+    train_data, val_data, train_captions = _training_data(
+        format, annotations, image_dir, val_fraction, log, reader_kwargs, tfrecord_dir
+    )
     log(f"{len(train_captions)} training and {inputs.size(val_data) if val_data else 0} validation captions")
     run_dir = os.path.join(output_dir, "ckpt")
     os.makedirs(run_dir, exist_ok=True)
-    vocabulary, model_config = _vocabulary_and_config(run_dir, model_config, train_captions, max_vocab_size,
-                                                      min_word_count, log, chief)
+    vocabulary, model_config = _vocabulary_and_config(
+        run_dir, model_config, train_captions, max_vocab_size, min_word_count, log, chief
+    )
     training_config = counting.where_possible(training_config, model_config.context_heads, train_data, log)
-    trainer = Trainer(model_config, training_config, vocabulary, output_dir, strategy,
-                      train_captions=train_captions)
-    log(f"training on {trainer.strategy.num_replicas_in_sync} replica(s) "
-        f"({', '.join(trainer.strategy.extended.worker_devices)})")
+    trainer = Trainer(model_config, training_config, vocabulary, output_dir, strategy, train_captions=train_captions)
+    log(
+        f"training on {trainer.strategy.num_replicas_in_sync} replica(s) "
+        f"({', '.join(trainer.strategy.extended.worker_devices)})"
+    )
     trained_before = trainer.saved_step() >= training_config.total_steps
     trainer.fit(train_data, val_data, max_steps=max_steps, log=log, after_checkpoint=after_checkpoint)
     try:
@@ -70,12 +87,17 @@ def run_training(model_config: ModelConfig, training_config: TrainingConfig, for
         exported = next_version(export_base) - 1
         if trained_before and exported:
             # A rerun of a finished run: a second, identical version would make TF Serving swap models for nothing.
-            log(f"the model in {output_dir} is already trained ({training_config.total_steps} steps) and exported as "
+            log(
+                f"the model in {output_dir} is already trained ({training_config.total_steps} steps) and exported as "
                 f"version {exported} ({os.path.join(export_base, str(exported))}); nothing new exported "
-                "(give a new --output_dir to train another)")
+                "(give a new --output_dir to train another)"
+            )
             return None
-        dataset = {"format": "tfrecord", "tfrecord_dir": tfrecord_dir} if tfrecord_dir else \
-            {"format": format, "annotations": annotations, "image_dir": image_dir}
+        dataset = (
+            {"format": "tfrecord", "tfrecord_dir": tfrecord_dir}
+            if tfrecord_dir
+            else {"format": format, "annotations": annotations, "image_dir": image_dir}
+        )
         dataset.update(train_captions=len(train_captions), val_captions=inputs.size(val_data) if val_data else 0)
         return _save_and_export(trainer, vocabulary, output_dir, {**trainer.metadata(), "dataset": dataset}, export)
     finally:
@@ -97,6 +119,7 @@ def _save_and_export(trainer, vocabulary, output_dir, metadata, export):
     artifacts.save_trained_model(output_dir, trainer.model, vocabulary, metadata)
     if not export:
         return None
-    extra = [os.path.join(output_dir, name) for name in
-             (layout.CONFIG_FILE, layout.VOCABULARY_FILE, layout.METADATA_FILE)]
+    extra = [
+        os.path.join(output_dir, name) for name in (layout.CONFIG_FILE, layout.VOCABULARY_FILE, layout.METADATA_FILE)
+    ]
     return export_saved_model(ScoringModule(trainer.model, vocabulary), os.path.join(output_dir, "export"), extra)

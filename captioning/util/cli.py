@@ -56,7 +56,8 @@ def define_model_dir_flag() -> None:
 
     flags.DEFINE_string("model_dir", "checkpoints/export", "Export base directory or one version directory.")
     define_flag_validators(
-        ("model_dir", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)"))
+        ("model_dir", os.path.isdir, "must name an export folder (python train.py writes checkpoints/export)")
+    )
 
 
 def define_scene_flags(seed: int) -> None:
@@ -72,8 +73,12 @@ def can_write_file(path: str) -> bool:
     """Whether `path` can be written as a file: not a folder, in a folder that exists and is writable. For checking
     an output flag before the work that ends in writing it."""
     folder = os.path.dirname(os.path.abspath(path))
-    return not os.path.isdir(path) and os.path.isdir(folder) and os.access(folder, os.W_OK) and (
-        not os.path.exists(path) or os.access(path, os.W_OK))
+    return (
+        not os.path.isdir(path)
+        and os.path.isdir(folder)
+        and os.access(folder, os.W_OK)
+        and (not os.path.exists(path) or os.access(path, os.W_OK))
+    )
 
 
 def unknown_flag(name: str, known_names) -> str:

@@ -49,8 +49,10 @@ def check_fields(config) -> None:
         rule, value = field.metadata.get("rule"), getattr(config, field.name)
         types = _types(field.type)
         if not isinstance(value, types) and not (float in types and type(value) is int):
-            raise ConfigError(f"{type(config).__name__}.{field.name} = {value!r}: must be of type "
-                              f"{' or '.join(kind.__name__ for kind in types)}")
+            raise ConfigError(
+                f"{type(config).__name__}.{field.name} = {value!r}: must be of type "
+                f"{' or '.join(kind.__name__ for kind in types)}"
+            )
         if rule and value is not None and not rule.check(value):
             raise ConfigError(f"{type(config).__name__}.{field.name} = {value!r}: {rule.text}")
 
@@ -75,8 +77,9 @@ def define_flags(config_class, module_name: str) -> None:
         name, rule = flag_name(field), field.metadata.get("rule")
         define[kind](name, field.default, field.metadata["help"], module_name=module_name)
         if rule:
-            flags.register_validator(name, lambda value, check=rule.check: value is None or check(value),
-                                     message=rule.text)
+            flags.register_validator(
+                name, lambda value, check=rule.check: value is None or check(value), message=rule.text
+            )
 
 
 def values_from_flags(config_class) -> dict:

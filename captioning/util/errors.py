@@ -85,6 +85,5 @@ def tf_error_line(message: str, limit: int = 300) -> str:
     if assertion:
         first, second = assertion.groups()
         return (f"{first} {second}" if second and first.endswith(":") else first)[:limit]
-    lines = [line.strip() for line in message.splitlines()
-             if line.strip() and not line.strip().startswith(_NOISE)]
+    lines = [line.strip() for line in message.splitlines() if line.strip() and not line.strip().startswith(_NOISE)]
     return (lines or [message.strip()])[0][:limit]

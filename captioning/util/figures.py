@@ -38,8 +38,9 @@ def _save(figure, path: str) -> None:
     _pyplot().close(figure)
 
 
-def draw_image_captions(path: str, image_paths, captions, values, errors, score_name: str,
-                        max_pairs: int = 40, columns: int = 4) -> None:
+def draw_image_captions(
+    path: str, image_paths, captions, values, errors, score_name: str, max_pairs: int = 40, columns: int = 4
+) -> None:
     """A grid of the first `max_pairs` rows: the image, its caption and its score (or why it has none)."""
     _save(image_captions_figure(image_paths, captions, values, errors, score_name, max_pairs, columns), path)
 
@@ -49,8 +50,7 @@ def image_captions_figure(image_paths, captions, values, errors, score_name: str
     rows = max(1, -(-shown // columns))
     plt = _pyplot()
     # Constrained layout leaves room for the title above the first row (tight_layout ignores a figure's title).
-    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False,
-                                layout="constrained")
+    figure, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 3.6 * rows), squeeze=False, layout="constrained")
     for index, axis in enumerate(axes.flat):
         axis.axis("off")
         if index >= shown:
@@ -76,20 +76,37 @@ def draw_similarity_matrix(path: str, image_paths, texts, matrix: np.ndarray, sc
     figure, axis = plt.subplots(figsize=(4 + 0.9 * num_texts, 2 + 0.9 * num_images))
     heat = axis.imshow(matrix, cmap="viridis", aspect="auto")
     figure.colorbar(heat, ax=axis, label=score_name)
-    axis.set_xticks(range(num_texts), [textwrap.shorten(t, 40, placeholder="…") for t in texts],
-                    rotation=60, ha="right", fontsize=8)
+    axis.set_xticks(
+        range(num_texts), [textwrap.shorten(t, 40, placeholder="…") for t in texts], rotation=60, ha="right", fontsize=8
+    )
     axis.set_yticks(range(num_images), [os.path.basename(p) for p in image_paths], fontsize=8)
     axis.tick_params(axis="y", pad=48)  # room for the thumbnails between the names and the map
     for row, image_path in enumerate(image_paths):
         pixels = _thumbnail(image_path)
         thumbnail = OffsetImage(pixels, zoom=40 / max(pixels.shape[:2]))  # about 40 points whatever the image size
-        axis.add_artist(AnnotationBbox(thumbnail, (-0.5, row), xybox=(-26, 0), xycoords="data",
-                                       boxcoords="offset points", frameon=False, annotation_clip=False))
+        axis.add_artist(
+            AnnotationBbox(
+                thumbnail,
+                (-0.5, row),
+                xybox=(-26, 0),
+                xycoords="data",
+                boxcoords="offset points",
+                frameon=False,
+                annotation_clip=False,
+            )
+        )
     if num_images * num_texts <= 400:
         threshold = matrix.mean()
         for (row, column), value in np.ndenumerate(matrix):
-            axis.text(column, row, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                      color="black" if value > threshold else "white")
+            axis.text(
+                column,
+                row,
+                f"{value:.1f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if value > threshold else "white",
+            )
     axis.set_title(f"{score_name}: every image against every caption (larger = more similar)")
     figure.tight_layout()
     _save(figure, path)
@@ -113,16 +130,21 @@ def draw_training_curves(path: str, history: list) -> None:
 
 
 def draw_cross_attention(path: str, image_bytes: bytes, text: str, tokens, log_probs, attention: np.ndarray) -> None:
-    """"Show, attend and tell": for each predicted token of `text` (its words, then [end]), the image with the
+    """ "Show, attend and tell": for each predicted token of `text` (its words, then [end]), the image with the
     decoder's cross-attention over the grid laid on it, one row per decoder block. `attention` is [blocks,
     tokens, cells] for a square grid; `log_probs` are the tokens' log-probabilities given the image."""
     plt = _pyplot()
     with Image.open(io.BytesIO(image_bytes)) as image:
         pixels = np.asarray(image.convert("RGB"))
     blocks, num_tokens, cells = attention.shape
-    side = int(round(cells ** 0.5))
-    figure, axes = plt.subplots(blocks, num_tokens + 1, figsize=(1.9 * (num_tokens + 1), 2.1 * blocks + 0.6),
-                                squeeze=False, layout="constrained")  # room for the title, as above
+    side = int(round(cells**0.5))
+    figure, axes = plt.subplots(
+        blocks,
+        num_tokens + 1,
+        figsize=(1.9 * (num_tokens + 1), 2.1 * blocks + 0.6),
+        squeeze=False,
+        layout="constrained",
+    )  # room for the title, as above
     extent = (0, pixels.shape[1], pixels.shape[0], 0)  # the grid stretched over the whole picture
     for block in range(blocks):
         axes[block, 0].imshow(pixels)
@@ -132,13 +154,17 @@ def draw_cross_attention(path: str, image_bytes: bytes, text: str, tokens, log_p
             axis = axes[block, k + 1]
             weights = attention[block, k].reshape(side, side)
             axis.imshow(pixels, extent=extent)
-            axis.imshow(weights, cmap="magma", alpha=0.6, extent=extent, interpolation="bilinear",
-                        vmin=0, vmax=weights.max())
+            axis.imshow(
+                weights, cmap="magma", alpha=0.6, extent=extent, interpolation="bilinear", vmin=0, vmax=weights.max()
+            )
             if block == 0:
                 axis.set_title(f"{tokens[k]}\n{log_probs[k]:.2f}", fontsize=9)
         for axis in axes[block]:
             axis.set_xticks([])
             axis.set_yticks([])
-    figure.suptitle(f"where the model looks for each word of \"{textwrap.shorten(text, 70, placeholder='…')}\" "
-                    "(brighter = more attention; under each word its log-probability)", fontsize=10)
+    figure.suptitle(
+        f'where the model looks for each word of "{textwrap.shorten(text, 70, placeholder="…")}" '
+        "(brighter = more attention; under each word its log-probability)",
+        fontsize=10,
+    )
     _save(figure, path)

@@ -20,17 +20,20 @@ _VERBOSE_ARGS = ("--verbose", "--verbose=true", "--verbose=1", "--verbose=True")
 # A C++ log line of TF (absl format: severity, date or 0000, time, thread, file.cc:line]) at INFO or WARNING, or
 # one of the ERROR lines a CPU-only machine always prints (or gRPC's bind failure, which serving.server reports
 # itself), or absl's notice that logging is not yet set up.
-_NATIVE_NOISE = re.compile(rb"^([IW]\d{4} [\d:.]+\s+\d+ [\w./-]+\.(cc|h):\d+\]"
-                           rb"|E\d{4} [\d:.]+\s+\d+ [\w./-]+\.cc:\d+\] (failed call to cuInit|oneDNN supports"
-                           rb"|Failed to add port to server)"
-                           rb"|WARNING: All log messages before absl::InitializeLog\(\))")
+_NATIVE_NOISE = re.compile(
+    rb"^([IW]\d{4} [\d:.]+\s+\d+ [\w./-]+\.(cc|h):\d+\]"
+    rb"|E\d{4} [\d:.]+\s+\d+ [\w./-]+\.cc:\d+\] (failed call to cuInit|oneDNN supports"
+    rb"|Failed to add port to server)"
+    rb"|WARNING: All log messages before absl::InitializeLog\(\))"
+)
 
 
 def verbose_requested(argv=None, environ=None) -> bool:
     argv = sys.argv if argv is None else argv
     environ = os.environ if environ is None else environ
     return environ.get(VERBOSE_ENV, "").lower() not in ("", "0", "false", "no") or any(
-        arg in _VERBOSE_ARGS for arg in argv[1:])
+        arg in _VERBOSE_ARGS for arg in argv[1:]
+    )
 
 
 class _LibraryChatter(logging.Filter):

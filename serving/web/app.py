@@ -42,10 +42,15 @@ def _validation_message(error: RequestValidationError) -> str:
 
 
 def create_app(rest_api, search_service=None, guards=WebGuards()):
-    app = FastAPI(title="Image-text similarity", version="1.0.0", docs_url=None, redoc_url=None,
-                  openapi_url=OPENAPI_PATH,
-                  description="Search and label images with an image-captioning model, and TF Serving's REST API "
-                              "for its signatures. Errors are JSON: {\"error\": \"...\"}.")
+    app = FastAPI(
+        title="Image-text similarity",
+        version="1.0.0",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=OPENAPI_PATH,
+        description="Search and label images with an image-captioning model, and TF Serving's REST API "
+        'for its signatures. Errors are JSON: {"error": "..."}.',
+    )
     app.openapi_version = "3.0.3"  # what the bundled Swagger UI (4.x) renders
     guards.install(app)
 
@@ -73,10 +78,13 @@ def create_app(rest_api, search_service=None, guards=WebGuards()):
 
     @app.get("/docs", include_in_schema=False)
     async def docs():
-        return get_swagger_ui_html(openapi_url=OPENAPI_PATH, title="Image-text similarity API",
-                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
-                                   swagger_css_url="/docs-assets/swagger-ui.css",
-                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_PATH,
+            title="Image-text similarity API",
+            swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs-assets/swagger-ui.css",
+            swagger_favicon_url="/docs-assets/favicon-32x32.png",
+        )
 
     @app.get("/", include_in_schema=False)
     async def page():

@@ -18,8 +18,10 @@ import h11
 from absl import logging
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-_REFUSED = (b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
-            b"retry-after: 5\r\ncontent-length: %d\r\n\r\n%s")
+_REFUSED = (
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nconnection: close\r\n"
+    b"retry-after: 5\r\ncontent-length: %d\r\n\r\n%s"
+)
 _TIMED_OUT = b"HTTP/1.1 408 Request Timeout\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
 FILES_KEPT_FOR_THE_SERVER = 1024  # model files, the index, gRPC connections: never taken by REST connections
 
@@ -40,8 +42,10 @@ class LimitedH11Protocol(H11Protocol):
 
     def connection_made(self, transport):
         if len(self.connections) >= self.limits.max_connections and not self._close_longest_waiting():
-            body = (b'{"error": "this server has %d open connections, its limit (--max_connections); try again '
-                    b'later"}' % self.limits.max_connections)
+            body = (
+                b'{"error": "this server has %d open connections, its limit (--max_connections); try again '
+                b'later"}' % self.limits.max_connections
+            )
             transport.write(_REFUSED % (len(body), body))
             transport.close()
             self.transport = None  # connection_lost has nothing of this connection to clean up
@@ -77,9 +81,11 @@ class LimitedH11Protocol(H11Protocol):
 
     def _close_longest_waiting(self):
         """Closes the open connection that has waited longest for a request's headers; False if none waits."""
-        waiting = [connection for connection in self.connections
-                   if getattr(connection, "_header_deadline", None) is not None
-                   and not connection.transport.is_closing()]
+        waiting = [
+            connection
+            for connection in self.connections
+            if getattr(connection, "_header_deadline", None) is not None and not connection.transport.is_closing()
+        ]
         if not waiting:
             return False
         longest = min(waiting, key=lambda connection: connection._header_deadline.when())
@@ -103,7 +109,9 @@ def reserve_file_descriptors(max_connections: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < needed:
         if hard != resource.RLIM_INFINITY and hard < needed:
-            raise OSError(f"--max_connections {max_connections} needs {needed} open files, over this process's "
-                          f"limit of {hard}: give a smaller --max_connections")
+            raise OSError(
+                f"--max_connections {max_connections} needs {needed} open files, over this process's "
+                f"limit of {hard}: give a smaller --max_connections"
+            )
         resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
         logging.info("Open-file limit raised from %d to %d for --max_connections", soft, needed)

@@ -34,14 +34,20 @@ from captioning.util.errors import OUTCOMES, OverLimit
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 _STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_WRITES = ((frozenset({"POST"}), re.compile(r"/api/images/?")), (frozenset({"DELETE"}), re.compile(r"/api/images/.+")),
-           (frozenset({"POST"}), re.compile(r"/api/reindex/?")))
+_WRITES = (
+    (frozenset({"POST"}), re.compile(r"/api/images/?")),
+    (frozenset({"DELETE"}), re.compile(r"/api/images/.+")),
+    (frozenset({"POST"}), re.compile(r"/api/reindex/?")),
+)
 # The page and its scripts and styles load from this server only; images may come from anywhere (the page shows
 # an image described by its URL as the user gave it). Swagger UI (/docs) needs its inline start-up script.
-PAGE_POLICY = ("default-src 'self'; img-src 'self' data: blob: http: https:; object-src 'none'; base-uri 'none'; "
-               "form-action 'self'; frame-ancestors 'none'")
-DOCS_POLICY = PAGE_POLICY.replace("default-src 'self'", "default-src 'self'; script-src 'self' 'unsafe-inline'; "
-                                                          "style-src 'self' 'unsafe-inline'")
+PAGE_POLICY = (
+    "default-src 'self'; img-src 'self' data: blob: http: https:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+DOCS_POLICY = PAGE_POLICY.replace(
+    "default-src 'self'", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'"
+)
 
 
 def _error(status, message, **headers):
@@ -107,9 +113,11 @@ class BodyLimit:
         limit, flag = self._limit(scope["path"])
 
         def too_large():
-            return _error(OUTCOMES[OverLimit].http_status,
-                          f"request body is larger than this server's limit of {limit} bytes ({flag})",
-                          Connection="close")  # the unread rest of the body cannot be followed by a request
+            return _error(
+                OUTCOMES[OverLimit].http_status,
+                f"request body is larger than this server's limit of {limit} bytes ({flag})",
+                Connection="close",
+            )  # the unread rest of the body cannot be followed by a request
 
         declared = Headers(scope=scope).get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -152,8 +160,11 @@ class TrustedHosts:
         parsed = parse_host_header(Headers(scope=scope).get("host"))
         host = parsed.host.strip("[]").lower() if parsed else ""
         if host not in self.allowed:
-            return await _error(400, f"host {host or '(none)'!r} is not a name this server answers to; allowed: "
-                                     f"{', '.join(sorted(self.allowed))} (--allowed_hosts)")(scope, receive, send)
+            return await _error(
+                400,
+                f"host {host or '(none)'!r} is not a name this server answers to; allowed: "
+                f"{', '.join(sorted(self.allowed))} (--allowed_hosts)",
+            )(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -191,8 +202,9 @@ def _foreign_claim(scope, headers):
 
 
 def _cross_origin(claimed, scope, receive, send):
-    return _error(403, f"cross-origin request refused: {claimed.split('?')[0][:200]!r} is not this server's "
-                       "origin")(scope, receive, send)
+    return _error(403, f"cross-origin request refused: {claimed.split('?')[0][:200]!r} is not this server's origin")(
+        scope, receive, send
+    )
 
 
 class SameOrigin:
@@ -221,8 +233,11 @@ class ModelCrossSite:
             cross_site = headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none")
             media_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if cross_site or (from_browser and media_type != "application/json"):
-                return await _error(403, "a browser's request to the model must come from this server's page and "
-                                         "send Content-Type: application/json")(scope, receive, send)
+                return await _error(
+                    403,
+                    "a browser's request to the model must come from this server's page and "
+                    "send Content-Type: application/json",
+                )(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -237,8 +252,9 @@ class Framing:
         if scope["type"] == "http":
             names = {name for name, _ in scope["headers"]}
             if b"content-length" in names and b"transfer-encoding" in names:
-                return await _error(400, "a request may not have both Content-Length and Transfer-Encoding",
-                                    Connection="close")(scope, receive, send)
+                return await _error(
+                    400, "a request may not have both Content-Length and Transfer-Encoding", Connection="close"
+                )(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -253,9 +269,12 @@ class WriteToken:
             given = Headers(scope=scope).get("authorization", "")
             scheme, _, value = given.partition(" ")
             if scheme.lower() != "bearer" or not hmac.compare_digest(value.strip().encode(), self.token.encode()):
-                return await _error(401, "adding, deleting and re-indexing need this server's token: send "
-                                         "'Authorization: Bearer <token>' (see --api_token_file)",
-                                    **{"WWW-Authenticate": "Bearer"})(scope, receive, send)
+                return await _error(
+                    401,
+                    "adding, deleting and re-indexing need this server's token: send "
+                    "'Authorization: Bearer <token>' (see --api_token_file)",
+                    **{"WWW-Authenticate": "Bearer"},
+                )(scope, receive, send)
         return await self.app(scope, receive, send)
 
 
@@ -275,8 +294,11 @@ class SecurityHeaders:
         async def with_headers(message):
             if message["type"] == "http.response.start":
                 message["headers"] = list(message.get("headers", [])) + [
-                    (b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                    (b"content-security-policy", policy.encode()), (b"referrer-policy", b"same-origin")]
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"content-security-policy", policy.encode()),
+                    (b"referrer-policy", b"same-origin"),
+                ]
             await send(message)
 
         return await self.app(scope, receive, with_headers)

@@ -29,9 +29,15 @@ class HttpServer:
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((self._host, self._requested_port))
         self.port = self._socket.getsockname()[1]
-        config = uvicorn.Config(self._app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=grace_seconds, http=self._limits.protocol(),
-                                timeout_keep_alive=self._limits.idle_timeout_seconds)
+        config = uvicorn.Config(
+            self._app,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=grace_seconds,
+            http=self._limits.protocol(),
+            timeout_keep_alive=self._limits.idle_timeout_seconds,
+        )
         self._server = uvicorn.Server(config)
         started = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(started,), name="http-server", daemon=True)

@@ -64,8 +64,10 @@ class Label(BaseModel):
     prompt: str
     score: float = Field(description="The ranking score (log_likelihood, or debiased with the stored alpha).")
     confidence: float = Field(description="Softmax of the scores over this image's labels: relative, sums to 1.")
-    unknown_words: list[str] | None = Field(description="Words of the prompt the model does not know (each reads "
-                                                        "as [unk]); null when its vocabulary is unavailable.")
+    unknown_words: list[str] | None = Field(
+        description="Words of the prompt the model does not know (each reads "
+        "as [unk]); null when its vocabulary is unavailable."
+    )
     log_likelihood: float
     mean_log_prob: float
     pmi: float

@@ -55,8 +55,10 @@ class ServedModel:
         return os.path.join(self._servable.path, EXTRA_FILES_DIR, name)
 
     def run(self, name: str, inputs: dict) -> dict:
-        arrays = {key: tensors.string_array(value) if isinstance(value, list) else np.asarray(value)
-                  for key, value in inputs.items()}
+        arrays = {
+            key: tensors.string_array(value) if isinstance(value, list) else np.asarray(value)
+            for key, value in inputs.items()
+        }
         try:
             _, outputs = self._predictor.predict(self._servable, name, arrays)
         except ServingError as error:
@@ -69,8 +71,18 @@ class ServedModel:
 
 
 class SearchService:
-    def __init__(self, registry, predictor, model_name, index_dir, qdrant_url=None,
-                 fetch_options=FetchOptions(), stage2="auto", limits=SearchLimits(), image_limits=ImageLimits()):
+    def __init__(
+        self,
+        registry,
+        predictor,
+        model_name,
+        index_dir,
+        qdrant_url=None,
+        fetch_options=FetchOptions(),
+        stage2="auto",
+        limits=SearchLimits(),
+        image_limits=ImageLimits(),
+    ):
         self._registry, self._predictor, self._model_name = registry, predictor, model_name
         self.index = ImageIndex(index_dir, qdrant_url)
         self.fetch_options = fetch_options
@@ -81,8 +93,9 @@ class SearchService:
         self._lock = threading.Lock()
         self._image_locks = IdLocks()
         self._fetch_slots = threading.BoundedSemaphore(self.limits.max_concurrent_fetches)
-        self._fetches = concurrent.futures.ThreadPoolExecutor(self.limits.max_concurrent_fetches,
-                                                              thread_name_prefix="fetch")
+        self._fetches = concurrent.futures.ThreadPoolExecutor(
+            self.limits.max_concurrent_fetches, thread_name_prefix="fetch"
+        )
         self.model().warm_up()  # before the port opens, so the first users do not wait for it
 
     def close(self):
@@ -113,8 +126,10 @@ class SearchService:
     def fetch(self, url) -> concurrent.futures.Future:
         """The fetch of `url` on the fetch pool, as a future of its bytes; BusyError when every slot is taken."""
         if not self._fetch_slots.acquire(blocking=False):
-            raise BusyError(f"{self.limits.max_concurrent_fetches} URL fetches are already running; try again "
-                            "shortly (--max_concurrent_fetches)")
+            raise BusyError(
+                f"{self.limits.max_concurrent_fetches} URL fetches are already running; try again "
+                "shortly (--max_concurrent_fetches)"
+            )
         try:
             future = self._fetches.submit(fetch_image, url, self.fetch_options)
         except BaseException:
@@ -156,22 +171,30 @@ class SearchService:
         if vector is None:
             raise KeyError(image_id)
         hits = self.index.search(version, vector, k + 1)
-        return [{"id": hit.id, "source": hit.payload["source"], "similarity": hit.score, "payload": hit.payload}
-                for hit in hits if hit.id != image_id][:k]
+        return [
+            {"id": hit.id, "source": hit.payload["source"], "similarity": hit.score, "payload": hit.payload}
+            for hit in hits
+            if hit.id != image_id
+        ][:k]
 
     def page_limits(self):
         """The limits a user can run into, for the page to check and explain before it sends anything."""
-        return {"max_upload_bytes": self.limits.max_upload_bytes, "max_image_pixels": self.image_limits.max_pixels,
-                "max_labels": self.limits.max_labels, "max_results": self.limits.max_results,
-                "fetches_private_urls": self.fetch_options.allow_private}
+        return {
+            "max_upload_bytes": self.limits.max_upload_bytes,
+            "max_image_pixels": self.image_limits.max_pixels,
+            "max_labels": self.limits.max_labels,
+            "max_results": self.limits.max_results,
+            "fetches_private_urls": self.fetch_options.allow_private,
+        }
 
     def list(self, offset, limit):
         if offset is not None:
             try:
                 offset = str(uuid.UUID(offset))
             except ValueError:
-                raise QueryError(f"offset {offset!r} is not an image id: pass the next_offset of the previous "
-                                 "page") from None
+                raise QueryError(
+                    f"offset {offset!r} is not an image id: pass the next_offset of the previous page"
+                ) from None
         version = self._checked_version()
         return self.index.scroll(version, offset, limit)
 
@@ -203,8 +226,12 @@ class SearchService:
         if not old:
             return None
         result = self._indexer(model).reindex(max(old), progress=False)
-        return {"from_version": max(old), "model_version": model.version, "added": len(result.added),
-                "errors": result.errors}
+        return {
+            "from_version": max(old),
+            "model_version": model.version,
+            "added": len(result.added),
+            "errors": result.errors,
+        }
 
     def describe(self, data, labels, template, beam_size):
         """Labels ranked as `get_similarity_score.py --labels` ranks them (--rank_by auto with the model's stored
@@ -220,8 +247,10 @@ class SearchService:
     def score(self, data, texts):
         self.check_counts(texts=len(texts))
         outputs = self.model().score_pairs([data] * len(texts), texts)
-        return [{"text": text, "scores": {name: values[n].item() for name, values in outputs.items()}}
-                for n, text in enumerate(texts)]
+        return [
+            {"text": text, "scores": {name: values[n].item() for name, values in outputs.items()}}
+            for n, text in enumerate(texts)
+        ]
 
 
 def _at_most(value, limit, name, flag, count=False):

@@ -43,8 +43,12 @@ def scenes(tmp_path_factory):
 
 
 def test_importing_captioning_loads_no_tensorflow():
-    result = subprocess.run([sys.executable, "-c", "import sys, captioning; captioning.Scorer; "
-                             "print('tensorflow' in sys.modules)"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", "import sys, captioning; captioning.Scorer; print('tensorflow' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.stdout.strip() == "False", result.stderr
 
 
@@ -75,8 +79,9 @@ def test_every_image_form_gives_the_same_scores(fake, scenes):
 def test_each_image_is_sent_once(fake, scenes, monkeypatch):
     sent = []
     run = fake.model.run
-    monkeypatch.setattr(fake.model, "run", lambda name, inputs: sent.append(len(inputs["image_bytes"])) or
-                        run(name, inputs))
+    monkeypatch.setattr(
+        fake.model, "run", lambda name, inputs: sent.append(len(inputs["image_bytes"])) or run(name, inputs)
+    )
     fake(images=scenes * 4, texts=TEXTS)  # 12 images, 3 texts: blocks of 8 images, each with every text
     assert sent == [8, 4]
 
@@ -87,20 +92,25 @@ def test_contrastive_is_the_dot_product_of_the_embeddings(fake, scenes):
     np.testing.assert_allclose(images @ texts.T, fake(scenes, TEXTS, score="contrastive"), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("call, message", [
-    (lambda s, img: s(images=["/no/such.png"], texts=TEXTS), "image 0: no such file /no/such.png"),
-    (lambda s, img: s(images=[img, b"not an image"], texts=TEXTS), "image 1: not a readable image"),
-    (lambda s, img: s(images=[img], texts=[]), "no texts: give at least one"),
-    (lambda s, img: s(images=[], texts=TEXTS), "no images: give at least one"),
-    (lambda s, img: s(images=[img], texts=["a cat", " ... "]), "text ' ... ' has no words to score"),
-    (lambda s, img: s(images=[img], texts=TEXTS, score="pmii"),
-     "unknown score 'pmii': choose one of log_likelihood, mean_log_prob, pmi, contrastive"),
-    (lambda s, img: s(images=[np.zeros((4, 4, 2), np.uint8)], texts=TEXTS), "image 0: an array must be H x W"),
-    (lambda s, img: s(images=[np.full((4, 4), 2.0)], texts=TEXTS), "image 0: a float array must hold values in"),
-    (lambda s, img: s(images=[42], texts=TEXTS), "image 0: give a path, encoded bytes, a PIL image or a numpy"),
-    (lambda s, img: s.labels(img, []), "no texts: give at least one"),
-    (lambda s, img: s.caption([img], beam_size=0), "beam_size must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda s, img: s(images=["/no/such.png"], texts=TEXTS), "image 0: no such file /no/such.png"),
+        (lambda s, img: s(images=[img, b"not an image"], texts=TEXTS), "image 1: not a readable image"),
+        (lambda s, img: s(images=[img], texts=[]), "no texts: give at least one"),
+        (lambda s, img: s(images=[], texts=TEXTS), "no images: give at least one"),
+        (lambda s, img: s(images=[img], texts=["a cat", " ... "]), "text ' ... ' has no words to score"),
+        (
+            lambda s, img: s(images=[img], texts=TEXTS, score="pmii"),
+            "unknown score 'pmii': choose one of log_likelihood, mean_log_prob, pmi, contrastive",
+        ),
+        (lambda s, img: s(images=[np.zeros((4, 4, 2), np.uint8)], texts=TEXTS), "image 0: an array must be H x W"),
+        (lambda s, img: s(images=[np.full((4, 4), 2.0)], texts=TEXTS), "image 0: a float array must hold values in"),
+        (lambda s, img: s(images=[42], texts=TEXTS), "image 0: give a path, encoded bytes, a PIL image or a numpy"),
+        (lambda s, img: s.labels(img, []), "no texts: give at least one"),
+        (lambda s, img: s.caption([img], beam_size=0), "beam_size must be at least 1"),
+    ],
+)
 def test_bad_input_is_one_line_naming_it(fake, scenes, call, message):
     with pytest.raises(ScorerInputError) as error:
         call(fake, scenes[0])

@@ -46,16 +46,19 @@ def test_a_gif_costs_every_frame_at_its_own_size_whatever_its_version_and_screen
 def test_a_gif_cut_inside_a_frame_still_costs_that_frame():
     data = animated_gif(3, 100)
     second = data.index(b"\x2c", data.index(b"\x2c") + 20)  # the second frame's descriptor
-    assert measure(data[:second + 12]).frames == 2
+    assert measure(data[: second + 12]).frames == 2
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"\xff\x0a" + b"\0" * 40, "JPEG XL"),
-    (b"\0\0\0\x0cJXL \r\n\x87\n" + b"\0" * 40, "JPEG XL"),
-    (b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0", "cut short"),
-    (b"\xff\xd8\xff\xda\0\x08", "no frame header"),
-    (b"GIF89a\1", "cut short"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"\xff\x0a" + b"\0" * 40, "JPEG XL"),
+        (b"\0\0\0\x0cJXL \r\n\x87\n" + b"\0" * 40, "JPEG XL"),
+        (b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0", "cut short"),
+        (b"\xff\xd8\xff\xda\0\x08", "no frame header"),
+        (b"GIF89a\1", "cut short"),
+    ],
+)
 def test_bytes_tensorflow_would_decode_but_that_cannot_be_measured_raise(data, message):
     with pytest.raises(HeaderError, match=message):
         measure(data)

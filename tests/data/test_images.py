@@ -39,9 +39,10 @@ def test_header_pixels_of_other_bytes_are_zero():
 def test_an_image_past_the_pixel_limit_is_refused_before_decoding(monkeypatch):
     decoded = []
     real_decode = tf.io.decode_image
-    monkeypatch.setattr(tf.io, "decode_image", lambda *args, **kwargs: decoded.append(args) or real_decode(
-        *args, **kwargs))
-    side = int(MAX_IMAGE_PIXELS ** 0.5) + 1
+    monkeypatch.setattr(
+        tf.io, "decode_image", lambda *args, **kwargs: decoded.append(args) or real_decode(*args, **kwargs)
+    )
+    side = int(MAX_IMAGE_PIXELS**0.5) + 1
     with pytest.raises(tf.errors.InvalidArgumentError, match=f"more than {MAX_IMAGE_PIXELS} pixels"):
         decode_first_frame(tf.constant(png_header_claiming(side, side)))
     assert decoded == []  # refused from the header: the decoder was never handed the bytes
@@ -64,8 +65,10 @@ def test_an_animated_gif_is_cut_after_its_first_frame():
 def test_a_single_frame_gif_decodes_as_before():
     image = Image.fromarray(np.random.default_rng(1).integers(0, 255, (30, 40, 3), dtype=np.uint8)).convert("P")
     data = encoded(image, "GIF")
-    np.testing.assert_array_equal(decode_first_frame(tf.constant(data)).numpy(),
-                                  tf.io.decode_image(data, channels=3, expand_animations=False).numpy())
+    np.testing.assert_array_equal(
+        decode_first_frame(tf.constant(data)).numpy(),
+        tf.io.decode_image(data, channels=3, expand_animations=False).numpy(),
+    )
 
 
 def test_a_gif_frame_is_measured_at_its_own_size_not_the_screens():

@@ -118,9 +118,7 @@ def test_read_flickr_token_file_with_split_files(tmp_path):
     )
     (tmp_path / "train.txt").write_text("1000268201_693b08cb0e.jpg\n")
     (tmp_path / "dev.txt").write_text("1001773457_577c3a7d70.jpg\n\n")
-    examples = read_flickr(
-        captions, "/f8k", split_files={"train": tmp_path / "train.txt", "dev": tmp_path / "dev.txt"}
-    )
+    examples = read_flickr(captions, "/f8k", split_files={"train": tmp_path / "train.txt", "dev": tmp_path / "dev.txt"})
     assert examples == [
         CaptionExample(
             "/f8k/1000268201_693b08cb0e.jpg",
@@ -184,9 +182,7 @@ def test_read_csv_relative_paths_quoted_commas_and_split(tmp_path):
         'imgs/c.jpg,"Multi\nline",validation\n'
     )
     assert read_csv(tmp_path / "data.csv") == [
-        CaptionExample(
-            f"{tmp_path}/imgs/a.jpg", "A dog, a cat, and a bird", f"{tmp_path}/imgs/a.jpg", "train"
-        ),
+        CaptionExample(f"{tmp_path}/imgs/a.jpg", "A dog, a cat, and a bird", f"{tmp_path}/imgs/a.jpg", "train"),
         CaptionExample("/abs/b.png", "A plain caption", "/abs/b.png", ""),
         CaptionExample(f"{tmp_path}/imgs/c.jpg", "Multi\nline", f"{tmp_path}/imgs/c.jpg", "val"),
     ]
@@ -194,9 +190,7 @@ def test_read_csv_relative_paths_quoted_commas_and_split(tmp_path):
 
 def test_read_csv_without_split_column(tmp_path):
     (tmp_path / "data.csv").write_text("image_path,caption\na.jpg,A dog\n")
-    assert read_csv(tmp_path / "data.csv", image_dir="/imgs") == [
-        CaptionExample("/imgs/a.jpg", "A dog", "/imgs/a.jpg")
-    ]
+    assert read_csv(tmp_path / "data.csv", image_dir="/imgs") == [CaptionExample("/imgs/a.jpg", "A dog", "/imgs/a.jpg")]
 
 
 def test_read_dataset_dispatches(tmp_path):
@@ -204,9 +198,7 @@ def test_read_dataset_dispatches(tmp_path):
     assert read_dataset("csv", tmp_path / "data.csv") == read_csv(tmp_path / "data.csv")
     captions = tmp_path / "token.txt"
     captions.write_text("a.jpg#0\tA dog\n")
-    assert read_dataset("flickr", captions, "/imgs", split_files={"test": captions}) == read_flickr(
-        captions, "/imgs"
-    )
+    assert read_dataset("flickr", captions, "/imgs", split_files={"test": captions}) == read_flickr(captions, "/imgs")
 
 
 @pytest.mark.parametrize(
@@ -308,7 +300,5 @@ def test_assign_validation_split_small_dataset_gets_one_val_image():
 
 
 def test_group_by_split_keeps_order():
-    examples = (
-        examples_for(["a"], 1, "train") + examples_for(["b"], 1, "val") + examples_for(["c"], 1, "train")
-    )
+    examples = examples_for(["a"], 1, "train") + examples_for(["b"], 1, "val") + examples_for(["c"], 1, "train")
     assert group_by_split(examples) == {"train": [examples[0], examples[2]], "val": [examples[1]]}

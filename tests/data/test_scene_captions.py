@@ -38,7 +38,7 @@ def is_true(scene: Scene, text: str) -> bool:
         text = text.removeprefix(lead)
     for place in synthetic.PLACES:  # one-object scenes: an object and its place
         if text.endswith(" " + place):
-            return scene.place == place and is_true(scene, text[:-len(place) - 1])
+            return scene.place == place and is_true(scene, text[: -len(place) - 1])
     if match := re.fullmatch(rf"(?P<n>two|three) (?:(?P<color>{COLOR}) )?(?P<plural>\w+)", text):
         count = {"two": 2, "three": 3}[match["n"]]
         return synthetic.count_of(scene, PLURAL[match["plural"]], match["color"]) == count
@@ -63,13 +63,19 @@ def is_true(scene: Scene, text: str) -> bool:
 
 
 def test_the_reading_itself_tells_true_from_false():
-    scene = Scene((SceneObject("red", "star", "small", 0.2, 0.5), SceneObject("red", "star", "large", 0.5, 0.5),
-                   SceneObject("blue", "cross", "small", 0.8, 0.5)))
+    scene = Scene(
+        (
+            SceneObject("red", "star", "small", 0.2, 0.5),
+            SceneObject("red", "star", "large", 0.5, 0.5),
+            SceneObject("blue", "cross", "small", 0.8, 0.5),
+        )
+    )
     assert is_true(scene, "two red stars") and is_true(scene, "two stars") and not is_true(scene, "three stars")
     assert is_true(scene, "a large red star between a small red star and a blue cross")
     assert not is_true(scene, "a red star between a small red star and a blue cross")  # "a red star" names two
-    assert is_true(scene, "a small red star left of a blue cross") and not is_true(scene, "a blue cross left of "
-                                                                                          "a small red star")
+    assert is_true(scene, "a small red star left of a blue cross") and not is_true(
+        scene, "a blue cross left of a small red star"
+    )
     assert is_true(scene, "a blue cross, a red star and a red star")
     assert not is_true(scene, "a blue cross, a red star and a blue star")
     assert not is_true(scene, "a blue cross and a red star")  # a list names every object
@@ -110,14 +116,18 @@ def test_every_hard_negative_is_false_and_its_caption_true(scenes):
         for kind, (true, false) in scene_captions.hard_negatives(scene, rng).items():
             assert is_true(scene, true) and not is_true(scene, false), (kind, true, false, scene)
             kinds[kind] = kinds.get(kind, 0) + 1
-    assert set(kinds) == {"color", "shape", "size", "relation", "binding", "relation3", "between", "count",
-                          "binding3"}
+    assert set(kinds) == {"color", "shape", "size", "relation", "binding", "relation3", "between", "count", "binding3"}
     assert min(kinds.values()) >= 40, kinds
 
 
 def test_new_negatives_change_only_what_their_kind_names():
-    line = Scene((SceneObject("red", "star", "small", 0.2, 0.5), SceneObject("green", "circle", "small", 0.5, 0.5),
-                  SceneObject("blue", "star", "small", 0.8, 0.5)))
+    line = Scene(
+        (
+            SceneObject("red", "star", "small", 0.2, 0.5),
+            SceneObject("green", "circle", "small", 0.5, 0.5),
+            SceneObject("blue", "star", "small", 0.8, 0.5),
+        )
+    )
     negatives = scene_captions.hard_negatives(line, np.random.default_rng(0))
     true, false = negatives["between"]
     assert true.startswith("a small green circle between ") and not false.startswith("a small green circle")

@@ -14,8 +14,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 def test_scenes_and_images_are_deterministic_from_the_seed():
     first, again, other = (synthetic.generate_scenes(20, seed) for seed in (3, 3, 4))
     assert first == again and first != other
-    np.testing.assert_array_equal(np.asarray(synthetic.render_scene(first[0])),
-                                  np.asarray(synthetic.render_scene(again[0])))
+    np.testing.assert_array_equal(
+        np.asarray(synthetic.render_scene(first[0])), np.asarray(synthetic.render_scene(again[0]))
+    )
 
 
 def test_scenes_cover_the_vocabulary_of_attributes():
@@ -38,8 +39,11 @@ def test_relations_match_object_positions():
 
 def test_crowded_scenes_hold_lines_of_three_and_repeated_shapes_without_overlaps():
     crowded = [s for s in synthetic.generate_scenes(600, seed=5) if len(s.objects) >= 3]
-    lines = [s for s in crowded if any(synthetic.between_holds(*(s.objects[i] for i in order))
-                                       for order in ((0, 1, 2), (1, 0, 2), (2, 0, 1)))]
+    lines = [
+        s
+        for s in crowded
+        if any(synthetic.between_holds(*(s.objects[i] for i in order)) for order in ((0, 1, 2), (1, 0, 2), (2, 0, 1)))
+    ]
     assert 0.35 <= len(lines) / len(crowded) <= 0.65
     most_shared = [max(synthetic.count_of(s, shape) for shape in synthetic.SHAPES) for s in crowded]
     assert {most_shared.count(n) / len(crowded) > 0.15 for n in (1, 2, 3)} == {True}
@@ -47,7 +51,7 @@ def test_crowded_scenes_hold_lines_of_three_and_repeated_shapes_without_overlaps
     assert {o.size for s in crowded for o in s.objects} == set(synthetic.SIZES)
     for scene in crowded:
         for i, a in enumerate(scene.objects):
-            for b in scene.objects[i + 1:]:
+            for b in scene.objects[i + 1 :]:
                 gap = np.hypot(a.x - b.x, a.y - b.y) - synthetic.RADIUS[a.size] - synthetic.RADIUS[b.size]
                 assert gap > 0, scene
 
@@ -59,7 +63,8 @@ def test_relation_and_between_rules_measure_centres_in_fractions_of_the_side():
     assert not synthetic.relation_holds(at(0.2, 0.5), at(0.5, 0.65), "left of")  # half the distance across
     assert synthetic.relation_holds(at(0.2, 0.5), at(0.5, 0.64), "left of")
     assert synthetic.relation_holds(at(0.5, 0.2), at(0.5, 0.8), "above") and not synthetic.relation_holds(
-        at(0.5, 0.2), at(0.5, 0.8), "below")
+        at(0.5, 0.2), at(0.5, 0.8), "below"
+    )
     assert synthetic.between_holds(at(0.5, 0.5), at(0.2, 0.52), at(0.8, 0.45))
     assert synthetic.between_holds(at(0.5, 0.5), at(0.5, 0.2), at(0.5, 0.8))  # a column
     assert not synthetic.between_holds(at(0.5, 0.5), at(0.36, 0.5), at(0.8, 0.5))  # too close to one end
@@ -77,8 +82,20 @@ def test_held_out_combinations_are_excluded_or_required():
 
 def test_make_synthetic_dataset_script_writes_coco_captions_and_each_scene(tmp_path):
     out = tmp_path / "scenes"
-    subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "make_synthetic_dataset.py"),
-                    "--output_dir", str(out), "--num_images", "6", "--seed", "5"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(ROOT, "scripts", "make_synthetic_dataset.py"),
+            "--output_dir",
+            str(out),
+            "--num_images",
+            "6",
+            "--seed",
+            "5",
+        ],
+        check=True,
+        capture_output=True,
+    )
     data = json.loads((out / "annotations" / "captions.json").read_text())
     assert len(data["images"]) == 6 and len(data["annotations"]) >= 6 * 4
     assert all((out / "images" / image["file_name"]).exists() for image in data["images"])
@@ -86,6 +103,7 @@ def test_make_synthetic_dataset_script_writes_coco_captions_and_each_scene(tmp_p
         assert all(set(o) == {"color", "shape", "size", "x", "y"} for o in image["scene"]["objects"])
         assert synthetic.scene_from_dict(image["scene"]) in synthetic.generate_scenes(6, seed=5)
     from captioning.data.readers import read_coco
+
     examples = read_coco(str(out / "annotations" / "captions.json"), str(out / "images"))
     assert len(examples) == len(data["annotations"])
 

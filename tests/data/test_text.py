@@ -6,8 +6,10 @@ from captioning.data.text import END_ID, PAD_ID, START_ID, UNK_ID, Tokenizer, Vo
 
 def test_normalize_lowercases_and_strips_punctuation():
     texts = tf.constant(["A Red-Circle, LEFT of: the Star!", "Ünïcode ÄND “quotes”"])
-    assert [t.decode() for t in normalize(texts).numpy()] == ["a red circle  left of  the star ",
-                                                              "ünïcode änd  quotes "]
+    assert [t.decode() for t in normalize(texts).numpy()] == [
+        "a red circle  left of  the star ",
+        "ünïcode änd  quotes ",
+    ]
     assert words_of("  A  red   circle... ") == ["a", "red", "circle"]
 
 
@@ -30,8 +32,9 @@ def test_tokenizer_shifts_targets_masks_padding_and_counts_unknown_words():
     vocabulary = Vocabulary.build(["a red circle"])
     tokens = Tokenizer(vocabulary, max_length=6)(tf.constant(["A red zebra", "circle"]))
     a, red, circle = (vocabulary.tokens.index(w) for w in ("a", "red", "circle"))
-    np.testing.assert_array_equal(tokens["input_ids"],
-                                  [[START_ID, a, red, UNK_ID, 0, 0], [START_ID, circle, 0, 0, 0, 0]])
+    np.testing.assert_array_equal(
+        tokens["input_ids"], [[START_ID, a, red, UNK_ID, 0, 0], [START_ID, circle, 0, 0, 0, 0]]
+    )
     np.testing.assert_array_equal(tokens["target_ids"], [[a, red, UNK_ID, END_ID, 0, 0], [circle, END_ID, 0, 0, 0, 0]])
     np.testing.assert_array_equal(tokens["mask"], [[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]])
     np.testing.assert_array_equal(tokens["unknown_tokens"], [1, 0])

@@ -66,9 +66,7 @@ def test_each_bad_image_is_skipped_with_its_reason(images, name, reason):
 
 @pytest.mark.parametrize("caption", ["", "   \t", "...", " ?! - ", "\u00ab\u2026\u00bb"])
 def test_empty_and_punctuation_only_captions_are_skipped(images, caption):
-    kept, report = validate_examples(
-        [example(images["png"], caption), example(images["png"])], progress=False
-    )
+    kept, report = validate_examples([example(images["png"], caption), example(images["png"])], progress=False)
     assert kept == [example(images["png"])]
     assert report == SkipReport(total=2, kept=1, empty_caption=1)
 
@@ -86,10 +84,7 @@ def test_good_rows_are_kept_in_order_and_summary_lists_only_nonzero_reasons(imag
     ]
     kept, report = validate_examples(rows, num_threads=2, progress=False)
     assert [row.caption for row in kept] == ["First.", "Second.", "Third.", "Fourth."]
-    assert (
-        report.summary()
-        == "kept 4 of 8 rows; skipped 4: 1 missing image, 2 unreadable images, 1 empty caption"
-    )
+    assert report.summary() == "kept 4 of 8 rows; skipped 4: 1 missing image, 2 unreadable images, 1 empty caption"
 
 
 def test_summary_when_nothing_is_skipped(images):
@@ -99,10 +94,7 @@ def test_summary_when_nothing_is_skipped(images):
 
 def test_summary_line():
     report = SkipReport(total=1000, kept=997, missing_image=1, unreadable_image=1, empty_caption=1)
-    assert (
-        report.summary()
-        == "kept 997 of 1000 rows; skipped 3: 1 missing image, 1 unreadable image, 1 empty caption"
-    )
+    assert report.summary() == "kept 997 of 1000 rows; skipped 3: 1 missing image, 1 unreadable image, 1 empty caption"
     report = SkipReport(total=10, kept=7, unsupported_format=3)
     assert report.summary() == "kept 7 of 10 rows; skipped 3: 3 unsupported formats"
 

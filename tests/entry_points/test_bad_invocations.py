@@ -39,30 +39,50 @@ CASES = [
     (["train.py", "--epoch", "2"], "unknown flag --epoch (did you mean --epochs?)"),
     (["train.py", "--epochs=2", "3"], "unexpected arguments: 3"),
     # get_similarity_score.py
-    (["get_similarity_score.py", "--generate", "--image_path", "{image}", "--beam_size", "0"],
-     "flag --beam_size=0: must be at least 1"),
+    (
+        ["get_similarity_score.py", "--generate", "--image_path", "{image}", "--beam_size", "0"],
+        "flag --beam_size=0: must be at least 1",
+    ),
     (["get_similarity_score.py", "--image_path", "{dir}/missing.png", "--text", "a cat"], "no such file"),
     (["get_similarity_score.py", "--txt", "a cat"], "unknown flag --txt (did you mean --text?)"),
     (["get_similarity_score.py", "--labels_file", "{dir}"], "--labels_file={dir}: must name an existing file"),
-    (["get_similarity_score.py", "--generate", "--image_path", "{image}", "--model_dir", "{model}",
-      "--beam_size", "33"], "beam_size must be at most 32"),  # the exported graph's own limit
+    (
+        [
+            "get_similarity_score.py",
+            "--generate",
+            "--image_path",
+            "{image}",
+            "--model_dir",
+            "{model}",
+            "--beam_size",
+            "33",
+        ],
+        "beam_size must be at most 32",
+    ),  # the exported graph's own limit
     # python -m captioning.evaluate
     ([*EVALUATE, "--model_dir", "{fake}", "--retrieval_images", "0"], "--retrieval_images=0: must be at least 2"),
-    ([*EVALUATE, "--model_dir", "{fake}", "--output_json", "{dir}/no/such/folder/report.json"],
-     "--output_json={dir}/no/such/folder/report.json: cannot be written"),
+    (
+        [*EVALUATE, "--model_dir", "{fake}", "--output_json", "{dir}/no/such/folder/report.json"],
+        "--output_json={dir}/no/such/folder/report.json: cannot be written",
+    ),
     ([*EVALUATE, "--model_dir", "{fake}", "--output_json", "{dir}"], "cannot be written"),
     ([*EVALUATE, "--model_dir", "{dir}/none"], "--model_dir={dir}/none: must name an export folder"),
     # python -m captioning.search
-    ([*SEARCH, "add", "--index_dir", "{dir}/index", "--model_dir", "{fake}", "--batch_size", "0", "{image}"],
-     "argument --batch_size: must be at least 1, got 0"),
-    ([*SEARCH, "search", "--index_dir", "{dir}/index", "--model_dir", "{fake}", "--k", "-1", "red"],
-     "argument --k: must be at least 1"),
-    ([*SEARCH, "add", "--index_dir", "{dir}/index", "--model_dir", "{no_head}", "{image}"],
-     "has no contrastive head"),
+    (
+        [*SEARCH, "add", "--index_dir", "{dir}/index", "--model_dir", "{fake}", "--batch_size", "0", "{image}"],
+        "argument --batch_size: must be at least 1, got 0",
+    ),
+    (
+        [*SEARCH, "search", "--index_dir", "{dir}/index", "--model_dir", "{fake}", "--k", "-1", "red"],
+        "argument --k: must be at least 1",
+    ),
+    ([*SEARCH, "add", "--index_dir", "{dir}/index", "--model_dir", "{no_head}", "{image}"], "has no contrastive head"),
     ([*SEARCH, "search", "--index_dir", "{dir}/index", "--model_dir", "{no_head}", "red"], "--contrastive_weight 0"),
     ([*SEARCH, "count", "--index_dir", "{busy_index}", "--model_dir", "{fake}"], "another process"),
-    ([*SEARCH, "count", "--index_dir", "{dir}/index", "--model_dir", "{fake}", "--qdrant_url", "{closed_url}"],
-     "cannot reach the Qdrant server at {closed_url}"),
+    (
+        [*SEARCH, "count", "--index_dir", "{dir}/index", "--model_dir", "{fake}", "--qdrant_url", "{closed_url}"],
+        "cannot reach the Qdrant server at {closed_url}",
+    ),
     ([*SEARCH, "count", "--index_dir", "{file}", "--model_dir", "{fake}"], "is a file: give a folder"),
     ([*SEARCH, "frobnicate"], "invalid choice: 'frobnicate'"),
     ([*SEARCH, "list", "--index_dir", "{dir}/index", "--josn"], "unknown flag --josn (did you mean --json?)"),
@@ -72,22 +92,49 @@ CASES = [
     ([*SERVER, "--model_config_file", "{bad_config}"], "is not a valid model config text proto"),
     ([*SERVER, "--model_config_file", "{config_with_missing_path}"], "Could not find base path"),
     ([*SERVER, "--model_base_path", "{fake}", "--rest_api_port", "-5"], "must be a port number"),
-    ([*SERVER, "--model_base_path", "{fake}", "--port", "{busy_port}", "--rest_api_port", "0"],
-     "the port is in use"),
+    ([*SERVER, "--model_base_path", "{fake}", "--port", "{busy_port}", "--rest_api_port", "0"], "the port is in use"),
     ([*SERVER, "--model_base_path", "{fake}", "--rest_api_port", "{busy_port}"], "give another --rest_api_port"),
-    ([*SERVER, "--model_base_path", "{no_head}", "--rest_api_port", "0", "--index_dir", "{dir}/index"],
-     "--rest_api_port other than 0"),
-    ([*SERVER, "--model_base_path", "{no_head}", "--rest_api_port", "{free_port}", "--index_dir", "{dir}/index"],
-     "has no contrastive head"),
-    ([*SERVER, "--model_base_path", "{fake}", "--rest_api_port", "{free_port}", "--index_dir", "{busy_index}"],
-     "another process"),
-    ([*SERVER, "--model_base_path", "{fake}", "--rest_api_port", "{free_port}", "--index_dir", "{dir}/index",
-      "--qdrant_url", "{closed_url}"], "cannot reach the Qdrant server"),
+    (
+        [*SERVER, "--model_base_path", "{no_head}", "--rest_api_port", "0", "--index_dir", "{dir}/index"],
+        "--rest_api_port other than 0",
+    ),
+    (
+        [*SERVER, "--model_base_path", "{no_head}", "--rest_api_port", "{free_port}", "--index_dir", "{dir}/index"],
+        "has no contrastive head",
+    ),
+    (
+        [*SERVER, "--model_base_path", "{fake}", "--rest_api_port", "{free_port}", "--index_dir", "{busy_index}"],
+        "another process",
+    ),
+    (
+        [
+            *SERVER,
+            "--model_base_path",
+            "{fake}",
+            "--rest_api_port",
+            "{free_port}",
+            "--index_dir",
+            "{dir}/index",
+            "--qdrant_url",
+            "{closed_url}",
+        ],
+        "cannot reach the Qdrant server",
+    ),
     # the scripts users run
     (["scripts/make_synthetic_dataset.py", "--output_dir", "{dir}", "--num_images", "0"], "must be at least 1"),
     (["scripts/make_synthetic_dataset.py", "--output_dir", "{file}"], "is a file: give a folder"),
-    (["scripts/make_synthetic_dataset.py", "--output_dir", "{dir}", "--num_images", "2",
-      "--held_out_combinations", "purple"], "purple"),
+    (
+        [
+            "scripts/make_synthetic_dataset.py",
+            "--output_dir",
+            "{dir}",
+            "--num_images",
+            "2",
+            "--held_out_combinations",
+            "purple",
+        ],
+        "purple",
+    ),
     (["scripts/make_synthetic_dataset.py"], "--output_dir"),
     (["scripts/make_tfrecords.py", "--output_dir", "{dir}", "--images_per_shard", "0"], "must be at least 1"),
     (["scripts/draw_example.py", "--output", "{dir}"], "is a folder: give a .png file name"),
@@ -122,37 +169,62 @@ def places(tmp_path_factory, tiny_export_dir, sample_images):
     export_fake_model(no_head, 1, contrastive=False)
     (root / "bad.config").write_text("model_config_list { config { name: 'x' base_path: \n")
     (root / "missing.config").write_text(
-        f"model_config_list {{ config {{ name: 'x' base_path: '{root}/nothing' model_platform: 'tensorflow' }} }}\n")
+        f"model_config_list {{ config {{ name: 'x' base_path: '{root}/nothing' model_platform: 'tensorflow' }} }}\n"
+    )
     (root / "a_file").write_text("not a folder\n")
     busy_socket = socket.socket()
     busy_socket.bind(("127.0.0.1", 0))
     busy_socket.listen()
     # Embedded Qdrant lets one process hold a folder: a child process holds this one while the tests run.
-    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
         import sys
         from captioning.search.index import ImageIndex
-        index = ImageIndex({str(root / 'busy_index')!r})
+        index = ImageIndex({str(root / "busy_index")!r})
         print("ready", flush=True)
         sys.stdin.read()
-        """)], cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        """),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     assert holder.stdout.readline().strip() == "ready"
-    yield {"model": tiny_export_dir, "fake": fake, "no_head": no_head, "image": sample_images[0][0],
-           "file": str(root / "a_file"),
-           "bad_config": str(root / "bad.config"), "config_with_missing_path": str(root / "missing.config"),
-           "busy_port": str(busy_socket.getsockname()[1]), "busy_index": str(root / "busy_index"),
-           "closed_url": f"http://127.0.0.1:{free_port()}"}
+    yield {
+        "model": tiny_export_dir,
+        "fake": fake,
+        "no_head": no_head,
+        "image": sample_images[0][0],
+        "file": str(root / "a_file"),
+        "bad_config": str(root / "bad.config"),
+        "config_with_missing_path": str(root / "missing.config"),
+        "busy_port": str(busy_socket.getsockname()[1]),
+        "busy_index": str(root / "busy_index"),
+        "closed_url": f"http://127.0.0.1:{free_port()}",
+    }
     holder.stdin.close()
     holder.wait(timeout=60)
     busy_socket.close()
 
 
 def run(arguments, environ=None, timeout=300):
-    return subprocess.run([sys.executable, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(environ or {})})
+    return subprocess.run(
+        [sys.executable, *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(environ or {})},
+    )
 
 
-@pytest.mark.parametrize("arguments, expected", CASES, ids=[" ".join(case[0][:3]) + " " + case[1][:30]
-                                                            for case in CASES])
+@pytest.mark.parametrize(
+    "arguments, expected", CASES, ids=[" ".join(case[0][:3]) + " " + case[1][:30] for case in CASES]
+)
 def test_a_bad_invocation_is_one_line_and_exit_code_2(places, tmp_path, arguments, expected):
     values = {**places, "dir": str(tmp_path), "free_port": str(free_port())}
     result = run([argument.format(**values) for argument in arguments])
@@ -172,15 +244,44 @@ def test_a_finished_training_run_is_not_exported_again(tiny_run_dir, tmp_path):
     shutil.copytree(tiny_run_dir, run_dir)
     model, training = TINY_MODEL, TINY_TRAINING
     data = run_dir / "data"
-    result = run(["train.py", "--output_dir", str(run_dir), "--dataset", "coco",
-                  "--annotations", str(data / "annotations" / "captions.json"), "--image_dir", str(data / "images"),
-                  "--image_size", str(model.image_size), "--embed_dim", str(model.embed_dim),
-                  "--num_layers", str(model.num_layers), "--num_heads", str(model.num_heads),
-                  "--context_heads", str(model.context_heads),
-                  "--ff_dim", str(model.ff_dim), "--max_length", str(model.max_length),
-                  "--contrastive_dim", str(model.contrastive_dim), "--batch_size", str(training.global_batch_size),
-                  "--epochs", str(training.epochs), "--steps_per_epoch", str(training.steps_per_epoch),
-                  "--checkpoint_every", str(training.checkpoint_every_steps)], timeout=600)
+    result = run(
+        [
+            "train.py",
+            "--output_dir",
+            str(run_dir),
+            "--dataset",
+            "coco",
+            "--annotations",
+            str(data / "annotations" / "captions.json"),
+            "--image_dir",
+            str(data / "images"),
+            "--image_size",
+            str(model.image_size),
+            "--embed_dim",
+            str(model.embed_dim),
+            "--num_layers",
+            str(model.num_layers),
+            "--num_heads",
+            str(model.num_heads),
+            "--context_heads",
+            str(model.context_heads),
+            "--ff_dim",
+            str(model.ff_dim),
+            "--max_length",
+            str(model.max_length),
+            "--contrastive_dim",
+            str(model.contrastive_dim),
+            "--batch_size",
+            str(training.global_batch_size),
+            "--epochs",
+            str(training.epochs),
+            "--steps_per_epoch",
+            str(training.steps_per_epoch),
+            "--checkpoint_every",
+            str(training.checkpoint_every_steps),
+        ],
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "already trained" in result.stdout and "exported as version 1" in result.stdout, result.stdout[-2000:]
     assert sorted(os.listdir(run_dir / "export")) == ["1"]
@@ -189,14 +290,19 @@ def test_a_finished_training_run_is_not_exported_again(tiny_run_dir, tmp_path):
 def test_verbose_is_accepted_everywhere_and_brings_tensorflows_lines_back(places):
     """Each entry point takes --verbose; with it the server shows TensorFlow's start-up lines, without it only the
     error line."""
-    for arguments in (["train.py", "--epochs", "0"], ["get_similarity_score.py", "--beam_size", "0"],
-                      [*EVALUATE, "--num_images", "0"], [*SEARCH, "count", "--index_dir", places["file"]],
-                      ["scripts/make_synthetic_dataset.py", "--output_dir", places["file"]]):
+    for arguments in (
+        ["train.py", "--epochs", "0"],
+        ["get_similarity_score.py", "--beam_size", "0"],
+        [*EVALUATE, "--num_images", "0"],
+        [*SEARCH, "count", "--index_dir", places["file"]],
+        ["scripts/make_synthetic_dataset.py", "--output_dir", places["file"]],
+    ):
         result = run([*arguments, "--verbose"])
         assert result.returncode == 2 and "verbose" not in result.stderr, result.stderr[-2000:]
     bad_start = [*SERVER, "--model_base_path", places["fake"], "--port", "-1"]
     quiet, verbose = run(bad_start), run([*bad_start, "--verbose"])
     assert quiet.returncode == verbose.returncode == 2
-    assert quiet.stderr.strip().splitlines() == [next(line for line in verbose.stderr.splitlines()
-                                                      if line.startswith("error: "))]
+    assert quiet.stderr.strip().splitlines() == [
+        next(line for line in verbose.stderr.splitlines() if line.startswith("error: "))
+    ]
     assert len(verbose.stderr.strip().splitlines()) > 1  # TensorFlow's start-up lines

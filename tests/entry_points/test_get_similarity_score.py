@@ -14,15 +14,22 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "get_similarity_score.py", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "get_similarity_score.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_printed_scores_are_the_saved_models(tiny_export_dir, sample_images):
     image_path = sample_images[0][0]
     texts = ["a red circle", "a large blue square on the left", "a gray star"]
-    result = run_cli("--image_path", image_path, "--model_dir", tiny_export_dir, "--json",
-                     *[arg for text in texts for arg in ("--text", text)])
+    result = run_cli(
+        "--image_path",
+        image_path,
+        "--model_dir",
+        tiny_export_dir,
+        "--json",
+        *[arg for text in texts for arg in ("--text", text)],
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads(result.stdout)["results"]
     with open(image_path, "rb") as f:
@@ -37,8 +44,16 @@ def test_printed_scores_are_the_saved_models(tiny_export_dir, sample_images):
 
 def test_rank_by_contrastive_orders_texts_by_the_contrastive_score(tiny_export_dir, sample_images):
     texts = ["a red circle", "a large blue square on the left", "a gray star", "two objects"]
-    result = run_cli("--image_path", sample_images[0][0], "--model_dir", tiny_export_dir, "--json",
-                     "--rank_by", "contrastive", *[arg for text in texts for arg in ("--text", text)])
+    result = run_cli(
+        "--image_path",
+        sample_images[0][0],
+        "--model_dir",
+        tiny_export_dir,
+        "--json",
+        "--rank_by",
+        "contrastive",
+        *[arg for text in texts for arg in ("--text", text)],
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     values = [row["contrastive"] for row in json.loads(result.stdout)["results"]]
     assert len(values) == 4 and values == sorted(values, reverse=True) and all(-1 <= v <= 1 for v in values)
@@ -47,8 +62,16 @@ def test_rank_by_contrastive_orders_texts_by_the_contrastive_score(tiny_export_d
 def test_plain_output_names_every_score(tiny_export_dir, sample_images):
     result = run_cli("--image_path", sample_images[0][0], "--model_dir", tiny_export_dir, "--text", "a red circle")
     assert result.returncode == 0, result.stderr[-2000:]
-    for name in ("log_likelihood", "num_tokens", "mean_log_prob", "perplexity", "prior_log_likelihood", "pmi",
-                 "unknown_tokens", "contrastive"):
+    for name in (
+        "log_likelihood",
+        "num_tokens",
+        "mean_log_prob",
+        "perplexity",
+        "prior_log_likelihood",
+        "pmi",
+        "unknown_tokens",
+        "contrastive",
+    ):
         assert name in result.stdout
 
 
@@ -56,22 +79,43 @@ def test_attention_figure_is_drawn_for_one_text(tmp_path, tiny_export_dir, sampl
     from PIL import Image
 
     figure = tmp_path / "attention.png"
-    result = run_cli("--image_path", sample_images[0][0], "--model_dir", tiny_export_dir, "--text", "a red circle",
-                     "--attention_figure", str(figure))
+    result = run_cli(
+        "--image_path",
+        sample_images[0][0],
+        "--model_dir",
+        tiny_export_dir,
+        "--text",
+        "a red circle",
+        "--attention_figure",
+        str(figure),
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert "log_likelihood" in result.stdout
     with Image.open(figure) as image:
         assert image.width > 4 * image.height / 2  # one panel per token ("a", "red", "circle", [end]) and the image
-    two_texts = run_cli("--image_path", sample_images[0][0], "--model_dir", tiny_export_dir, "--text", "a red circle",
-                        "--text", "a blue star", "--attention_figure", str(tmp_path / "two.png"))
+    two_texts = run_cli(
+        "--image_path",
+        sample_images[0][0],
+        "--model_dir",
+        tiny_export_dir,
+        "--text",
+        "a red circle",
+        "--text",
+        "a blue star",
+        "--attention_figure",
+        str(tmp_path / "two.png"),
+    )
     assert two_texts.returncode == 2 and "exactly one --text" in two_texts.stderr
 
 
-@pytest.mark.parametrize("case, expected", [
-    ("missing", "no such file"),
-    ("not_an_image", "not a readable image"),
-    ("empty_text", "has no words"),
-])
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing", "no such file"),
+        ("not_an_image", "not a readable image"),
+        ("empty_text", "has no words"),
+    ],
+)
 def test_bad_input_gives_one_line_and_exit_2(case, expected, tmp_path, tiny_export_dir, sample_images):
     image_path, text = sample_images[0][0], "a red circle"
     if case == "missing":

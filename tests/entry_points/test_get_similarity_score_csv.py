@@ -15,8 +15,13 @@ CAPTIONS = ["a red circle", "a small green square on the left", "a blue star abo
 
 
 def run_cli(*args):
-    return subprocess.run([sys.executable, "get_similarity_score.py", *map(str, args)], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "get_similarity_score.py", *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def read_rows(path):
@@ -42,8 +47,18 @@ def pairs_csv(tmp_path_factory, sample_images):
 @pytest.fixture(scope="module")
 def local_run(tiny_export_dir, pairs_csv, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("cli_out")
-    result = run_cli("--model_dir", tiny_export_dir, "--csv", pairs_csv, "--output", output_dir / "scored.csv",
-                     "--figures_dir", output_dir / "figures", "--rank_by", "pmi")
+    result = run_cli(
+        "--model_dir",
+        tiny_export_dir,
+        "--csv",
+        pairs_csv,
+        "--output",
+        output_dir / "scored.csv",
+        "--figures_dir",
+        output_dir / "figures",
+        "--rank_by",
+        "pmi",
+    )
     assert result.returncode == 0, result.stderr
     return result, output_dir
 
@@ -53,8 +68,14 @@ def server(tiny_export_dir):
     from serving.model_registry import single_model_config
     from serving.server import ModelServer, ServerOptions
 
-    server = ModelServer(ServerOptions(model_configs=[single_model_config("captioner", tiny_export_dir)], port=0,
-                                       rest_api_port=None, file_system_poll_wait_seconds=60))
+    server = ModelServer(
+        ServerOptions(
+            model_configs=[single_model_config("captioner", tiny_export_dir)],
+            port=0,
+            rest_api_port=None,
+            file_system_poll_wait_seconds=60,
+        )
+    )
     assert server.start()
     yield f"127.0.0.1:{server.grpc_port}"
     server.stop()
@@ -79,20 +100,25 @@ def test_csv_job_draws_both_figures(local_run):
 
 def test_csv_job_against_a_server_gives_the_local_scores(local_run, pairs_csv, server, tmp_path):
     _, output_dir = local_run
-    result = run_cli("--server", server, "--model_version", 1, "--csv", pairs_csv, "--output",
-                     tmp_path / "remote.csv")
+    result = run_cli("--server", server, "--model_version", 1, "--csv", pairs_csv, "--output", tmp_path / "remote.csv")
     assert result.returncode == 0, result.stderr
     local, remote = read_rows(output_dir / "scored.csv"), read_rows(tmp_path / "remote.csv")
     assert [r["error"] for r in remote] == [r["error"] for r in local]
     for name in ("log_likelihood", "pmi", "num_tokens"):
-        np.testing.assert_allclose([float(r[name]) for r in remote[:9]], [float(r[name]) for r in local[:9]],
-                                   rtol=1e-5, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(
+            [float(r[name]) for r in remote[:9]],
+            [float(r[name]) for r in local[:9]],
+            rtol=1e-5,
+            atol=1e-5,
+            err_msg=name,
+        )
 
 
 def test_generate_prints_beams_best_first_through_the_server(server, sample_images):
     paths, _ = sample_images
-    result = run_cli("--server", server, "--image_path", paths[0], "--generate", "--beam_size", 3,
-                     "--max_length", 6, "--json")
+    result = run_cli(
+        "--server", server, "--image_path", paths[0], "--generate", "--beam_size", 3, "--max_length", 6, "--json"
+    )
     assert result.returncode == 0, result.stderr
     captions = json.loads(result.stdout)["captions"]
     assert 1 <= len(captions) <= 3 and all(c["num_tokens"] <= 7 for c in captions)
@@ -103,13 +129,26 @@ def test_labels_are_ranked_and_texts_keep_the_single_image_mode(tiny_export_dir,
     paths, _ = sample_images
     labels_file = tmp_path / "labels.txt"
     labels_file.write_text("blue star\nyellow triangle\n")
-    result = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], "--labels", "red circle,green square",
-                     "--labels_file", labels_file, "--json")
+    result = run_cli(
+        "--model_dir",
+        tiny_export_dir,
+        "--image_path",
+        paths[0],
+        "--labels",
+        "red circle,green square",
+        "--labels_file",
+        labels_file,
+        "--json",
+    )
     assert result.returncode == 0, result.stderr
     ranked = json.loads(result.stdout)
     assert ranked["rank_by"] == "log_likelihood"  # the tiny model has no stored alpha
-    assert sorted(r["label"] for r in ranked["results"]) == ["blue star", "green square", "red circle",
-                                                             "yellow triangle"]
+    assert sorted(r["label"] for r in ranked["results"]) == [
+        "blue star",
+        "green square",
+        "red circle",
+        "yellow triangle",
+    ]
     assert [r["prompt"] for r in ranked["results"] if r["label"] == "blue star"] == ["a blue star"]
     scores = [r["score"] for r in ranked["results"]]
     assert scores == sorted(scores, reverse=True)
@@ -118,19 +157,26 @@ def test_labels_are_ranked_and_texts_keep_the_single_image_mode(tiny_export_dir,
     result = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], "--labels", "red circle,zebra")
     assert result.returncode == 0, result.stderr
     assert "warning: the model does not know 'zebra'" in result.stdout and "confidence" in result.stdout
-    result = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], "--labels", "red circle,zebra",
-                     "--json")
+    result = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], "--labels", "red circle,zebra", "--json")
     assert {r["label"]: r["unknown_words"] for r in json.loads(result.stdout)["results"]} == {
-        "red circle": [], "zebra": ["zebra"]}
+        "red circle": [],
+        "zebra": ["zebra"],
+    }
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--csv", "/no/such.csv", "--output", "/tmp/out.csv"], "/no/such.csv: no such file"),
-    (["--csv", "x.csv"], "--csv needs --output"),
-    (["--image_path", "x.png", "--text", "a cat", "--generate"], "choose one of"),
-    (["--image_path", "/no/such.png", "--generate"], "no such file"),
-    (["--image_path", "/no/such.png", "--labels", "cat", "--figures_dir", "f"], "figures are drawn for a --csv job"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--csv", "/no/such.csv", "--output", "/tmp/out.csv"], "/no/such.csv: no such file"),
+        (["--csv", "x.csv"], "--csv needs --output"),
+        (["--image_path", "x.png", "--text", "a cat", "--generate"], "choose one of"),
+        (["--image_path", "/no/such.png", "--generate"], "no such file"),
+        (
+            ["--image_path", "/no/such.png", "--labels", "cat", "--figures_dir", "f"],
+            "figures are drawn for a --csv job",
+        ),
+    ],
+)
 def test_bad_input_is_one_line_and_exit_code_2(args, message):
     result = run_cli("--model_dir", "/no/model", *args)
     assert result.returncode == 2
@@ -145,6 +191,7 @@ def test_likelihood_only_ranks_texts_without_the_prior(tiny_export_dir, sample_i
     rows = json.loads(result.stdout)["results"]
     assert [set(row) >= {"log_likelihood", "mean_log_prob"} and "pmi" not in row for row in rows] == [True, True]
     assert rows[0]["log_likelihood"] >= rows[1]["log_likelihood"]
-    refused = run_cli("--model_dir", tiny_export_dir, "--image_path", paths[0], *texts, "--likelihood_only",
-                      "--rank_by", "pmi")
+    refused = run_cli(
+        "--model_dir", tiny_export_dir, "--image_path", paths[0], *texts, "--likelihood_only", "--rank_by", "pmi"
+    )
     assert refused.returncode == 2 and "--likelihood_only scores no prior" in refused.stderr

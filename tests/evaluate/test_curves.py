@@ -17,12 +17,14 @@ def test_the_curve_measures_the_live_model_as_its_export_would(tiny_model, tiny_
     lines = []
     curve = curves.HardNegativeCurve(str(tmp_path), every=100, num_scenes=12, seed=7, log=lines.append)
     curve(model, vocabulary, 100)
-    exported = hard_negative_accuracy(SavedModelScorer(tiny_export_dir), synthetic.generate_scenes(12, 7),
-                                      model.config.image_size, 7)
+    exported = hard_negative_accuracy(
+        SavedModelScorer(tiny_export_dir), synthetic.generate_scenes(12, 7), model.config.image_size, 7
+    )
     measured = curve.points[-1]["accuracy"]
     assert set(measured) == set(exported) and len(measured) >= 5  # every kind the scenes hold
-    np.testing.assert_allclose([measured[k] for k in exported], [exported[k][curves.SCORE] for k in exported],
-                               atol=1e-4)
+    np.testing.assert_allclose(
+        [measured[k] for k in exported], [exported[k][curves.SCORE] for k in exported], atol=1e-4
+    )
     assert len(lines) == 1 and lines[0].startswith("hard negatives at step 100 (12 scenes of seed 7): ")
 
 

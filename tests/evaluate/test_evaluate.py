@@ -21,18 +21,17 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 
 
 def test_recall_with_one_caption_per_image():
-    matrix = np.array([[5.0, 1.0, 0.0],
-                       [6.0, 2.0, 1.0],
-                       [0.0, 3.0, 4.0]])
+    matrix = np.array([[5.0, 1.0, 0.0], [6.0, 2.0, 1.0], [0.0, 3.0, 4.0]])
     # Text 0 is beaten by image 1 and text 1 by image 2; image 1 prefers text 0 to its own.
-    assert evaluation.recall_at_k(matrix, 1) == {"text_to_image": pytest.approx(1 / 3),
-                                                 "image_to_text": pytest.approx(2 / 3)}
+    assert evaluation.recall_at_k(matrix, 1) == {
+        "text_to_image": pytest.approx(1 / 3),
+        "image_to_text": pytest.approx(2 / 3),
+    }
     assert evaluation.recall_at_k(matrix, 2) == {"text_to_image": 1.0, "image_to_text": 1.0}
 
 
 def test_recall_with_several_captions_per_image_and_ties():
-    matrix = np.array([[1.0, 5.0, 4.0, 0.0],
-                       [2.0, 8.0, 3.0, 7.0]])
+    matrix = np.array([[1.0, 5.0, 4.0, 0.0], [2.0, 8.0, 3.0, 7.0]])
     text_image = [0, 0, 1, 1]
     # text->image: texts 0, 1 and 2 each lose to the other image (2 > 1, 8 > 5, 4 > 3); text 3 wins.
     # image->text: image 0's text 1 ranks first; image 1's best own text (7) is behind text 1 (8).
@@ -76,8 +75,11 @@ def test_sign_test():
     assert evaluation.sign_test(0, 6) == evaluation.sign_test(6, 0) == pytest.approx(2 / 64)
 
 
-REFERENCES = [["a red circle", "there is a red circle"], ["a blue square on the left", "a small blue square"],
-              ["a green star above a gray cross", "two objects"]]
+REFERENCES = [
+    ["a red circle", "there is a red circle"],
+    ["a blue square on the left", "a small blue square"],
+    ["a green star above a gray cross", "two objects"],
+]
 
 
 def test_caption_metrics_come_from_pycocoevalcap(monkeypatch):
@@ -90,9 +92,15 @@ def test_caption_metrics_come_from_pycocoevalcap(monkeypatch):
     for name in ("BLEU-4", "ROUGE-L", "CIDEr"):
         assert perfect[name] > poor[name], name
     assert poor["METEOR"] is None and "Java" in poor["note"]
-    table = evaluation.markdown_report({"images": 3, "texts": 3, "alpha": {"alpha": 1.0, "helps": False, "note": "-"},
-                                        "retrieval": {"pmi": evaluation.recall_table(np.eye(3), None)},
-                                        "captions": {**poor, "beam_size": 1, "images": 3}})
+    table = evaluation.markdown_report(
+        {
+            "images": 3,
+            "texts": 3,
+            "alpha": {"alpha": 1.0, "helps": False, "note": "-"},
+            "retrieval": {"pmi": evaluation.recall_table(np.eye(3), None)},
+            "captions": {**poor, "beam_size": 1, "images": 3},
+        }
+    )
     assert "| n/a |" in table and "METEOR unavailable" in table
 
 
@@ -113,8 +121,9 @@ def test_dataset_report_with_alpha_from_the_val_split(model_copy, tmp_path, monk
         rows += [(f"{i}.png", caption, split) for caption in captions]
     with open(tmp_path / "pairs.csv", "w", newline="") as f:
         csv.writer(f).writerows([("image_path", "caption", "split"), *rows])
-    report = evaluation.evaluate_dataset(LocalModel(model_copy), "csv", str(tmp_path / "pairs.csv"), None, "test",
-                                         retrieval_images=5, beam_size=1)
+    report = evaluation.evaluate_dataset(
+        LocalModel(model_copy), "csv", str(tmp_path / "pairs.csv"), None, "test", retrieval_images=5, beam_size=1
+    )
     assert (report["images"], report["texts"]) == (5, 10)
     assert report["alpha"]["val_images"] == 5 and report["alpha"]["alpha"] in evaluation.ALPHAS
     assert set(report["retrieval"]) == {"log_likelihood", "mean_log_prob", "pmi", "debiased", "contrastive"}
@@ -129,16 +138,45 @@ def test_dataset_report_with_alpha_from_the_val_split(model_copy, tmp_path, monk
 
 def test_synthetic_cli_reports_everything_and_stores_alpha(model_copy, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "captioning.evaluate", "--model_dir", model_copy, "--num_images", "40",
-         "--retrieval_images", "6", "--beam_size", "0", "--held_out_combinations", "red:star",
-         "--output_json", str(tmp_path / "report.json"), "--output_markdown", str(tmp_path / "report.md")],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "captioning.evaluate",
+            "--model_dir",
+            model_copy,
+            "--num_images",
+            "40",
+            "--retrieval_images",
+            "6",
+            "--beam_size",
+            "0",
+            "--held_out_combinations",
+            "red:star",
+            "--output_json",
+            str(tmp_path / "report.json"),
+            "--output_markdown",
+            str(tmp_path / "report.md"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads((tmp_path / "report.json").read_text())
     assert {"hard_negatives", "held_out", "retrieval", "alpha"} <= set(report) and "captions" not in report
     # Every kind, old and new, for every score, the contrastive one included.
-    assert set(report["hard_negatives"]) == {"color", "shape", "size", "relation", "binding", "relation3", "between",
-                                             "count", "binding3"}
+    assert set(report["hard_negatives"]) == {
+        "color",
+        "shape",
+        "size",
+        "relation",
+        "binding",
+        "relation3",
+        "between",
+        "count",
+        "binding3",
+    }
     for kind in report["hard_negatives"].values():
         assert {"log_likelihood", "mean_log_prob", "pmi", "debiased", "contrastive"} < set(kind), kind
     assert report["held_out"]["combinations"] == ["red:star"]

@@ -40,8 +40,15 @@ def test_signatures_match_the_design(saved_model):
     signatures = saved_model.signature_def
     default = signatures["serving_default"]
     assert set(default.inputs) == {"image_bytes", "text"}
-    assert {"log_likelihood", "num_tokens", "mean_log_prob", "perplexity", "prior_log_likelihood", "pmi",
-            "unknown_tokens"} <= set(default.outputs)
+    assert {
+        "log_likelihood",
+        "num_tokens",
+        "mean_log_prob",
+        "perplexity",
+        "prior_log_likelihood",
+        "pmi",
+        "unknown_tokens",
+    } <= set(default.outputs)
     assert "contrastive" in default.outputs  # the tiny model has a contrastive head
     matrix = signatures["score_matrix"]
     assert set(matrix.inputs) == {"image_bytes", "text"}
@@ -60,8 +67,11 @@ def test_only_core_tensorflow_ops_and_no_xla(saved_model):
     assert not unknown, f"ops that are not core TensorFlow ops: {unknown}"
     assert not ops & XLA_OPS
     compiled = [f.signature.name for f in saved_model.graph_def.library.function if f.attr["_XlaMustCompile"].b]
-    compiled += [node.name for node in all_nodes(saved_model.graph_def)
-                 if node.attr["_XlaMustCompile"].b or node.attr["_XlaCompile"].b]
+    compiled += [
+        node.name
+        for node in all_nodes(saved_model.graph_def)
+        if node.attr["_XlaMustCompile"].b or node.attr["_XlaCompile"].b
+    ]
     assert not compiled, f"XLA-compiled (jit_compile) functions or calls: {compiled}"
 
 

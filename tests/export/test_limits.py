@@ -36,8 +36,12 @@ def generate(tiny_export_dir):
     image = synthetic.render_scene_png(synthetic.generate_scenes(1, seed=3)[0], TINY_MODEL.image_size)
 
     def call(beam_size, max_length=0):
-        return signature(image_bytes=tf.constant([image]), beam_size=tf.constant(beam_size, tf.int32),
-                         max_length=tf.constant(max_length, tf.int32), length_penalty=tf.constant(0.0))
+        return signature(
+            image_bytes=tf.constant([image]),
+            beam_size=tf.constant(beam_size, tf.int32),
+            max_length=tf.constant(max_length, tf.int32),
+            length_penalty=tf.constant(0.0),
+        )
 
     call(2)  # warm up
     return call
@@ -68,7 +72,7 @@ def test_max_length_past_the_model_is_refused(generate):
 def test_a_gif_frame_past_the_pixel_limit_behind_a_1x1_screen_is_refused(tiny_export_dir):
     # Stock TF Serving runs only the graph: its check must measure the frame as the decoder does (its own
     # descriptor's size, any GIF8 version), not the logical screen.
-    side = int(MAX_IMAGE_PIXELS ** 0.5) + 1
+    side = int(MAX_IMAGE_PIXELS**0.5) + 1
     buffer = io.BytesIO()
     Image.new("P", (side, side), 1).save(buffer, "GIF")
     gif = bytearray(buffer.getvalue())

@@ -20,15 +20,21 @@ def exported(version_dir) -> dict:
     meta_graph = loader_impl.parse_saved_model(str(version_dir)).meta_graphs[0]
 
     def tensors(infos):
-        return {name: (tf.as_dtype(info.dtype).name, None if info.tensor_shape.unknown_rank
-                       else len(info.tensor_shape.dim)) for name, info in infos.items()}
+        return {
+            name: (tf.as_dtype(info.dtype).name, None if info.tensor_shape.unknown_rank else len(info.tensor_shape.dim))
+            for name, info in infos.items()
+        }
 
-    return {name: (tensors(signature.inputs), tensors(signature.outputs))
-            for name, signature in meta_graph.signature_def.items() if name != "__saved_model_init_op"}
+    return {
+        name: (tensors(signature.inputs), tensors(signature.outputs))
+        for name, signature in meta_graph.signature_def.items()
+        if name != "__saved_model_init_op"
+    }
 
 
 def registered(names, head: bool) -> dict:
     """The same description, from the registry, of the signatures `names` of a model with or without the head."""
+
     def tensors(specs):
         return {spec.name: (spec.dtype, len(spec.shape)) for spec in specs if head or not spec.head_only}
 
@@ -69,14 +75,16 @@ def test_the_docs_show_the_registry_table():
     finally:
         sys.path.remove(str(ROOT / "scripts"))
     for page in signature_table.PAGES:
-        assert signature_table.table_in(page.read_text(encoding="utf-8")) == markdown_table(), \
+        assert signature_table.table_in(page.read_text(encoding="utf-8")) == markdown_table(), (
             f"{page.name}'s signature table differs from the registry: run scripts/signature_table.py"
+        )
 
 
 def test_the_layout_and_the_registry_load_without_tensorflow():
     import subprocess
 
-    code = ("import sys; import captioning.export.layout, captioning.export.signatures; "
-            "print('tensorflow' in sys.modules)")
+    code = (
+        "import sys; import captioning.export.layout, captioning.export.signatures; print('tensorflow' in sys.modules)"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "False"

@@ -26,8 +26,9 @@ def images(sample_images):
 def test_generated_log_likelihood_equals_scoring_the_generated_text(exported, images):
     generated = generate_with_signature(exported, images, beam_size=3, length_penalty=0.5)
     captions = [caption for per_image in generated["caption"] for caption in per_image]
-    scored = run_in_batches(exported, "serving_default",
-                            {"image_bytes": [image for image in images for _ in range(3)], "text": captions})
+    scored = run_in_batches(
+        exported, "serving_default", {"image_bytes": [image for image in images for _ in range(3)], "text": captions}
+    )
     np.testing.assert_allclose(scored["log_likelihood"], generated["log_likelihood"].ravel(), atol=1e-4)
     np.testing.assert_array_equal(scored["num_tokens"], generated["num_tokens"].ravel())
 
@@ -41,5 +42,8 @@ def test_generate_caption_signature_decodes_in_one_graph_call(tiny_export_dir):
 def test_greedy_through_the_signature_matches_the_library(exported, tiny_model, sample_features, images):
     model, _ = tiny_model
     served = generate_with_signature(exported, images, beam_size=1)
-    np.testing.assert_allclose(served["log_likelihood"][:, 0],
-                               generation.greedy_search(model, sample_features)["log_likelihood"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(
+        served["log_likelihood"][:, 0],
+        generation.greedy_search(model, sample_features)["log_likelihood"].numpy(),
+        atol=1e-4,
+    )

@@ -1,4 +1,5 @@
 """TensorProto <-> numpy conversion agrees with TensorFlow's own."""
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,15 +8,18 @@ from tensorflow.core.framework import tensor_pb2, types_pb2
 from captioning.inference import tensors
 
 
-@pytest.mark.parametrize("value", [
-    np.array([1.5, -2.25], np.float32),
-    np.array([[1, 2], [3, 4]], np.int32),
-    np.array([2**40], np.int64),
-    np.array([True, False]),
-    np.array([0.5, 1.0], np.float16),
-    np.array(3.0, np.float64),
-    np.array([255, 0], np.uint8),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        np.array([1.5, -2.25], np.float32),
+        np.array([[1, 2], [3, 4]], np.int32),
+        np.array([2**40], np.int64),
+        np.array([True, False]),
+        np.array([0.5, 1.0], np.float16),
+        np.array(3.0, np.float64),
+        np.array([255, 0], np.uint8),
+    ],
+)
 @pytest.mark.parametrize("use_tensor_content", [False, True])
 def test_numeric_round_trip_matches_tensorflow(value, use_tensor_content):
     proto = tensors.to_proto(value, use_tensor_content=use_tensor_content)
@@ -32,13 +36,19 @@ def test_strings_keep_trailing_nul_bytes_and_encode_str():
 
 
 def test_parses_tensorflow_made_protos():
-    np.testing.assert_array_equal(tensors.from_proto(tf.make_tensor_proto([[1.0, 2.0]])),
-                                  [[1.0, 2.0]])
+    np.testing.assert_array_equal(tensors.from_proto(tf.make_tensor_proto([[1.0, 2.0]])), [[1.0, 2.0]])
     assert list(tensors.from_proto(tf.make_tensor_proto([b"a", b"b"]))) == [b"a", b"b"]
 
 
-@pytest.mark.parametrize("dtype, field", [(types_pb2.DT_FLOAT, "float_val"), (types_pb2.DT_STRING, "string_val"),
-                                          (types_pb2.DT_INT8, "int_val"), (types_pb2.DT_HALF, "half_val")])
+@pytest.mark.parametrize(
+    "dtype, field",
+    [
+        (types_pb2.DT_FLOAT, "float_val"),
+        (types_pb2.DT_STRING, "string_val"),
+        (types_pb2.DT_INT8, "int_val"),
+        (types_pb2.DT_HALF, "half_val"),
+    ],
+)
 def test_values_that_do_not_fill_the_shape_are_malformed_not_padded(dtype, field):
     # Tensor::FromProto would pad with the last value: a few bytes declaring billions of elements.
     proto = tensor_pb2.TensorProto(dtype=dtype)
@@ -72,11 +82,14 @@ def test_empty_string_list_is_a_string_tensor():
     assert tensors.to_proto(tensors.string_array([])).dtype == types_pb2.DT_STRING
 
 
-@pytest.mark.parametrize("mutate", [
-    lambda p: setattr(p, "tensor_content", b"123"),  # not a whole number of floats
-    lambda p: p.tensor_shape.dim.add(size=-1),
-    lambda p: setattr(p, "dtype", types_pb2.DT_RESOURCE),
-])
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: setattr(p, "tensor_content", b"123"),  # not a whole number of floats
+        lambda p: p.tensor_shape.dim.add(size=-1),
+        lambda p: setattr(p, "dtype", types_pb2.DT_RESOURCE),
+    ],
+)
 def test_malformed_protos_raise_value_error(mutate):
     proto = tensor_pb2.TensorProto(dtype=types_pb2.DT_FLOAT)
     proto.tensor_shape.dim.add(size=2)

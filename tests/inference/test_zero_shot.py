@@ -18,9 +18,15 @@ def test_labels_come_from_the_list_and_the_file_in_order_once(tmp_path):
     assert zero_shot.read_labels(["red circle", " cat"], str(path)) == ["red circle", "cat", "blue star", "dog"]
 
 
-@pytest.mark.parametrize("labels, labels_file, message", [
-    ([], None, "at least one label"), (["", " "], None, "at least one label"), (["cat", "?!"], None, "no words"),
-    ([], "/no/such/labels.txt", "cannot read labels file")])
+@pytest.mark.parametrize(
+    "labels, labels_file, message",
+    [
+        ([], None, "at least one label"),
+        (["", " "], None, "at least one label"),
+        (["cat", "?!"], None, "no words"),
+        ([], "/no/such/labels.txt", "cannot read labels file"),
+    ],
+)
 def test_unusable_labels_are_refused(labels, labels_file, message):
     with pytest.raises(zero_shot.LabelsError, match=message):
         zero_shot.read_labels(labels, labels_file)
@@ -41,13 +47,17 @@ def test_debiased_runs_from_log_likelihood_to_pmi():
     np.testing.assert_allclose(ranking.debiased(log_likelihood, pmi, 0.3), log_likelihood - 0.3 * prior)
 
 
-@pytest.mark.parametrize("rank_by, alpha, stored, expected", [
-    ("auto", None, None, ("log_likelihood", 1.0)),
-    ("auto", None, {"alpha": 0.4, "use_by_default": False}, ("log_likelihood", 0.4)),
-    ("auto", None, {"alpha": 0.4, "use_by_default": True}, ("debiased", 0.4)),
-    ("auto", 0.7, None, ("debiased", 0.7)),
-    ("pmi", None, {"alpha": 0.4, "use_by_default": True}, ("pmi", 0.4)),
-    ("debiased", None, None, ("debiased", 1.0))])
+@pytest.mark.parametrize(
+    "rank_by, alpha, stored, expected",
+    [
+        ("auto", None, None, ("log_likelihood", 1.0)),
+        ("auto", None, {"alpha": 0.4, "use_by_default": False}, ("log_likelihood", 0.4)),
+        ("auto", None, {"alpha": 0.4, "use_by_default": True}, ("debiased", 0.4)),
+        ("auto", 0.7, None, ("debiased", 0.7)),
+        ("pmi", None, {"alpha": 0.4, "use_by_default": True}, ("pmi", 0.4)),
+        ("debiased", None, None, ("debiased", 1.0)),
+    ],
+)
 def test_auto_ranking_debiases_only_when_evaluation_said_it_helps(rank_by, alpha, stored, expected):
     assert ranking.resolve(rank_by, alpha, stored) == expected
 
@@ -67,8 +77,9 @@ def test_labels_are_ranked_best_first_by_the_scores_of_their_prompts(tiny_export
     for image, rows in zip(image_bytes, results):
         assert [row["score"] for row in rows] == sorted((row["score"] for row in rows), reverse=True)
         assert sorted(row["label"] for row in rows) == sorted(LABELS)
-        scores = run_in_batches(model, "serving_default",
-                                {"image_bytes": [image] * len(rows), "text": [row["prompt"] for row in rows]})
+        scores = run_in_batches(
+            model, "serving_default", {"image_bytes": [image] * len(rows), "text": [row["prompt"] for row in rows]}
+        )
         np.testing.assert_allclose([row["log_likelihood"] for row in rows], scores["log_likelihood"], atol=1e-4)
         expected = scores["log_likelihood"] - 0.5 * scores["prior_log_likelihood"]
         np.testing.assert_allclose([row["score"] for row in rows], expected, atol=1e-4)
@@ -79,12 +90,17 @@ def test_labels_are_ranked_best_first_by_the_scores_of_their_prompts(tiny_export
         assert all(row["unknown_words"] == [] for row in rows)  # every word is one of the scenes' captions'
     # "photo" and "zebra" are not: the labels whose prompts hold them say so.
     flagged = zero_shot.rank_labels(model, image_bytes[:1], ["red circle", "zebra"], "a photo of a {}")[0]
-    assert {row["label"]: row["unknown_words"] for row in flagged} == {"red circle": ["photo"],
-                                                                       "zebra": ["photo", "zebra"]}
+    assert {row["label"]: row["unknown_words"] for row in flagged} == {
+        "red circle": ["photo"],
+        "zebra": ["photo", "zebra"],
+    }
 
 
 def test_unknown_words_are_found_as_the_model_splits_words():
     known = {"a", "red", "circle", "left", "of"}
     assert zero_shot.unknown_words(["a Red-circle", "a photo of a zebra", "a photo, a photo"], known) == [
-        [], ["photo", "zebra"], ["photo"]]
+        [],
+        ["photo", "zebra"],
+        ["photo"],
+    ]
     np.testing.assert_allclose(zero_shot.softmax(np.array([[-1000.0, -1000.0 - np.log(3)]])), [[0.75, 0.25]])

@@ -19,8 +19,13 @@ from tests.helpers import write_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TWO_WORKERS = ["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
-CAPTIONS = ["a red circle", "a small green square on the left", "two objects: a blue star and a gray cross",
-            "a large yellow triangle above a purple circle", 'a "quoted", comma\nand a new line']
+CAPTIONS = [
+    "a red circle",
+    "a small green square on the left",
+    "two objects: a blue star and a gray cross",
+    "a large yellow triangle above a purple circle",
+    'a "quoted", comma\nand a new line',
+]
 RANK_BY, ALPHA = "debiased", 0.5
 
 
@@ -46,18 +51,41 @@ def inputs(tmp_path_factory, sample_images):
     write_image(directory / "red.png", color=(220, 20, 20))
     (directory / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     Image.new("RGB", (32, 32)).save(directory / "scan.tif")
-    first = [(0, "red.png", CAPTIONS[0]), (1, paths[0], CAPTIONS[1]), (2, "missing.png", CAPTIONS[0]),
-             (3, paths[1], CAPTIONS[2]), (4, "red.png", "  ?! "), (5, paths[2], CAPTIONS[3]),
-             (6, "corrupt.jpg", CAPTIONS[0]), (7, paths[0], CAPTIONS[4]), (8, "red.png", CAPTIONS[1]),
-             (9, "", CAPTIONS[2]), (10, "scan.tif", CAPTIONS[1]), (11, "red.png")]
-    second = [(20 + i, image, caption) for i, (image, caption) in
-              enumerate([(paths[1], CAPTIONS[0]), ("red.png", CAPTIONS[3]), (paths[2], ""), (paths[0], CAPTIONS[2])])]
-    return (write_csv(directory / "pairs-a.csv", ["id", "image_path", "caption"], first),
-            write_csv(directory / "pairs-b.csv", ["id", "image_path", "caption"], second))
+    first = [
+        (0, "red.png", CAPTIONS[0]),
+        (1, paths[0], CAPTIONS[1]),
+        (2, "missing.png", CAPTIONS[0]),
+        (3, paths[1], CAPTIONS[2]),
+        (4, "red.png", "  ?! "),
+        (5, paths[2], CAPTIONS[3]),
+        (6, "corrupt.jpg", CAPTIONS[0]),
+        (7, paths[0], CAPTIONS[4]),
+        (8, "red.png", CAPTIONS[1]),
+        (9, "", CAPTIONS[2]),
+        (10, "scan.tif", CAPTIONS[1]),
+        (11, "red.png"),
+    ]
+    second = [
+        (20 + i, image, caption)
+        for i, (image, caption) in enumerate(
+            [(paths[1], CAPTIONS[0]), ("red.png", CAPTIONS[3]), (paths[2], ""), (paths[0], CAPTIONS[2])]
+        )
+    ]
+    return (
+        write_csv(directory / "pairs-a.csv", ["id", "image_path", "caption"], first),
+        write_csv(directory / "pairs-b.csv", ["id", "image_path", "caption"], second),
+    )
 
 
-EXPECTED_ERRORS = {"2": "missing image", "4": "empty caption", "6": "unreadable image", "9": "missing image",
-                   "10": "unsupported image format", "11": "empty caption", "22": "empty caption"}
+EXPECTED_ERRORS = {
+    "2": "missing image",
+    "4": "empty caption",
+    "6": "unreadable image",
+    "9": "missing image",
+    "10": "unsupported image format",
+    "11": "empty caption",
+    "22": "empty caption",
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,14 +107,22 @@ def local_rows(model, inputs, tmp_path_factory):
 
 def beam_job(model, tiny_export_dir, pattern, output, num_shards=0):
     contrastive = "contrastive" in model.output_names("score_features")
-    return beam_pipeline.BeamJob(pattern, str(output), tiny_export_dir, score_columns(False, contrastive, True),
-                                 rank_by=RANK_BY, alpha=ALPHA, num_shards=num_shards)
+    return beam_pipeline.BeamJob(
+        pattern,
+        str(output),
+        tiny_export_dir,
+        score_columns(False, contrastive, True),
+        rank_by=RANK_BY,
+        alpha=ALPHA,
+        num_shards=num_shards,
+    )
 
 
 def run_beam(job, pipeline_args=TWO_WORKERS):
     paths = beam_pipeline.match_inputs(job.input_pattern)
-    return beam_pipeline.run_beam_job(beam_pipeline.make_pipeline(pipeline_args), job, paths,
-                                      beam_pipeline.input_columns(paths))
+    return beam_pipeline.run_beam_job(
+        beam_pipeline.make_pipeline(pipeline_args), job, paths, beam_pipeline.input_columns(paths)
+    )
 
 
 def assert_same_rows(beam_rows, local_rows):
@@ -119,29 +155,65 @@ def test_two_workers_give_the_local_jobs_rows_in_shards(model, tiny_export_dir, 
     assert counters["images_encoded"] == 4 and counters["pairs_scored"] == 6
 
 
-def test_a_glob_over_two_csvs_written_as_one_file_from_the_command_line(tiny_export_dir, inputs, local_rows,
-                                                                       tmp_path):
+def test_a_glob_over_two_csvs_written_as_one_file_from_the_command_line(tiny_export_dir, inputs, local_rows, tmp_path):
     pattern = os.path.join(os.path.dirname(inputs[0]), "pairs-*.csv")
     output = tmp_path / "all.csv"
-    result = subprocess.run([sys.executable, "get_similarity_score.py", "--model_dir", tiny_export_dir, "--csv",
-                             pattern, "--output", output, "--num_shards", "1", "--rank_by", RANK_BY, "--alpha",
-                             str(ALPHA), *TWO_WORKERS], cwd=REPO, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "get_similarity_score.py",
+            "--model_dir",
+            tiny_export_dir,
+            "--csv",
+            pattern,
+            "--output",
+            output,
+            "--num_shards",
+            "1",
+            "--rank_by",
+            RANK_BY,
+            "--alpha",
+            str(ALPHA),
+            *TWO_WORKERS,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path) == ["all.csv"]
     assert_same_rows(read_rows(output), local_rows)
     assert "scored 9 of 16 pairs (7 with errors" in result.stdout and "pairs/s" in result.stdout
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--runner", "NoSuchRunner"], "Unexpected pipeline runner: NoSuchRunner"),
-    (["--runner", "DirectRunner", "--direct_num_wokers=2"], "unknown option --direct_num_wokers"),
-    (["--runner", "DataflowRunner", "--project=p", "--temp_location=gs://b/tmp"], "Invalid GCS bucket"),  # 3 lines
-    (["--runner", "DirectRunner", "--figures_dir", "f"], "figures are drawn by the local --csv job only"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--runner", "NoSuchRunner"], "Unexpected pipeline runner: NoSuchRunner"),
+        (["--runner", "DirectRunner", "--direct_num_wokers=2"], "unknown option --direct_num_wokers"),
+        (["--runner", "DataflowRunner", "--project=p", "--temp_location=gs://b/tmp"], "Invalid GCS bucket"),  # 3 lines
+        (["--runner", "DirectRunner", "--figures_dir", "f"], "figures are drawn by the local --csv job only"),
+    ],
+)
 def test_a_bad_runner_or_option_is_one_line_and_exit_code_2(inputs, tmp_path, args, message):
-    result = subprocess.run([sys.executable, "get_similarity_score.py", "--model_dir", "/no/model", "--csv",
-                             inputs[0], "--output", tmp_path / "out.csv", *args],
-                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "get_similarity_score.py",
+            "--model_dir",
+            "/no/model",
+            "--csv",
+            inputs[0],
+            "--output",
+            tmp_path / "out.csv",
+            *args,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not os.listdir(tmp_path)
@@ -157,11 +229,16 @@ def test_a_hot_image_is_cut_into_groups_of_bounded_size():
 def test_images_are_read_through_beams_filesystems_with_the_local_jobs_errors(tmp_path):
     good = write_image(tmp_path / "good.png")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
-    read = {name: beam_pipeline.read_image(beam_pipeline.ImageGroup(str(tmp_path / name), []))
-            for name in ("good.png", "broken.png", "absent.png", "")}
+    read = {
+        name: beam_pipeline.read_image(beam_pipeline.ImageGroup(str(tmp_path / name), []))
+        for name in ("good.png", "broken.png", "absent.png", "")
+    }
     assert read["good.png"].error is None and read["good.png"].image_bytes == open(good, "rb").read()
     assert [read[name].error for name in ("broken.png", "absent.png", "")] == [
-        "unreadable image", "missing image", "missing image"]
+        "unreadable image",
+        "missing image",
+        "missing image",
+    ]
     assert beam_pipeline.image_location("gs://bucket/dir/pairs.csv", " img/1.jpg") == "gs://bucket/dir/img/1.jpg"
     assert beam_pipeline.image_location("gs://bucket/pairs.csv", "s3://other/1.jpg") == "s3://other/1.jpg"
 
@@ -184,11 +261,15 @@ def test_likelihood_only_groups_score_as_the_local_job_without_the_prior(model, 
     rows_of_image = {}
     for row in beam_pipeline.read_rows(inputs[0]):
         rows_of_image.setdefault(row.image_path, []).append(row)
-    groups = [beam_pipeline.read_image(group) for keyed in rows_of_image.items()
-              for group in beam_pipeline.image_groups(keyed, max_rows=2)]
+    groups = [
+        beam_pipeline.read_image(group)
+        for keyed in rows_of_image.items()
+        for group in beam_pipeline.image_groups(keyed, max_rows=2)
+    ]
     contrastive = "contrastive" in model.output_names("score_text_features")
-    job = beam_pipeline.BeamJob(inputs[0], "unused", tiny_export_dir, score_columns(True, contrastive, False),
-                                likelihood_only=True)
+    job = beam_pipeline.BeamJob(
+        inputs[0], "unused", tiny_export_dir, score_columns(True, contrastive, False), likelihood_only=True
+    )
     scored = beam_pipeline.score_image_groups(model, groups, job)
     assert "pmi" not in scored[0] and "prior_log_likelihood" not in scored[0]
     assert_same_rows([{key: str(value) for key, value in row.items()} for row in scored], local)

@@ -14,8 +14,12 @@ from captioning.jobs.csv_job import run_csv_job
 from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
 from tests.helpers import write_image
 
-CAPTIONS = ["a red circle", "a small green square on the left", "two objects: a blue star and a gray cross",
-            "a large yellow triangle above a purple circle"]
+CAPTIONS = [
+    "a red circle",
+    "a small green square on the left",
+    "two objects: a blue star and a gray cross",
+    "a large yellow triangle above a purple circle",
+]
 
 
 class CountingModel:
@@ -42,9 +46,18 @@ def pairs_csv(tmp_path_factory, sample_images):
     paths, _ = sample_images
     write_image(directory / "red.png", color=(220, 20, 20))
     (directory / "corrupt.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    rows = [("red.png", CAPTIONS[0]), (paths[0], CAPTIONS[1]), ("missing.png", CAPTIONS[0]),
-            (paths[1], CAPTIONS[2]), ("red.png", "  ?! "), (paths[2], CAPTIONS[3]), ("corrupt.jpg", CAPTIONS[0]),
-            (paths[0], CAPTIONS[3]), ("red.png", CAPTIONS[1]), ("", CAPTIONS[2])]
+    rows = [
+        ("red.png", CAPTIONS[0]),
+        (paths[0], CAPTIONS[1]),
+        ("missing.png", CAPTIONS[0]),
+        (paths[1], CAPTIONS[2]),
+        ("red.png", "  ?! "),
+        (paths[2], CAPTIONS[3]),
+        ("corrupt.jpg", CAPTIONS[0]),
+        (paths[0], CAPTIONS[3]),
+        ("red.png", CAPTIONS[1]),
+        ("", CAPTIONS[2]),
+    ]
     path = directory / "pairs.csv"
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
@@ -85,8 +98,11 @@ def test_scores_equal_serving_default_and_each_image_is_encoded_once(model, pair
     scored = batch.score_pairs(counting, paths, captions, batch_size=2, progress=False)
     assert sum(counting.encoded) == scored.images_encoded == 4  # red.png, three samples; not one per row
     good = [i for i, error in enumerate(scored.errors) if not error]
-    expected = run_in_batches(model, "serving_default", {"image_bytes": [batch.read_bytes(paths[i]) for i in good],
-                                                         "text": [captions[i] for i in good]})
+    expected = run_in_batches(
+        model,
+        "serving_default",
+        {"image_bytes": [batch.read_bytes(paths[i]) for i in good], "text": [captions[i] for i in good]},
+    )
     for name, values in expected.items():
         np.testing.assert_allclose(scored.scores[name][good], values, rtol=1e-5, atol=1e-5, err_msg=name)
 
@@ -94,8 +110,7 @@ def test_scores_equal_serving_default_and_each_image_is_encoded_once(model, pair
 def test_likelihood_only_skips_the_prior_columns_and_keeps_the_likelihoods(model, pairs_csv, tmp_path):
     pairs = read_pairs_csv(pairs_csv)
     full = batch.score_pairs(model, pairs.image_paths(), pairs.captions(), progress=False)
-    fast = batch.score_pairs(model, pairs.image_paths(), pairs.captions(), progress=False,
-                             likelihood_only=True)
+    fast = batch.score_pairs(model, pairs.image_paths(), pairs.captions(), progress=False, likelihood_only=True)
     assert fast.errors == full.errors and "prior_log_likelihood" not in fast.scores
     for name, values in fast.scores.items():
         np.testing.assert_allclose(values, full.scores[name], rtol=1e-5, atol=1e-5, err_msg=name)
@@ -110,8 +125,7 @@ def test_matrix_equals_pairwise_scores(model, sample_images):
     paths, _ = sample_images
     image_bytes = [batch.read_bytes(path) for path in paths]
     matrix = batch.score_matrix(model, image_bytes, CAPTIONS, images_per_call=2, texts_per_call=3)
-    every_pair = batch.score_pairs(model, [p for p in paths for _ in CAPTIONS], CAPTIONS * len(paths),
-                                   progress=False)
+    every_pair = batch.score_pairs(model, [p for p in paths for _ in CAPTIONS], CAPTIONS * len(paths), progress=False)
     for name in ("log_likelihood", "mean_log_prob", "pmi"):
         assert matrix[name].shape == (len(paths), len(CAPTIONS))
         np.testing.assert_allclose(matrix[name].ravel(), every_pair.scores[name], rtol=1e-5, atol=1e-4)

@@ -24,8 +24,9 @@ def test_logits_shape_and_null_image_changes_the_output():
     np.testing.assert_allclose(null[1], logits[1], rtol=1e-5, atol=1e-5)
     assert not np.allclose(null[0], logits[0])
     # With the null image every picture gives the same text distribution: the prior.
-    np.testing.assert_allclose(null[0], model(images[2:], ids[:1], use_null_image=tf.constant([True]))[0],
-                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        null[0], model(images[2:], ids[:1], use_null_image=tf.constant([True]))[0], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_decoder_is_causal():

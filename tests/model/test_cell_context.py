@@ -30,16 +30,18 @@ def test_two_of_a_kind_read_otherwise_than_three():
     two, three = np.asarray(context(_cells("SS")))[0, 0], np.asarray(context(_cells("SSS")))[0, 0]
     assert np.abs(two - three).max() > 1e-3 * np.abs(two).max()
     averaged = keras.layers.MultiHeadAttention(4, 4)
-    assert np.allclose(averaged(_cells("SS"), _cells("SS"))[0, 0], averaged(_cells("SSS"), _cells("SSS"))[0, 0],
-                       atol=1e-5)  # the premise: averaging cannot tell them apart
+    assert np.allclose(
+        averaged(_cells("SS"), _cells("SS"))[0, 0], averaged(_cells("SSS"), _cells("SSS"))[0, 0], atol=1e-5
+    )  # the premise: averaging cannot tell them apart
 
 
 def test_a_cell_reads_the_same_wherever_the_others_are():
     context = _context()
     order = np.array([3, 0, 4, 1, 2])
     cells = _cells("SCSTC")
-    np.testing.assert_allclose(np.asarray(context(cells))[0, order], np.asarray(context(cells[:, order]))[0],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(context(cells))[0, order], np.asarray(context(cells[:, order]))[0], rtol=1e-5, atol=1e-5
+    )
 
 
 def test_models_saved_before_the_context_load_without_one():

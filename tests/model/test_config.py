@@ -16,16 +16,19 @@ from captioning.util.errors import InvalidInput
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.mark.parametrize("values, message", [
-    ({"embed_dim": 0}, "ModelConfig.embed_dim = 0: must be at least 1"),
-    ({"embed_dim": 30, "num_heads": 4}, "ModelConfig.embed_dim = 30: must be a multiple of num_heads (4)"),
-    ({"max_length": 1}, "ModelConfig.max_length = 1: must be at least 2"),
-    ({"dropout": 1.0}, "ModelConfig.dropout = 1.0: must be in [0, 1)"),
-    ({"image_dropout": -0.5}, "ModelConfig.image_dropout = -0.5: must be in [0, 1]"),
-    ({"context_heads": -1}, "ModelConfig.context_heads = -1: must be 0 (no cell context) or more"),
-    ({"contrastive_dim": -1}, "ModelConfig.contrastive_dim = -1: must be 0 (no head) or more"),
-    ({"num_layers": "2"}, "ModelConfig.num_layers = '2': must be of type int"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        ({"embed_dim": 0}, "ModelConfig.embed_dim = 0: must be at least 1"),
+        ({"embed_dim": 30, "num_heads": 4}, "ModelConfig.embed_dim = 30: must be a multiple of num_heads (4)"),
+        ({"max_length": 1}, "ModelConfig.max_length = 1: must be at least 2"),
+        ({"dropout": 1.0}, "ModelConfig.dropout = 1.0: must be in [0, 1)"),
+        ({"image_dropout": -0.5}, "ModelConfig.image_dropout = -0.5: must be in [0, 1]"),
+        ({"context_heads": -1}, "ModelConfig.context_heads = -1: must be 0 (no cell context) or more"),
+        ({"contrastive_dim": -1}, "ModelConfig.contrastive_dim = -1: must be 0 (no head) or more"),
+        ({"num_layers": "2"}, "ModelConfig.num_layers = '2': must be of type int"),
+    ],
+)
 def test_a_value_that_breaks_a_rule_is_named_in_one_line(values, message):
     with pytest.raises(ConfigError) as raised:
         ModelConfig(**values)
@@ -66,19 +69,31 @@ print(json.dumps({name: [flags.FLAGS[name].default, flags.FLAGS[name].help] for 
 def test_train_flags_are_the_config_fields():
     from captioning.training.config import TrainingConfig
 
-    result = subprocess.run([sys.executable, "-c", FLAGS_PROGRAM], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-c", FLAGS_PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     defined = json.loads(result.stdout)
     for config_class in (ModelConfig, TrainingConfig):
         for field in command_line_fields(config_class):
             assert defined[flag_name(field)] == [field.default, field.metadata["help"]], field.name
     assert {"vocab_size", "weight_decay", "validation_steps"}.isdisjoint(defined)  # no help: not on the command line
-    result = subprocess.run([sys.executable, "train.py", "--num_heads", "0"], cwd=ROOT, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip() == \
-        "error: flag --num_heads=0: must be at least 1 (see --helpshort)", result.stderr[-2000:]
-    result = subprocess.run([sys.executable, "train.py", "--embed_dim", "30", "--num_heads", "4"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stderr.strip() == \
-        "error: ModelConfig.embed_dim = 30: must be a multiple of num_heads (4), which split it evenly", result.stderr
+    result = subprocess.run(
+        [sys.executable, "train.py", "--num_heads", "0"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert (
+        result.returncode == 2
+        and result.stderr.strip() == "error: flag --num_heads=0: must be at least 1 (see --helpshort)"
+    ), result.stderr[-2000:]
+    result = subprocess.run(
+        [sys.executable, "train.py", "--embed_dim", "30", "--num_heads", "4"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert (
+        result.returncode == 2
+        and result.stderr.strip()
+        == "error: ModelConfig.embed_dim = 30: must be a multiple of num_heads (4), which split it evenly"
+    ), result.stderr

@@ -45,8 +45,9 @@ def test_captions_of_the_same_image_are_not_each_others_negatives():
     images, texts = unit(rng.normal(size=(5, 8))), unit(rng.normal(size=(5, 8)))
     keys = np.array([10, 11, 10, 12, 13])  # pairs 0 and 2: two captions of one image
     images[2] = images[0]
-    loss = contrastive_loss_sum(tf.constant(images, tf.float32), tf.constant(texts, tf.float32), tf.constant(keys),
-                                tf.constant(10.0))
+    loss = contrastive_loss_sum(
+        tf.constant(images, tf.float32), tf.constant(texts, tf.float32), tf.constant(keys), tf.constant(10.0)
+    )
     np.testing.assert_allclose(float(loss), reference_loss(images, texts, keys, 10.0), rtol=1e-5)
     all_negatives = reference_loss(images, texts, np.arange(5), 10.0)
     assert abs(float(loss) - all_negatives) > 1e-3  # the exclusion changes the loss

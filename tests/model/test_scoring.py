@@ -42,9 +42,15 @@ def independent_scores(model, vocabulary, image, text):
         return sum(log_probs[k, target] for k, target in enumerate(targets))
 
     with_image, prior = log_likelihood(False), log_likelihood(True)
-    return {"log_likelihood": with_image, "num_tokens": len(targets), "mean_log_prob": with_image / len(targets),
-            "perplexity": np.exp(-with_image / len(targets)), "prior_log_likelihood": prior,
-            "pmi": with_image - prior, "unknown_tokens": ids.count(UNK_ID)}
+    return {
+        "log_likelihood": with_image,
+        "num_tokens": len(targets),
+        "mean_log_prob": with_image / len(targets),
+        "perplexity": np.exp(-with_image / len(targets)),
+        "prior_log_likelihood": prior,
+        "pmi": with_image - prior,
+        "unknown_tokens": ids.count(UNK_ID),
+    }
 
 
 def test_exported_scores_equal_the_in_memory_model(tiny_model, image_bytes, exported):

@@ -13,15 +13,49 @@ REPO = Path(__file__).resolve().parents[2]
 def test_every_part_prints_its_table(tmp_path):
     export_fake_model(str(tmp_path / "export"), 1)
     run = subprocess.run(
-        [sys.executable, "scripts/benchmark_index.py", "--model_dir", str(tmp_path / "export"), "--real_images", "40",
-         "--vectors", "400", "--million", "500", "--queries", "5", "--local_queries", "3", "--feature_queries", "2",
-         "--ef", "64", "--lever_vectors", "600", "--work_dir", str(tmp_path)],
-        cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+        [
+            sys.executable,
+            "scripts/benchmark_index.py",
+            "--model_dir",
+            str(tmp_path / "export"),
+            "--real_images",
+            "40",
+            "--vectors",
+            "400",
+            "--million",
+            "500",
+            "--queries",
+            "5",
+            "--local_queries",
+            "3",
+            "--feature_queries",
+            "2",
+            "--ef",
+            "64",
+            "--lever_vectors",
+            "600",
+            "--work_dir",
+            str(tmp_path),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert run.returncode == 0, run.stderr
     out = run.stdout
-    for heading in ("Levers at 600 clustered vectors", "Indexing 40 unseen synthetic images", "Stage 1 alone",
-                    "Whole query", "Before / after on the same 400 points", "Stage 2 from cached features",
-                    "Stage 1 at 500 clustered vectors", "Writes: 500 points", "Whole query at 500 images"):
+    for heading in (
+        "Levers at 600 clustered vectors",
+        "Indexing 40 unseen synthetic images",
+        "Stage 1 alone",
+        "Whole query",
+        "Before / after on the same 400 points",
+        "Stage 2 from cached features",
+        "Stage 1 at 500 clustered vectors",
+        "Writes: 500 points",
+        "Whole query at 500 images",
+    ):
         assert heading in out
     # Exact search finds exactly what a numpy scan finds.
     assert re.search(r"\| exact \| [\d.]+ \| [\d.]+ \| 1\.000 \| 1\.000 \|", out)

@@ -42,9 +42,7 @@ def _tool(name):
 
 @pytest.mark.parametrize("script", SHELL_SCRIPTS, ids=lambda p: p.name)
 def test_shellcheck(script):
-    result = subprocess.run(
-        [_tool("shellcheck"), "--severity=style", str(script)], capture_output=True, text=True
-    )
+    result = subprocess.run([_tool("shellcheck"), "--severity=style", str(script)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -173,9 +171,7 @@ def _docker_calls(log):
 
 
 def _run(cmd, env, cwd):
-    return subprocess.run(
-        cmd, env=env, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30
-    )
+    return subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=30)
 
 
 def test_serve_runs_stock_tf_serving(tmp_path):
@@ -211,8 +207,9 @@ def test_serve_with_model_config_and_gpu(tmp_path):
     env, log = _fake_bin(tmp_path)
 
     # Defaults: checkpoints/export relative to the working directory, model captioner.
-    result = _run([str(SERVE), "--gpu", "--host", "0.0.0.0", "--config", str(REPO / "serving" / "models.config")],
-                  env, tmp_path)
+    result = _run(
+        [str(SERVE), "--gpu", "--host", "0.0.0.0", "--config", str(REPO / "serving" / "models.config")], env, tmp_path
+    )
 
     assert result.returncode == 0, result.stderr
     run = next(call for call in _docker_calls(log) if call[0] == "run")
@@ -305,13 +302,17 @@ _YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 120}, document
 
 def _check_compose_schema(path):
     # The Compose Specification's JSON schema ships inside check-jsonschema: no network needed.
-    return subprocess.run([_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [_tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", str(path)],
+        capture_output=True,
+        text=True,
+    )
 
 
 def test_compose_file_lints_and_matches_the_compose_schema():
-    result = subprocess.run([_tool("yamllint"), "--strict", "-d", _YAMLLINT_CONFIG, str(COMPOSE)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [_tool("yamllint"), "--strict", "-d", _YAMLLINT_CONFIG, str(COMPOSE)], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     result = _check_compose_schema(COMPOSE)
     assert result.returncode == 0, result.stdout + result.stderr

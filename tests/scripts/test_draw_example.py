@@ -13,8 +13,7 @@ SCRIPT = os.path.join(ROOT, "scripts", "draw_example.py")
 
 
 def draw(*arguments):
-    result = subprocess.run([sys.executable, SCRIPT, *arguments], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run([sys.executable, SCRIPT, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -27,9 +26,9 @@ def test_three_captions_that_differ_in_one_thing(tmp_path):
     true, relation, colour = draw("--output", str(tmp_path / "example.png")).splitlines()
     assert " and " not in true and "," not in true  # a relation between two objects, not a list
     assert len(true.split()) == len(relation.split()) == len(colour.split())
-    (said, reversed_), = differing_words(true, relation)
+    ((said, reversed_),) = differing_words(true, relation)
     assert synthetic.INVERSE_RELATION[said] == reversed_
-    (before, after), = differing_words(true, colour)
+    ((before, after),) = differing_words(true, colour)
     assert before in synthetic.COLORS and after in synthetic.COLORS
     assert os.path.getsize(tmp_path / "example.png") > 0
 
@@ -43,7 +42,10 @@ def test_with_a_model_it_scores_them_and_says_what_to_try_next(tmp_path):
     heading, table, reading, commands = text.split("\n\n")
     assert heading.startswith(f"{image}, a scene the model has not seen")
     assert [line.rsplit("(", 1)[1] for line in table.splitlines()[1:]] == [
-        "true)", "relation reversed)", "colour changed)"]
+        "true)",
+        "relation reversed)",
+        "colour changed)",
+    ]
     assert reading.startswith("log_likelihood is log P(text | image)")
     assert "relation reversed" in reading and "colour changed" in reading
     lines = commands.strip().splitlines()

@@ -17,8 +17,15 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "captioning.search", *args], cwd=REPO, capture_output=True,
-                          text=True, timeout=180, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "captioning.search", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+        **kwargs,
+    )
 
 
 def test_add_files_folders_csvs_and_urls_then_search_as_json(tmp_path, search_export, colour_folder, file_server):
@@ -71,8 +78,19 @@ def test_kill_9_while_indexing_leaves_no_half_entry_and_a_rerun_continues(tmp_pa
     for n in range(total):
         Image.new("RGB", (8, 8), (n % 256, (n // 256) * 40, 7)).save(folder / f"{n:04d}.png")
     index_dir = tmp_path / "index"
-    args = [sys.executable, "-m", "captioning.search", "add", "--index_dir", str(index_dir), "--model_dir",
-            search_export, "--batch_size", "4", str(folder)]
+    args = [
+        sys.executable,
+        "-m",
+        "captioning.search",
+        "add",
+        "--index_dir",
+        str(index_dir),
+        "--model_dir",
+        search_export,
+        "--batch_size",
+        "4",
+        str(folder),
+    ]
     process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and process.poll() is None:
@@ -127,8 +145,14 @@ def test_a_closed_pipe_ends_list_quietly(tmp_path, search_export, colour_folder)
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        listed = subprocess.run([sys.executable, "-m", "captioning.search", "list", *common], cwd=REPO,
-                                stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=180)
+        listed = subprocess.run(
+            [sys.executable, "-m", "captioning.search", "list", *common],
+            cwd=REPO,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=180,
+        )
     finally:
         os.close(write_end)
     assert listed.stderr == ""

@@ -103,7 +103,7 @@ def clustered(count, dim, rng):
 def add_numbered(index, vectors) -> None:
     ids = [f"00000000-0000-0000-0000-{n:012d}" for n in range(len(vectors))]
     for start in range(0, len(ids), 500):
-        index.upsert(1, ids[start:start + 500], vectors[start:start + 500], [{}] * len(ids[start:start + 500]))
+        index.upsert(1, ids[start : start + 500], vectors[start : start + 500], [{}] * len(ids[start : start + 500]))
 
 
 def row_of(point_id) -> int:
@@ -129,8 +129,13 @@ def test_hnsw_on_int8_codes_finds_what_exact_search_finds_with_float_scores(tmp_
             found = [row_of(hit.id) for hit in hits]
             recalls.append(len(set(found) & set(np.argsort(-exact)[:16].tolist())) / 16)
             rescored_error += [abs(hit.score - exact[n]) for hit, n in zip(hits, found)]
-            codes_only = shard.query(QueryRequest(query=Query.Nearest(query.tolist()), limit=16, params=SearchParams(
-                hnsw_ef=SEARCH_EF, quantization=QuantizationSearchParams(rescore=False))))
+            codes_only = shard.query(
+                QueryRequest(
+                    query=Query.Nearest(query.tolist()),
+                    limit=16,
+                    params=SearchParams(hnsw_ef=SEARCH_EF, quantization=QuantizationSearchParams(rescore=False)),
+                )
+            )
             codes_error += [abs(point.score - exact[row_of(point.id)]) for point in codes_only]
         assert np.mean(recalls) >= 0.99
         # The graph walks int8 codes (their scores are off by ~1e-3); the results come back rescored in float.

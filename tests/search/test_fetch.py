@@ -21,11 +21,18 @@ def test_fetches_an_image_from_an_allowed_private_host(file_server):
 
 
 def test_refuses_loopback_private_and_link_local_hosts_by_default(file_server):
-    with file_server({"/red.png": (200, {}, colour_png("red"))}) as base, \
-            pytest.raises(FetchError, match="private, loopback or link-local.*--allow_private_urls"):
+    with (
+        file_server({"/red.png": (200, {}, colour_png("red"))}) as base,
+        pytest.raises(FetchError, match="private, loopback or link-local.*--allow_private_urls"),
+    ):
         fetch_image(f"{base}/red.png")
-    for url in ("http://10.1.2.3/a.png", "http://192.168.0.1/a.png", "http://169.254.169.254/latest/meta-data",
-                "http://[::1]/a.png", "http://0.0.0.0/a.png"):
+    for url in (
+        "http://10.1.2.3/a.png",
+        "http://192.168.0.1/a.png",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/a.png",
+        "http://0.0.0.0/a.png",
+    ):
         with pytest.raises(FetchError, match="refused"):
             fetch_image(url, FetchOptions(timeout_seconds=1))
 
@@ -46,8 +53,11 @@ def test_redirects_are_followed_checked_and_limited(file_server):
 
 
 def test_size_cap_status_and_content_are_checked(file_server):
-    routes = {"/big.png": (200, {}, colour_png("red", size=(400, 400))), "/text": (200, {}, b"<html>hello</html>"),
-              "/gone": (404, {}, b"")}
+    routes = {
+        "/big.png": (200, {}, colour_png("red", size=(400, 400))),
+        "/text": (200, {}, b"<html>hello</html>"),
+        "/gone": (404, {}, b""),
+    }
     with file_server(routes) as base:
         with pytest.raises(FetchError, match="larger than the limit of 100 bytes"):
             fetch_image(f"{base}/big.png", FetchOptions(allow_private=True, max_bytes=100))
@@ -122,9 +132,21 @@ def test_a_slow_name_lookup_counts_against_the_deadline(monkeypatch):
         released.set()
 
 
-@pytest.mark.parametrize("address", [
-    "::ffff:127.0.0.1", "::127.0.0.1", "::10.0.0.1", "64:ff9b::7f00:1", "64:ff9b::a9fe:a9fe", "2002:7f00:1::1",
-    "2002:c0a8:1::1", "2001:0:4136:e378:8000:63bf:80ff:fffe", "::1", "::"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::ffff:127.0.0.1",
+        "::127.0.0.1",
+        "::10.0.0.1",
+        "64:ff9b::7f00:1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:7f00:1::1",
+        "2002:c0a8:1::1",
+        "2001:0:4136:e378:8000:63bf:80ff:fffe",
+        "::1",
+        "::",
+    ],
+)
 def test_ipv6_forms_that_embed_a_private_ipv4_address_are_private(address):
     assert not is_public(address)
 

@@ -19,11 +19,17 @@ def test_an_animation_costs_its_pixels_times_its_frames():
     animation = animated_gif(5, 100)
     assert image_size(animation, ImageLimits(max_pixels=50_000)) == (100, 100)
     for check in (image_size, decoding_cost):
-        with pytest.raises(ImageError, match=r"\(100x100 GIF of 5 frames\) decodes to 50000 pixels, over the limit "
-                                             r"of 49999 pixels \(--max_image_pixels\)"):
+        with pytest.raises(
+            ImageError,
+            match=r"\(100x100 GIF of 5 frames\) decodes to 50000 pixels, over the limit "
+            r"of 49999 pixels \(--max_image_pixels\)",
+        ):
             check(animation, ImageLimits(max_pixels=49_999))
-        with pytest.raises(ImageError, match=r"animation of 5 frames is over the limit of 4 frames "
-                                             r"\(--max_image_frames\)"):
+        with pytest.raises(
+            ImageError,
+            match=r"animation of 5 frames is over the limit of 4 frames "
+            r"\(--max_image_frames\)",
+        ):
             check(animation, ImageLimits(max_frames=4))
 
 

@@ -21,8 +21,9 @@ def test_a_folder_is_indexed_recursively_and_each_image_once(index, search_model
     result = indexer.add(sources.expand([str(tmp_path / "images")]), progress=False)
     assert len(result.added) == len(COLORS)  # the copy is the same content: one entry
     assert len(result.duplicates) == 1
-    assert [(source.endswith("broken.png"), "not a readable image" in message)
-            for source, message in result.errors] == [(True, True)]
+    assert [
+        (source.endswith("broken.png"), "not a readable image" in message) for source, message in result.errors
+    ] == [(True, True)]
     assert index.count(1) == len(COLORS)
     again = indexer.add(sources.expand([colour_folder["red"]]), progress=False)
     assert again.added == [] and len(again.duplicates) == 1
@@ -67,6 +68,7 @@ def test_an_images_stored_embedding_and_thumbnail(index, search_model, colour_fo
 
 def sha_of(data):
     from captioning.search.store import content_hash
+
     return content_hash(data)
 
 
@@ -81,12 +83,14 @@ def test_stage_one_finds_the_colour_and_stage_two_reranks_by_log_likelihood(fill
     (best,) = searcher.search("a red star left of a blue cross", k=1, candidates=1)
     assert best["source"] in (colour_folder["red"], colour_folder["blue"])
     results = searcher.search("a red star", k=3, candidates=len(COLORS))
-    assert [row["log_likelihood"] for row in results] == sorted((row["log_likelihood"] for row in results),
-                                                                reverse=True)
+    assert [row["log_likelihood"] for row in results] == sorted(
+        (row["log_likelihood"] for row in results), reverse=True
+    )
     # Stage 2's numbers are the model's own score_matrix values for those images (to the float16 rounding of the
     # cached features that scored them).
-    expected = search_model.score_images([filled.store.image(row["payload"]["sha256"]) for row in results],
-                                         "a red star")
+    expected = search_model.score_images(
+        [filled.store.image(row["payload"]["sha256"]) for row in results], "a red star"
+    )
     np.testing.assert_allclose([row["log_likelihood"] for row in results], expected["log_likelihood"], atol=1e-3)
     (red,) = searcher.search("red", k=1, candidates=1)
     assert red["source"] == colour_folder["red"] and red["contrastive"] > 0.9
@@ -98,8 +102,9 @@ def test_both_stage_two_ways_agree_and_auto_measures_them(filled, search_model):
     by_images = Searcher(filled, search_model, stage2="images").search("a green circle", k=8)
     assert [row["id"] for row in by_features] == [row["id"] for row in by_images]
     # Cached features are float16 (half the disk): scores agree with re-encoding to ~1e-4 here.
-    np.testing.assert_allclose([r["log_likelihood"] for r in by_features], [r["log_likelihood"] for r in by_images],
-                               atol=1e-3)
+    np.testing.assert_allclose(
+        [r["log_likelihood"] for r in by_features], [r["log_likelihood"] for r in by_images], atol=1e-3
+    )
     (digest,) = {row["payload"]["sha256"] for row in by_features[:1]}
     assert filled.store.features(1, [digest]).dtype == np.float32
     auto = Searcher(filled, search_model)
@@ -118,8 +123,9 @@ def test_bad_queries(filled, search_model):
 
 def test_a_new_model_version_says_so_and_reindexing_fixes_it(filled, search_export):
     newer = SearchModel(LocalModel(search_export), version=2)
-    with pytest.raises(ModelVersionError, match="images embedded by model version 1, but the model is version 2.*"
-                                                "reindex"):
+    with pytest.raises(
+        ModelVersionError, match="images embedded by model version 1, but the model is version 2.*reindex"
+    ):
         Searcher(filled, newer).search("red")
     with pytest.raises(ModelVersionError):
         Indexer(filled, newer).add_bytes("upload", colour_png("red"))

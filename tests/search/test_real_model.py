@@ -33,8 +33,9 @@ def test_two_stage_search_with_the_real_signatures(model, sample_images, tmp_pat
     images = [Path(row["source"]).read_bytes() for row in by_images]
     expected = model.score_pairs(images, [text] * 3)
     for rows in (by_features, by_images):
-        np.testing.assert_allclose([row["log_likelihood"] for row in rows], expected["log_likelihood"],
-                                   rtol=1e-4, atol=1e-4)
+        np.testing.assert_allclose(
+            [row["log_likelihood"] for row in rows], expected["log_likelihood"], rtol=1e-4, atol=1e-4
+        )
     # Stage 1's cosine over stored vectors is the model's own contrastive score.
     np.testing.assert_allclose([row["contrastive"] for row in by_images], expected["contrastive"], atol=1e-4)
     vectors = model.embed_images(images)

@@ -1,4 +1,5 @@
 """Shared fixtures: a fake SavedModel export, in-process servers, clients."""
+
 import contextlib
 import http.client
 import io
@@ -45,8 +46,9 @@ def running_server(base_path=None, model_configs=None, **options):
     """An in-process ModelServer on free loopback ports, stopped on exit."""
     configs = model_configs or [single_model_config(MODEL, str(base_path))]
     options.setdefault("batching", BatchingOptions())
-    server = ModelServer(ServerOptions(model_configs=configs, port=0, rest_api_port=0,
-                                       file_system_poll_wait_seconds=0.2, **options))
+    server = ModelServer(
+        ServerOptions(model_configs=configs, port=0, rest_api_port=0, file_system_poll_wait_seconds=0.2, **options)
+    )
     assert server.start()
     try:
         yield server
@@ -69,10 +71,16 @@ class Stubs:
 
 
 def connect(port):
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[
-        ("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1)])
-    return Stubs(channel, prediction_service_pb2_grpc.PredictionServiceStub(channel),
-                 model_service_pb2_grpc.ModelServiceStub(channel), health_pb2_grpc.HealthStub(channel))
+    channel = grpc.insecure_channel(
+        f"127.0.0.1:{port}",
+        options=[("grpc.max_send_message_length", 2**31 - 1), ("grpc.max_receive_message_length", 2**31 - 1)],
+    )
+    return Stubs(
+        channel,
+        prediction_service_pb2_grpc.PredictionServiceStub(channel),
+        model_service_pb2_grpc.ModelServiceStub(channel),
+        health_pb2_grpc.HealthStub(channel),
+    )
 
 
 @pytest.fixture(scope="session")
@@ -89,8 +97,9 @@ def stubs(server):
     stubs.channel.close()
 
 
-def make_predict_request(inputs, model=MODEL, signature="", version=None, label=None,
-                         output_filter=(), tensor_content=False):
+def make_predict_request(
+    inputs, model=MODEL, signature="", version=None, label=None, output_filter=(), tensor_content=False
+):
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
     request.model_spec.signature_name = signature
@@ -141,8 +150,10 @@ def rest():
 @pytest.fixture(scope="session")
 def free_port():
     """`free_port()` -> a loopback port nobody listens on right now."""
+
     def pick():
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             return sock.getsockname()[1]
+
     return pick

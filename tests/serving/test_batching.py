@@ -1,4 +1,5 @@
 """Server-side batching: the Batcher itself, then through a running server."""
+
 import threading
 import time
 from concurrent import futures
@@ -104,11 +105,13 @@ def test_close_answers_queued_requests_at_once():
     assert model.calls == [1]
 
 
-@pytest.mark.parametrize("inputs, message", [
-    ({"x": np.array(1.0)}, "Batching Run() input tensors must have at least one dimension"),
-    ({"x": np.zeros(2), "z": np.zeros(3)},
-     "Batching Run() input tensors must have equal 0th-dimension size"),
-])
+@pytest.mark.parametrize(
+    "inputs, message",
+    [
+        ({"x": np.array(1.0)}, "Batching Run() input tensors must have at least one dimension"),
+        ({"x": np.zeros(2), "z": np.zeros(3)}, "Batching Run() input tensors must have equal 0th-dimension size"),
+    ],
+)
 def test_inputs_must_share_a_0th_dimension(inputs, message):
     _, batcher = make_batcher()
     with pytest.raises(ServingError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -117,6 +120,7 @@ def test_inputs_must_share_a_0th_dimension(inputs, message):
 
 
 # Through a running server.
+
 
 @pytest.fixture(scope="module")
 def batch_sizes():
@@ -128,6 +132,7 @@ def batch_sizes():
             def recorded(inputs):
                 sizes.append(len(next(iter(inputs.values()))))
                 return run(inputs)
+
             super().__init__(recorded, options)
 
     with pytest.MonkeyPatch.context() as patch:
@@ -139,8 +144,7 @@ def batch_sizes():
 def servers(batch_sizes, start_server, fake_export, grpc_stubs):
     """(batching stubs, unbatched stubs) for two servers on the same model."""
     batching = BatchingOptions(max_batch_size=64, batch_timeout_micros=300_000)
-    with start_server(fake_export, batching=batching) as batched, \
-            start_server(fake_export, batching=None) as unbatched:
+    with start_server(fake_export, batching=batching) as batched, start_server(fake_export, batching=None) as unbatched:
         stubs = grpc_stubs(batched.grpc_port), grpc_stubs(unbatched.grpc_port)
         yield stubs
         for s in stubs:
@@ -149,16 +153,16 @@ def servers(batch_sizes, start_server, fake_export, grpc_stubs):
 
 @pytest.fixture(scope="module")
 def requests(png, predict_request):
-    return [predict_request({"image_bytes": string_array([png((i * 30, 0, 0))]),
-                             "text": string_array(["word " * (i + 1)])}) for i in range(8)]
+    return [
+        predict_request({"image_bytes": string_array([png((i * 30, 0, 0))]), "text": string_array(["word " * (i + 1)])})
+        for i in range(8)
+    ]
 
 
-def test_server_merges_concurrent_requests_with_unbatched_results(servers, requests, batch_sizes,
-                                                                  decode_outputs):
+def test_server_merges_concurrent_requests_with_unbatched_results(servers, requests, batch_sizes, decode_outputs):
     batched, unbatched = servers
     del batch_sizes[:]
-    merged = concurrently(lambda r: decode_outputs(batched.prediction.Predict(r, timeout=30)),
-                          [(r,) for r in requests])
+    merged = concurrently(lambda r: decode_outputs(batched.prediction.Predict(r, timeout=30)), [(r,) for r in requests])
     assert sum(batch_sizes) == 8 and len(batch_sizes) < 8
     for request, result in zip(requests, merged):
         alone = decode_outputs(unbatched.prediction.Predict(request, timeout=30))
@@ -170,8 +174,9 @@ def test_server_merges_concurrent_requests_with_unbatched_results(servers, reque
 def test_score_matrix_is_not_batched(servers, png, predict_request, batch_sizes):
     batched, _ = servers
     del batch_sizes[:]
-    request = predict_request({"image_bytes": string_array([png()]), "text": string_array(["a", "b"])},
-                              signature="score_matrix")
+    request = predict_request(
+        {"image_bytes": string_array([png()]), "text": string_array(["a", "b"])}, signature="score_matrix"
+    )
     concurrently(lambda: batched.prediction.Predict(request, timeout=30), [()] * 4)
     assert batch_sizes == []
 

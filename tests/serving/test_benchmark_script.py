@@ -1,4 +1,5 @@
 """scripts/benchmark_serving.py's load generator, briefly, against an in-process server."""
+
 import importlib.util
 from pathlib import Path
 

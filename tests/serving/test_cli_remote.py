@@ -1,4 +1,5 @@
 """`get_similarity_score.py --server` prints the scores local scoring prints (CLI subprocesses, real model)."""
+
 import json
 import subprocess
 import sys
@@ -16,8 +17,13 @@ TEXTS = ["a red circle", "there is a small blue square on the left"]
 
 def score(*flags):
     texts = [arg for text in TEXTS for arg in ("--text", text)]
-    result = subprocess.run([sys.executable, "get_similarity_score.py", "--json", *texts, *flags],
-                            cwd=REPO, capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        [sys.executable, "get_similarity_score.py", "--json", *texts, *flags],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -31,8 +37,12 @@ def server(start_server, tiny_export_dir):
 def test_remote_scores_equal_local_scores(server, tiny_export_dir, sample_images):
     image_path = sample_images[0][1]  # the JPEG
     local = score(f"--image_path={image_path}", f"--model_dir={tiny_export_dir}")
-    remote = score(f"--image_path={image_path}", f"--server=127.0.0.1:{server.grpc_port}",
-                   f"--model_name={MODEL_NAME}", "--signature=serving_default")
+    remote = score(
+        f"--image_path={image_path}",
+        f"--server=127.0.0.1:{server.grpc_port}",
+        f"--model_name={MODEL_NAME}",
+        "--signature=serving_default",
+    )
     assert [row.pop("text") for row in remote["results"]] == [row.pop("text") for row in local["results"]]
     for remote_row, local_row in zip(remote["results"], local["results"]):
         assert remote_row.keys() == local_row.keys()

@@ -1,4 +1,5 @@
 """Server lifecycle: ports open only once a model is loaded, loopback by default, clean SIGTERM."""
+
 import os
 import signal
 import socket
@@ -40,8 +41,11 @@ def outward_address():
 def waiting_server(base_path, free_port):
     """A ModelServer on fixed free ports (gRPC, REST) over `base_path`, not started."""
     configs = [single_model_config("captioner", str(base_path))]
-    return ModelServer(ServerOptions(model_configs=configs, port=free_port(), rest_api_port=free_port(),
-                                     file_system_poll_wait_seconds=0.1))
+    return ModelServer(
+        ServerOptions(
+            model_configs=configs, port=free_port(), rest_api_port=free_port(), file_system_poll_wait_seconds=0.1
+        )
+    )
 
 
 def test_ports_open_only_once_a_version_is_loaded(tmp_path, free_port, grpc_stubs, predict_request, png):
@@ -98,16 +102,27 @@ def wait_for_port(port, process, timeout=120.0):
     pytest.fail(f"port {port} never opened")
 
 
-def test_sigterm_finishes_in_flight_requests_and_exits_0(tmp_path, fake_export, free_port, grpc_stubs,
-                                                         predict_request, png):
+def test_sigterm_finishes_in_flight_requests_and_exits_0(
+    tmp_path, fake_export, free_port, grpc_stubs, predict_request, png
+):
     port, rest_port = free_port(), free_port()
     log = open(tmp_path / "server.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", f"--model_base_path={fake_export}",
-         f"--port={port}", f"--rest_api_port={rest_port}",
-         # A lone request waits this long for a batch to fill: it stays in flight.
-         "--batch_timeout_micros=2000000"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        [
+            sys.executable,
+            "-m",
+            "serving.server",
+            f"--model_base_path={fake_export}",
+            f"--port={port}",
+            f"--rest_api_port={rest_port}",
+            # A lone request waits this long for a batch to fill: it stays in flight.
+            "--batch_timeout_micros=2000000",
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     try:
         wait_for_port(port, process)
         stubs = grpc_stubs(port)

@@ -1,4 +1,5 @@
 """Sustained concurrent load, and a burst of bad requests that must not hurt the server."""
+
 import base64
 import os
 import socket
@@ -58,8 +59,9 @@ def test_concurrent_clients_get_no_errors(server, grpc_stubs, good_request, deco
     assert errors == []
 
 
-def test_server_stays_healthy_after_a_burst_of_bad_requests(server, grpc_stubs, rest, png,
-                                                            good_request, predict_request):
+def test_server_stays_healthy_after_a_burst_of_bad_requests(
+    server, grpc_stubs, rest, png, good_request, predict_request
+):
     stubs = grpc_stubs(server.grpc_port)
     image = string_array([png()])
     bad_requests = [
@@ -70,8 +72,7 @@ def test_server_stays_healthy_after_a_burst_of_bad_requests(server, grpc_stubs, 
         predict_request({"image_bytes": image, "text": string_array(["a"])}, signature="nope"),
     ]
 
-    oversized = predict_request({"image_bytes": string_array([b"x" * MAX_REQUEST_BYTES]),
-                                 "text": string_array(["a"])})
+    oversized = predict_request({"image_bytes": string_array([b"x" * MAX_REQUEST_BYTES]), "text": string_array(["a"])})
     # Bytes that do not parse as a PredictRequest, sent past the stub's serializer.
     raw_predict = stubs.channel.unary_unary(PREDICT_METHOD)
 
@@ -84,8 +85,12 @@ def test_server_stays_healthy_after_a_burst_of_bad_requests(server, grpc_stubs, 
     with futures.ThreadPoolExecutor(8) as pool:
         codes = list(pool.map(send, (bad_requests + [oversized, b"\xff\xff\xff"]) * 20))
     # Unparsable messages get INTERNAL, as from any gRPC server (C++ TF Serving too).
-    assert set(codes) == {grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION,
-                          grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.INTERNAL}
+    assert set(codes) == {
+        grpc.StatusCode.INVALID_ARGUMENT,
+        grpc.StatusCode.FAILED_PRECONDITION,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.INTERNAL,
+    }
 
     junk_json = {"instances": [{"image_bytes": {"b64": base64.b64encode(b"x").decode()}, "text": 1}]}
     for body in (b"{not json", junk_json, os.urandom(256)):
@@ -93,8 +98,10 @@ def test_server_stays_healthy_after_a_burst_of_bad_requests(server, grpc_stubs, 
     # Only the headers of an oversized body go out: the server answers 413 without reading the body, so a client
     # still sending it could hit a closed connection instead of reading the answer.
     with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as sock:
-        sock.sendall(f"POST /v1/models/captioner:predict HTTP/1.1\r\nHost: localhost\r\n"
-                     f"Content-Length: {MAX_REQUEST_BYTES + 1}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /v1/models/captioner:predict HTTP/1.1\r\nHost: localhost\r\n"
+            f"Content-Length: {MAX_REQUEST_BYTES + 1}\r\n\r\n".encode()
+        )
         assert sock.makefile("rb").readline().split()[1] == b"413"
     for _ in range(10):
         with socket.create_connection(("127.0.0.1", server.rest_port), timeout=10) as sock:

@@ -35,8 +35,10 @@ def test_each_runner_keeps_the_protocol(runner, png):
     # The fake colour embedding: "red" names the first palette colour; every vector has unit length.
     embedding = runner.run("embed_text", {"text": ["a red circle", "a blue square"]})["embedding"]
     np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-6)
-    captions = runner.run("generate_caption", {"image_bytes": [png()], "beam_size": np.int32(2),
-                                               "max_length": np.int32(0), "length_penalty": np.float32(0)})
+    captions = runner.run(
+        "generate_caption",
+        {"image_bytes": [png()], "beam_size": np.int32(2), "max_length": np.int32(0), "length_penalty": np.float32(0)},
+    )
     assert captions["caption"].shape == (1, 2)
     local_path = runner.extra_file(layout.CONFIG_FILE)
     assert local_path in (None, os.path.join(runner.path, layout.EXTRA_FILES_DIR, layout.CONFIG_FILE))
@@ -54,8 +56,10 @@ def test_each_runner_raises_the_protocol_errors(runner, png):
 def test_the_runners_give_the_same_numbers(server, fake_export, png):
     inputs = {"image_bytes": [png((200, 30, 30)), png((30, 30, 200))], "text": ["a red circle", "two blue stars"]}
     local = LocalModel(str(fake_export)).run("serving_default", inputs)
-    for other in (RemoteModel(f"127.0.0.1:{server.grpc_port}", MODEL),
-                  ServedModel(server.predictor, server.registry.get(MODEL))):
+    for other in (
+        RemoteModel(f"127.0.0.1:{server.grpc_port}", MODEL),
+        ServedModel(server.predictor, server.registry.get(MODEL)),
+    ):
         outputs = other.run("serving_default", inputs)
         assert set(outputs) == set(local)
         for name in local:

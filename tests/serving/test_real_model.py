@@ -1,4 +1,5 @@
 """The trained model served over gRPC and REST scores exactly like the SavedModel in-process."""
+
 import base64
 import threading
 from concurrent import futures
@@ -13,8 +14,7 @@ from tensorflow_serving.apis import get_model_metadata_pb2, model_pb2
 from captioning.inference.tensors import string_array
 from serving.batching import BatchingOptions
 
-PAIRS = [((200, 30, 30), "a red circle"), ((30, 200, 30), "a green square on the left"),
-         ((30, 30, 200), "blue")]
+PAIRS = [((200, 30, 30), "a red circle"), ((30, 200, 30), "a green square on the left"), ((30, 30, 200), "blue")]
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +40,8 @@ def server(start_server, tiny_export_dir):
 def test_grpc_scores_equal_the_saved_model(stubs, predict_request, decode_outputs, pairs, expected):
     images, texts = pairs
     response = stubs.prediction.Predict(
-        predict_request({"image_bytes": string_array(images), "text": string_array(texts)}), timeout=60)
+        predict_request({"image_bytes": string_array(images), "text": string_array(texts)}), timeout=60
+    )
     outputs = decode_outputs(response)
     assert set(outputs) == set(expected)
     for name, values in expected.items():
@@ -49,8 +50,9 @@ def test_grpc_scores_equal_the_saved_model(stubs, predict_request, decode_output
 
 def test_rest_scores_equal_the_saved_model(server, rest, pairs, expected):
     images, texts = pairs
-    instances = [{"image_bytes": {"b64": base64.b64encode(image).decode()}, "text": text}
-                 for image, text in zip(images, texts)]
+    instances = [
+        {"image_bytes": {"b64": base64.b64encode(image).decode()}, "text": text} for image, text in zip(images, texts)
+    ]
     status, body = rest(server.rest_port, "POST", "/v1/models/captioner:predict", {"instances": instances})
     assert status == 200, body
     for name, values in expected.items():
@@ -58,8 +60,9 @@ def test_rest_scores_equal_the_saved_model(server, rest, pairs, expected):
         np.testing.assert_allclose(got, values, rtol=1e-5, atol=1e-5)
 
 
-def test_batched_concurrent_requests_score_like_the_saved_model(stubs, predict_request, decode_outputs,
-                                                                pairs, expected):
+def test_batched_concurrent_requests_score_like_the_saved_model(
+    stubs, predict_request, decode_outputs, pairs, expected
+):
     images, texts = pairs
     barrier = threading.Barrier(len(texts))
 
@@ -72,18 +75,24 @@ def test_batched_concurrent_requests_score_like_the_saved_model(stubs, predict_r
         results = list(pool.map(one_pair, range(len(texts))))
     for i, outputs in enumerate(results):
         for name, values in expected.items():
-            np.testing.assert_allclose(outputs[name], values[i:i + 1], rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(outputs[name], values[i : i + 1], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("image, text, message", [
-    (b"not an image", "a red circle", "Unknown image file format"),
-    (None, "  ", "text must contain at least one word"),
-], ids=["corrupt_image", "empty_text"])
+@pytest.mark.parametrize(
+    "image, text, message",
+    [
+        (b"not an image", "a red circle", "Unknown image file format"),
+        (None, "  ", "text must contain at least one word"),
+    ],
+    ids=["corrupt_image", "empty_text"],
+)
 def test_bad_inputs_are_invalid_argument_and_the_server_keeps_serving(
-        stubs, predict_request, pairs, image, text, message):
+    stubs, predict_request, pairs, image, text, message
+):
     images, texts = pairs
-    request = predict_request({"image_bytes": string_array([image or images[0], images[1]]),
-                               "text": string_array([text, texts[1]])})
+    request = predict_request(
+        {"image_bytes": string_array([image or images[0], images[1]]), "text": string_array([text, texts[1]])}
+    )
     with pytest.raises(grpc.RpcError) as raised:
         stubs.prediction.Predict(request, timeout=60)
     assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -94,7 +103,8 @@ def test_bad_inputs_are_invalid_argument_and_the_server_keeps_serving(
 
 def test_metadata_is_the_exported_signature_def_map(stubs, tiny_export_dir):
     request = get_model_metadata_pb2.GetModelMetadataRequest(
-        model_spec=model_pb2.ModelSpec(name="captioner"), metadata_field=["signature_def"])
+        model_spec=model_pb2.ModelSpec(name="captioner"), metadata_field=["signature_def"]
+    )
     signature_defs = get_model_metadata_pb2.SignatureDefMap()
     assert stubs.prediction.GetModelMetadata(request, timeout=60).metadata["signature_def"].Unpack(signature_defs)
     saved_model = loader_impl.parse_saved_model(f"{tiny_export_dir}/1")

@@ -1,4 +1,5 @@
 """TF Serving's REST API over real HTTP."""
+
 import base64
 import json
 import socket
@@ -33,11 +34,19 @@ def b64(data):
 
 
 def test_model_status(call):
-    assert call("GET", f"/v1/models/{MODEL}") == (200, {"model_version_status": [
-        {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]})
+    assert call("GET", f"/v1/models/{MODEL}") == (
+        200,
+        {
+            "model_version_status": [
+                {"version": "1", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+            ]
+        },
+    )
     assert call("GET", f"/v1/models/{MODEL}/versions/1")[0] == 200
     assert call("GET", f"/v1/models/{MODEL}/versions/2") == (
-        404, {"error": "Could not find version 2 of model captioner"})
+        404,
+        {"error": "Could not find version 2 of model captioner"},
+    )
     assert call("GET", "/v1/models/nope") == (404, {"error": "Could not find any versions of model nope"})
     assert call("GET", "/v1/models") == (400, {"error": "Missing model name in request."})
 
@@ -51,15 +60,20 @@ def test_metadata_lists_the_signatures(call):
     assert signatures["score_matrix"]["outputs"]["pmi"]["dtype"] == "DT_FLOAT"
 
 
-def test_row_format_matches_grpc(call, server, images, grpc_stubs, predict_request,
-                                 decode_outputs):
+def test_row_format_matches_grpc(call, server, images, grpc_stubs, predict_request, decode_outputs):
     texts = ["a dog", "a red bird on a branch"]
-    status, body = call("POST", PREDICT, {"instances": [
-        {"image_bytes": b64(image), "text": text} for image, text in zip(images, texts)]})
+    status, body = call(
+        "POST",
+        PREDICT,
+        {"instances": [{"image_bytes": b64(image), "text": text} for image, text in zip(images, texts)]},
+    )
     assert status == 200, body
     stubs = grpc_stubs(server.grpc_port)
-    expected = decode_outputs(stubs.prediction.Predict(predict_request(
-        {"image_bytes": string_array(images), "text": string_array(texts)}), timeout=30))
+    expected = decode_outputs(
+        stubs.prediction.Predict(
+            predict_request({"image_bytes": string_array(images), "text": string_array(texts)}), timeout=30
+        )
+    )
     stubs.channel.close()
     assert len(body["predictions"]) == 2
     for name, values in expected.items():
@@ -70,8 +84,14 @@ def test_row_format_matches_grpc(call, server, images, grpc_stubs, predict_reque
 
 
 def test_columnar_format_and_score_matrix(call, images):
-    status, body = call("POST", PREDICT, {"signature_name": "score_matrix", "inputs": {
-        "image_bytes": [b64(image) for image in images], "text": ["a dog", "a cat", "a bird"]}})
+    status, body = call(
+        "POST",
+        PREDICT,
+        {
+            "signature_name": "score_matrix",
+            "inputs": {"image_bytes": [b64(image) for image in images], "text": ["a dog", "a cat", "a bird"]},
+        },
+    )
     assert status == 200, body
     assert set(body["outputs"]) == {"log_likelihood", "mean_log_prob", "pmi", "contrastive"}
     assert np.array(body["outputs"]["pmi"]).shape == (2, 3)
@@ -81,64 +101,105 @@ def test_version_in_path(call, images):
     body = {"instances": [{"image_bytes": b64(images[0]), "text": "a dog"}]}
     assert call("POST", f"/v1/models/{MODEL}/versions/1:predict", body)[0] == 200
     assert call("POST", f"/v1/models/{MODEL}/versions/9:predict", body) == (
-        404, {"error": "Servable not found for request: Specific(captioner, 9)"})
+        404,
+        {"error": "Servable not found for request: Specific(captioner, 9)"},
+    )
     assert call("POST", f"/v1/models/{MODEL}/labels/canary:predict", body) == (
-        400, {"error": "Unrecognized servable version label: canary"})
+        400,
+        {"error": "Unrecognized servable version label: canary"},
+    )
 
 
-@pytest.mark.parametrize("body, status, error", [
-    (b"", 400, "JSON Parse error: The document is empty. at offset: 0"),
-    (b'{"instances": [1 2]}', 400, "JSON Parse error: Missing a comma or ']' after an array element. at offset: 17"),
-    (b'{"instances": [1] "x": 2}', 400,
-     "JSON Parse error: Missing a comma or '}' after an object member. at offset: 18"),
-    (b'{"a": "[", "b" 1}', 400, "JSON Parse error: Missing a colon after a name of object member. at offset: 15"),
-    (b'{"instances": [1]} x', 400,
-     "JSON Parse error: The document root must not be followed by other values. at offset: 19"),
-    (b'{"instances": ["\xff"]}', 400, "JSON Parse error: Invalid encoding in string. at offset: 16"),
-    ([1, 2], 400, "JSON Value: [1, 2] Is not object"),
-    ({"instances": []}, 400, 'JSON Value: {"instances": []} No values in \'instances\' array'),
-    ({}, 400, "Missing 'inputs' or 'instances' key"),
-    ({"signature_name": 3, "inputs": {}}, 400,
-     "JSON Value: {\"signature_name\": 3, \"inputs\": {}} not formatted correctly. "
-     "'signature_name' key must be a string value."),
-    ({"signature_name": "x", "inputs": {}}, 400,
-     'Serving signature name: "x" not found in signature def'),
-    ({"instances": ["a"]}, 400, "instances is a plain list, but expecting list of objects as "
-                                "multiple input tensors required as per tensorinfo_map"),
-    ({"inputs": {"text": ["a"]}}, 400, "Missing named input: image_bytes in 'inputs' object."),
-    ({"instances": [{"image_bytes": {"b64": "AA=="}, "text": 5}]}, 400,
-     "Failed to process element: 0 key: text of 'instances' list. Error: INVALID_ARGUMENT: "
-     "JSON Value: 5 Type: Number is not of expected type: string"),
-    ({"instances": [{"image_bytes": {"b64": "!!"}, "text": "a"}]}, 400,
-     "Failed to process element: 0 key: image_bytes of 'instances' list. Error: "
-     "INVALID_ARGUMENT: Unable to base64 decode"),
-    ({"instances": [{"text": "a"}]}, 400,
-     "Failed to process element: 0 of 'instances' list. JSON object: {\"text\": \"a\"} keys "
-     "must be equal to: image_bytes,text"),
-])
+@pytest.mark.parametrize(
+    "body, status, error",
+    [
+        (b"", 400, "JSON Parse error: The document is empty. at offset: 0"),
+        (
+            b'{"instances": [1 2]}',
+            400,
+            "JSON Parse error: Missing a comma or ']' after an array element. at offset: 17",
+        ),
+        (
+            b'{"instances": [1] "x": 2}',
+            400,
+            "JSON Parse error: Missing a comma or '}' after an object member. at offset: 18",
+        ),
+        (b'{"a": "[", "b" 1}', 400, "JSON Parse error: Missing a colon after a name of object member. at offset: 15"),
+        (
+            b'{"instances": [1]} x',
+            400,
+            "JSON Parse error: The document root must not be followed by other values. at offset: 19",
+        ),
+        (b'{"instances": ["\xff"]}', 400, "JSON Parse error: Invalid encoding in string. at offset: 16"),
+        ([1, 2], 400, "JSON Value: [1, 2] Is not object"),
+        ({"instances": []}, 400, "JSON Value: {\"instances\": []} No values in 'instances' array"),
+        ({}, 400, "Missing 'inputs' or 'instances' key"),
+        (
+            {"signature_name": 3, "inputs": {}},
+            400,
+            'JSON Value: {"signature_name": 3, "inputs": {}} not formatted correctly. '
+            "'signature_name' key must be a string value.",
+        ),
+        ({"signature_name": "x", "inputs": {}}, 400, 'Serving signature name: "x" not found in signature def'),
+        (
+            {"instances": ["a"]},
+            400,
+            "instances is a plain list, but expecting list of objects as "
+            "multiple input tensors required as per tensorinfo_map",
+        ),
+        ({"inputs": {"text": ["a"]}}, 400, "Missing named input: image_bytes in 'inputs' object."),
+        (
+            {"instances": [{"image_bytes": {"b64": "AA=="}, "text": 5}]},
+            400,
+            "Failed to process element: 0 key: text of 'instances' list. Error: INVALID_ARGUMENT: "
+            "JSON Value: 5 Type: Number is not of expected type: string",
+        ),
+        (
+            {"instances": [{"image_bytes": {"b64": "!!"}, "text": "a"}]},
+            400,
+            "Failed to process element: 0 key: image_bytes of 'instances' list. Error: "
+            "INVALID_ARGUMENT: Unable to base64 decode",
+        ),
+        (
+            {"instances": [{"text": "a"}]},
+            400,
+            'Failed to process element: 0 of \'instances\' list. JSON object: {"text": "a"} keys '
+            "must be equal to: image_bytes,text",
+        ),
+    ],
+)
 def test_request_errors_use_tf_servings_messages(call, body, status, error):
     assert call("POST", PREDICT, body) == (status, {"error": error})
 
 
 # TF Serving's own handler cases (http_rest_api_handler_test.cc: UnsupportedApiCalls, PredictModelNameVersionErrors,
 # PredictRequestErrors), on this model: its "incorrect type" case sends numbers to a signature of one string input.
-@pytest.mark.parametrize("method, path, body, status, error", [
-    ("GET", "/v1/foo", b"", 400, "Malformed request"),
-    ("POST", "/v1/foo", b"", 400, "Malformed request"),
-    ("GET", "/v1/models", b"", 400, "Missing model name"),
-    ("POST", "/v1/models", b"", 400, "Malformed request"),
-    ("GET", "/v1/models/foo:predict", b"", 400, "Malformed request"),
-    ("GET", "/v1/models/foo/version/50:predict", b"", 400, "Malformed request"),
-    ("POST", "/v1/models/foo/version/50:regress", b"", 400, "Malformed request"),
-    ("POST", "/v1/models/foo/versions/HELLO:regress", b"", 400, "Malformed request"),
-    ("POST", f"/v1/models/foo/versions/{2**64 - 1}:regress", b"", 400, "Failed to convert version"),
-    ("POST", "/v1/models/foo:predict", b'{ "instances": [1] }', 404, ""),
-    ("POST", "/v1/models/foo/versions/50:predict", b'{ "instances": [1] }', 404, ""),
-    ("POST", f"/v1/models/{MODEL}99:predict", b'{ "instances": [1] }', 404, ""),
-    ("POST", PREDICT, b"", 400, "JSON Parse error: The document is empty"),
-    ("POST", PREDICT, b"instances = [1, 2]", 400, "JSON Parse error: Invalid value"),
-    ("POST", PREDICT, b'{ "signature_name": "embed_text", "instances": [1, 2] }', 400, "not of expected type: string"),
-])
+@pytest.mark.parametrize(
+    "method, path, body, status, error",
+    [
+        ("GET", "/v1/foo", b"", 400, "Malformed request"),
+        ("POST", "/v1/foo", b"", 400, "Malformed request"),
+        ("GET", "/v1/models", b"", 400, "Missing model name"),
+        ("POST", "/v1/models", b"", 400, "Malformed request"),
+        ("GET", "/v1/models/foo:predict", b"", 400, "Malformed request"),
+        ("GET", "/v1/models/foo/version/50:predict", b"", 400, "Malformed request"),
+        ("POST", "/v1/models/foo/version/50:regress", b"", 400, "Malformed request"),
+        ("POST", "/v1/models/foo/versions/HELLO:regress", b"", 400, "Malformed request"),
+        ("POST", f"/v1/models/foo/versions/{2**64 - 1}:regress", b"", 400, "Failed to convert version"),
+        ("POST", "/v1/models/foo:predict", b'{ "instances": [1] }', 404, ""),
+        ("POST", "/v1/models/foo/versions/50:predict", b'{ "instances": [1] }', 404, ""),
+        ("POST", f"/v1/models/{MODEL}99:predict", b'{ "instances": [1] }', 404, ""),
+        ("POST", PREDICT, b"", 400, "JSON Parse error: The document is empty"),
+        ("POST", PREDICT, b"instances = [1, 2]", 400, "JSON Parse error: Invalid value"),
+        (
+            "POST",
+            PREDICT,
+            b'{ "signature_name": "embed_text", "instances": [1, 2] }',
+            400,
+            "not of expected type: string",
+        ),
+    ],
+)
 def test_tf_servings_own_handler_cases(call, method, path, body, status, error):
     got_status, got = call(method, path, body)
     assert got_status == status and error in got["error"], got
@@ -153,9 +214,13 @@ def test_model_errors_are_bad_requests(call, images):
 
 def test_unknown_model_and_malformed_paths(call):
     assert call("POST", "/v1/models/nope:predict", {"inputs": {}}) == (
-        404, {"error": "Servable not found for request: Latest(nope)"})
+        404,
+        {"error": "Servable not found for request: Latest(nope)"},
+    )
     assert call("GET", f"/v1/models/{MODEL}:predict") == (
-        400, {"error": f"Malformed request: GET /v1/models/{MODEL}:predict"})
+        400,
+        {"error": f"Malformed request: GET /v1/models/{MODEL}:predict"},
+    )
     assert call("POST", f"/v1/models/{MODEL}:classify", {"examples": []})[0] == 501
 
 
@@ -179,7 +244,7 @@ def test_garbage_bytes_do_not_hurt_the_server(server, call):
 
 def test_floats_are_written_like_tf_serving():
     from serving.json_tensors import Format, response_json
-    text = response_json({"x": np.array([0.2, 9000000.0, 1.0, np.nan, -np.inf], np.float32)},
-                         Format.COLUMNAR)
+
+    text = response_json({"x": np.array([0.2, 9000000.0, 1.0, np.nan, -np.inf], np.float32)}, Format.COLUMNAR)
     assert text == '{"outputs": [0.2, 9e+06, 1.0, NaN, -Infinity]}'
     assert json.loads(text)["outputs"][0] == 0.2

@@ -12,9 +12,12 @@ from serving.limits import RequestLimits, SearchLimits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A limit's flag is named after its field, except where the bare name would be ambiguous on the server's command line.
-RENAMED = {(ImageLimits, "max_pixels"): "max_image_pixels", (ImageLimits, "max_frames"): "max_image_frames",
-           (SearchLimits, "max_results"): "max_search_results",
-           (SearchLimits, "max_candidates"): "max_search_candidates"}
+RENAMED = {
+    (ImageLimits, "max_pixels"): "max_image_pixels",
+    (ImageLimits, "max_frames"): "max_image_frames",
+    (SearchLimits, "max_results"): "max_search_results",
+    (SearchLimits, "max_candidates"): "max_search_candidates",
+}
 
 PROGRAM = """
 import dataclasses, json, sys
@@ -37,9 +40,22 @@ def limit_flags():
 
 def test_every_limit_has_a_flag_with_its_default_and_its_value_reaches_the_options(tmp_path):
     given = {name: field.default * 2 for name, _, field in limit_flags()}  # all valid: limits may grow
-    result = subprocess.run([sys.executable, "-c", PROGRAM, "--model_base_path", str(tmp_path), "--index_dir",
-                             str(tmp_path / "index"), *(f"--{name}={value}" for name, value in given.items())],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            PROGRAM,
+            "--model_base_path",
+            str(tmp_path),
+            "--index_dir",
+            str(tmp_path / "index"),
+            *(f"--{name}={value}" for name, value in given.items()),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     for name, _, field in limit_flags():
@@ -47,6 +63,8 @@ def test_every_limit_has_a_flag_with_its_default_and_its_value_reaches_the_optio
     request, search = report["request"], report["search"]
     image = request.pop("image")
     assert {**request, **image} == {
-        field.name: given[name] for name, limits_class, field in limit_flags() if limits_class is not SearchLimits}
-    assert search == {field.name: given[name] for name, limits_class, field in limit_flags()
-                      if limits_class is SearchLimits}
+        field.name: given[name] for name, limits_class, field in limit_flags() if limits_class is not SearchLimits
+    }
+    assert search == {
+        field.name: given[name] for name, limits_class, field in limit_flags() if limits_class is SearchLimits
+    }

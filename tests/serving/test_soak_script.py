@@ -1,5 +1,6 @@
 """scripts/soak_search.py's workload, briefly: concurrent adds, deletes and searches of shared images, no errors,
 and a consistent index afterwards."""
+
 import importlib.util
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """Version directories: hot-swapping new versions, pinning, labels, several models."""
+
 import time
 
 import grpc
@@ -31,8 +32,9 @@ def statuses(stubs, model="captioner"):
     return {status.version: status for status in response.model_version_status}
 
 
-def test_new_version_is_picked_up_without_restart(tmp_path, start_server, grpc_stubs,
-                                                  predict_request, decode_outputs, inputs):
+def test_new_version_is_picked_up_without_restart(
+    tmp_path, start_server, grpc_stubs, predict_request, decode_outputs, inputs
+):
     export_fake_model(str(tmp_path), 1)
     with start_server(tmp_path) as server:
         stubs = grpc_stubs(server.grpc_port)
@@ -40,8 +42,7 @@ def test_new_version_is_picked_up_without_restart(tmp_path, start_server, grpc_s
         assert before.model_spec.version.value == 1
 
         export_fake_model(str(tmp_path), 2)
-        wait_for(lambda: stubs.prediction.Predict(
-            predict_request(inputs), timeout=30).model_spec.version.value == 2)
+        wait_for(lambda: stubs.prediction.Predict(predict_request(inputs), timeout=30).model_spec.version.value == 2)
         after = decode_outputs(stubs.prediction.Predict(predict_request(inputs), timeout=30))
         assert not np.allclose(after["log_likelihood"], decode_outputs(before)["log_likelihood"])
 
@@ -54,8 +55,7 @@ def test_new_version_is_picked_up_without_restart(tmp_path, start_server, grpc_s
         stubs.channel.close()
 
 
-def test_broken_version_keeps_the_old_one_serving(tmp_path, start_server, grpc_stubs,
-                                                  predict_request, inputs):
+def test_broken_version_keeps_the_old_one_serving(tmp_path, start_server, grpc_stubs, predict_request, inputs):
     export_fake_model(str(tmp_path), 1)
     with start_server(tmp_path) as server:
         stubs = grpc_stubs(server.grpc_port)

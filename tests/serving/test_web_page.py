@@ -25,11 +25,25 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ready  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER),
-                                reason="needs chromium and chromium-driver (bash scripts/setup.sh --dev installs them)")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER),
+    reason="needs chromium and chromium-driver (bash scripts/setup.sh --dev installs them)",
+)
 # What the fake model's vocabulary knows: the page flags a label with any other word.
-VOCABULARY = ["[pad]", "[unk]", "[start]", "[end]", "a", "picture", *COLORS, "circle", "square", "triangle", "star",
-              "cross"]
+VOCABULARY = [
+    "[pad]",
+    "[unk]",
+    "[start]",
+    "[end]",
+    "a",
+    "picture",
+    *COLORS,
+    "circle",
+    "square",
+    "triangle",
+    "star",
+    "cross",
+]
 # Counts the page's requests by method and path, so a test can see that a double click sent one.
 COUNT_REQUESTS = """
     window.requests = [];
@@ -47,10 +61,19 @@ def browser(tmp_path):
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     # The sandbox needs privileges CI containers lack; the network is closed, so nothing may phone home.
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chromium-profile'}",
-                 "--window-size=1100,900"):
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--window-size=1100,900",
+    ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
@@ -87,13 +110,19 @@ def _first_screen_problems(browser) -> list:
 
 def _console_errors(browser) -> list:
     """Script errors and failed loads, but not the API's refusals the test asked for (the page words those)."""
-    return [entry["message"] for entry in browser.get_log("browser") if entry["level"] == "SEVERE"
-            and not ("/api/" in entry["message"] and "Failed to load resource" in entry["message"])]
+    return [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if entry["level"] == "SEVERE"
+        and not ("/api/" in entry["message"] and "Failed to load resource" in entry["message"])
+    ]
 
 
 def _all_images_loaded(browser, selector):
-    return all(browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
-               for image in browser.find_elements(By.CSS_SELECTOR, selector))
+    return all(
+        browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", image)
+        for image in browser.find_elements(By.CSS_SELECTOR, selector)
+    )
 
 
 def _text(browser, element_id):
@@ -104,16 +133,19 @@ def _requests(browser, wanted):
     return [request for request in browser.execute_script("return window.requests") if request == wanted]
 
 
-def test_adding_and_describing_from_the_form_then_the_page_at_400_px(start_server, export_with_vocabulary, tmp_path,
-                                                                     browser):
+def test_adding_and_describing_from_the_form_then_the_page_at_400_px(
+    start_server, export_with_vocabulary, tmp_path, browser
+):
     wait = WebDriverWait(browser, 60)
     purple, big, not_image = tmp_path / "purple.png", tmp_path / "big.png", tmp_path / "notes.png"
     purple.write_bytes(colour_png("purple", size=(48, 48)))
     big.write_bytes(b"\x89PNG" + bytes(300_000))
     not_image.write_bytes(b"not an image at all")
     search = SearchOptions(str(tmp_path / "index"), limits=SearchLimits(max_upload_bytes=200_000))
-    with start_server(export_with_vocabulary, search=search) as server, \
-            serving_files({"/blue.png": (200, {}, colour_png("blue", size=(48, 48)))}) as files:
+    with (
+        start_server(export_with_vocabulary, search=search) as server,
+        serving_files({"/blue.png": (200, {}, colour_png("blue", size=(48, 48)))}) as files,
+    ):
         browser.get(f"http://127.0.0.1:{server.rest_port}/")  # an empty index
         wait.until(ready.visibility_of_element_located((By.ID, "gallery-empty")))
         assert "No images yet" in _text(browser, "gallery-empty")
@@ -133,8 +165,9 @@ def test_adding_and_describing_from_the_form_then_the_page_at_400_px(start_serve
         # Enter in the address box describes (the server only fetches public addresses) and adds nothing.
         browser.find_element(By.ID, "url").send_keys(Keys.ENTER)
         wait.until(ready.visibility_of_element_located((By.ID, "viewer")))
-        wait.until(ready.text_to_be_present_in_element((By.ID, "viewer-message"),
-                                                       "This server only fetches public addresses."))
+        wait.until(
+            ready.text_to_be_present_in_element((By.ID, "viewer-message"), "This server only fetches public addresses.")
+        )
         assert "allow_private_urls" not in browser.find_element(By.TAG_NAME, "body").text
         assert _requests(browser, "POST /api/images") == [] and server.search.count()["count"] == 0
         browser.find_element(By.ID, "viewer-close").click()
@@ -173,12 +206,18 @@ def test_adding_and_describing_from_the_form_then_the_page_at_400_px(start_serve
         # Errors in the user's words: too large (checked before uploading), not an image.
         browser.find_element(By.ID, "file").send_keys(str(big))
         browser.find_element(By.ID, "add").click()
-        wait.until(ready.text_to_be_present_in_element((By.ID, "message"), "big.png is 0.3 MB: this server takes "
-                                                                           "images up to 0.2 MB."))
+        wait.until(
+            ready.text_to_be_present_in_element(
+                (By.ID, "message"), "big.png is 0.3 MB: this server takes images up to 0.2 MB."
+            )
+        )
         browser.find_element(By.ID, "file").send_keys(str(not_image))
         browser.find_element(By.ID, "add").click()
-        wait.until(ready.text_to_be_present_in_element((By.ID, "message"), "notes.png: This is not an image the "
-                                                                           "model can read"))
+        wait.until(
+            ready.text_to_be_present_in_element(
+                (By.ID, "message"), "notes.png: This is not an image the model can read"
+            )
+        )
         assert browser.find_element(By.ID, "message").get_attribute("class") == "error"
 
         # 400 px wide: no sideways scrolling, on the page or in the viewer.
@@ -198,8 +237,9 @@ def test_search_the_viewer_more_like_this_and_delete(start_server, fake_export, 
         for n in range(30):  # two gallery pages; colours so the fake embedding tells them apart
             name = list(COLORS)[n % len(COLORS)]
             red, green, blue = COLORS[name]
-            server.search.add(f"/srv/private/photos/{name}-{n}.png",
-                              colour_png((red, green, min(255, blue + n // len(COLORS)))))
+            server.search.add(
+                f"/srv/private/photos/{name}-{n}.png", colour_png((red, green, min(255, blue + n // len(COLORS))))
+            )
         browser.get(f"http://127.0.0.1:{server.rest_port}/")
         wait.until(ready.text_to_be_present_in_element((By.ID, "count"), "30 images"))
         wait.until(ready.text_to_be_present_in_element((By.ID, "gallery-title"), "30 images"))

@@ -44,8 +44,11 @@ def colour_ids(http):
 
 def test_uploads_are_added_once(http, colour_ids):
     again = upload(http, colour_png("red"), "red-again.png")
-    assert again.status_code == 200 and again.json() == {"id": colour_ids["red"], "added": False,
-                                                         "source": "upload:red-again.png"}
+    assert again.status_code == 200 and again.json() == {
+        "id": colour_ids["red"],
+        "added": False,
+        "source": "upload:red-again.png",
+    }
     assert http.get("/api/images/count").json() == {"count": len(COLORS), "model_version": 1}
     listed = http.get("/api/images", params={"limit": 3}).json()
     assert len(listed["images"]) == 3 and listed["next_offset"]
@@ -85,20 +88,39 @@ def test_add_from_url_and_describe_and_score(http):
     assert scores[0]["scores"]["num_tokens"] == 2 and "contrastive" in scores[1]["scores"]
 
 
-@pytest.mark.parametrize("method, path, kwargs, status, message", [
-    ("GET", "/search", {}, 400, "query q: Field required"),
-    ("GET", "/search", {"params": {"q": "red", "k": 0}}, 400, "query k: Input should be greater than or equal to 1"),
-    ("GET", "/search", {"params": {"q": "  "}}, 400, "the query has no words to search for"),
-    ("POST", "/api/images", {"files": {"file": ("x.png", b"not an image", "image/png")}}, 400,
-     "not a readable image (JPEG, PNG, BMP, GIF or WebP)"),
-    ("POST", "/api/images", {}, 400, "give exactly one of file (an upload), url or id"),
-    ("POST", "/api/images", {"data": {"url": "ftp://example.com/a.png"}}, 400,
-     "ftp://example.com/a.png: only http and https URLs can be fetched"),
-    ("POST", "/api/describe", {"data": {"id": "nope"}}, 404, "no image with id nope in the index"),
-    ("DELETE", "/api/images/nope", {}, 404, "no image with id nope in the index"),
-    ("POST", "/api/reindex", {}, 409, "nothing to re-index: no images of another model version"),
-    ("GET", "/nowhere", {}, 404, "Not found: /nowhere"),
-])
+@pytest.mark.parametrize(
+    "method, path, kwargs, status, message",
+    [
+        ("GET", "/search", {}, 400, "query q: Field required"),
+        (
+            "GET",
+            "/search",
+            {"params": {"q": "red", "k": 0}},
+            400,
+            "query k: Input should be greater than or equal to 1",
+        ),
+        ("GET", "/search", {"params": {"q": "  "}}, 400, "the query has no words to search for"),
+        (
+            "POST",
+            "/api/images",
+            {"files": {"file": ("x.png", b"not an image", "image/png")}},
+            400,
+            "not a readable image (JPEG, PNG, BMP, GIF or WebP)",
+        ),
+        ("POST", "/api/images", {}, 400, "give exactly one of file (an upload), url or id"),
+        (
+            "POST",
+            "/api/images",
+            {"data": {"url": "ftp://example.com/a.png"}},
+            400,
+            "ftp://example.com/a.png: only http and https URLs can be fetched",
+        ),
+        ("POST", "/api/describe", {"data": {"id": "nope"}}, 404, "no image with id nope in the index"),
+        ("DELETE", "/api/images/nope", {}, 404, "no image with id nope in the index"),
+        ("POST", "/api/reindex", {}, 409, "nothing to re-index: no images of another model version"),
+        ("GET", "/nowhere", {}, 404, "Not found: /nowhere"),
+    ],
+)
 def test_bad_input_is_a_4xx_with_a_json_error(http, colour_ids, method, path, kwargs, status, message):
     response = http.request(method, path, **kwargs)
     assert (response.status_code, response.json()) == (status, {"error": message})
@@ -154,8 +176,13 @@ def test_more_like_this_searches_by_the_stored_embedding(http, colour_ids):
 
 
 def test_the_page_can_read_the_limits(http):
-    assert http.get("/api/limits").json() == {"max_upload_bytes": 20 * 2**20, "max_image_pixels": 40_000_000,
-                                              "max_labels": 100, "max_results": 100, "fetches_private_urls": True}
+    assert http.get("/api/limits").json() == {
+        "max_upload_bytes": 20 * 2**20,
+        "max_image_pixels": 40_000_000,
+        "max_labels": 100,
+        "max_results": 100,
+        "fetches_private_urls": True,
+    }
 
 
 def test_the_gallery_pages_newest_first_and_shows_no_server_paths(start_server, fake_export, tmp_path):
@@ -187,8 +214,10 @@ def test_openapi_swagger_ui_and_page(http):
 
 
 def test_urls_to_private_hosts_are_refused_without_the_flag(start_server, fake_export, tmp_path):
-    with start_server(fake_export, search=SearchOptions(str(tmp_path / "index"))) as server, \
-            serving_files({"/red.png": (200, {}, colour_png("red"))}) as base:
+    with (
+        start_server(fake_export, search=SearchOptions(str(tmp_path / "index"))) as server,
+        serving_files({"/red.png": (200, {}, colour_png("red"))}) as base,
+    ):
         response = httpx.post(f"http://127.0.0.1:{server.rest_port}/api/images", data={"url": f"{base}/red.png"})
     assert response.status_code == 400
     assert "is a private, loopback or link-local address (127.0.0.1); refused" in response.json()["error"]
@@ -208,8 +237,11 @@ def test_a_new_model_version_asks_for_reindexing(start_server, tmp_path):
         assert changed.status_code == 409
         assert "images embedded by model version 1, but the model is version 2" in changed.json()["error"]
         # Listing, counting and deleting say so too, instead of an empty page, 0 and 404.
-        for response in (httpx.get(f"{url}/api/images"), httpx.get(f"{url}/api/images/count"),
-                         httpx.delete(f"{url}/api/images/00000000-0000-0000-0000-000000000000")):
+        for response in (
+            httpx.get(f"{url}/api/images"),
+            httpx.get(f"{url}/api/images/count"),
+            httpx.delete(f"{url}/api/images/00000000-0000-0000-0000-000000000000"),
+        ):
             assert response.status_code == 409 and "re-index" in response.json()["error"]
         reindexed = httpx.post(f"{url}/api/reindex", timeout=60)
         assert reindexed.json() == {"from_version": 1, "model_version": 2, "added": 1, "errors": []}
@@ -224,16 +256,20 @@ def test_describe_and_search_use_the_stored_alpha_as_the_command_line_does(start
     # The fake model: log_likelihood -n(1 + brightness), prior -1.5n for a prompt of n words, so log_likelihood
     # prefers the short label and debiased with alpha 0.9 (n (0.35 - brightness)) the long one.
     with start_server(base_path, search=SearchOptions(str(tmp_path / "index"))) as server:
-        plain = httpx.post(f"http://127.0.0.1:{server.rest_port}/api/describe",
-                           files={"file": ("d.png", dark)}, data={"labels": "cat,big black cat"}).json()
+        plain = httpx.post(
+            f"http://127.0.0.1:{server.rest_port}/api/describe",
+            files={"file": ("d.png", dark)},
+            data={"labels": "cat,big black cat"},
+        ).json()
     assert [label["label"] for label in plain["labels"]] == ["cat", "big black cat"]
     (base_path / "1" / "assets.extra").mkdir(exist_ok=True)
     (base_path / "1" / "assets.extra" / "ranking.json").write_text('{"alpha": 0.9, "use_by_default": true}')
     (base_path / "1" / "assets.extra" / "vocabulary.txt").write_text("[pad]\n[unk]\n[start]\n[end]\na\nblack\ncat\n")
     with start_server(base_path, search=SearchOptions(str(tmp_path / "index"))) as server:
         url = f"http://127.0.0.1:{server.rest_port}"
-        stored = httpx.post(f"{url}/api/describe", files={"file": ("d.png", dark)},
-                            data={"labels": "cat,big black cat"}).json()
+        stored = httpx.post(
+            f"{url}/api/describe", files={"file": ("d.png", dark)}, data={"labels": "cat,big black cat"}
+        ).json()
         assert httpx.post(f"{url}/api/images", files={"file": ("d.png", dark)}).status_code == 201
         (found,) = httpx.get(f"{url}/search", params={"q": "a dark shape", "rank_by": "debiased"}).json()
     assert [label["label"] for label in stored["labels"]] == ["big black cat", "cat"]
@@ -241,7 +277,8 @@ def test_describe_and_search_use_the_stored_alpha_as_the_command_line_does(start
         assert row["score"] == pytest.approx(row["log_likelihood"] - 0.9 * (row["log_likelihood"] - row["pmi"]))
     # Relative confidence from the scores the labels are ranked by; the word the vocabulary lacks is named.
     assert stored["labels"][0]["confidence"] / stored["labels"][1]["confidence"] == pytest.approx(
-        np.exp(stored["labels"][0]["score"] - stored["labels"][1]["score"]), rel=1e-4)
+        np.exp(stored["labels"][0]["score"] - stored["labels"][1]["score"]), rel=1e-4
+    )
     assert [label["unknown_words"] for label in stored["labels"]] == [["big"], []]
 
 
@@ -255,10 +292,20 @@ def test_the_server_command_serves_search_docs_and_page(tmp_path, fake_export, f
     rest_port = free_port()
     log = open(tmp_path / "server.log", "w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "serving.server", f"--model_base_path={fake_export}", f"--index_dir={tmp_path / 'i'}",
-         f"--port={free_port()}", f"--rest_api_port={rest_port}"],
-        cwd=Path(__file__).resolve().parents[2], stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+        [
+            sys.executable,
+            "-m",
+            "serving.server",
+            f"--model_base_path={fake_export}",
+            f"--index_dir={tmp_path / 'i'}",
+            f"--port={free_port()}",
+            f"--rest_api_port={rest_port}",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
+    )
     try:
         wait_for_port(rest_port, process)
         url = f"http://127.0.0.1:{rest_port}"

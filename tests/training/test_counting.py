@@ -13,13 +13,16 @@ from captioning.training import counting
 from tests.helpers import TINY_MODEL, TINY_TRAINING, synthetic_dataset, train_model
 
 # Two red stars, a blue star and a green circle.
-SCENE = (("star", "red", 0.1, 0.9), ("star", "red", 0.6, 0.2), ("star", "blue", 0.9, 0.9),
-         ("circle", "green", 0.4, 0.4))
+SCENE = (
+    ("star", "red", 0.1, 0.9),
+    ("star", "red", 0.6, 0.2),
+    ("star", "blue", 0.9, 0.9),
+    ("circle", "green", 0.4, 0.4),
+)
 
 
 def test_each_object_counts_its_shape_and_its_shape_and_colour():
-    assert scene_counts.object_counts(SCENE) == [[0.1, 0.9, 3, 2], [0.6, 0.2, 3, 2], [0.9, 0.9, 3, 1],
-                                             [0.4, 0.4, 1, 1]]
+    assert scene_counts.object_counts(SCENE) == [[0.1, 0.9, 3, 2], [0.6, 0.2, 3, 2], [0.9, 0.9, 3, 1], [0.4, 0.4, 1, 1]]
 
 
 def test_counts_land_on_the_cell_of_each_centre_row_by_row():
@@ -96,15 +99,20 @@ def test_a_coco_scene_becomes_the_examples_objects_and_a_broken_one_none(tmp_pat
     from captioning.data.readers import read_coco
 
     objects = [{"color": "red", "shape": "star", "size": "small", "x": 0.25, "y": 0.75}]
-    images = [{"id": 1, "file_name": "1.png", "scene": {"objects": objects}},
-              {"id": 2, "file_name": "2.png", "scene": {"objects": [{"shape": "star"}]}},
-              {"id": 3, "file_name": "3.png", "scene": {"objects": [{**objects[0], "x": float("nan")}]}},
-              {"id": 4, "file_name": "4.png"},
-              # A crafted scene of 100,000 objects would cost 10^10 comparisons and pad every image to its size.
-              {"id": 5, "file_name": "5.png", "scene": {"objects": objects * 100_000}}]
+    images = [
+        {"id": 1, "file_name": "1.png", "scene": {"objects": objects}},
+        {"id": 2, "file_name": "2.png", "scene": {"objects": [{"shape": "star"}]}},
+        {"id": 3, "file_name": "3.png", "scene": {"objects": [{**objects[0], "x": float("nan")}]}},
+        {"id": 4, "file_name": "4.png"},
+        # A crafted scene of 100,000 objects would cost 10^10 comparisons and pad every image to its size.
+        {"id": 5, "file_name": "5.png", "scene": {"objects": objects * 100_000}},
+    ]
     path = tmp_path / "captions.json"
-    path.write_text(json.dumps({"images": images, "annotations": [
-        {"image_id": i, "caption": "a red star"} for i in (1, 2, 3, 4, 5)]}))
+    path.write_text(
+        json.dumps(
+            {"images": images, "annotations": [{"image_id": i, "caption": "a red star"} for i in (1, 2, 3, 4, 5)]}
+        )
+    )
     examples = read_coco(str(path), str(tmp_path))
     assert [e.objects for e in examples] == [(("star", "red", 0.25, 0.75),), (), (), (), ()]
 
@@ -122,8 +130,9 @@ def test_a_run_trains_the_counting_loss_down_and_checkpoints_its_head(tmp_path):
     vocabulary = Vocabulary.build([e.caption for e in examples])
     config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
     lines = []
-    trainer = Trainer(config, dataclasses.replace(LONGER_TRAINING, log_every_steps=4), vocabulary,
-                      str(tmp_path / "run"))
+    trainer = Trainer(
+        config, dataclasses.replace(LONGER_TRAINING, log_every_steps=4), vocabulary, str(tmp_path / "run")
+    )
     trainer.fit(examples, [], log=lines.append)
     losses = [float(line.split("count_loss ")[1].split()[0]) for line in lines if "count_loss" in line]
     assert len(losses) == 6 and losses[-1] < 0.9 * losses[0], lines
@@ -136,9 +145,14 @@ def test_a_run_trains_the_counting_loss_down_and_checkpoints_its_head(tmp_path):
 
 def test_train_py_says_in_one_line_why_it_trains_no_counting_loss(tmp_path):
     lines = []
-    train_model(tmp_path, dataclasses.replace(TINY_MODEL, context_heads=0),
-                dataclasses.replace(TINY_TRAINING, steps_per_epoch=2), num_images=8,
-                export=False, log=lines.append)
+    train_model(
+        tmp_path,
+        dataclasses.replace(TINY_MODEL, context_heads=0),
+        dataclasses.replace(TINY_TRAINING, steps_per_epoch=2),
+        num_images=8,
+        export=False,
+        log=lines.append,
+    )
     assert "no counting loss: the model has no cell context to train (--context_heads 0)" in lines
 
 

@@ -17,8 +17,22 @@ from tests.helpers import RERUN_ON_TF_CRASH, assert_processes, synthetic_dataset
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 600  # a safety net for a hung collective, not a time limit: TF takes minutes to start under load
 # The default image size (64): a small model, but the encoder's real grid.
-TINY_FLAGS = ["--synthetic_num_images", "40", "--embed_dim", "32", "--num_heads", "2", "--num_layers", "1",
-              "--ff_dim", "64", "--max_length", "16", "--batch_size", "8"]
+TINY_FLAGS = [
+    "--synthetic_num_images",
+    "40",
+    "--embed_dim",
+    "32",
+    "--num_heads",
+    "2",
+    "--num_layers",
+    "1",
+    "--ff_dim",
+    "64",
+    "--max_length",
+    "16",
+    "--batch_size",
+    "8",
+]
 
 # Three steps on a global batch of 8 under make_strategy(): one worker, or each of two workers with 4 examples.
 LOSSES = """
@@ -51,8 +65,9 @@ def start(command, tf_config=None, log_path=None):
     if tf_config:
         environ["TF_CONFIG"] = tf_config
     output = open(log_path, "w") if log_path else subprocess.PIPE
-    return subprocess.Popen(command, cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    return subprocess.Popen(
+        command, cwd=ROOT, env=environ, stdout=output, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
 
 
 def finish(processes, timeout=TIMEOUT):
@@ -99,8 +114,19 @@ def test_two_workers_give_the_losses_of_one_on_the_same_global_batch(tmp_path):
 
 @RERUN_ON_TF_CRASH
 def test_a_job_that_loses_a_worker_ends_and_the_same_command_resumes(tmp_path):
-    command = [sys.executable, "train.py", "--output_dir", str(tmp_path / "run"), *TINY_FLAGS, "--epochs", "1",
-               "--steps_per_epoch", "400", "--checkpoint_every", "2"]
+    command = [
+        sys.executable,
+        "train.py",
+        "--output_dir",
+        str(tmp_path / "run"),
+        *TINY_FLAGS,
+        "--epochs",
+        "1",
+        "--steps_per_epoch",
+        "400",
+        "--checkpoint_every",
+        "2",
+    ]
     configs = local_cluster(2)
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [start(command, config, log) for config, log in zip(configs, logs)]
@@ -140,9 +166,24 @@ def test_a_worker_that_fails_in_python_says_why_in_one_line_and_the_others_end_a
     broken.mkdir()
     (broken / "ckpt").write_text("not a folder")
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    workers = [start([sys.executable, "train.py", "--output_dir", str(output), *TINY_FLAGS, "--epochs", "1",
-                      "--steps_per_epoch", "2"], config, log)
-               for output, config, log in zip([tmp_path / "run", broken], local_cluster(2), logs)]
+    workers = [
+        start(
+            [
+                sys.executable,
+                "train.py",
+                "--output_dir",
+                str(output),
+                *TINY_FLAGS,
+                "--epochs",
+                "1",
+                "--steps_per_epoch",
+                "2",
+            ],
+            config,
+            log,
+        )
+        for output, config, log in zip([tmp_path / "run", broken], local_cluster(2), logs)
+    ]
     codes = finish(workers)
     outputs = [log.read_text() for log in logs]
     assert_processes(codes[0] == 1 and codes[1] != 0, *outputs)

@@ -23,8 +23,24 @@ from tests.helpers import (
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY_FLAGS = ["--synthetic_num_images", "40", "--image_size", "32", "--embed_dim", "32", "--num_heads", "2",
-              "--num_layers", "1", "--ff_dim", "64", "--max_length", "16", "--batch_size", "8"]
+TINY_FLAGS = [
+    "--synthetic_num_images",
+    "40",
+    "--image_size",
+    "32",
+    "--embed_dim",
+    "32",
+    "--num_heads",
+    "2",
+    "--num_layers",
+    "1",
+    "--ff_dim",
+    "64",
+    "--max_length",
+    "16",
+    "--batch_size",
+    "8",
+]
 
 
 def test_loss_falls_over_a_few_steps(tmp_path):
@@ -54,8 +70,9 @@ def test_several_steps_per_call_train_the_same_weights(tmp_path):
     config = dataclasses.replace(TINY_MODEL, vocab_size=len(vocabulary))
     weights = {}
     for steps_per_loop in (1, 5):  # 5: calls of 5, 1 (up to the checkpoint at 6) and 2 steps
-        training = dataclasses.replace(TINY_TRAINING, steps_per_epoch=8, checkpoint_every_steps=6,
-                                       steps_per_loop=steps_per_loop)
+        training = dataclasses.replace(
+            TINY_TRAINING, steps_per_epoch=8, checkpoint_every_steps=6, steps_per_loop=steps_per_loop
+        )
         run_dir = tmp_path / f"run{steps_per_loop}"
         trainer = Trainer(config, training, vocabulary, str(run_dir))
         trainer.fit(examples, [], log=lambda *_: None)
@@ -71,8 +88,11 @@ def logged_steps(log_dir, tag):
     import tensorflow as tf
     from tensorflow.core.util import event_pb2
 
-    events = [event_pb2.Event.FromString(record.numpy()) for path in sorted(log_dir.iterdir())
-              for record in tf.data.TFRecordDataset(str(path))]
+    events = [
+        event_pb2.Event.FromString(record.numpy())
+        for path in sorted(log_dir.iterdir())
+        for record in tf.data.TFRecordDataset(str(path))
+    ]
     return sorted(event.step for event in events for value in event.summary.value if value.tag == tag)
 
 
@@ -111,9 +131,16 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
     logs = []
     from captioning.training.run import run_training
 
-    run_training(TINY_MODEL, config, "coco", str(tmp_path / "resumed" / "data" / "annotations" / "captions.json"),
-                 str(tmp_path / "resumed" / "data" / "images"), str(tmp_path / "resumed"), log=logs.append,
-                 export=False)
+    run_training(
+        TINY_MODEL,
+        config,
+        "coco",
+        str(tmp_path / "resumed" / "data" / "annotations" / "captions.json"),
+        str(tmp_path / "resumed" / "data" / "images"),
+        str(tmp_path / "resumed"),
+        log=logs.append,
+        export=False,
+    )
     assert "resumed from checkpoint at step 5" in logs
     straight, _ = load_trained_model(str(tmp_path / "straight"))
     resumed, _ = load_trained_model(str(tmp_path / "resumed"))
@@ -122,8 +149,19 @@ def test_interrupted_training_resumes_to_the_same_weights(tmp_path):
 
 
 def test_kill_9_then_the_same_command_resumes(tmp_path):
-    command = [sys.executable, "train.py", "--output_dir", str(tmp_path), *TINY_FLAGS, "--epochs", "1",
-               "--steps_per_epoch", "400", "--checkpoint_every", "2"]
+    command = [
+        sys.executable,
+        "train.py",
+        "--output_dir",
+        str(tmp_path),
+        *TINY_FLAGS,
+        "--epochs",
+        "1",
+        "--steps_per_epoch",
+        "400",
+        "--checkpoint_every",
+        "2",
+    ]
     log_path = tmp_path / "first_run.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
@@ -134,9 +172,15 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert checkpoint_state.exists(), "no checkpoint was written before the kill:\n" + output_report(
-        log_path.read_text())
-    result = subprocess.run(command[:-4] + ["--steps_per_epoch", "400", "--max_steps", "1", "--checkpoint_every", "2"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+        log_path.read_text()
+    )
+    result = subprocess.run(
+        command[:-4] + ["--steps_per_epoch", "400", "--max_steps", "1", "--checkpoint_every", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, output_report(result.stderr)
     assert "resumed from checkpoint at step" in result.stdout
 
@@ -144,9 +188,22 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
 def test_training_with_no_usable_rows_fails_clearly(tmp_path):
     csv_path = tmp_path / "pairs.csv"
     csv_path.write_text("image_path,caption\nmissing.png,a red circle\n")
-    result = subprocess.run([sys.executable, "train.py", "--dataset", "csv", "--annotations", str(csv_path),
-                             "--output_dir", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "--dataset",
+            "csv",
+            "--annotations",
+            str(csv_path),
+            "--output_dir",
+            str(tmp_path / "out"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert "error: no usable examples for training: kept 0 of 1 rows; skipped 1: 1 missing image" in result.stderr
 
@@ -194,9 +251,22 @@ print(json.dumps(results))
 @RERUN_ON_TF_CRASH
 def test_one_replica_and_two_give_the_same_losses(tmp_path):
     annotations = synthetic_dataset(tmp_path / "data", num_images=20)
-    result = subprocess.run([sys.executable, "-X", "faulthandler", "-c", REPLICA_CHECK, annotations,
-                             str(tmp_path / "data" / "images"), str(tmp_path / "run")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-X",
+            "faulthandler",
+            "-c",
+            REPLICA_CHECK,
+            annotations,
+            str(tmp_path / "data" / "images"),
+            str(tmp_path / "run"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert_processes(result.returncode == 0, result.stderr)
     results = json.loads(result.stdout.strip().splitlines()[-1])
     one, two = results["1"], results["2"]
@@ -228,8 +298,12 @@ def test_bad_rows_are_skipped_and_counted(tmp_path):
     from captioning.data.datasets import load_examples
     from tests.helpers import write_image
 
-    rows = ["image_path,caption", f"{write_image(tmp_path / 'a.png')},a red square",
-            "missing.png,a blue circle", f"{tmp_path / 'a.png'},  ...  "]
+    rows = [
+        "image_path,caption",
+        f"{write_image(tmp_path / 'a.png')},a red square",
+        "missing.png,a blue circle",
+        f"{tmp_path / 'a.png'},  ...  ",
+    ]
     (tmp_path / "bad.jpg").write_bytes(b"not an image")
     rows.append(f"{tmp_path / 'bad.jpg'},a gray star")
     (tmp_path / "pairs.csv").write_text("\n".join(rows) + "\n")

@@ -13,13 +13,16 @@ from captioning.util import cli
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-@pytest.mark.parametrize("given, expected", [
-    ("--txt", "unknown flag --txt (did you mean --text?)"),
-    ("txt", "unknown flag --txt (did you mean --text?)"),  # absl names the flag without its dashes
-    ("--txt=a cat", "unknown flag --txt (did you mean --text?)"),
-    ("--image_pth", "unknown flag --image_pth (did you mean --image_path?)"),
-    ("--frobnicate", "unknown flag --frobnicate"),  # nothing close: no guess
-])
+@pytest.mark.parametrize(
+    "given, expected",
+    [
+        ("--txt", "unknown flag --txt (did you mean --text?)"),
+        ("txt", "unknown flag --txt (did you mean --text?)"),  # absl names the flag without its dashes
+        ("--txt=a cat", "unknown flag --txt (did you mean --text?)"),
+        ("--image_pth", "unknown flag --image_pth (did you mean --image_path?)"),
+        ("--frobnicate", "unknown flag --frobnicate"),  # nothing close: no guess
+    ],
+)
 def test_an_unknown_flag_is_named_with_the_closest_real_one(given, expected):
     assert cli.unknown_flag(given, ["--text", "--image_path", "--model_dir", "--help"]) == expected
 
@@ -45,8 +48,9 @@ def test_argparse_still_names_stray_words(capsys):
 
 
 def run_python(code: str, *arguments, **kwargs):
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code), *arguments], cwd=ROOT, text=True,
-                          timeout=120, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *arguments], cwd=ROOT, text=True, timeout=120, **kwargs
+    )
 
 
 def test_a_closed_pipe_ends_the_command_quietly():
@@ -54,10 +58,14 @@ def test_a_closed_pipe_ends_the_command_quietly():
     read_end, write_end = os.pipe()
     os.close(read_end)
     try:
-        result = run_python("""
+        result = run_python(
+            """
             from captioning.util import cli
             cli.run(lambda argv: print("a line\\n" * 100_000))
-        """, stdout=write_end, stderr=subprocess.PIPE)
+        """,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+        )
     finally:
         os.close(write_end)
     assert result.stderr == ""  # no BrokenPipeError, no "Exception ignored" at exit
@@ -66,11 +74,15 @@ def test_a_closed_pipe_ends_the_command_quietly():
 
 def test_absl_help_is_a_success():
     """absl exits with 1 after printing the help; a user asked for it and got it."""
-    result = run_python("""
+    result = run_python(
+        """
         from absl import flags
         from captioning.util import cli
         flags.DEFINE_string("text", None, "The caption to score.")
         cli.run(lambda argv: 3)
-    """, "--help", capture_output=True)
+    """,
+        "--help",
+        capture_output=True,
+    )
     assert result.returncode == 0, result.stderr
     assert "The caption to score." in result.stdout

@@ -40,9 +40,14 @@ def test_every_exception_class_belongs_to_one_kind():
     assert len(found) >= 20  # the walk reached the whole package
     # ServingError carries TF Serving's own status code instead of a kind.
     assert found.pop("serving.status.ServingError") == [[], True]
-    wrong = {name: kinds for name, (kinds, in_tree) in found.items()
-             if name.startswith("captioning.util.errors.") and not in_tree or
-             not name.startswith("captioning.util.errors.") and len(kinds) != 1}
+    wrong = {
+        name: kinds
+        for name, (kinds, in_tree) in found.items()
+        if name.startswith("captioning.util.errors.")
+        and not in_tree
+        or not name.startswith("captioning.util.errors.")
+        and len(kinds) != 1
+    }
     assert not wrong, wrong
 
 
@@ -76,9 +81,15 @@ def test_a_bug_is_not_a_user_error():
 def test_the_table_maps_every_kind_to_its_statuses():
     import grpc
 
-    assert {kind.__name__: (row.exit_code, row.http_status, row.grpc_code) for kind, row in errors.OUTCOMES.items()} \
-        == {"InvalidInput": (2, 400, "INVALID_ARGUMENT"), "NotFound": (2, 404, "NOT_FOUND"),
-            "Conflict": (2, 409, "FAILED_PRECONDITION"), "Unavailable": (2, 503, "UNAVAILABLE"),
-            "OverLimit": (2, 413, "RESOURCE_EXHAUSTED"), "Unsupported": (2, 501, "UNIMPLEMENTED")}
+    assert {
+        kind.__name__: (row.exit_code, row.http_status, row.grpc_code) for kind, row in errors.OUTCOMES.items()
+    } == {
+        "InvalidInput": (2, 400, "INVALID_ARGUMENT"),
+        "NotFound": (2, 404, "NOT_FOUND"),
+        "Conflict": (2, 409, "FAILED_PRECONDITION"),
+        "Unavailable": (2, 503, "UNAVAILABLE"),
+        "OverLimit": (2, 413, "RESOURCE_EXHAUSTED"),
+        "Unsupported": (2, 501, "UNIMPLEMENTED"),
+    }
     for row in (*errors.OUTCOMES.values(), errors.UNEXPECTED):
         assert grpc.StatusCode[row.grpc_code]  # a real code name

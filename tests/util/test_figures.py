@@ -20,9 +20,15 @@ def boxes_overlap(a, b) -> bool:
 
 def test_the_image_captions_title_clears_its_first_row(thumbnail):
     rows = 10  # more than max_pairs: the figure gets its "first 8 of 10 rows" title
-    figure = figures.image_captions_figure([thumbnail] * rows, ["a small orange square left of a large blue circle"]
-                                           * rows, [-3.2] * rows, [None] * rows, "log_likelihood", max_pairs=8,
-                                           columns=4)
+    figure = figures.image_captions_figure(
+        [thumbnail] * rows,
+        ["a small orange square left of a large blue circle"] * rows,
+        [-3.2] * rows,
+        [None] * rows,
+        "log_likelihood",
+        max_pairs=8,
+        columns=4,
+    )
     renderer = figure.canvas.get_renderer()
     figure.draw(renderer)  # the layout is settled when the figure is drawn
     title = figure._suptitle
@@ -35,7 +41,13 @@ def test_the_image_captions_title_clears_its_first_row(thumbnail):
 
 def test_image_captions_are_written_as_a_jpeg(thumbnail, tmp_path):
     path = tmp_path / "captions.jpg"
-    figures.draw_image_captions(str(path), [thumbnail, "missing.png"], ["a red star", "a blue cross"], [-2.0, 0.0],
-                                [None, "missing image"], "log_likelihood")
+    figures.draw_image_captions(
+        str(path),
+        [thumbnail, "missing.png"],
+        ["a red star", "a blue cross"],
+        [-2.0, 0.0],
+        [None, "missing image"],
+        "log_likelihood",
+    )
     with Image.open(path) as drawn:
         assert drawn.format == "JPEG"

@@ -8,13 +8,21 @@ from captioning.util.logging_setup import is_native_noise, verbose_requested
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # What an entry point does first: quieten, then import TensorFlow, which probes for CUDA; then log an error.
-SCRIPT = ("from captioning.util import cli; cli.quiet_start(); import tensorflow as tf, sys; "
-          "tf.config.list_physical_devices('GPU'); print('error: a real one', file=sys.stderr)")
+SCRIPT = (
+    "from captioning.util import cli; cli.quiet_start(); import tensorflow as tf, sys; "
+    "tf.config.list_physical_devices('GPU'); print('error: a real one', file=sys.stderr)"
+)
 
 
 def run(environ):
-    return subprocess.run([sys.executable, "-c", SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **environ})
+    return subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **environ},
+    )
 
 
 def test_tensorflow_start_up_lines_are_hidden_unless_verbose():
@@ -57,8 +65,14 @@ print(len(names), [key for key in before if before[key] != after[key]])
 
 
 def test_importing_the_library_changes_nothing_global():
-    result = subprocess.run([sys.executable, "-c", LIBRARY_IMPORT], cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"})
+    result = subprocess.run(
+        [sys.executable, "-c", LIBRARY_IMPORT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     count, changed = result.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(count) > 40 and changed == "[]"
