@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from PIL import Image
 
+from captioning.util.local_ports import free_port
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = "captioner"
 TOKEN = "attack-driver-token"
@@ -62,12 +64,6 @@ def animated_gif():
         append_images=(frames[(n + 1) % 2] for n in range(GIF_FRAMES - 1)),
     )
     return buffer.getvalue()
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rss_mb(pid):

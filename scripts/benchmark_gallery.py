@@ -14,7 +14,6 @@ each way moves.
 import argparse
 import io
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,13 +23,10 @@ from concurrent import futures
 
 import numpy as np
 
+from captioning.util import cli
+from captioning.util.local_ports import free_port, wait_for_port
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def photo(rng, width, height) -> bytes:
@@ -87,18 +83,6 @@ def fill_index(index_dir, count, width, height, distinct) -> None:
         index.close()
 
 
-def wait_for_port(port, process, seconds=300):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"error: the server stopped (exit code {process.returncode})")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    sys.exit(f"error: the server did not open port {port} within {seconds} s")
-
-
 def fetch_all(client, paths, connections) -> tuple:
     """(seconds, bytes) to GET every path over `connections` parallel connections."""
 
@@ -147,7 +131,7 @@ def main():
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for_port(rest_port, server)
+            wait_for_port(rest_port, server, timeout_seconds=300)
             limits = httpx.Limits(max_connections=args.connections)
             with httpx.Client(base_url=f"http://127.0.0.1:{rest_port}", limits=limits, timeout=300) as client:
                 rows = measure(client, args)
@@ -195,4 +179,4 @@ def measure(client, args) -> list:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.call(main))

@@ -12,7 +12,6 @@ warm-up, and it prints latency percentiles and throughput.
 import io
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,6 +30,7 @@ from PIL import Image  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 from captioning.inference import tensors  # noqa: E402
+from captioning.util.local_ports import free_port  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -38,12 +38,6 @@ HOST = "127.0.0.1"
 MODEL_NAME = "captioner"
 TEXT = "a photo of a small dog on the grass"
 STARTUP_TIMEOUT_S = 180
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def random_png(size):
@@ -57,7 +51,7 @@ class ServerProcess:
     """`python -m serving.server` on a free loopback port, stopped with SIGTERM."""
 
     def __init__(self, model_base_path, batching, extra_flags):
-        self.port = free_port()
+        self.port = free_port(HOST)
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(

@@ -10,34 +10,16 @@ search_narrow.png.
 
 import argparse
 import os
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 
 from captioning.data import synthetic
+from captioning.util import cli
+from captioning.util.local_ports import free_port, wait_for_port
 
 SEED = 7_000_003  # scenes no training run uses
 QUERY = "a red circle left of a blue square"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for_port(port, process, seconds=600):  # a loaded machine can take minutes to load TensorFlow
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"error: the server stopped (exit code {process.returncode})")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.5)
-    sys.exit(f"error: the server did not open port {port} within {seconds} s")
 
 
 def build_index(model_dir, index_dir, scene_dir, count):
@@ -150,7 +132,7 @@ def main():
             stderr=subprocess.DEVNULL,
         )
         try:
-            wait_for_port(rest_port, server)
+            wait_for_port(rest_port, server, timeout_seconds=600)
             screenshots(f"http://127.0.0.1:{rest_port}/", args.out_dir, args.window)
         finally:
             server.terminate()
@@ -163,4 +145,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(cli.call(main))

@@ -26,6 +26,8 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from captioning.util.local_ports import free_port
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUERIES = (
     "a red circle",
@@ -138,14 +140,6 @@ def problems_after(base_url, report):
     return found_problems
 
 
-def _free_port():
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model_base_path", default=None, help="Export base path (default: the fake model).")
@@ -161,7 +155,7 @@ def main():
 
             model_base_path = os.path.join(scratch, "export")
             export_fake_model(model_base_path, 1)
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
             [
                 sys.executable,

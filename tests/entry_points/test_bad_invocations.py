@@ -17,6 +17,8 @@ import textwrap
 
 import pytest
 
+from captioning.util.local_ports import free_port
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER = ["-m", "serving.server", "--port", "0"]
 SEARCH = ["-m", "captioning.search"]
@@ -150,12 +152,6 @@ CASES = [
     (["scripts/benchmark_graph_limits.py", "--beam_size", "0"], "must be at least 1"),
     (["scripts/probe_relations.py", "--model_dir", "{dir}/none"], "must name an export folder"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

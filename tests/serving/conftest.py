@@ -4,7 +4,6 @@ import contextlib
 import http.client
 import io
 import json
-import socket
 from dataclasses import dataclass
 
 import grpc
@@ -14,6 +13,7 @@ from PIL import Image
 from tensorflow_serving.apis import model_service_pb2_grpc, predict_pb2, prediction_service_pb2_grpc
 
 from captioning.inference import tensors
+from captioning.util import local_ports
 from serving.batching import BatchingOptions
 from serving.model_registry import single_model_config
 from serving.server import ModelServer, ServerOptions
@@ -151,9 +151,4 @@ def rest():
 def free_port():
     """`free_port()` -> a loopback port nobody listens on right now."""
 
-    def pick():
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            return sock.getsockname()[1]
-
-    return pick
+    return local_ports.free_port

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from captioning.inference.tensors import string_array
+from captioning.util.local_ports import wait_for_port
 from serving.model_registry import single_model_config
 from serving.server import ModelServer, ServerOptions
 from tests.fake_model import export_fake_model
@@ -90,18 +91,6 @@ def test_binds_to_loopback_by_default(start_server, fake_export):
             assert not is_open(port, host=address)
 
 
-def wait_for_port(port, process, timeout=120.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "server exited during startup"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail(f"port {port} never opened")
-
-
 def test_sigterm_finishes_in_flight_requests_and_exits_0(
     tmp_path, fake_export, free_port, grpc_stubs, predict_request, png
 ):
@@ -124,7 +113,7 @@ def test_sigterm_finishes_in_flight_requests_and_exits_0(
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
     )
     try:
-        wait_for_port(port, process)
+        wait_for_port(port, process, timeout_seconds=120)
         stubs = grpc_stubs(port)
         request = predict_request({"image_bytes": string_array([png()]), "text": string_array(["a dog"])})
         with futures.ThreadPoolExecutor(1) as pool:

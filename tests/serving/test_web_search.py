@@ -287,7 +287,7 @@ def test_the_server_command_serves_search_docs_and_page(tmp_path, fake_export, f
     import subprocess
     import sys
 
-    from tests.serving.test_lifecycle import wait_for_port
+    from captioning.util.local_ports import wait_for_port
 
     rest_port = free_port()
     log = open(tmp_path / "server.log", "w")
@@ -307,7 +307,7 @@ def test_the_server_command_serves_search_docs_and_page(tmp_path, fake_export, f
         env={**os.environ, "CUDA_VISIBLE_DEVICES": ""},
     )
     try:
-        wait_for_port(rest_port, process)
+        wait_for_port(rest_port, process, timeout_seconds=120)
         url = f"http://127.0.0.1:{rest_port}"
         assert httpx.post(f"{url}/api/images", files={"file": ("r.png", colour_png("red"))}).status_code == 201
         (found,) = httpx.get(f"{url}/search", params={"q": "a red star", "k": 5}).json()
