@@ -37,11 +37,20 @@ def define_flags() -> None:
     flags.DEFINE_integer("min_word_count", 1, "Words rarer than this in training captions map to [unk].")
     flags.DEFINE_integer("max_steps", None, "Stop after this many steps in this run (training resumes next run).")
     flags.DEFINE_bool("export", True, "Export a SavedModel when training is complete.")
+    flags.DEFINE_integer(
+        "hard_negatives_every",
+        500,
+        "Synthetic data: every N steps (at the next checkpoint), hard-negative accuracy by kind on development "
+        "scenes with the live weights, logged and kept in ckpt/hard_negatives.json (time-to-quality). 0: never.",
+    )
+    flags.DEFINE_integer("hard_negatives_scenes", 100, "Development scenes for --hard_negatives_every.")
+    flags.DEFINE_integer("hard_negatives_seed", 2024, "Their seed: never an evaluation seed.")
     cli.define_flag_validators(
         *(
             (name, lambda value: value >= 1, "must be at least 1")
-            for name in ("max_vocab_size", "min_word_count", "max_steps")
+            for name in ("max_vocab_size", "min_word_count", "max_steps", "hard_negatives_scenes")
         ),
+        ("hard_negatives_every", lambda value: value >= 0, "must be 0 (never) or more"),
         ("output_dir", lambda path: not os.path.isfile(path), "is a file: give a folder (created if missing)"),
         ("tfrecords", os.path.isdir, "must name a folder written by scripts/make_tfrecords.py"),
     )
@@ -77,6 +86,7 @@ def main(argv):
             min_word_count=FLAGS.min_word_count,
             reader_kwargs=kwargs,
             tfrecord_dir=FLAGS.tfrecords,
+            after_checkpoint=_hard_negative_curve(),
         )
     except (
         tf.errors.UnavailableError,
@@ -105,6 +115,20 @@ def main(argv):
     if export_path:
         print(f"exported SavedModel: {export_path}")
     return 0
+
+
+def _hard_negative_curve():
+    """The time-to-quality curve, measured on synthetic scenes (their captions have hard negatives by kind)."""
+    if not FLAGS.hard_negatives_every or FLAGS.dataset != "synthetic" or FLAGS.tfrecords:
+        return None
+    from captioning.evaluate.curves import HardNegativeCurve
+
+    return HardNegativeCurve(
+        os.path.join(FLAGS.output_dir, "ckpt"),
+        FLAGS.hard_negatives_every,
+        num_scenes=FLAGS.hard_negatives_scenes,
+        seed=FLAGS.hard_negatives_seed,
+    )
 
 
 def run() -> None:

@@ -3,6 +3,7 @@
 import dataclasses
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -175,7 +176,9 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
         log_path.read_text()
     )
     result = subprocess.run(
-        command[:-4] + ["--steps_per_epoch", "400", "--max_steps", "1", "--checkpoint_every", "2"],
+        command[:-4]
+        + ["--steps_per_epoch", "400", "--max_steps", "1", "--checkpoint_every", "2"]
+        + ["--hard_negatives_every", "1", "--hard_negatives_scenes", "4"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -183,6 +186,9 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
     )
     assert result.returncode == 0, output_report(result.stderr)
     assert "resumed from checkpoint at step" in result.stdout
+    # The time-to-quality curve: measured at the run's last checkpoint, logged and kept.
+    assert re.search(r"hard negatives at step \d+ \(4 scenes of seed 2024\): \w+ [\d.]+", result.stdout)
+    assert (tmp_path / "ckpt" / "hard_negatives.json").exists()
 
 
 def test_training_with_no_usable_rows_fails_clearly(tmp_path):
