@@ -375,6 +375,31 @@ def test_a_wrong_program_or_flag_is_reported(problems):
     assert problems[1] == set(range(len(PLANTED)))
 
 
+def test_the_training_flags_table_names_every_flag_of_train_py_and_no_other():
+    """docs/training.md's tables (rows whose first cell names flags) against `train.py --helpfull`: a flag added to
+    the code, or one renamed or removed from it, fails here until the table says so."""
+    helpfull = subprocess.run(
+        [sys.executable, "train.py", "--helpfull"], cwd=REPO, capture_output=True, text=True, timeout=300
+    ).stdout
+    real, project, section = set(), set(), ""
+    for line in helpfull.splitlines():
+        if re.fullmatch(r"\S+:", line):
+            section = line
+        elif found := re.match(r"  --(?:\[no\])?(\w+):", line):
+            real.add(found[1])
+            if section.startswith("captioning."):
+                project.add(found[1])
+    documented = {
+        name
+        for line in (DOCS / "training.md").read_text().splitlines()
+        if line.startswith("| `--")
+        for name in re.findall(r"`--(\w+)`", line.split("|")[1])
+    }
+    assert len(project) > 40 and "hard_negatives_every" in project  # the help was read
+    assert documented - real == set(), "documented but not a flag of train.py"
+    assert project - documented == set(), "flags of train.py missing from docs/training.md's tables"
+
+
 def test_readme_starts_with_the_two_set_up_commands():
     first = shell_lines(README)[:2]
     assert [line.split("#")[0].strip() for _, line in first] == [
