@@ -161,20 +161,27 @@ def measure(client, args) -> list:
     thumbnails = [f"/api/images/{image_id}/thumbnail" for image_id in ids]
     originals = [f"/api/images/{image_id}/file" for image_id in ids]
     cold = fetch_all(client, thumbnails, args.connections)
+    # Interleaved, one run of each in turn, so that every kind of request sees the same load on a shared machine.
+    kinds = {
+        "listing": ([f"/api/gallery?limit={args.images}"], 1),
+        "thumbnails": (thumbnails, args.connections),
+        "originals": (originals, args.connections),
+        "first_screen": (["/api/gallery?limit=24", *thumbnails[:24]], args.connections),
+    }
+    runs = {name: [] for name in kinds}
+    for _ in range(args.repeats):
+        for name, (paths, connections) in kinds.items():
+            runs[name].append(fetch_all(client, paths, connections))
 
-    def median(paths):
-        runs = [fetch_all(client, paths, args.connections) for _ in range(args.repeats)]
-        return statistics.median(seconds for seconds, _ in runs), runs[0][1]
+    def median(name):
+        return statistics.median(seconds for seconds, _ in runs[name]), runs[name][0][1]
 
-    listing_runs = [fetch_all(client, [f"/api/gallery?limit={args.images}"], 1) for _ in range(args.repeats)]
-    warm, originals_run = median(thumbnails), median(originals)
-    first_screen = median(["/api/gallery?limit=24", *thumbnails[:24]])
     return [
-        ("gallery listing (JSON of every image)", statistics.median(s for s, _ in listing_runs), listing_runs[0][1]),
-        ("every thumbnail, from the cache", *warm),
+        ("gallery listing (JSON of every image)", *median("listing")),
+        ("every thumbnail, from the cache", *median("thumbnails")),
         ("every thumbnail, made on first request", *cold),
-        ("every original file", *originals_run),
-        ("first screen: a page of 24 and its thumbnails", *first_screen),
+        ("every original file", *median("originals")),
+        ("first screen: a page of 24 and its thumbnails", *median("first_screen")),
     ]
 
 
