@@ -27,6 +27,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
 from tensorflow_serving.apis import model_service_pb2_grpc, prediction_service_pb2_grpc  # noqa: E402
 
 from captioning.search.images import ImageLimits  # noqa: E402
+from captioning.search.retrieval import POOR_MATCH_MEAN_LOG_PROB  # noqa: E402
 from captioning.util.errors import CaptioningError  # noqa: E402
 from captioning.util.memory import keep_freed_memory  # noqa: E402
 from serving.batching import BatchingOptions  # noqa: E402
@@ -74,6 +75,7 @@ class SearchOptions:
     qdrant_url: str | None = None  # a Qdrant server instead of embedded Qdrant in index_dir
     allow_private_urls: bool = False  # let URL adds reach loopback/private/link-local hosts
     limits: SearchLimits = field(default_factory=SearchLimits)
+    poor_match_mean_log_prob: float = POOR_MATCH_MEAN_LOG_PROB  # the page's "nothing matches well" below this
 
 
 class ModelServer:
@@ -220,6 +222,7 @@ def _search_service(options, registry, predictor):
             fetch,
             limits=limits,
             image_limits=predictor.limits.image,
+            poor_match_mean_log_prob=options.poor_match_mean_log_prob,
         )
     try:
         check_reachable(service.index, options.qdrant_url)
@@ -273,6 +276,12 @@ flags.DEFINE_string(
 )
 flags.DEFINE_string("qdrant_url", None, "With --index_dir: keep the vectors in this Qdrant server or cluster.")
 flags.DEFINE_boolean("allow_private_urls", False, "Let images be added from loopback, private and link-local URLs.")
+flags.DEFINE_float(
+    "poor_match_mean_log_prob",
+    POOR_MATCH_MEAN_LOG_PROB,
+    "The search page says nothing matches well when the best result's log-likelihood per token is below this "
+    "(measure a model's own with scripts/poor_match.py).",
+)
 # What one request may cost (docs/serving.md, "Limits and security").
 flags.DEFINE_integer(
     "max_rows_per_call", RequestLimits.max_rows_per_call, "Most rows of any input of one signature call."
@@ -458,6 +467,7 @@ def options_from_flags():
                 FLAGS.url_timeout_seconds,
                 FLAGS.max_concurrent_fetches,
             ),
+            FLAGS.poor_match_mean_log_prob,
         )
         if FLAGS.index_dir
         else None,

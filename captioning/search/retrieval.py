@@ -20,6 +20,10 @@ from captioning.inference import ranking
 from captioning.util.errors import InvalidInput
 
 DEFAULT_CANDIDATES = 64
+# Below this log-likelihood per token (mean_log_prob) of the best result, nothing in the collection describes the
+# query well: the search page says so. On the default model (scripts/poor_match.py): a collected scene's caption
+# -0.1 to -0.4, one of its objects named alone down to -2.3, texts from outside the model's world -5 and below.
+POOR_MATCH_MEAN_LOG_PROB = -4.0
 STAGE2_WAYS = ("auto", "features", "images")
 RANK_BY = ("log_likelihood", "debiased")
 _MEASURED_QUERIES = 2  # the first call of a signature pays for warm-up; the second is the measurement
@@ -39,8 +43,8 @@ class Searcher:
     def search(
         self, text: str, k: int = 10, candidates: int = DEFAULT_CANDIDATES, rank_by: str = "log_likelihood"
     ) -> list:
-        """The best `k` images for `text`, best first: dicts of id, source, contrastive, log_likelihood, pmi,
-        score (the rank_by value) and payload."""
+        """The best `k` images for `text`, best first: dicts of id, source, contrastive, log_likelihood,
+        mean_log_prob, pmi, score (the rank_by value) and payload."""
         if caption_problem(text):
             raise QueryError("the query has no words to search for")
         if k < 1 or candidates < 1:
@@ -59,6 +63,7 @@ class Searcher:
                 "source": hit.payload["source"],
                 "contrastive": hit.score,
                 "log_likelihood": float(scores["log_likelihood"][n]),
+                "mean_log_prob": float(scores["mean_log_prob"][n]),
                 "pmi": float(scores["pmi"][n]),
                 "score": float(chosen[n]),
                 "payload": hit.payload,

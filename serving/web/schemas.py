@@ -12,6 +12,7 @@ class SearchResult(BaseModel):
     source: str = Field(description="Where the image came from: a path, a URL, or upload:<file name>.")
     contrastive: float = Field(description="Cosine similarity of the image and text embeddings (stage 1).")
     log_likelihood: float = Field(description="log P(text | image), the caption log-likelihood (stage 2).")
+    mean_log_prob: float = Field(description="log_likelihood per token: comparable across texts of any length.")
     pmi: float
     score: float = Field(description="The score the results are ranked by (rank_by).")
     payload: dict
@@ -30,6 +31,9 @@ class Limits(BaseModel):
     max_labels: int
     max_results: int
     fetches_private_urls: bool = Field(description="Whether URLs on loopback or private addresses are fetched.")
+    poor_match_mean_log_prob: float = Field(
+        description="Below this mean_log_prob of the best result, the page says nothing matches the query well."
+    )
 
 
 class AddedImage(BaseModel):

@@ -23,7 +23,7 @@ from captioning.search.images import ImageLimits
 from captioning.search.index import ImageIndex
 from captioning.search.indexing import Indexer
 from captioning.search.locks import IdLocks
-from captioning.search.retrieval import QueryError, Searcher
+from captioning.search.retrieval import POOR_MATCH_MEAN_LOG_PROB, QueryError, Searcher
 from captioning.search.search_model import SearchModel
 from captioning.search.thumbnails import THUMBNAIL_SIZE
 from captioning.util.errors import Unavailable
@@ -82,12 +82,14 @@ class SearchService:
         stage2="auto",
         limits=SearchLimits(),
         image_limits=ImageLimits(),
+        poor_match_mean_log_prob=POOR_MATCH_MEAN_LOG_PROB,
     ):
         self._registry, self._predictor, self._model_name = registry, predictor, model_name
         self.index = ImageIndex(index_dir, qdrant_url)
         self.fetch_options = fetch_options
         self.limits = limits
         self.image_limits = image_limits
+        self.poor_match_mean_log_prob = poor_match_mean_log_prob
         self._stage2 = stage2
         self._searchers = {}  # version -> Searcher, which keeps its stage-2 measurements
         self._lock = threading.Lock()
@@ -185,6 +187,7 @@ class SearchService:
             "max_labels": self.limits.max_labels,
             "max_results": self.limits.max_results,
             "fetches_private_urls": self.fetch_options.allow_private,
+            "poor_match_mean_log_prob": self.poor_match_mean_log_prob,
         }
 
     def list(self, offset, limit):

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from captioning.search.images import ImageLimits
+from captioning.search.retrieval import POOR_MATCH_MEAN_LOG_PROB
 from serving.limits import RequestLimits, SearchLimits
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -26,7 +27,8 @@ import serving.server as server
 flags.FLAGS(["server", *sys.argv[1:]])
 options = server.options_from_flags()
 print(json.dumps({"defaults": {name: flags.FLAGS[name].default for name in flags.FLAGS},
-                  "request": dataclasses.asdict(options.limits), "search": dataclasses.asdict(options.search.limits)}))
+                  "request": dataclasses.asdict(options.limits), "search": dataclasses.asdict(options.search.limits),
+                  "poor_match": options.search.poor_match_mean_log_prob}))
 """
 
 
@@ -50,6 +52,7 @@ def test_every_limit_has_a_flag_with_its_default_and_its_value_reaches_the_optio
             "--index_dir",
             str(tmp_path / "index"),
             *(f"--{name}={value}" for name, value in given.items()),
+            "--poor_match_mean_log_prob=-2.5",
         ],
         cwd=ROOT,
         capture_output=True,
@@ -60,6 +63,7 @@ def test_every_limit_has_a_flag_with_its_default_and_its_value_reaches_the_optio
     report = json.loads(result.stdout.strip().splitlines()[-1])
     for name, _, field in limit_flags():
         assert report["defaults"][name] == field.default, name
+    assert report["defaults"]["poor_match_mean_log_prob"] == POOR_MATCH_MEAN_LOG_PROB and report["poor_match"] == -2.5
     request, search = report["request"], report["search"]
     image = request.pop("image")
     assert {**request, **image} == {

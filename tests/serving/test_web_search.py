@@ -62,6 +62,8 @@ def test_search_returns_both_scores_best_first(http, colour_ids):
     (red,) = response.json()
     assert red["id"] == colour_ids["red"] and red["source"] == "upload:red.png"
     assert red["contrastive"] > 0.9 and red["log_likelihood"] < 0
+    # Per token, the fake model's three-word query: comparable across texts, what the page's notice reads.
+    assert red["mean_log_prob"] == pytest.approx(red["log_likelihood"] / 3, rel=1e-5)
     rows = http.get("/search", params={"q": "a blue cross", "k": 5}).json()
     assert len(rows) == 5
     assert [r["log_likelihood"] for r in rows] == sorted((r["log_likelihood"] for r in rows), reverse=True)
@@ -182,6 +184,7 @@ def test_the_page_can_read_the_limits(http):
         "max_labels": 100,
         "max_results": 100,
         "fetches_private_urls": True,
+        "poor_match_mean_log_prob": -4.0,
     }
 
 

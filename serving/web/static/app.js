@@ -6,9 +6,6 @@
 
 const $ = (id) => document.getElementById(id);
 const GALLERY_PAGE = 24;
-// Below this cosine between the query and the best image, nothing in the collection is a good match: unrelated
-// texts score near 0, texts describing an indexed scene 0.3 and more (docs/search.md).
-const POOR_MATCH = 0.2;
 const MEANING = {
   log_likelihood: "log P(text | image): how likely the model is to write exactly this text as the caption of " +
     "this image. Closer to 0 is better; results are ranked by it (stage 2).",
@@ -17,7 +14,11 @@ const MEANING = {
   similarity: "Cosine similarity (-1 to 1) of the two images' embeddings. Higher is more alike.",
   caption: "log P(caption | image) of this generated caption: closer to 0 is better.",
 };
-let limits = { max_upload_bytes: 20 * 2 ** 20, max_image_pixels: 40e6, fetches_private_urls: false };
+// Until /api/limits answers. poor_match_mean_log_prob: below this log-likelihood per token of the best result,
+// nothing in the collection describes the query well (the server's --poor_match_mean_log_prob, docs/search.md).
+let limits = {
+  max_upload_bytes: 20 * 2 ** 20, max_image_pixels: 40e6, fetches_private_urls: false, poor_match_mean_log_prob: -4,
+};
 let galleryNext = null; // `before` of the next gallery page, or null when it is all shown
 let searchNumber = 0; // answers to an older search are dropped
 let shownQuery = null; // the query whose results are on the page
@@ -222,7 +223,7 @@ $("search-form").addEventListener("submit", (event) => {
       const rows = await call(`/search?${new URLSearchParams({ q: query, k: $("k").value })}`);
       if (number !== searchNumber) return;
       shownQuery = query;
-      const poor = rows.length > 0 && Math.max(...rows.map((row) => row.contrastive)) < POOR_MATCH;
+      const poor = rows.length > 0 && rows[0].mean_log_prob < limits.poor_match_mean_log_prob;
       showResults(`Results for “${query}”`, rows.map((row, n) => resultCard(row, n + 1)), poor
         ? `Nothing in the collection matches “${query}” well: these are the closest images, none is a good match.`
         : "");
