@@ -5,6 +5,7 @@ embedded index of earlier versions (qdrant-client's local mode), and float16 vs 
     python scripts/benchmark_index.py --model_dir checkpoints/export --parts index,features --vectors 100000
     python scripts/benchmark_index.py --model_dir checkpoints/export --parts million --million 1000000
     python scripts/benchmark_index.py --parts levers --lever_vectors 100000
+    python scripts/benchmark_index.py --parts levers --lever_vectors 1000000 --levers "as before"
 
 What it measures, in one process per part (a part's peak memory is its own):
 
@@ -394,7 +395,11 @@ def run_levers(args):
     )
     print("| change | setting | stage-1 p50 ms | scan p50 ms | ratio | recall@10 | build s | index RSS MB |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for build, searches in LEVERS:
+    chosen = args.levers.split(",") if args.levers else [build["change"] for build, _ in LEVERS]
+    unknown = set(chosen) - {build["change"] for build, _ in LEVERS}
+    if unknown:
+        sys.exit(f"error: --levers: no lever named {', '.join(sorted(unknown))}")
+    for build, searches in (lever for lever in LEVERS if lever[0]["change"] in chosen):
 
         def row(line, build=build):
             if "stage1" in line:
@@ -797,6 +802,9 @@ def main():
     parser.add_argument("--ef", default="64,128,256,512", help="HNSW search-time ef values to measure.")
     parser.add_argument("--lever_vectors", type=int, default=100_000, help="Vectors for the levers part.")
     parser.add_argument("--dim", type=int, default=128, help="Vector width for the levers part.")
+    parser.add_argument(
+        "--levers", default="", help="Only these levers, by their change (e.g. 'as before,int8 codes'); all when empty."
+    )
     parser.add_argument("--candidates", type=int, default=16, help="Stage-1 K of the levers and million parts.")
     parser.add_argument(
         "--build_timeout",

@@ -67,3 +67,18 @@ def test_every_part_prints_its_table(tmp_path):
     assert re.search(r"\| ef 128, rescore x2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 1\.000 \|", out)
     assert re.search(r"\n\| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| 1\.000 \|\n", out)  # whole query
     assert [path.name for path in tmp_path.iterdir() if path.name.startswith("benchmark_")] == []  # cleaned up
+
+
+def test_levers_can_be_chosen_by_name_and_a_wrong_name_is_refused(tmp_path):
+    command = [sys.executable, "scripts/benchmark_index.py", "--parts", "levers", "--lever_vectors", "300"]
+    common = ["--queries", "5", "--work_dir", str(tmp_path)]
+    run = subprocess.run(
+        [*command, *common, "--levers", "as before"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    changes = re.findall(r"^\| ([a-z0-9 ]+) \| m \d+", run.stdout, re.M)
+    assert changes and set(changes) == {"as before"}
+    wrong = subprocess.run(
+        [*command, *common, "--levers", "as before,int9 codes"], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert wrong.returncode == 1 and wrong.stderr.strip() == "error: --levers: no lever named int9 codes"
