@@ -49,6 +49,7 @@ import warnings
 import numpy as np
 
 from captioning.data import scene_captions, synthetic
+from captioning.util import cli
 from captioning.util.memory import peak_memory_mb
 
 REAL_SEED = 7_000_002  # scenes no training run uses (training: --seed and --seed + 1)
@@ -815,6 +816,7 @@ def main():
     parser.add_argument("--work_dir", default=None, help="Where the temporary indexes go (default: the temp dir).")
     parser.add_argument("--shard_child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    cli.quiet_start()  # TensorFlow loads later: its start-up lines stay off the table
     args.ef = [int(ef) for ef in args.ef.split(",")]
     if args.shard_child:
         shard_child(args.shard_child)
