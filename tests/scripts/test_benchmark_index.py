@@ -58,7 +58,7 @@ def test_every_part_prints_its_table(tmp_path):
     ):
         assert heading in out
     # Exact search finds exactly what a numpy scan finds.
-    assert re.search(r"\| exact \| [\d.]+ \| [\d.]+ \| 1\.000 \| 1\.000 \|", out)
+    assert re.search(r"\| exact \| [\d.]+ \| [\d.]+ \| 1\.000 \| 1\.000 \| 1\.000 \|", out)  # rows and images
     assert re.search(r"\| float16 \| \d+ KB \| [\d.]+ \| [\d.]+ \|", out)
     assert "| HNSW, ef 64 |" in out
     # Every lever has its rows (timed against the numpy scan, recall against it), the chosen settings theirs.
