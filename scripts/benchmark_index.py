@@ -49,6 +49,7 @@ import warnings
 import numpy as np
 
 from captioning.data import scene_captions, synthetic
+from captioning.search.engine import search_ef
 from captioning.util import cli
 from captioning.util.memory import peak_memory_mb
 
@@ -217,7 +218,7 @@ def run_index(model, args):
     started = time.perf_counter()
     index.optimize(version)
     build_seconds = time.perf_counter() - started
-    default_ef = edge_engine.SEARCH_EF
+    default_ef = search_ef(index.count(version), 64)
     for ef in args.ef:
         stage1[f"HNSW, ef {ef}"] = stage1_figures(
             searching(edge_engine.search_params(64, ef)), text_vectors, exact_top, image_of
@@ -458,13 +459,14 @@ def run_million(model, args):
     print("|---|---:|---:|---:|---:|---:|---:|")
     from captioning.search import edge_engine
 
-    chosen = {"ef": edge_engine.SEARCH_EF, "rescore": True, "oversampling": edge_engine.OVERSAMPLING}
+    chosen_ef = search_ef(len(vectors), args.candidates)  # what the index uses at this size
+    chosen = {"ef": chosen_ef, "rescore": True, "oversampling": edge_engine.OVERSAMPLING}
     searches = (
-        [{"ef": "adaptive", "ignore": True}, {"ef": edge_engine.SEARCH_EF, "ignore": True}]
+        [{"ef": "adaptive", "ignore": True}, {"ef": chosen_ef, "ignore": True}]
         + [
             {"ef": ef, "rescore": True, "oversampling": edge_engine.OVERSAMPLING}
             for ef in ("adaptive", 64, 128, 256)
-            if ef != edge_engine.SEARCH_EF
+            if ef != chosen_ef
         ]
         + [chosen]
     )

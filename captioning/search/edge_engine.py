@@ -49,6 +49,7 @@ from captioning.search.engine import (
     SEARCH_EF,
     Hit,
     IndexBusyError,
+    SearchEf,
     collection_name,
 )
 
@@ -63,7 +64,7 @@ INT8_CODES = ScalarQuantizationConfig(type=ScalarType.Int8, quantile=INT8_QUANTI
 
 
 def search_params(limit: int, ef: int = SEARCH_EF) -> SearchParams:
-    """A query's parameters: the fixed ef (at least the limit), int8 candidates rescored in float."""
+    """A query's parameters: the walk's ef (at least the limit), int8 candidates rescored in float."""
     return SearchParams(
         hnsw_ef=max(ef, limit), quantization=QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
     )
@@ -91,6 +92,7 @@ class EdgeEngine:
         # One call at a time: the bindings hold the GIL through most calls anyway, and a lock keeps the
         # open-or-create of a shard from racing.
         self._lock = threading.RLock()
+        self._ef = SearchEf(self.count)
 
     def close(self) -> None:
         with self._lock:
@@ -155,6 +157,7 @@ class EdgeEngine:
         ]
         with self._lock:
             self._shard(version, vectors.shape[1]).update(UpdateOperation.upsert_points(points))
+            self._ef.forget(version)
 
     def search(self, version: int, vector: np.ndarray, limit: int) -> list:
         with self._lock:
@@ -166,7 +169,7 @@ class EdgeEngine:
                     query=Query.Nearest(np.asarray(vector, np.float32).tolist()),
                     limit=limit,
                     with_payload=True,
-                    params=search_params(limit),
+                    params=search_params(limit, self._ef(version, limit)),
                 )
             )
         return [Hit(str(p.id), float(p.score), p.payload) for p in found]
@@ -184,6 +187,7 @@ class EdgeEngine:
             shard = self._shard(version)
             if ids and shard is not None:
                 shard.update(UpdateOperation.delete_points(ids))
+                self._ef.forget(version)
 
     def scroll(self, version: int, offset: str = None, limit: int = 100, with_vectors: bool = False) -> tuple:
         with self._lock:

@@ -7,6 +7,7 @@ both to the protocol).
 """
 
 import dataclasses
+import time
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -19,14 +20,39 @@ COLLECTION_PREFIX = "images_v"
 # Qdrant compares order values as float64, exact only below 2**53.
 ORDER_FIELD = "added_us"
 
-# How both engines build and search a collection, chosen by scripts/benchmark_index.py --parts levers
-# (docs/benchmarks.md, "Index levers"): a search ef growing with the collection (2,500 at 1,000,000) cost more than
-# the graph saves, and past a few hundred a walk costs as much as a scan; a fixed ef on int8 codes, the candidates
-# rescored in float, kept recall@10 at 1.000 at 100,000.
+# How both engines build and search a collection, chosen by scripts/benchmark_index.py (docs/benchmarks.md,
+# "Index levers"): on float vectors a search ef of one per 400 images (2,500 at 1,000,000) cost as much as a scan;
+# on int8 codes, the candidates rescored in float, ef 128 keeps recall@10 at 1.000 at 100,000 and at 1,000,000 for
+# queries near stored images. Caption queries lie further from the images: at 1,000,000 ef 128 found 0.82 of the
+# exact top 16's images, ef 1,024 0.985 in 2.0 ms (the exact scan: 47 ms). So ef grows with the collection past
+# 128,000 images, one per 1,000, up to 1,024.
 HNSW_M, HNSW_EF_CONSTRUCT = 16, 128
-SEARCH_EF = 128  # candidates the graph walk keeps (at least the query's limit), whatever the collection's size
+SEARCH_EF, MAX_SEARCH_EF, IMAGES_PER_EF = 128, 1_024, 1_000
+EF_STALE_SECONDS = 60.0  # another process may write to a server's collection: its size is recounted this often
 INT8_QUANTILE = 0.99  # int8 codes span this quantile of the values: a few outliers do not stretch the scale
 OVERSAMPLING = 2.0  # int8 candidates per result, rescored with the float vectors, so codes cost no recall
+
+
+def search_ef(points: int, limit: int) -> int:
+    """Candidates the graph walk keeps for a collection of `points`: at least the query's limit."""
+    return max(limit, min(MAX_SEARCH_EF, max(SEARCH_EF, points // IMAGES_PER_EF)))
+
+
+class SearchEf:
+    """search_ef for each version's collection, its size counted once and kept: recounted after this process
+    writes to it (`forget`) and at least every EF_STALE_SECONDS."""
+
+    def __init__(self, count):
+        self._count, self._known = count, {}
+
+    def __call__(self, version: int, limit: int) -> int:
+        known = self._known.get(version)
+        if known is None or time.monotonic() - known[1] > EF_STALE_SECONDS:
+            known = self._known[version] = (self._count(version), time.monotonic())
+        return search_ef(known[0], limit)
+
+    def forget(self, version: int) -> None:
+        self._known.pop(version, None)
 
 
 class ModelVersionError(Conflict):

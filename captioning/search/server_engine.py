@@ -19,8 +19,8 @@ from captioning.search.engine import (
     INT8_QUANTILE,
     ORDER_FIELD,
     OVERSAMPLING,
-    SEARCH_EF,
     Hit,
+    SearchEf,
     collection_name,
 )
 
@@ -31,6 +31,7 @@ class ServerEngine:
         self._ordered = set()  # collections known to have the gallery's order index
         # Local mode (the tests' stand-in) is not thread-safe; a server is, but one lock keeps both the same.
         self._lock = threading.RLock()
+        self._ef = SearchEf(self.count)
 
     @classmethod
     def connect(cls, url: str) -> "ServerEngine":
@@ -115,12 +116,13 @@ class ServerEngine:
         ]
         with self._lock:
             self.client.upsert(self._ensure_collection(version, vectors.shape[1]), points, wait=True)
+            self._ef.forget(version)
 
     def search(self, version: int, vector: np.ndarray, limit: int) -> list:
         from qdrant_client import models
 
         params = models.SearchParams(
-            hnsw_ef=max(SEARCH_EF, limit),
+            hnsw_ef=self._ef(version, limit),
             quantization=models.QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING),
         )
         with self._lock:
@@ -149,6 +151,7 @@ class ServerEngine:
         with self._lock:
             if ids and self._exists(version):
                 self.client.delete(collection_name(version), models.PointIdsList(points=list(ids)), wait=True)
+                self._ef.forget(version)
 
     def scroll(self, version: int, offset: str = None, limit: int = 100, with_vectors: bool = False) -> tuple:
         with self._lock:
