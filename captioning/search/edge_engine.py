@@ -92,7 +92,7 @@ class EdgeEngine:
         # One call at a time: the bindings hold the GIL through most calls anyway, and a lock keeps the
         # open-or-create of a shard from racing.
         self._lock = threading.RLock()
-        self._ef = SearchEf(self.count)
+        self._ef = SearchEf(lambda version: self.versions(exact=False).get(version, 0))
 
     def close(self) -> None:
         with self._lock:
@@ -126,14 +126,14 @@ class EdgeEngine:
             optimizers=EdgeOptimizersConfig(indexing_threshold=threshold),
         )
 
-    def versions(self) -> dict:
+    def versions(self, exact: bool = True) -> dict:
         with self._lock:
             found = {}
             for name in os.listdir(self.folder):
                 match = re.fullmatch(COLLECTION_PREFIX + r"(\d+)", name)
                 shard = self._shard(int(match.group(1))) if match else None
                 if shard is not None:
-                    found[int(match.group(1))] = shard.count(CountRequest(exact=True))
+                    found[int(match.group(1))] = shard.count(CountRequest(exact=exact))
             return found
 
     def count(self, version: int) -> int:

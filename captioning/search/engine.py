@@ -74,8 +74,9 @@ class Hit:
 class IndexEngine(Protocol):
     """One vector collection per model version (collection_name), points keyed by image id."""
 
-    def versions(self) -> dict:
-        """{version: point count} of every collection."""
+    def versions(self, exact: bool = True) -> dict:
+        """{version: point count} of every collection. An exact count reads every segment (80 ms at 1,000,000
+        points); `exact=False` takes the segments' own totals, which may still hold deleted points."""
 
     def count(self, version: int) -> int:
         """Points of the version's collection (0 when it has none)."""

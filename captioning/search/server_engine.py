@@ -31,7 +31,7 @@ class ServerEngine:
         self._ordered = set()  # collections known to have the gallery's order index
         # Local mode (the tests' stand-in) is not thread-safe; a server is, but one lock keeps both the same.
         self._lock = threading.RLock()
-        self._ef = SearchEf(self.count)
+        self._ef = SearchEf(lambda version: self.versions(exact=False).get(version, 0))
 
     @classmethod
     def connect(cls, url: str) -> "ServerEngine":
@@ -46,11 +46,11 @@ class ServerEngine:
     def _exists(self, version: int) -> bool:
         return self.client.collection_exists(collection_name(version))
 
-    def versions(self) -> dict:
+    def versions(self, exact: bool = True) -> dict:
         with self._lock:
             names = [c.name for c in self.client.get_collections().collections]
             return {
-                int(m.group(1)): self.client.count(name, exact=True).count
+                int(m.group(1)): self.client.count(name, exact=exact).count
                 for name in names
                 if (m := re.fullmatch(COLLECTION_PREFIX + r"(\d+)", name))
             }

@@ -299,3 +299,15 @@ def test_push_copies_a_collection_in_batches_and_resumes(tmp_path, search_model,
     finally:
         index.close()
         server.close()
+
+
+def test_a_search_never_counts_exactly(index, monkeypatch):
+    """An exact count reads every segment (80 ms at a million points): the version check before every search and
+    the size behind its ef take the segments' totals."""
+    exact_counts = []
+    versions = index.engine.versions
+    monkeypatch.setattr(index.engine, "versions", lambda exact=True: exact_counts.append(exact) or versions(exact))
+    add_numbered(index, clustered(50, 8, np.random.default_rng(1)))
+    index.check_version(1)
+    index.search(1, np.ones(8, np.float32), 5)
+    assert exact_counts and not any(exact_counts)
