@@ -46,7 +46,6 @@ from captioning.search.engine import (
     INT8_QUANTILE,
     ORDER_FIELD,
     OVERSAMPLING,
-    SEARCH_EF,
     Hit,
     IndexBusyError,
     SearchEf,
@@ -63,7 +62,7 @@ BUILD_SECONDS_PER_VECTOR = 0.0013  # measured at 100,000 (133 s): for the CLI's 
 INT8_CODES = ScalarQuantizationConfig(type=ScalarType.Int8, quantile=INT8_QUANTILE, memory=Memory.Pinned)
 
 
-def search_params(limit: int, ef: int = SEARCH_EF) -> SearchParams:
+def search_params(limit: int, ef: int) -> SearchParams:
     """A query's parameters: the walk's ef (at least the limit), int8 candidates rescored in float."""
     return SearchParams(
         hnsw_ef=max(ef, limit), quantization=QuantizationSearchParams(rescore=True, oversampling=OVERSAMPLING)
@@ -92,7 +91,7 @@ class EdgeEngine:
         # One call at a time: the bindings hold the GIL through most calls anyway, and a lock keeps the
         # open-or-create of a shard from racing.
         self._lock = threading.RLock()
-        self._ef = SearchEf(lambda version: self.versions(exact=False).get(version, 0))
+        self._ef = SearchEf(self.versions)
 
     def close(self) -> None:
         with self._lock:

@@ -40,15 +40,16 @@ def search_ef(points: int, limit: int) -> int:
 
 class SearchEf:
     """search_ef for each version's collection, its size counted once and kept: recounted after this process
-    writes to it (`forget`) and at least every EF_STALE_SECONDS."""
+    writes to it (`forget`) and at least every EF_STALE_SECONDS. `versions` is an engine's
+    IndexEngine.versions; the segments' own totals are close enough to choose ef."""
 
-    def __init__(self, count):
-        self._count, self._known = count, {}
+    def __init__(self, versions):
+        self._versions, self._known = versions, {}
 
     def __call__(self, version: int, limit: int) -> int:
         known = self._known.get(version)
         if known is None or time.monotonic() - known[1] > EF_STALE_SECONDS:
-            known = self._known[version] = (self._count(version), time.monotonic())
+            known = self._known[version] = (self._versions(exact=False).get(version, 0), time.monotonic())
         return search_ef(known[0], limit)
 
     def forget(self, version: int) -> None:

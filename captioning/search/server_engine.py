@@ -31,7 +31,7 @@ class ServerEngine:
         self._ordered = set()  # collections known to have the gallery's order index
         # Local mode (the tests' stand-in) is not thread-safe; a server is, but one lock keeps both the same.
         self._lock = threading.RLock()
-        self._ef = SearchEf(lambda version: self.versions(exact=False).get(version, 0))
+        self._ef = SearchEf(self.versions)
 
     @classmethod
     def connect(cls, url: str) -> "ServerEngine":

@@ -97,23 +97,23 @@ def test_search_ef_grows_past_128_000_images_up_to_1024_and_is_at_least_the_limi
     assert [search_ef(points, 16) for points in (500_000, 1_000_000, 5_000_000)] == [500, 1_000, MAX_SEARCH_EF]
     assert search_ef(1_000_000, 2_000) == 2_000  # the walk keeps at least the results asked for
     for limit in (1, 16, SEARCH_EF):
-        assert edge_engine.search_params(limit).hnsw_ef == SEARCH_EF
-    assert edge_engine.search_params(SEARCH_EF + 1).hnsw_ef == SEARCH_EF + 1
-    quantization = edge_engine.search_params(16).quantization
+        assert edge_engine.search_params(limit, SEARCH_EF).hnsw_ef == SEARCH_EF
+    assert edge_engine.search_params(SEARCH_EF + 1, SEARCH_EF).hnsw_ef == SEARCH_EF + 1
+    quantization = edge_engine.search_params(16, SEARCH_EF).quantization
     assert quantization.rescore and quantization.oversampling == OVERSAMPLING
 
 
 def test_the_collection_size_behind_ef_is_counted_once_then_after_each_write_or_a_minute(monkeypatch):
-    counts = []
-    ef = SearchEf(lambda version: counts.append(version) or 600_000)
-    assert [ef(1, 16), ef(1, 16), ef(2, 16)] == [600, 600, 600] and counts == [1, 2]
+    counts = []  # each call's `exact`: a rough count is enough
+    ef = SearchEf(lambda exact: counts.append(exact) or {1: 600_000, 2: 700_000})
+    assert [ef(1, 16), ef(1, 16), ef(2, 16)] == [600, 600, 700] and counts == [False, False]
     ef.forget(1)
     ef(1, 16)
-    assert counts == [1, 2, 1]
+    assert len(counts) == 3
     later = time.monotonic() + EF_STALE_SECONDS + 1
     monkeypatch.setattr(time, "monotonic", lambda: later)
-    ef(2, 16)
-    assert counts == [1, 2, 1, 2]
+    assert ef(3, 16) == SEARCH_EF and ef(2, 16) == 700
+    assert counts == [False] * 5
 
 
 def test_each_engine_searches_with_the_ef_of_its_collections_size(index, monkeypatch):
