@@ -38,6 +38,23 @@ TINY_TRAINING = TrainingConfig(
     validation_steps=2,
     count_loss_weight=1.0,
 )
+# train.py's flags for a small model on 40 scenes, at the default image size.
+TINY_TRAIN_FLAGS = [
+    "--synthetic_num_images",
+    "40",
+    "--embed_dim",
+    "32",
+    "--num_heads",
+    "2",
+    "--num_layers",
+    "1",
+    "--ff_dim",
+    "64",
+    "--max_length",
+    "16",
+    "--batch_size",
+    "8",
+]
 
 
 def synthetic_dataset(directory, num_images=60, seed=0, image_size=32, max_objects=MAX_OBJECTS):

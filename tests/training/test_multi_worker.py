@@ -12,27 +12,11 @@ import numpy as np
 import pytest
 
 from captioning.training.distribute import cluster_size, local_cluster
-from tests.helpers import RERUN_ON_TF_CRASH, assert_processes, synthetic_dataset
+from tests.helpers import RERUN_ON_TF_CRASH, TINY_TRAIN_FLAGS, assert_processes, synthetic_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TIMEOUT = 600  # a safety net for a hung collective, not a time limit: TF takes minutes to start under load
-# The default image size (64): a small model, but the encoder's real grid.
-TINY_FLAGS = [
-    "--synthetic_num_images",
-    "40",
-    "--embed_dim",
-    "32",
-    "--num_heads",
-    "2",
-    "--num_layers",
-    "1",
-    "--ff_dim",
-    "64",
-    "--max_length",
-    "16",
-    "--batch_size",
-    "8",
-]
+# TINY_TRAIN_FLAGS keep the default image size (64): a small model, but the encoder's real grid.
 
 # Three steps on a global batch of 8 under make_strategy(): one worker, or each of two workers with 4 examples.
 LOSSES = """
@@ -119,7 +103,7 @@ def test_a_job_that_loses_a_worker_ends_and_the_same_command_resumes(tmp_path):
         "train.py",
         "--output_dir",
         str(tmp_path / "run"),
-        *TINY_FLAGS,
+        *TINY_TRAIN_FLAGS,
         "--epochs",
         "1",
         "--steps_per_epoch",
@@ -173,7 +157,7 @@ def test_a_worker_that_fails_in_python_says_why_in_one_line_and_the_others_end_a
                 "train.py",
                 "--output_dir",
                 str(output),
-                *TINY_FLAGS,
+                *TINY_TRAIN_FLAGS,
                 "--epochs",
                 "1",
                 "--steps_per_epoch",

@@ -16,6 +16,7 @@ from captioning.data.validation import NoUsableExamplesError
 from tests.helpers import (
     RERUN_ON_TF_CRASH,
     TINY_MODEL,
+    TINY_TRAIN_FLAGS,
     TINY_TRAINING,
     assert_processes,
     output_report,
@@ -24,24 +25,6 @@ from tests.helpers import (
 )
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TINY_FLAGS = [
-    "--synthetic_num_images",
-    "40",
-    "--image_size",
-    "32",
-    "--embed_dim",
-    "32",
-    "--num_heads",
-    "2",
-    "--num_layers",
-    "1",
-    "--ff_dim",
-    "64",
-    "--max_length",
-    "16",
-    "--batch_size",
-    "8",
-]
 
 
 def test_loss_falls_over_a_few_steps(tmp_path):
@@ -155,7 +138,9 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
         "train.py",
         "--output_dir",
         str(tmp_path),
-        *TINY_FLAGS,
+        *TINY_TRAIN_FLAGS,
+        "--image_size",
+        "32",
         "--epochs",
         "1",
         "--steps_per_epoch",
