@@ -3,7 +3,8 @@
 Every `every` steps (at the first checkpoint at or after each multiple) the model being trained scores each scene's
 true caption against its hard negatives (evaluation.hard_negative_accuracy, with the caption log-likelihood, the
 score a user gets), one line is logged, and the curve is kept in `ckpt/hard_negatives.json`. The first step at which
-each kind reached PASS is logged once and kept, so a run says when it learnt what.
+each kind reached PASS is logged once and kept, so a run says when it learnt what; so is the first step at which
+every kind was at PASS at once, the run's time-to-quality.
 
 The scenes come from a development seed (2024 by default): never tune on the evaluation seeds.
 """
@@ -12,14 +13,34 @@ import json
 import os
 
 from captioning.data import synthetic
-from captioning.evaluate.evaluation import hard_negative_accuracy
-from captioning.export.saved_model import ScoringModule
-from captioning.inference.local import ModuleScorer
 from captioning.util import atomic
 
 PASS = 0.95
 SCORE = "log_likelihood"
 CURVE_FILE = "hard_negatives.json"
+
+
+def read_curve(path: str) -> dict:
+    """A curve file as written: {"seed", "scenes", "score", "pass", "points": [{"step", "accuracy", "pairs"}]}."""
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def first_passes(points: list, threshold: float = None) -> dict:
+    """kind -> the first measured step at which its accuracy was at least the threshold (PASS)."""
+    threshold = PASS if threshold is None else threshold
+    first = {}
+    for point in points:
+        for kind, accuracy in point["accuracy"].items():
+            if accuracy >= threshold:
+                first.setdefault(kind, point["step"])
+    return first
+
+
+def every_kind_passed(points: list, threshold: float = None):
+    """The first measured step at which every kind was at least the threshold (PASS) at once, or None."""
+    threshold = PASS if threshold is None else threshold
+    return next((p["step"] for p in points if min(p["accuracy"].values()) >= threshold), None)
 
 
 class HardNegativeCurve:
@@ -32,27 +53,26 @@ class HardNegativeCurve:
         self._scorer = None
 
     def _load(self) -> list:
-        if not os.path.exists(self.path):
-            return []
-        with open(self.path, encoding="utf-8") as f:
-            return json.load(f)["points"]
+        return read_curve(self.path)["points"] if os.path.exists(self.path) else []
 
     def crossed(self) -> dict:
-        """kind -> the first measured step at which its accuracy was at least PASS."""
-        first = {}
-        for point in self.points:
-            for kind, accuracy in point["accuracy"].items():
-                if accuracy >= PASS:
-                    first.setdefault(kind, point["step"])
-        return first
+        return first_passes(self.points)
+
+    def every_kind_passed(self):
+        return every_kind_passed(self.points)
 
     def __call__(self, model, vocabulary, step: int) -> None:
         measured = self.points[-1]["step"] if self.points else 0
         if step // self.every <= measured // self.every:
             return
+        # Imported here: reading a curve (scripts/time_to_quality.py) needs no TensorFlow.
+        from captioning.evaluate.evaluation import hard_negative_accuracy
+        from captioning.export.saved_model import ScoringModule
+        from captioning.inference.local import ModuleScorer
+
         if self._scorer is None:  # traced once; it reads the live weights at every call
             self._scorer = ModuleScorer(ScoringModule(model, vocabulary))
-        before = self.crossed()
+        before, quality_before = self.crossed(), self.every_kind_passed()
         results = hard_negative_accuracy(self._scorer, self.scenes, model.config.image_size, self.seed)
         self.points = [p for p in self.points if p["step"] < step] + [
             {
@@ -74,4 +94,5 @@ class HardNegativeCurve:
             f"hard negatives at step {step} ({len(self.scenes)} scenes of seed {self.seed}): "
             + ", ".join(f"{kind} {value:.3f}" for kind, value in accuracy.items())
             + (f"; first at {PASS} or more: {', '.join(new)}" if new else "")
+            + (f"; every kind at {PASS} or more" if quality_before is None and self.every_kind_passed() else "")
         )

@@ -36,9 +36,9 @@ def test_a_run_logs_its_curve_every_n_steps_and_says_when_each_kind_first_passed
     with open(tmp_path / "ckpt" / curves.CURVE_FILE) as f:
         saved = json.load(f)
     assert [p["step"] for p in saved["points"]] == [12] and saved["seed"] == 7
-    assert len(lines) == 1 and "first at 0.0 or more: " in lines[0]
+    assert len(lines) == 1 and "first at 0.0 or more: " in lines[0] and lines[0].endswith("every kind at 0.0 or more")
     kinds = set(saved["points"][0]["accuracy"])
-    assert curve.crossed() == {kind: 12 for kind in kinds}
+    assert curve.crossed() == {kind: 12 for kind in kinds} and curve.every_kind_passed() == 12
 
     # A resumed run reads the curve back: a step already measured is not measured again, a later one is.
     resumed = curves.HardNegativeCurve(str(tmp_path / "ckpt"), every=12, num_scenes=6, seed=7, log=lines.append)
@@ -47,5 +47,18 @@ def test_a_run_logs_its_curve_every_n_steps_and_says_when_each_kind_first_passed
     resumed(model, vocabulary, 12)
     assert len(lines) == 1
     resumed(model, vocabulary, 24)
-    assert len(lines) == 2 and "first at" not in lines[1]  # nothing passed for the first time
+    assert len(lines) == 2 and "first at" not in lines[1] and "every kind" not in lines[1]  # nothing new passed
     assert [p["step"] for p in resumed.points] == [12, 24]
+
+
+def test_time_to_quality_is_the_first_step_at_which_every_kind_passed_at_once(tmp_path):
+    curve = curves.HardNegativeCurve(str(tmp_path), every=100, num_scenes=1, seed=7)
+    curve.points = [
+        {"step": 100, "accuracy": {"color": 0.96, "count": 0.5}},
+        {"step": 200, "accuracy": {"color": 0.94, "count": 0.97}},  # each kind has passed, not both at once
+        {"step": 300, "accuracy": {"color": 0.95, "count": 0.99}},
+    ]
+    assert curve.crossed() == {"color": 100, "count": 200}
+    assert curve.every_kind_passed() == 300
+    curve.points = curve.points[:2]
+    assert curve.every_kind_passed() is None
