@@ -15,7 +15,6 @@ import argparse
 import io
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from concurrent import futures
 import numpy as np
 
 from captioning.util import cli
-from captioning.util.local_ports import free_port, wait_for_port
+from captioning.util.local_ports import child_server, embedded_server_command, free_port
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -117,27 +116,11 @@ def main():
         print(f"wrote {args.images} photos of {args.width}x{args.height} in {time.perf_counter() - started:.0f} s")
         export_fake_model(model_dir, 1)
         rest_port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving.server",
-                f"--model_base_path={model_dir}",
-                f"--index_dir={index_dir}",
-                f"--port={free_port()}",
-                f"--rest_api_port={rest_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(rest_port, server, timeout_seconds=300)
+        command = embedded_server_command(model_dir, rest_port, f"--index_dir={index_dir}")
+        with child_server(command, rest_port, timeout_seconds=300):
             limits = httpx.Limits(max_connections=args.connections)
             with httpx.Client(base_url=f"http://127.0.0.1:{rest_port}", limits=limits, timeout=300) as client:
                 rows = measure(client, args)
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
         thumbnails = sum(
             os.path.getsize(os.path.join(folder, name))
             for folder, _, names in os.walk(os.path.join(index_dir, "thumbnails"))

@@ -10,13 +10,12 @@ search_narrow.png.
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 
 from captioning.data import synthetic
 from captioning.util import cli
-from captioning.util.local_ports import free_port, wait_for_port
+from captioning.util.local_ports import child_server, embedded_server_command, free_port
 
 SEED = 7_000_003  # scenes no training run uses
 QUERY = "a red circle left of a blue square"
@@ -118,29 +117,9 @@ def main():
         index_dir, scene_dir = os.path.join(work, "index"), os.path.join(work, "scenes")
         build_index(args.model_dir, index_dir, scene_dir, args.images)
         rest_port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving.server",
-                f"--model_base_path={args.model_dir}",
-                f"--index_dir={index_dir}",
-                f"--port={free_port()}",
-                f"--rest_api_port={rest_port}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            wait_for_port(rest_port, server, timeout_seconds=600)
+        command = embedded_server_command(args.model_dir, rest_port, f"--index_dir={index_dir}")
+        with child_server(command, rest_port, timeout_seconds=600):
             screenshots(f"http://127.0.0.1:{rest_port}/", args.out_dir, args.window)
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
     print(f"wrote search_gallery.png, search_results.png, search_viewer.png and search_narrow.png to {args.out_dir}")
 
 

@@ -16,7 +16,6 @@ import argparse
 import collections
 import io
 import os
-import subprocess
 import sys
 import tempfile
 import threading
@@ -26,7 +25,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
-from captioning.util.local_ports import free_port
+from captioning.util.local_ports import child_server, embedded_server_command, free_port
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 QUERIES = (
@@ -156,36 +155,17 @@ def main():
             model_base_path = os.path.join(scratch, "export")
             export_fake_model(model_base_path, 1)
         port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving.server",
-                f"--model_base_path={model_base_path}",
-                f"--index_dir={os.path.join(scratch, 'index')}",
-                "--port=0",
-                f"--rest_api_port={port}",
-                f"--max_search_results={max(args.pool, 100)}",
-                f"--max_search_candidates={max(args.pool, 256)}",
-            ],
-            cwd=REPO,
+        command = embedded_server_command(
+            model_base_path,
+            port,
+            f"--index_dir={os.path.join(scratch, 'index')}",
+            f"--max_search_results={max(args.pool, 100)}",
+            f"--max_search_candidates={max(args.pool, 256)}",
         )
         base_url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    httpx.get(f"{base_url}/api/images/count", timeout=5).raise_for_status()
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or server.poll() is not None:
-                        sys.exit("the server did not start")
-                    time.sleep(0.5)
+        with child_server(command, port, timeout_seconds=600, cwd=REPO, stdout=None, stderr=None):
             report = soak(base_url, args.clients, args.seconds, args.pool)
             problems = problems_after(base_url, report)
-        finally:
-            server.terminate()
-            server.wait(60)
     latencies = np.array(report["latencies"]) * 1000
     tally = collections.Counter()
     for answers in report["answers"].values():

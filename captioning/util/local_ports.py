@@ -1,7 +1,10 @@
-"""Loopback ports for a server run as a child process (scripts and tests): pick a free one, wait until it listens."""
+"""Loopback ports for a server run as a child process (scripts and tests): pick a free one, wait until it listens,
+run the repository's embedded server (`python -m serving.server`) for the length of a `with` block."""
 
+import contextlib
 import socket
 import subprocess
+import sys
 import time
 
 from captioning.util.errors import Unavailable
@@ -35,3 +38,34 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_seconds: float, 
         except OSError:
             time.sleep(0.2)
     raise ServerStartError(f"the server did not listen on port {port} within {timeout_seconds:.0f} s")
+
+
+def embedded_server_command(model_base_path: str, rest_port: int, *flags: str) -> list:
+    """`python -m serving.server` for `model_base_path`, REST on `rest_port`, gRPC on a free port, and `flags`."""
+    return [
+        sys.executable,
+        "-m",
+        "serving.server",
+        f"--model_base_path={model_base_path}",
+        f"--port={free_port()}",
+        f"--rest_api_port={rest_port}",
+        *flags,
+    ]
+
+
+@contextlib.contextmanager
+def child_server(command: list, port: int, timeout_seconds: float, **popen):
+    """Starts `command`, yields the process once `port` listens (ServerStartError if it does not), and stops it on
+    leaving the block: SIGTERM, then SIGKILL after 60 s. Its output is dropped unless `popen` says otherwise."""
+    popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
+    process = subprocess.Popen(command, **popen)
+    try:
+        wait_for_port(port, process, timeout_seconds)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

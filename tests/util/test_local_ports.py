@@ -8,7 +8,13 @@ import sys
 import pytest
 
 from captioning.util import errors
-from captioning.util.local_ports import ServerStartError, free_port, wait_for_port
+from captioning.util.local_ports import (
+    ServerStartError,
+    child_server,
+    embedded_server_command,
+    free_port,
+    wait_for_port,
+)
 
 LISTEN_THEN_SLEEP = """
 import socket, sys, time
@@ -55,3 +61,25 @@ def test_a_child_that_never_listens_fails_at_the_deadline():
         process.kill()
         process.wait()
     assert issubclass(ServerStartError, errors.Unavailable)  # a command line tells it in one line
+
+
+def test_a_child_server_lives_for_the_block_and_is_stopped_after_it_even_on_an_error():
+    port = free_port()
+    command = [sys.executable, "-c", LISTEN_THEN_SLEEP, str(port)]
+    with pytest.raises(RuntimeError, match="the caller failed"), child_server(command, port, 120) as process:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        raise RuntimeError("the caller failed")
+    assert process.poll() is not None  # terminated, not left to sleep out its minute
+
+
+def test_a_child_server_that_dies_first_raises_and_is_reaped():
+    command = [sys.executable, "-c", "import sys; sys.exit(3)"]
+    with pytest.raises(ServerStartError, match=r"exit code 3"), child_server(command, free_port(), 120):
+        pytest.fail("the block must not run")
+
+
+def test_the_embedded_server_command_names_the_model_ports_and_flags():
+    command = embedded_server_command("models/export", 8123, "--index_dir=index")
+    assert command[:3] == [sys.executable, "-m", "serving.server"]
+    assert command[3:] == ["--model_base_path=models/export", command[4], "--rest_api_port=8123", "--index_dir=index"]
+    assert command[4].startswith("--port=") and int(command[4].split("=")[1]) != 8123
