@@ -38,6 +38,9 @@ TINY_TRAINING = TrainingConfig(
     validation_steps=2,
     count_loss_weight=1.0,
 )
+# How long a test waits for a TensorFlow child process: a safety net for a hung child, not a time limit. On a loaded
+# 2-core machine (CI shares it) TensorFlow alone can take minutes to start; a 300 s deadline expired there.
+CHILD_TIMEOUT = 600
 # train.py's flags for a small model on 40 scenes, at the default image size.
 TINY_TRAIN_FLAGS = [
     "--synthetic_num_images",

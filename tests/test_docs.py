@@ -28,6 +28,8 @@ from absl import app, flags
 from absl import logging as _absl_logging  # noqa: F401 (its flags are every absl program's)
 from markdown.extensions.toc import slugify  # the anchors MkDocs gives headings
 
+from tests.helpers import CHILD_TIMEOUT
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 DOCS = REPO / "docs"
@@ -165,7 +167,7 @@ def check_commands(commands: list) -> list:
             capture_output=True,
             text=True,
             cwd=REPO,
-            timeout=300,
+            timeout=CHILD_TIMEOUT,
             check=False,
         )
         assert child.returncode == 0, child.stderr[-3000:]
@@ -379,7 +381,7 @@ def test_the_training_flags_table_names_every_flag_of_train_py_and_no_other():
     """docs/training.md's tables (rows whose first cell names flags) against `train.py --helpfull`: a flag added to
     the code, or one renamed or removed from it, fails here until the table says so."""
     helpfull = subprocess.run(
-        [sys.executable, "train.py", "--helpfull"], cwd=REPO, capture_output=True, text=True, timeout=300
+        [sys.executable, "train.py", "--helpfull"], cwd=REPO, capture_output=True, text=True, timeout=CHILD_TIMEOUT
     ).stdout
     real, project, section = set(), set(), ""
     for line in helpfull.splitlines():

@@ -9,6 +9,8 @@ import tomllib
 import pytest
 from setuptools import find_packages
 
+from tests.helpers import CHILD_TIMEOUT
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 with open(os.path.join(ROOT, "pyproject.toml"), "rb") as file:
     PYPROJECT = tomllib.load(file)
@@ -24,7 +26,7 @@ COMMANDS = {
 
 
 def run(arguments):
-    return subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return subprocess.run(arguments, cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT)
 
 
 def test_the_five_commands_are_declared():

@@ -13,6 +13,7 @@ from captioning.api import ScorerInputError
 from captioning.data import synthetic
 from captioning.inference import runners
 from captioning.inference.zero_shot import DEFAULT_TEMPLATE
+from tests.helpers import CHILD_TIMEOUT
 
 TEXTS = ["a red square", "a blue circle left of a green star", "two yellow crosses"]
 
@@ -47,7 +48,7 @@ def test_importing_captioning_loads_no_tensorflow():
         [sys.executable, "-c", "import sys, captioning; captioning.Scorer; print('tensorflow' in sys.modules)"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.stdout.strip() == "False", result.stderr
 

@@ -10,7 +10,7 @@ import tensorflow as tf
 from captioning.data import pipeline, scene_counts, tfrecords
 from captioning.data.examples import CaptionExample
 from captioning.data.text import Tokenizer, Vocabulary
-from tests.helpers import TINY_MODEL, TINY_TRAINING, synthetic_dataset, write_image
+from tests.helpers import CHILD_TIMEOUT, TINY_MODEL, TINY_TRAINING, synthetic_dataset, write_image
 
 SIZE = 32
 
@@ -146,7 +146,7 @@ def test_the_conversion_tool_writes_a_directory_training_reads_and_refuses_bad_i
         cwd=root,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     train = tfrecords.open_split(str(tmp_path / "records"), "train")
@@ -156,7 +156,7 @@ def test_the_conversion_tool_writes_a_directory_training_reads_and_refuses_bad_i
         cwd=root,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 2 and result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
 

@@ -18,6 +18,7 @@ import textwrap
 import pytest
 
 from captioning.util.local_ports import free_port
+from tests.helpers import CHILD_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SERVER = ["-m", "serving.server", "--port", "0"]
@@ -207,7 +208,7 @@ def places(tmp_path_factory, tiny_export_dir, sample_images):
     busy_socket.close()
 
 
-def run(arguments, environ=None, timeout=300):
+def run(arguments, environ=None, timeout=CHILD_TIMEOUT):
     return subprocess.run(
         [sys.executable, *arguments],
         cwd=ROOT,

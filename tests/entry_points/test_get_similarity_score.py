@@ -9,13 +9,18 @@ import numpy as np
 import pytest
 
 from captioning.inference.local import SavedModelScorer
+from tests.helpers import CHILD_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def run_cli(*args):
     return subprocess.run(
-        [sys.executable, "get_similarity_score.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "get_similarity_score.py", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
     )
 
 

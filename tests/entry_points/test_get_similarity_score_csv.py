@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from tests.helpers import CHILD_TIMEOUT
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CAPTIONS = ["a red circle", "a small green square on the left", "a blue star above a gray cross"]
 
@@ -20,7 +22,7 @@ def run_cli(*args):
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
 
 

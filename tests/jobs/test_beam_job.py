@@ -15,7 +15,7 @@ from captioning.inference.runners import open_model
 from captioning.jobs import beam_pipeline
 from captioning.jobs.csv_job import SCORE_COLUMNS, run_csv_job, score_columns
 from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
-from tests.helpers import write_image
+from tests.helpers import CHILD_TIMEOUT, write_image
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TWO_WORKERS = ["--runner=DirectRunner", "--direct_num_workers=2", "--direct_running_mode=multi_threading"]
@@ -179,7 +179,7 @@ def test_a_glob_over_two_csvs_written_as_one_file_from_the_command_line(tiny_exp
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr
     assert os.listdir(tmp_path) == ["all.csv"]
@@ -212,7 +212,7 @@ def test_a_bad_runner_or_option_is_one_line_and_exit_code_2(inputs, tmp_path, ar
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 2
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr

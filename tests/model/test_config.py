@@ -12,6 +12,7 @@ import pytest
 from captioning.model.config import ModelConfig
 from captioning.util.config_fields import ConfigError, command_line_fields, flag_name
 from captioning.util.errors import InvalidInput
+from tests.helpers import CHILD_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -70,7 +71,7 @@ def test_train_flags_are_the_config_fields():
     from captioning.training.config import TrainingConfig
 
     result = subprocess.run(
-        [sys.executable, "-c", FLAGS_PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", FLAGS_PROGRAM], cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT
     )
     assert result.returncode == 0, result.stderr[-2000:]
     defined = json.loads(result.stdout)
@@ -79,7 +80,11 @@ def test_train_flags_are_the_config_fields():
             assert defined[flag_name(field)] == [field.default, field.metadata["help"]], field.name
     assert {"vocab_size", "weight_decay", "validation_steps"}.isdisjoint(defined)  # no help: not on the command line
     result = subprocess.run(
-        [sys.executable, "train.py", "--num_heads", "0"], cwd=ROOT, capture_output=True, text=True, timeout=120
+        [sys.executable, "train.py", "--num_heads", "0"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
     )
     assert (
         result.returncode == 2
@@ -90,7 +95,7 @@ def test_train_flags_are_the_config_fields():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=CHILD_TIMEOUT,
     )
     assert (
         result.returncode == 2

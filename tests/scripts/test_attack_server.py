@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.fake_model import export_fake_model
+from tests.helpers import CHILD_TIMEOUT
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -23,7 +24,7 @@ def test_the_attack_driver_prints_the_table(tmp_path):
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr
     rows = {line.split(" | ")[0].strip("| "): line for line in result.stdout.splitlines()[2:]}

@@ -7,13 +7,16 @@ import subprocess
 import sys
 
 from captioning.data import synthetic
+from tests.helpers import CHILD_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "draw_example.py")
 
 
 def draw(*arguments):
-    result = subprocess.run([sys.executable, SCRIPT, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, SCRIPT, *arguments], cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 

@@ -6,6 +6,8 @@ import re
 import subprocess
 import sys
 
+from tests.helpers import CHILD_TIMEOUT
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SCRIPT = os.path.join(ROOT, "scripts", "probe_counts.py")
 
@@ -26,7 +28,7 @@ def test_every_form_of_count_caption_gets_a_row_of_win_rates(tiny_export_dir):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     rows = re.findall(r"^\| (two|three) (COLOUR )?SHAPEs \| (\d+) \| (.+) \|$", result.stdout, re.MULTILINE)
@@ -45,7 +47,10 @@ def test_every_form_of_count_caption_gets_a_row_of_win_rates(tiny_export_dir):
 
 def test_a_missing_model_folder_is_one_line(tmp_path):
     result = subprocess.run(
-        [sys.executable, SCRIPT, "--model_dir", str(tmp_path / "nothing")], capture_output=True, text=True, timeout=120
+        [sys.executable, SCRIPT, "--model_dir", str(tmp_path / "nothing")],
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
     assert "model_dir" in result.stderr

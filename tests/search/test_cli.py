@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image
 
 from captioning.search.index import ImageIndex
+from tests.helpers import CHILD_TIMEOUT
 from tests.search.conftest import colour_png
 
 REPO = Path(__file__).resolve().parents[2]
@@ -112,7 +113,7 @@ def test_kill_9_while_indexing_leaves_no_half_entry_and_a_rerun_continues(tmp_pa
     finally:
         index.close()
 
-    rerun = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=CHILD_TIMEOUT)
     assert rerun.returncode == 0, rerun.stderr
     assert f"({len(entries)} already in, 0 with errors)" in rerun.stdout
     index = ImageIndex(str(index_dir))

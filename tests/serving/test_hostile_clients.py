@@ -29,7 +29,7 @@ from serving.servable import Signature
 from serving.server import SearchOptions
 from serving.status import ServingError
 from serving.web.connections import ConnectionLimits
-from tests.helpers import animated_gif, dripping_server
+from tests.helpers import CHILD_TIMEOUT, animated_gif, dripping_server
 from tests.search.conftest import colour_png
 
 pytestmark = pytest.mark.timeout(120)
@@ -562,7 +562,7 @@ def test_another_host_without_a_token_does_not_start(fake_export, tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode != 0
     assert "--api_token_file" in result.stderr and "--allow_unauthenticated_writes" in result.stderr

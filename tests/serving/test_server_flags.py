@@ -10,6 +10,7 @@ import sys
 from captioning.search.images import ImageLimits
 from captioning.search.retrieval import POOR_MATCH_MEAN_LOG_PROB
 from serving.limits import RequestLimits, SearchLimits
+from tests.helpers import CHILD_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # A limit's flag is named after its field, except where the bare name would be ambiguous on the server's command line.
@@ -57,7 +58,7 @@ def test_every_limit_has_a_flag_with_its_default_and_its_value_reaches_the_optio
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])

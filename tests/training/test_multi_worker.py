@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 
 from captioning.training.distribute import cluster_size, local_cluster
-from tests.helpers import RERUN_ON_TF_CRASH, TINY_TRAIN_FLAGS, assert_processes, synthetic_dataset
+from tests.helpers import CHILD_TIMEOUT, RERUN_ON_TF_CRASH, TINY_TRAIN_FLAGS, assert_processes, synthetic_dataset
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TIMEOUT = 600  # a safety net for a hung collective, not a time limit: TF takes minutes to start under load
 # TINY_TRAIN_FLAGS keep the default image size (64): a small model, but the encoder's real grid.
 
 # Three steps on a global batch of 8 under make_strategy(): one worker, or each of two workers with 4 examples.
@@ -54,7 +53,7 @@ def start(command, tf_config=None, log_path=None):
     )
 
 
-def finish(processes, timeout=TIMEOUT):
+def finish(processes, timeout=CHILD_TIMEOUT):
     """Waits for every process; kills the lot if one overruns, so a hung collective cannot hang the suite."""
     deadline = time.time() + timeout
     try:
@@ -115,7 +114,7 @@ def test_a_job_that_loses_a_worker_ends_and_the_same_command_resumes(tmp_path):
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
     workers = [start(command, config, log) for config, log in zip(configs, logs)]
     checkpoint_state = tmp_path / "run" / "ckpt" / "checkpoint"
-    deadline = time.time() + TIMEOUT
+    deadline = time.time() + CHILD_TIMEOUT
     while not checkpoint_state.exists() and time.time() < deadline and all(w.poll() is None for w in workers):
         time.sleep(0.5)
     if workers[1].poll() is None:

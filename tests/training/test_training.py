@@ -14,6 +14,7 @@ import pytest
 
 from captioning.data.validation import NoUsableExamplesError
 from tests.helpers import (
+    CHILD_TIMEOUT,
     RERUN_ON_TF_CRASH,
     TINY_MODEL,
     TINY_TRAIN_FLAGS,
@@ -152,7 +153,7 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
     with open(log_path, "w") as log:
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     checkpoint_state = tmp_path / "ckpt" / "checkpoint"
-    deadline = time.time() + 240
+    deadline = time.time() + CHILD_TIMEOUT
     while not checkpoint_state.exists() and time.time() < deadline and process.poll() is None:
         time.sleep(0.5)
     process.send_signal(signal.SIGKILL)
@@ -167,7 +168,7 @@ def test_kill_9_then_the_same_command_resumes(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 0, output_report(result.stderr)
     assert "resumed from checkpoint at step" in result.stdout
@@ -193,7 +194,7 @@ def test_training_with_no_usable_rows_fails_clearly(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=CHILD_TIMEOUT,
     )
     assert result.returncode == 2
     assert "error: no usable examples for training: kept 0 of 1 rows; skipped 1: 1 missing image" in result.stderr
@@ -256,7 +257,7 @@ def test_one_replica_and_two_give_the_same_losses(tmp_path):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
     )
     assert_processes(result.returncode == 0, result.stderr)
     results = json.loads(result.stdout.strip().splitlines()[-1])

@@ -9,6 +9,7 @@ import textwrap
 import pytest
 
 from captioning.util import cli
+from tests.helpers import CHILD_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,7 +50,7 @@ def test_argparse_still_names_stray_words(capsys):
 
 def run_python(code: str, *arguments, **kwargs):
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code), *arguments], cwd=ROOT, text=True, timeout=120, **kwargs
+        [sys.executable, "-c", textwrap.dedent(code), *arguments], cwd=ROOT, text=True, timeout=CHILD_TIMEOUT, **kwargs
     )
 
 

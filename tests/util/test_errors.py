@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from captioning.util import cli, errors
+from tests.helpers import CHILD_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -34,7 +35,9 @@ print(json.dumps(found))
 
 
 def test_every_exception_class_belongs_to_one_kind():
-    result = subprocess.run([sys.executable, "-c", CLASSES], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", CLASSES], cwd=ROOT, capture_output=True, text=True, timeout=CHILD_TIMEOUT
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert len(found) >= 20  # the walk reached the whole package

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from captioning.util.logging_setup import is_native_noise, verbose_requested
+from tests.helpers import CHILD_TIMEOUT
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # What an entry point does first: quieten, then import TensorFlow, which probes for CUDA; then log an error.
@@ -20,7 +21,7 @@ def run(environ):
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=CHILD_TIMEOUT,
         env={**os.environ, **environ},
     )
 
@@ -70,7 +71,7 @@ def test_importing_the_library_changes_nothing_global():
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=CHILD_TIMEOUT,
         env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
