@@ -22,8 +22,6 @@ NUMBER_WORDS = {2: "two", 3: "three"}
 PLURALS = {shape: shape + ("es" if shape.endswith("s") else "s") for shape in SHAPES}
 # Crowded scenes state relations only between objects in one row or column, never near the rule's edge.
 CLEAR_ACROSS = 0.1
-# How many captions of a kind a crowded scene takes before the rest are drawn from all: "between" is the rarest.
-FIRST_PICKS = {"between": 2}
 
 
 def phrase(obj: SceneObject, with_size: bool = True) -> str:
@@ -103,11 +101,7 @@ def _relation_phrasings(scene: Scene, first, relation, second) -> list:
 def _between_phrasings(scene: Scene, middle, end, other) -> list:
     sizeless = all(_unique(scene, o, False) for o in (middle, end, other))
     forms = [(True, True)] + ([(False, False), (True, False)] if sizeless else [])  # (middle's size, the ends')
-    return [
-        f"{phrase(middle, m)} between {phrase(a, e)} and {phrase(b, e)}"
-        for m, e in forms
-        for a, b in ((end, other), (other, end))
-    ]
+    return [f"{phrase(middle, m)} between {phrase(end, e)} and {phrase(other, e)}" for m, e in forms]
 
 
 def _one_object_options(scene: Scene) -> list:
@@ -168,10 +162,9 @@ def describe_scene(scene: Scene, rng: np.random.Generator, num_captions: int = 5
         categories = _crowded_options(scene, rng)
     chosen = []
     for name in rng.permutation(sorted(categories)):
-        for _ in range(FIRST_PICKS.get(name, 1)):
-            options = [text for text in categories[name] if text not in chosen]
-            if options and len(chosen) < num_captions:
-                chosen.append(options[int(rng.integers(len(options)))])
+        options = [text for text in categories[name] if text not in chosen]
+        if options and len(chosen) < num_captions:
+            chosen.append(options[int(rng.integers(len(options)))])
     rest = [text for text in dict.fromkeys(t for options in categories.values() for t in options) if text not in chosen]
     extra = rng.choice(len(rest), size=min(num_captions - len(chosen), len(rest)), replace=False) if rest else []
     return chosen + [rest[i] for i in sorted(extra)]
