@@ -5,6 +5,8 @@ import http.server
 import io
 import os
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -41,6 +43,21 @@ TINY_TRAINING = TrainingConfig(
 # How long a test waits for a TensorFlow child process: a safety net for a hung child, not a time limit. On a loaded
 # 2-core machine (CI shares it) TensorFlow alone can take minutes to start; a 300 s deadline expired there.
 CHILD_TIMEOUT = 600
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_script(script: str, *args, **kwargs) -> subprocess.CompletedProcess:
+    """`python SCRIPT ARGS...` from the repository's root, as a user runs it: output captured as text."""
+    return subprocess.run(
+        [sys.executable, script, *map(str, args)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=CHILD_TIMEOUT,
+        **kwargs,
+    )
+
+
 # train.py's flags for a small model on 40 scenes, at the default image size.
 TINY_TRAIN_FLAGS = [
     "--synthetic_num_images",

@@ -4,26 +4,17 @@
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from tests.helpers import CHILD_TIMEOUT
+from tests.helpers import run_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CAPTIONS = ["a red circle", "a small green square on the left", "a blue star above a gray cross"]
 
 
 def run_cli(*args):
-    return subprocess.run(
-        [sys.executable, "get_similarity_score.py", *map(str, args)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-    )
+    return run_script("get_similarity_score.py", *args)
 
 
 def read_rows(path):

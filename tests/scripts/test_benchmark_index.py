@@ -1,47 +1,35 @@
 """scripts/benchmark_index.py at a tiny size on the fake model: every table comes out, with sane figures."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 from tests.fake_model import export_fake_model
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import run_script
 
 
 def test_every_part_prints_its_table(tmp_path):
     export_fake_model(str(tmp_path / "export"), 1)
-    run = subprocess.run(
-        [
-            sys.executable,
-            "scripts/benchmark_index.py",
-            "--model_dir",
-            str(tmp_path / "export"),
-            "--real_images",
-            "40",
-            "--vectors",
-            "400",
-            "--million",
-            "500",
-            "--queries",
-            "5",
-            "--local_queries",
-            "3",
-            "--feature_queries",
-            "2",
-            "--ef",
-            "64",
-            "--lever_vectors",
-            "600",
-            "--work_dir",
-            str(tmp_path),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    run = run_script(
+        "scripts/benchmark_index.py",
+        "--model_dir",
+        str(tmp_path / "export"),
+        "--real_images",
+        "40",
+        "--vectors",
+        "400",
+        "--million",
+        "500",
+        "--queries",
+        "5",
+        "--local_queries",
+        "3",
+        "--feature_queries",
+        "2",
+        "--ef",
+        "64",
+        "--lever_vectors",
+        "600",
+        "--work_dir",
+        str(tmp_path),
     )
     assert run.returncode == 0, run.stderr
     out = run.stdout
@@ -70,15 +58,11 @@ def test_every_part_prints_its_table(tmp_path):
 
 
 def test_levers_can_be_chosen_by_name_and_a_wrong_name_is_refused(tmp_path):
-    command = [sys.executable, "scripts/benchmark_index.py", "--parts", "levers", "--lever_vectors", "300"]
-    common = ["--queries", "5", "--work_dir", str(tmp_path)]
-    run = subprocess.run(
-        [*command, *common, "--levers", "as before"], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    command = ["scripts/benchmark_index.py", "--parts", "levers", "--lever_vectors", "300"]
+    common = ["--queries", "5", "--work_dir", tmp_path]
+    run = run_script(*command, *common, "--levers", "as before")
     assert run.returncode == 0, run.stderr
     changes = re.findall(r"^\| ([a-z0-9 ]+) \| m \d+", run.stdout, re.M)
     assert changes and set(changes) == {"as before"}
-    wrong = subprocess.run(
-        [*command, *common, "--levers", "as before,int9 codes"], cwd=REPO, capture_output=True, text=True, timeout=600
-    )
+    wrong = run_script(*command, *common, "--levers", "as before,int9 codes")
     assert wrong.returncode == 1 and wrong.stderr.strip() == "error: --levers: no lever named int9 codes"

@@ -2,25 +2,15 @@
 with the share the page would mark poor."""
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 from captioning.search.retrieval import POOR_MATCH_MEAN_LOG_PROB
 from tests.fake_model import export_fake_model
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import run_script
 
 
 def test_each_kind_of_query_gets_its_rows_against_the_servers_cut_off(tmp_path):
     export_fake_model(str(tmp_path / "export"), 1)
-    run = subprocess.run(
-        [sys.executable, "scripts/poor_match.py", "--model_dir", str(tmp_path / "export"), "--images", "6"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    run = run_script("scripts/poor_match.py", "--model_dir", tmp_path / "export", "--images", "6")
     assert run.returncode == 0, run.stderr[-3000:]
     assert f"the server's default cut-off {POOR_MATCH_MEAN_LOG_PROB}" in run.stdout
     rows = re.findall(r"^\| ([a-z' ]+) \| (\d+) \| mean_log_prob \|(?: -?[\d.]+ \|){5} (\d+)% \|$", run.stdout, re.M)
