@@ -41,7 +41,7 @@ def main(args):
     for run, curve in loaded.items():
         points = curve["points"]
         first = curves.first_passes(points, args.pass_mark)
-        every = curves.every_kind_passed(points, args.pass_mark) if points else None
+        every = curves.every_kind_passed(points, args.pass_mark)
         cells = [str(first.get(kind, "-")) for kind in kinds]
         last = points[-1]["step"] if points else "-"
         print(f"| {run} | {curve['scenes']} ({curve['seed']}) | " + " | ".join(cells) + f" | {every or '-'} | {last} |")

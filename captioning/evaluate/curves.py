@@ -14,6 +14,7 @@ import os
 
 from captioning.data import synthetic
 from captioning.util import atomic
+from captioning.util.errors import InvalidInput
 
 PASS = 0.95
 SCORE = "log_likelihood"
@@ -23,7 +24,13 @@ CURVE_FILE = "hard_negatives.json"
 def read_curve(path: str) -> dict:
     """A curve file as written: {"seed", "scenes", "score", "pass", "points": [{"step", "accuracy", "pairs"}]}."""
     with open(path, encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            curve = json.load(f)
+        except ValueError as error:  # a truncated or foreign file
+            raise InvalidInput(f"{path}: not a hard-negative curve: {error}") from None
+    if not isinstance(curve, dict) or not {"seed", "scenes", "points"} <= curve.keys():
+        raise InvalidInput(f"{path}: not a hard-negative curve: no seed, scenes and points")
+    return curve
 
 
 def first_passes(points: list, threshold: float = None) -> dict:

@@ -2,13 +2,9 @@
 read from the curves runs logged."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.helpers import CHILD_TIMEOUT
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.helpers import run_script
 
 
 def write_curve(run_dir: Path, points) -> None:
@@ -22,13 +18,7 @@ def point(step, color, between):
 
 
 def time_to_quality(*args):
-    return subprocess.run(
-        [sys.executable, "scripts/time_to_quality.py", *map(str, args)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=CHILD_TIMEOUT,
-    )
+    return run_script("scripts/time_to_quality.py", *args)
 
 
 def test_each_run_gets_the_first_step_per_kind_and_for_every_kind_at_once(tmp_path):
@@ -52,3 +42,18 @@ def test_a_run_without_a_curve_is_one_line_and_exit_2(tmp_path):
     assert run.stderr.strip().splitlines() == [
         f"error: {tmp_path}: no hard_negatives.json (train with --hard_negatives_every, or name the file)"
     ]
+
+
+def test_a_truncated_curve_is_one_line_naming_the_file_and_exit_2(tmp_path):
+    write_curve(tmp_path, [point(500, 0.96, 0.5)])
+    curve = tmp_path / "ckpt" / "hard_negatives.json"
+    curve.write_text(curve.read_text()[:40])
+    run = time_to_quality(tmp_path)
+    assert run.returncode == 2 and run.stdout == ""
+    [line] = run.stderr.strip().splitlines()
+    assert line.startswith(f"error: {curve}: not a hard-negative curve: ")
+
+    curve.write_text(json.dumps({"points": []}))  # JSON, but not a curve
+    run = time_to_quality(curve)
+    assert run.returncode == 2
+    assert run.stderr.strip() == f"error: {curve}: not a hard-negative curve: no seed, scenes and points"
