@@ -43,11 +43,15 @@ class Signature:
 
 
 def _row_scores(rows: str, prior: bool) -> tuple:
-    """serving_default's outputs over `rows` (without the prior pass: score_text's)."""
-    floats = ["log_likelihood", "mean_log_prob", "perplexity"] + ["prior_log_likelihood", "pmi"] * prior
+    """serving_default's outputs over `rows` (without the prior pass: score_text's), in the order of the scored
+    CSV's columns (jobs/csv_job.py, docs/reference.md)."""
+    prior_scores = (Tensor("prior_log_likelihood", "float32", (rows,)), Tensor("pmi", "float32", (rows,)))
     return (
-        *(Tensor(name, "float32", (rows,)) for name in floats),
+        Tensor("log_likelihood", "float32", (rows,)),
         Tensor("num_tokens", "int32", (rows,)),
+        Tensor("mean_log_prob", "float32", (rows,)),
+        Tensor("perplexity", "float32", (rows,)),
+        *(prior_scores if prior else ()),
         Tensor("unknown_tokens", "int32", (rows,)),
         Tensor("truncated", "bool", (rows,)),
         Tensor("contrastive", "float32", (rows,), head_only=True),

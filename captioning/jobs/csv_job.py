@@ -4,22 +4,15 @@ scores in the same order, draw the figures asked for, and report how fast it wen
 import dataclasses
 import time
 
+from captioning.export.signatures import SIGNATURES
 from captioning.inference import batch, ranking
 from captioning.jobs import pairs_csv
 from captioning.util import figures, memory
 from captioning.util.errors import InvalidInput
 
-SCORE_COLUMNS = (
-    "log_likelihood",
-    "num_tokens",
-    "mean_log_prob",
-    "perplexity",
-    "prior_log_likelihood",
-    "pmi",
-    "unknown_tokens",
-    "truncated",
-)
-PRIOR_COLUMNS = ("prior_log_likelihood", "pmi")  # the scores that need the decoder's second (null image) pass
+# serving_default's scores but the head's, in its order; the prior's need the second (null image) decoder pass.
+SCORE_COLUMNS = tuple(SIGNATURES["serving_default"].output_names(head=False))
+PRIOR_COLUMNS = tuple(name for name in SCORE_COLUMNS if name not in SIGNATURES["score_text"].output_names())
 
 
 @dataclasses.dataclass

@@ -2,6 +2,8 @@
 is encoded once, and the numbers are serving_default's and score_matrix's."""
 
 import csv
+import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from PIL import Image
 from captioning.inference import batch
 from captioning.inference.rows import run_in_batches
 from captioning.inference.runners import InvalidInputError, open_model
-from captioning.jobs.csv_job import run_csv_job
+from captioning.jobs.csv_job import SCORE_COLUMNS, run_csv_job, score_columns
 from captioning.jobs.pairs_csv import CsvError, read_pairs_csv
 from tests.helpers import write_image
 
@@ -181,3 +183,15 @@ def test_signatures_run_in_batches_a_server_accepts_and_keep_row_order():
     outputs = run_in_batches(model, "echo", {"text": list(range(2 * MAX_ROWS_PER_CALL + 2))}, scale=3)
     assert model.calls == [(MAX_ROWS_PER_CALL, 3), (MAX_ROWS_PER_CALL, 3), (2, 3)]
     np.testing.assert_array_equal(outputs["echo"], np.arange(2 * MAX_ROWS_PER_CALL + 2) * 3)
+
+
+def test_the_score_columns_are_in_the_order_the_reference_gives():
+    reference = (pathlib.Path(__file__).resolve().parents[2] / "docs" / "reference.md").read_text(encoding="utf-8")
+    listed = re.search(r"then the score columns in\s+this order: (.*?)`contrastive`", reference, re.S).group(1)
+    assert tuple(re.findall(r"`(\w+)`", listed)) == SCORE_COLUMNS  # `--likelihood_only` is no column name
+    assert score_columns(likelihood_only=False, contrastive=True, debiased=True) == [
+        *SCORE_COLUMNS,
+        "contrastive",
+        "debiased",
+    ]
+    assert "pmi" not in score_columns(likelihood_only=True, contrastive=False, debiased=False)
