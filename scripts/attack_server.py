@@ -18,7 +18,6 @@ import http.server
 import io
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from PIL import Image
 
-from captioning.util.local_ports import free_port
+from captioning.util.local_ports import embedded_server_command, free_port, stop_process
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MODEL = "captioner"
@@ -143,17 +142,14 @@ class Server:
         self.port, self.grpc_port = free_port(), free_port()
         self.starts += 1
         index_dir = os.path.join(self.work_dir, f"index{self.starts}")
-        command = [
-            sys.executable,
-            "-m",
-            "serving.server",
-            f"--model_base_path={self.model_base_path}",
+        command = embedded_server_command(
+            self.model_base_path,
+            self.port,
             f"--index_dir={index_dir}",
-            f"--port={self.grpc_port}",
-            f"--rest_api_port={self.port}",
             "--max_request_bytes=16777216",
             *self.extra_flags,
-        ]
+            grpc_port=self.grpc_port,
+        )
         self.log = open(os.path.join(self.work_dir, f"server{self.starts}.log"), "w")
         self.process = subprocess.Popen(command, cwd=self.repo, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 600  # a loaded 2-core machine can take minutes to load TensorFlow
@@ -181,12 +177,7 @@ class Server:
 
     def stop(self):
         if self.process and self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            stop_process(self.process, grace_seconds=30)
         self.log.close()
 
     def kill(self):

@@ -11,9 +11,7 @@ warm-up, and it prints latency percentiles and throughput.
 
 import io
 import os
-import signal
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent import futures
@@ -30,7 +28,7 @@ from PIL import Image  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 from captioning.inference import tensors  # noqa: E402
-from captioning.util.local_ports import free_port  # noqa: E402
+from captioning.util.local_ports import embedded_server_command, free_port, stop_process  # noqa: E402
 
 FLAGS = flags.FLAGS
 
@@ -55,17 +53,14 @@ class ServerProcess:
         repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         self._log = tempfile.TemporaryFile()
         self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving.server",
-                f"--model_base_path={model_base_path}",
+            embedded_server_command(
+                model_base_path,
+                0,
                 f"--host={HOST}",
-                f"--port={self.port}",
-                "--rest_api_port=0",
                 "--enable_batching" if batching else "--noenable_batching",
                 *extra_flags,
-            ],
+                grpc_port=self.port,
+            ),
             cwd=repo,
             stdout=self._log,
             stderr=subprocess.STDOUT,
@@ -92,12 +87,7 @@ class ServerProcess:
         raise TimeoutError(f"server not serving after {STARTUP_TIMEOUT_S} s")
 
     def stop(self):
-        self._process.send_signal(signal.SIGTERM)
-        try:
-            self._process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
+        stop_process(self._process)
         self._log.close()
 
 

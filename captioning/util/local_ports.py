@@ -40,32 +40,38 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout_seconds: float, 
     raise ServerStartError(f"the server did not listen on port {port} within {timeout_seconds:.0f} s")
 
 
-def embedded_server_command(model_base_path: str, rest_port: int, *flags: str) -> list:
-    """`python -m serving.server` for `model_base_path`, REST on `rest_port`, gRPC on a free port, and `flags`."""
+def embedded_server_command(model_base_path: str, rest_port: int, *flags: str, grpc_port: int = None) -> list:
+    """`python -m serving.server` for `model_base_path`, REST on `rest_port` (0: none), gRPC on `grpc_port` (a free
+    port when not given), and `flags`."""
     return [
         sys.executable,
         "-m",
         "serving.server",
         f"--model_base_path={model_base_path}",
-        f"--port={free_port()}",
+        f"--port={grpc_port or free_port()}",
         f"--rest_api_port={rest_port}",
         *flags,
     ]
 
 
+def stop_process(process: subprocess.Popen, grace_seconds: float = 60) -> None:
+    """SIGTERM, so a server drains and closes cleanly; SIGKILL if it is still running after `grace_seconds`."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextlib.contextmanager
 def child_server(command: list, port: int, timeout_seconds: float, **popen):
     """Starts `command`, yields the process once `port` listens (ServerStartError if it does not), and stops it on
-    leaving the block: SIGTERM, then SIGKILL after 60 s. Its output is dropped unless `popen` says otherwise."""
+    leaving the block (stop_process). Its output is dropped unless `popen` says otherwise."""
     popen = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, **popen}
     process = subprocess.Popen(command, **popen)
     try:
         wait_for_port(port, process, timeout_seconds)
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)

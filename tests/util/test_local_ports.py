@@ -1,6 +1,7 @@
 """Loopback ports for child servers: a free port binds, the wait returns once the child listens and fails in one
 clear error when the child dies or never listens."""
 
+import signal
 import socket
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from captioning.util.local_ports import (
     child_server,
     embedded_server_command,
     free_port,
+    stop_process,
     wait_for_port,
 )
 
@@ -83,3 +85,15 @@ def test_the_embedded_server_command_names_the_model_ports_and_flags():
     assert command[:3] == [sys.executable, "-m", "serving.server"]
     assert command[3:] == ["--model_base_path=models/export", command[4], "--rest_api_port=8123", "--index_dir=index"]
     assert command[4].startswith("--port=") and int(command[4].split("=")[1]) != 8123
+    assert embedded_server_command("m", 0, grpc_port=8124)[4:6] == ["--port=8124", "--rest_api_port=0"]
+
+
+def test_a_child_that_ignores_sigterm_is_killed_after_the_grace():
+    ignore_then_sleep = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(600)"
+    )
+    process = subprocess.Popen([sys.executable, "-c", ignore_then_sleep], stdout=subprocess.PIPE, text=True)
+    assert process.stdout.readline() == "1\n"  # the handler is in place
+    stop_process(process, grace_seconds=1)
+    assert process.returncode == -signal.SIGKILL
+    process.stdout.close()
