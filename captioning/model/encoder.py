@@ -6,6 +6,7 @@ import keras
 from keras import layers
 
 from captioning.model.cell_context import CellContext
+from captioning.model.grid_positions import grid_positions
 from captioning.util.errors import InvalidInput
 
 # keras.applications backbones: constructor and the matching input preprocessing.
@@ -83,9 +84,10 @@ class ImageEncoder(layers.Layer):
     unit scale, says where it is. Added together before the norm, the position was washed out by the content
     (norm ~0.4 against 10-20 on objects) and spoiled the content match; kept apart, the decoder finds a named
     object by its content alone and then reads its position off (see decoder.DecoderBlock). This is what lets
-    the model tell "a red star left of a blue cross" from its converse. The context (cell_context.CellContext)
-    is kept apart for the same reason: it is read, never matched, so it lets the decoder count without blurring
-    which colour belongs to which shape.
+    the model tell "a red star left of a blue cross" from its converse. The positions start as the grid's
+    columns and rows in sines and cosines (grid_positions), so "left of" is one direction from the first step.
+    The context (cell_context.CellContext) is kept apart for the same reason as the position: it is read, never
+    matched, so it lets the decoder count without blurring which colour belongs to which shape.
     """
 
     def __init__(
@@ -118,7 +120,7 @@ class ImageEncoder(layers.Layer):
         self.position = self.add_weight(
             shape=(grid[1] * grid[2], self.embed_dim),
             name="position",
-            initializer=keras.initializers.RandomNormal(stddev=1.0),
+            initializer=lambda shape, dtype=None: keras.ops.cast(grid_positions(grid[1], grid[2], shape[1]), dtype),
         )
         self.projection.build((None, grid[3]))
         self.norm.build((None, None, self.embed_dim))
